@@ -1,0 +1,78 @@
+// Package binaries gives tests the real executables of this module: the ones
+// `make build`/`make tools` put in $USPACE_BIN_DIR, or freshly built ones
+// when a test runs outside make.
+package binaries
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+)
+
+var (
+	mu    sync.Mutex
+	built = map[string]string{}
+	tmp   string
+)
+
+// packages maps a binary name to the Go package that builds it.
+func pkgOf(name string) string {
+	switch name {
+	case "etcd":
+		return "go.etcd.io/etcd/server/v3"
+	case "etcdctl":
+		return "go.etcd.io/etcd/etcdctl/v3"
+	}
+	return "github.com/uspace-io/uspace/cmd/" + name
+}
+
+// Path returns an executable for the named binary (a directory under cmd/,
+// or etcd/etcdctl), building it once per test process when make did not.
+func Path(t testing.TB, name string) string {
+	t.Helper()
+	p, err := path(name)
+	if err != nil {
+		t.Fatalf("binary %s: %v", name, err)
+	}
+	return p
+}
+
+func path(name string) (string, error) {
+	mu.Lock()
+	defer mu.Unlock()
+	if p, ok := built[name]; ok {
+		return p, nil
+	}
+	if dir := os.Getenv("USPACE_BIN_DIR"); dir != "" {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err == nil {
+			built[name] = p
+			return p, nil
+		}
+	}
+	if tmp == "" {
+		d, err := os.MkdirTemp("", "uspace-bin-")
+		if err != nil {
+			return "", err
+		}
+		tmp = d
+	}
+	p := filepath.Join(tmp, name)
+	cmd := exec.Command("go", "build", "-trimpath", "-o", p, pkgOf(name))
+	cmd.Dir = moduleRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %w\n%s", pkgOf(name), err, out)
+	}
+	built[name] = p
+	return p, nil
+}
+
+func moduleRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}

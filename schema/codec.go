@@ -1,0 +1,102 @@
+package schema
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Object is any value stored under Root.
+type Object interface {
+	kind() string
+	setTypeMeta()
+	Validate() error
+}
+
+func (*HostInterface) kind() string      { return KindHostInterface }
+func (*ContainerInterface) kind() string { return KindContainerInterface }
+func (*ContainerMeta) kind() string      { return KindContainerMeta }
+func (*Network) kind() string            { return KindNetwork }
+func (*Volume) kind() string             { return KindVolume }
+func (*Agent) kind() string              { return KindAgent }
+func (*InterfaceStatus) kind() string    { return KindInterfaceStatus }
+func (*VolumeStatus) kind() string       { return KindVolumeStatus }
+
+func (m *TypeMeta) set(kind string) { m.APIVersion, m.Kind = APIVersion, kind }
+
+func (o *HostInterface) setTypeMeta()      { o.set(o.kind()) }
+func (o *ContainerInterface) setTypeMeta() { o.set(o.kind()) }
+func (o *ContainerMeta) setTypeMeta()      { o.set(o.kind()) }
+func (o *Network) setTypeMeta()            { o.set(o.kind()) }
+func (o *Volume) setTypeMeta()             { o.set(o.kind()) }
+func (o *Agent) setTypeMeta()              { o.set(o.kind()) }
+func (o *InterfaceStatus) setTypeMeta()    { o.set(o.kind()) }
+func (o *VolumeStatus) setTypeMeta()       { o.set(o.kind()) }
+
+// Encode validates o, stamps apiVersion and kind, and marshals it.
+func Encode(o Object) ([]byte, error) {
+	o.setTypeMeta()
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("encode %s: %w", o.kind(), err)
+	}
+	b, err := json.Marshal(o)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", o.kind(), err)
+	}
+	return b, nil
+}
+
+// Decode reads a value of any kind and validates it.
+func Decode(data []byte) (Object, error) {
+	var tm TypeMeta
+	if err := json.Unmarshal(data, &tm); err != nil {
+		return nil, fmt.Errorf("decode value: %w", err)
+	}
+	if tm.APIVersion != APIVersion {
+		return nil, fmt.Errorf("decode value: apiVersion %q, want %q", tm.APIVersion, APIVersion)
+	}
+	var o Object
+	switch tm.Kind {
+	case KindHostInterface:
+		o = new(HostInterface)
+	case KindContainerInterface:
+		o = new(ContainerInterface)
+	case KindContainerMeta:
+		o = new(ContainerMeta)
+	case KindNetwork:
+		o = new(Network)
+	case KindVolume:
+		o = new(Volume)
+	case KindAgent:
+		o = new(Agent)
+	case KindInterfaceStatus:
+		o = new(InterfaceStatus)
+	case KindVolumeStatus:
+		o = new(VolumeStatus)
+	default:
+		return nil, fmt.Errorf("decode value: unknown kind %q", tm.Kind)
+	}
+	if err := json.Unmarshal(data, o); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", tm.Kind, err)
+	}
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", tm.Kind, err)
+	}
+	return o, nil
+}
+
+// DecodeAs decodes a value that must be of type T.
+func DecodeAs[T any, PT interface {
+	*T
+	Object
+}](data []byte) (*T, error) {
+	o, err := Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	t, ok := o.(PT)
+	if !ok {
+		var want PT = new(T)
+		return nil, fmt.Errorf("decode value: kind %s, want %s", o.kind(), want.kind())
+	}
+	return (*T)(t), nil
+}

@@ -1,0 +1,157 @@
+package schema
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+)
+
+func (s *MemifSpec) validate(field, root string) error {
+	return errors.Join(
+		oneOf(field+".role", s.Role, MemifMaster, MemifSlave),
+		oneOf(field+".mode", s.Mode, MemifEthernet, MemifIP, MemifInjectPunt),
+		ValidateSocketPath(field+".socketPath", s.SocketPath, root),
+		ringSize(field+".ringSize", s.RingSize),
+	)
+}
+
+// ringSize accepts 0 (VPP default) or a power of two VPP accepts.
+func ringSize(field string, n uint32) error {
+	if n != 0 && (n&(n-1) != 0 || n < 8 || n > 65536) {
+		return fieldErr(field, strconv.FormatUint(uint64(n), 10), "must be 0 (default) or a power of two between 8 and 65536")
+	}
+	return nil
+}
+
+func (s *VhostSpec) validate(field string) error {
+	return errors.Join(
+		oneOf(field+".mode", s.Mode, VhostServer, VhostClient),
+		ValidateSocketPath(field+".socketPath", s.SocketPath, ""),
+	)
+}
+
+// validateEnds checks that exactly the spec matching typ is present.
+func validateEnds(typ IfType, memif *MemifSpec, vhost *VhostSpec) error {
+	if err := oneOf("type", typ, IfTypeMemif, IfTypeVhostUser); err != nil {
+		return err
+	}
+	switch {
+	case typ == IfTypeMemif && (memif == nil || vhost != nil):
+		return fieldErr("memif", string(typ), "a memif interface needs memif settings and no vhost settings")
+	case typ == IfTypeVhostUser && (vhost == nil || memif != nil):
+		return fieldErr("vhost", string(typ), "a vhostuser interface needs vhost settings and no memif settings")
+	case memif != nil:
+		return memif.validate("memif", "")
+	default:
+		return vhost.validate("vhost")
+	}
+}
+
+func (o *HostInterface) Validate() error {
+	errs := []error{
+		ValidateHost("host", o.Host),
+		ValidateContainerID("container", o.Container),
+		ValidateIfName("name", o.Name),
+		validateEnds(o.Type, o.Memif, o.Vhost),
+		oneOf("netType", o.NetType, NetTypeBridge, NetTypeInterface),
+		ValidateMTU("mtu", o.MTU),
+		ValidateMAC("mac", o.MAC),
+	}
+	if o.Network != "" {
+		errs = append(errs, ValidateNetworkName("network", o.Network))
+	}
+	if o.NetType == NetTypeBridge && o.Bridge == 0 {
+		errs = append(errs, fieldErr("bridgeDomain", "0", "netType bridge needs a bridge domain id of 1 or more"))
+	}
+	if o.NetType == NetTypeInterface && o.Bridge != 0 {
+		errs = append(errs, fieldErr("bridgeDomain", fmt.Sprint(o.Bridge), "netType interface takes no bridge domain"))
+	}
+	return errors.Join(errs...)
+}
+
+func (o *ContainerInterface) Validate() error {
+	errs := []error{
+		ValidateHost("host", o.Host),
+		ValidateContainerID("container", o.Container),
+		ValidateIfName("name", o.Name),
+		validateEnds(o.Type, o.Memif, o.Vhost),
+		ValidateMTU("mtu", o.MTU),
+		ValidateMAC("mac", o.MAC),
+	}
+	for i, ip := range o.IPs {
+		errs = append(errs, ValidateCIDR(fmt.Sprintf("ips[%d].address", i), ip.Address))
+		if ip.Gateway != "" {
+			errs = append(errs, ValidateIP(fmt.Sprintf("ips[%d].gateway", i), ip.Gateway))
+		}
+	}
+	for i, r := range o.Routes {
+		errs = append(errs, ValidateCIDR(fmt.Sprintf("routes[%d].dst", i), r.Dst))
+		if r.GW != "" {
+			errs = append(errs, ValidateIP(fmt.Sprintf("routes[%d].gw", i), r.GW))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (o *ContainerMeta) Validate() error {
+	errs := []error{
+		ValidateHost("host", o.Host),
+		ValidateContainerID("container", o.Container),
+	}
+	if o.Network != "" {
+		errs = append(errs, ValidateNetworkName("network", o.Network))
+	}
+	for i, n := range o.Interfaces {
+		errs = append(errs, ValidateIfName(fmt.Sprintf("interfaces[%d]", i), n))
+	}
+	return errors.Join(errs...)
+}
+
+func (o *Network) Validate() error {
+	errs := []error{ValidateNetworkName("name", o.Name), ValidateMTU("mtu", o.MTU)}
+	if o.Bridge == 0 {
+		errs = append(errs, fieldErr("bridgeDomain", "0", "must be 1 or more"))
+	}
+	return errors.Join(errs...)
+}
+
+func (o *Volume) Validate() error {
+	errs := []error{
+		ValidateHost("host", o.Host),
+		ValidateVolumeName("name", o.Name),
+		oneOf("type", o.Type, VolumeBlk, VolumeSCSI),
+		// The device name is a file name under the root and an SPDK
+		// controller name, so it follows the volume-name alphabet.
+		ValidateVolumeName("device", o.Device),
+		ValidateDir("root", o.Root),
+		ValidateVolumeName("bdev", o.Bdev),
+	}
+	if o.Minor > MaxMinor {
+		errs = append(errs, fieldErr("minor", fmt.Sprint(o.Minor), "must be at most %d", MaxMinor))
+	}
+	if m := o.Malloc; m != nil {
+		if m.BlockSize == 0 || m.BlockSize%512 != 0 {
+			errs = append(errs, fieldErr("malloc.blockSize", fmt.Sprint(m.BlockSize), "must be a non-zero multiple of 512"))
+		} else if m.SizeBytes == 0 || m.SizeBytes%uint64(m.BlockSize) != 0 {
+			errs = append(errs, fieldErr("malloc.sizeBytes", fmt.Sprint(m.SizeBytes), "must be a non-zero multiple of the block size"))
+		}
+	}
+	if o.Root != "" {
+		// The socket SPDK creates must fit in sun_path.
+		errs = append(errs, ValidateSocketPath("device", o.SocketPath(), ""))
+	}
+	return errors.Join(errs...)
+}
+
+// SocketPath is where SPDK creates the controller's vhost-user socket.
+func (o *Volume) SocketPath() string { return filepath.Join(o.Root, "block", "sockets", o.Device) }
+
+// DevicePath is the block node Kata resolves to the socket.
+func (o *Volume) DevicePath() string { return filepath.Join(o.Root, "block", "devices", o.Device) }
+
+func (o *Agent) Validate() error { return ValidateHost("host", o.Host) }
+
+func (o *InterfaceStatus) Validate() error { return nil }
+
+func (o *VolumeStatus) Validate() error { return nil }

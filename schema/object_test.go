@@ -1,0 +1,177 @@
+package schema
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func goodHostMemif() *HostInterface {
+	return &HostInterface{
+		Host: "node1", Container: "c1", Name: "net1",
+		Type: IfTypeMemif, NetType: NetTypeBridge, Bridge: 4,
+		Memif: &MemifSpec{Role: MemifMaster, Mode: MemifEthernet, SocketPath: "/var/run/vpp/cni/shared/memif-c1-net1.sock", ID: 0},
+		MTU:   1500,
+	}
+}
+
+func goodVolume() *Volume {
+	return &Volume{Host: "node1", Name: "volume0", Type: VolumeBlk, Device: "vhostblk0",
+		Root: "/var/run/kata-containers/vhost-user", Bdev: "Malloc0",
+		Malloc: &MallocSpec{SizeBytes: 64 << 20, BlockSize: 4096}}
+}
+
+func TestEncodeDecodeRoundTrip(t *testing.T) {
+	objs := []Object{
+		goodHostMemif(),
+		&HostInterface{Host: "h", Container: "c", Name: "eth0", Type: IfTypeVhostUser, NetType: NetTypeInterface,
+			Vhost: &VhostSpec{Mode: VhostServer, SocketPath: "/var/run/vpp/cni/shared/c-eth0"}},
+		&ContainerInterface{Host: "h", Container: "c", Name: "net1", Type: IfTypeMemif,
+			Memif: &MemifSpec{Role: MemifSlave, Mode: MemifIP, SocketPath: "/var/run/vpp/cni/shared/memif.sock"},
+			IPs:   []IPAddress{{Address: "10.1.1.2/24", Gateway: "10.1.1.1"}}, Routes: []Route{{Dst: "0.0.0.0/0", GW: "10.1.1.1"}}},
+		&ContainerMeta{Host: "h", Container: "c", Interfaces: []string{"net1"}},
+		&Network{Name: "memif-network", Bridge: 4},
+		goodVolume(),
+		&Agent{Host: "h", Version: "dev"},
+		&InterfaceStatus{ObservedRevision: 7, Ready: true, SwIfIndex: 3},
+		&VolumeStatus{ObservedRevision: 9, Major: 241},
+	}
+	for _, o := range objs {
+		b, err := Encode(o)
+		if err != nil {
+			t.Fatalf("Encode(%T): %v", o, err)
+		}
+		if !strings.Contains(string(b), `"apiVersion":"uspace/v1"`) || !strings.Contains(string(b), `"kind":"`+o.kind()+`"`) {
+			t.Errorf("Encode(%T) = %s, lacks apiVersion/kind", o, b)
+		}
+		back, err := Decode(b)
+		if err != nil {
+			t.Fatalf("Decode(%s): %v", b, err)
+		}
+		b2, _ := Encode(back)
+		if string(b2) != string(b) {
+			t.Errorf("round trip changed value:\n%s\n%s", b, b2)
+		}
+	}
+	if _, err := DecodeAs[Volume](mustEncode(t, goodHostMemif())); err == nil {
+		t.Error("DecodeAs[Volume] accepted a HostInterface")
+	}
+}
+
+func mustEncode(t *testing.T, o Object) []byte {
+	t.Helper()
+	b, err := Encode(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestValidationNamesTheField(t *testing.T) {
+	cases := []struct {
+		name  string
+		obj   Object
+		field string
+	}{
+		{"host with slash", func() Object { o := goodHostMemif(); o.Host = "a/b"; return o }(), "host"},
+		{"container with dotdot", func() Object { o := goodHostMemif(); o.Container = "a..b"; return o }(), "container"},
+		{"ifname too long", func() Object { o := goodHostMemif(); o.Name = "abcdefghijklmnop"; return o }(), "name"},
+		{"ifname with colon", func() Object { o := goodHostMemif(); o.Name = "eth0:1"; return o }(), "name"},
+		{"bad memif role", func() Object { o := goodHostMemif(); o.Memif.Role = "leader"; return o }(), "memif.role"},
+		{"bad memif mode", func() Object { o := goodHostMemif(); o.Memif.Mode = "tun"; return o }(), "memif.mode"},
+		{"relative socket", func() Object { o := goodHostMemif(); o.Memif.SocketPath = "memif.sock"; return o }(), "memif.socketPath"},
+		{"socket with dotdot", func() Object { o := goodHostMemif(); o.Memif.SocketPath = "/run/../etc/x.sock"; return o }(), "memif.socketPath"},
+		{"socket too long", func() Object { o := goodHostMemif(); o.Memif.SocketPath = "/" + strings.Repeat("a", 107); return o }(), "memif.socketPath"},
+		{"ring not power of two", func() Object { o := goodHostMemif(); o.Memif.RingSize = 1000; return o }(), "memif.ringSize"},
+		{"mtu too small", func() Object { o := goodHostMemif(); o.MTU = 10; return o }(), "mtu"},
+		{"bad mac", func() Object { o := goodHostMemif(); o.MAC = "zz:zz"; return o }(), "mac"},
+		{"bridge without id", func() Object { o := goodHostMemif(); o.Bridge = 0; return o }(), "bridgeDomain"},
+		{"unknown type", func() Object { o := goodHostMemif(); o.Type = "veth"; return o }(), "type"},
+		{"memif type with vhost spec", func() Object {
+			o := goodHostMemif()
+			o.Vhost = &VhostSpec{Mode: VhostClient, SocketPath: "/x"}
+			return o
+		}(), "memif"},
+		{"bad vhost mode", &HostInterface{Host: "h", Container: "c", Name: "e", Type: IfTypeVhostUser, NetType: NetTypeInterface,
+			Vhost: &VhostSpec{Mode: "both", SocketPath: "/x"}}, "vhost.mode"},
+		{"bad ip", &ContainerInterface{Host: "h", Container: "c", Name: "e", Type: IfTypeMemif,
+			Memif: &MemifSpec{Role: MemifSlave, Mode: MemifEthernet, SocketPath: "/x"}, IPs: []IPAddress{{Address: "10.1.1.300/24"}}}, "ips[0].address"},
+		{"bad route gw", &ContainerInterface{Host: "h", Container: "c", Name: "e", Type: IfTypeMemif,
+			Memif: &MemifSpec{Role: MemifSlave, Mode: MemifEthernet, SocketPath: "/x"}, Routes: []Route{{Dst: "0.0.0.0/0", GW: "gw"}}}, "routes[0].gw"},
+		{"volume one char", func() Object { o := goodVolume(); o.Name = "v"; return o }(), "name"},
+		{"volume type", func() Object { o := goodVolume(); o.Type = "nvme"; return o }(), "type"},
+		{"volume relative root", func() Object { o := goodVolume(); o.Root = "vhost"; return o }(), "root"},
+		{"volume minor", func() Object { o := goodVolume(); o.Minor = 256; return o }(), "minor"},
+		{"volume block size", func() Object { o := goodVolume(); o.Malloc.BlockSize = 1000; return o }(), "malloc.blockSize"},
+		{"volume size", func() Object { o := goodVolume(); o.Malloc.SizeBytes = 4097; return o }(), "malloc.sizeBytes"},
+		{"volume socket too long", func() Object { o := goodVolume(); o.Root = "/" + strings.Repeat("r", 100); return o }(), "device"},
+		{"network id", &Network{Name: "n"}, "bridgeDomain"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.obj.Validate()
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %v is not a FieldError", err)
+			}
+			if !strings.Contains(err.Error(), "invalid "+c.field+" ") {
+				t.Errorf("error %q does not name field %q", err, c.field)
+			}
+			if _, err := Encode(c.obj); err == nil {
+				t.Error("Encode accepted an invalid object")
+			}
+		})
+	}
+}
+
+func TestSocketPathRoot(t *testing.T) {
+	root := "/var/run/vpp/cni/shared"
+	if err := ValidateSocketPath("s", root+"/memif.sock", root); err != nil {
+		t.Errorf("inside root: %v", err)
+	}
+	for _, p := range []string{"/var/run/vpp/cni/sharedX/m.sock", root, "/tmp/m.sock"} {
+		if err := ValidateSocketPath("s", p, root); err == nil {
+			t.Errorf("%q accepted outside root", p)
+		}
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	for _, in := range []string{
+		`not json`,
+		`{"apiVersion":"uspace/v2","kind":"Network","name":"n","bridgeDomain":1}`,
+		`{"apiVersion":"uspace/v1","kind":"Gadget"}`,
+		`{"apiVersion":"uspace/v1","kind":"Network","name":"n","bridgeDomain":"one"}`,
+		`{"apiVersion":"uspace/v1","kind":"Network","name":"../n","bridgeDomain":1}`,
+	} {
+		if o, err := Decode([]byte(in)); err == nil {
+			t.Errorf("Decode(%s) = %+v, want error", in, o)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add(`{"apiVersion":"uspace/v1","kind":"Network","name":"n","bridgeDomain":1}`)
+	f.Add(`{"apiVersion":"uspace/v1","kind":"Volume","host":"h","name":"vv","type":"blk","device":"d0","root":"/r","bdev":"b0"}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		o, err := Decode([]byte(s))
+		if err != nil {
+			return
+		}
+		// Whatever decodes must encode and decode to the same value.
+		b, err := Encode(o)
+		if err != nil {
+			t.Fatalf("decoded %s but cannot encode it: %v", s, err)
+		}
+		o2, err := Decode(b)
+		if err != nil {
+			t.Fatalf("re-decode %s: %v", b, err)
+		}
+		if b2, _ := Encode(o2); string(b2) != string(b) {
+			t.Fatalf("unstable: %s vs %s", b, b2)
+		}
+	})
+}

@@ -1,0 +1,236 @@
+package schema
+
+import "time"
+
+// APIVersion is carried by every value so a reader can tell schemas apart.
+const APIVersion = "uspace/v1"
+
+// Kinds of values.
+const (
+	KindHostInterface      = "HostInterface"
+	KindContainerInterface = "ContainerInterface"
+	KindContainerMeta      = "ContainerMeta"
+	KindNetwork            = "Network"
+	KindVolume             = "Volume"
+	KindAgent              = "Agent"
+	KindInterfaceStatus    = "InterfaceStatus"
+	KindVolumeStatus       = "VolumeStatus"
+)
+
+type TypeMeta struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+}
+
+type IfType string
+
+const (
+	IfTypeMemif     IfType = "memif"
+	IfTypeVhostUser IfType = "vhostuser"
+)
+
+type NetType string
+
+const (
+	NetTypeBridge    NetType = "bridge"
+	NetTypeInterface NetType = "interface"
+)
+
+type MemifRole string
+
+const (
+	MemifMaster MemifRole = "master"
+	MemifSlave  MemifRole = "slave"
+)
+
+// Opposite is the role the peer must take for the pair to connect.
+func (r MemifRole) Opposite() MemifRole {
+	if r == MemifMaster {
+		return MemifSlave
+	}
+	return MemifMaster
+}
+
+type MemifMode string
+
+const (
+	MemifEthernet   MemifMode = "ethernet"
+	MemifIP         MemifMode = "ip"
+	MemifInjectPunt MemifMode = "inject-punt"
+)
+
+type VhostMode string
+
+const (
+	VhostServer VhostMode = "server"
+	VhostClient VhostMode = "client"
+)
+
+// Opposite is the mode the peer must take for the pair to connect.
+func (m VhostMode) Opposite() VhostMode {
+	if m == VhostServer {
+		return VhostClient
+	}
+	return VhostServer
+}
+
+// MemifSpec is one end of a memif pair. SocketPath is the path as the VPP
+// that opens it sees it: the host path in a HostInterface, the container's
+// path in a ContainerInterface.
+type MemifSpec struct {
+	Role       MemifRole `json:"role"`
+	Mode       MemifMode `json:"mode"`
+	SocketPath string    `json:"socketPath"`
+	ID         uint32    `json:"id"`
+	RingSize   uint32    `json:"ringSize,omitempty"`
+	BufferSize uint16    `json:"bufferSize,omitempty"`
+}
+
+// VhostSpec is one end of a vhost-user pair.
+type VhostSpec struct {
+	Mode       VhostMode `json:"mode"`
+	SocketPath string    `json:"socketPath"`
+}
+
+// HostInterface is the host side of an interface: what the host agent
+// creates in the host's VPP.
+type HostInterface struct {
+	TypeMeta
+	Host      string     `json:"host"`
+	Container string     `json:"container"`
+	Name      string     `json:"name"`
+	Type      IfType     `json:"type"`
+	NetType   NetType    `json:"netType"`
+	Network   string     `json:"network,omitempty"`
+	Bridge    uint32     `json:"bridgeDomain,omitempty"`
+	Memif     *MemifSpec `json:"memif,omitempty"`
+	Vhost     *VhostSpec `json:"vhost,omitempty"`
+	MTU       uint32     `json:"mtu,omitempty"`
+	MAC       string     `json:"mac,omitempty"`
+}
+
+type IPAddress struct {
+	Address string `json:"address"`
+	Gateway string `json:"gateway,omitempty"`
+}
+
+type Route struct {
+	Dst string `json:"dst"`
+	GW  string `json:"gw,omitempty"`
+}
+
+// ContainerInterface is the container side of the same interface: what the
+// container agent creates in the container's VPP.
+type ContainerInterface struct {
+	TypeMeta
+	Host      string      `json:"host"`
+	Container string      `json:"container"`
+	Name      string      `json:"name"`
+	Type      IfType      `json:"type"`
+	Memif     *MemifSpec  `json:"memif,omitempty"`
+	Vhost     *VhostSpec  `json:"vhost,omitempty"`
+	MTU       uint32      `json:"mtu,omitempty"`
+	MAC       string      `json:"mac,omitempty"`
+	IPs       []IPAddress `json:"ips,omitempty"`
+	Routes    []Route     `json:"routes,omitempty"`
+}
+
+// ContainerMeta records who a container is and which interfaces it owns, so
+// DEL, GC and identity discovery need nothing but etcd.
+type ContainerMeta struct {
+	TypeMeta
+	Host         string    `json:"host"`
+	Container    string    `json:"container"`
+	Netns        string    `json:"netns,omitempty"`
+	Network      string    `json:"network,omitempty"`
+	PodNamespace string    `json:"podNamespace,omitempty"`
+	PodName      string    `json:"podName,omitempty"`
+	PodUID       string    `json:"podUID,omitempty"`
+	Interfaces   []string  `json:"interfaces"`
+	CreatedAt    time.Time `json:"createdAt"`
+}
+
+// Network is an L2 network. It is optional: without it a bridge domain is
+// created with VPP's usual defaults.
+type Network struct {
+	TypeMeta
+	Name   string `json:"name"`
+	Bridge uint32 `json:"bridgeDomain"`
+	MTU    uint32 `json:"mtu,omitempty"`
+}
+
+type VolumeType string
+
+const (
+	VolumeBlk  VolumeType = "blk"
+	VolumeSCSI VolumeType = "scsi"
+)
+
+// Major is the device major Kata looks up for this type.
+func (t VolumeType) Major() uint32 {
+	if t == VolumeSCSI {
+		return 242
+	}
+	return 241
+}
+
+// MaxMinor is the highest minor handed out per major and root.
+const MaxMinor = 255
+
+// MallocSpec asks the host agent to create a malloc bdev for the device.
+type MallocSpec struct {
+	SizeBytes uint64 `json:"sizeBytes"`
+	BlockSize uint32 `json:"blockSize"`
+}
+
+// Volume is a vhost-user block or scsi device: SPDK controller, its bdev,
+// and the device node Kata resolves. Device == socket name == controller.
+type Volume struct {
+	TypeMeta
+	Host      string      `json:"host"`
+	Name      string      `json:"name"`
+	Type      VolumeType  `json:"type"`
+	Device    string      `json:"device"`
+	Root      string      `json:"root"`
+	Bdev      string      `json:"bdev"`
+	Malloc    *MallocSpec `json:"malloc,omitempty"`
+	Minor     uint32      `json:"minor"`
+	Mounts    []string    `json:"mounts,omitempty"`
+	CreatedAt time.Time   `json:"createdAt"`
+}
+
+// Agent is a host agent's lease-bound registration.
+type Agent struct {
+	TypeMeta
+	Host        string    `json:"host"`
+	Version     string    `json:"version"`
+	VPPVersion  string    `json:"vppVersion,omitempty"`
+	SPDKVersion string    `json:"spdkVersion,omitempty"`
+	StartedAt   time.Time `json:"startedAt"`
+}
+
+// InterfaceStatus is what an agent applied for an interface intent, host or
+// container side.
+type InterfaceStatus struct {
+	TypeMeta
+	ObservedRevision int64     `json:"observedRevision"`
+	Ready            bool      `json:"ready"`
+	Error            string    `json:"error,omitempty"`
+	SwIfIndex        uint32    `json:"swIfIndex,omitempty"`
+	SocketPath       string    `json:"socketPath,omitempty"`
+	Bridge           uint32    `json:"bridgeDomain,omitempty"`
+	UpdatedAt        time.Time `json:"updatedAt"`
+}
+
+// VolumeStatus is what the host agent applied for a volume intent.
+type VolumeStatus struct {
+	TypeMeta
+	ObservedRevision int64     `json:"observedRevision"`
+	Ready            bool      `json:"ready"`
+	Error            string    `json:"error,omitempty"`
+	SocketPath       string    `json:"socketPath,omitempty"`
+	DevicePath       string    `json:"devicePath,omitempty"`
+	Major            uint32    `json:"major,omitempty"`
+	Minor            uint32    `json:"minor,omitempty"`
+	UpdatedAt        time.Time `json:"updatedAt"`
+}

@@ -1,0 +1,157 @@
+package schema
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// FieldError names the field that was rejected and why, so a CNI error or a
+// Docker error can tell the user exactly what to fix.
+type FieldError struct {
+	Field  string
+	Value  string
+	Reason string
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("invalid %s %q: %s", e.Field, e.Value, e.Reason)
+}
+
+func fieldErr(field, value, format string, a ...any) error {
+	return &FieldError{Field: field, Value: value, Reason: fmt.Sprintf(format, a...)}
+}
+
+const (
+	// MaxNameLen bounds every name that becomes a key segment.
+	MaxNameLen = 253
+	// IfNameSize is Linux's IFNAMSIZ less the terminating NUL.
+	IfNameSize = 15
+	// MaxSocketPath is sizeof(sun_path) less the terminating NUL.
+	MaxSocketPath = 107
+	MinMTU        = 68
+	MaxMTU        = 9216
+)
+
+var (
+	// Container IDs follow the CNI spec's rule (also what skel enforces).
+	containerIDRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+	// Hosts and networks: DNS-label-like names, as Kubernetes node names.
+	hostRe = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?$`)
+	// Docker's volume name rule (daemon/names): two characters at least.
+	volumeRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+	// Interface names: a key-safe subset of what Linux accepts.
+	ifNameRe = regexp.MustCompile(`^[a-zA-Z0-9_.@+-]+$`)
+)
+
+func validateName(field, v string, re *regexp.Regexp, max int) error {
+	switch {
+	case v == "":
+		return fieldErr(field, v, "must not be empty")
+	case len(v) > max:
+		return fieldErr(field, v, "longer than %d characters", max)
+	case v == "." || v == ".." || strings.Contains(v, ".."):
+		return fieldErr(field, v, "must not contain \"..\"")
+	case !re.MatchString(v):
+		return fieldErr(field, v, "must match %s", re.String())
+	}
+	return nil
+}
+
+func ValidateHost(field, v string) error { return validateName(field, v, hostRe, MaxNameLen) }
+
+func ValidateContainerID(field, v string) error {
+	return validateName(field, v, containerIDRe, MaxNameLen)
+}
+
+func ValidateNetworkName(field, v string) error { return validateName(field, v, hostRe, MaxNameLen) }
+
+func ValidateVolumeName(field, v string) error { return validateName(field, v, volumeRe, MaxNameLen) }
+
+// ValidateIfName applies Linux's IFNAMSIZ rule on top of the key alphabet.
+func ValidateIfName(field, v string) error { return validateName(field, v, ifNameRe, IfNameSize) }
+
+// ValidateSocketPath accepts an absolute, clean path that fits in sun_path
+// and, when root is set, lies inside root.
+func ValidateSocketPath(field, p, root string) error {
+	switch {
+	case p == "":
+		return fieldErr(field, p, "must not be empty")
+	case !filepath.IsAbs(p):
+		return fieldErr(field, p, "must be an absolute path")
+	case strings.Contains(p, ".."):
+		return fieldErr(field, p, "must not contain \"..\"")
+	case filepath.Clean(p) != p:
+		return fieldErr(field, p, "must be a clean path (no // or trailing /)")
+	case len(p) > MaxSocketPath:
+		return fieldErr(field, p, "is %d bytes, a unix socket path holds at most %d", len(p), MaxSocketPath)
+	}
+	if root != "" {
+		rel, err := filepath.Rel(root, p)
+		if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+			return fieldErr(field, p, "must lie inside %s", root)
+		}
+	}
+	return nil
+}
+
+// ValidateDir accepts an absolute clean directory path without "..".
+func ValidateDir(field, p string) error {
+	switch {
+	case p == "":
+		return fieldErr(field, p, "must not be empty")
+	case !filepath.IsAbs(p):
+		return fieldErr(field, p, "must be an absolute path")
+	case strings.Contains(p, ".."):
+		return fieldErr(field, p, "must not contain \"..\"")
+	case filepath.Clean(p) != p:
+		return fieldErr(field, p, "must be a clean path (no // or trailing /)")
+	}
+	return nil
+}
+
+// ValidateMTU accepts 0 (dataplane default) or a value VPP can program.
+func ValidateMTU(field string, mtu uint32) error {
+	if mtu != 0 && (mtu < MinMTU || mtu > MaxMTU) {
+		return fieldErr(field, fmt.Sprint(mtu), "must be 0 (default) or between %d and %d", MinMTU, MaxMTU)
+	}
+	return nil
+}
+
+func ValidateMAC(field, mac string) error {
+	if mac == "" {
+		return nil
+	}
+	hw, err := net.ParseMAC(mac)
+	if err != nil || len(hw) != 6 {
+		return fieldErr(field, mac, "must be an Ethernet MAC address like 02:fe:12:34:56:78")
+	}
+	return nil
+}
+
+// ValidateCIDR accepts an address with its prefix length, e.g. 10.1.1.2/24.
+func ValidateCIDR(field, v string) error {
+	if _, err := netip.ParsePrefix(v); err != nil {
+		return fieldErr(field, v, "must be an address with prefix length (e.g. 10.1.1.2/24)")
+	}
+	return nil
+}
+
+func ValidateIP(field, v string) error {
+	if _, err := netip.ParseAddr(v); err != nil {
+		return fieldErr(field, v, "must be an IP address")
+	}
+	return nil
+}
+
+func oneOf[T ~string](field string, v T, allowed ...T) error {
+	for _, a := range allowed {
+		if v == a {
+			return nil
+		}
+	}
+	return fieldErr(field, string(v), "must be one of %v", allowed)
+}
