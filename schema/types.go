@@ -225,12 +225,24 @@ type InterfaceStatus struct {
 // VolumeStatus is what the host agent applied for a volume intent.
 type VolumeStatus struct {
 	TypeMeta
-	ObservedRevision int64     `json:"observedRevision"`
-	Ready            bool      `json:"ready"`
-	Error            string    `json:"error,omitempty"`
-	SocketPath       string    `json:"socketPath,omitempty"`
-	DevicePath       string    `json:"devicePath,omitempty"`
-	Major            uint32    `json:"major,omitempty"`
-	Minor            uint32    `json:"minor,omitempty"`
-	UpdatedAt        time.Time `json:"updatedAt"`
+	ObservedRevision int64  `json:"observedRevision"`
+	Ready            bool   `json:"ready"`
+	Error            string `json:"error,omitempty"`
+	SocketPath       string `json:"socketPath,omitempty"`
+	DevicePath       string `json:"devicePath,omitempty"`
+	Major            uint32 `json:"major,omitempty"`
+	Minor            uint32 `json:"minor,omitempty"`
+	// Controller, Bdev and OwnsBdev record what the agent made in SPDK, so
+	// it can undo it after the intent is gone, even across a restart.
+	Controller string    `json:"controller,omitempty"`
+	Bdev       string    `json:"bdev,omitempty"`
+	OwnsBdev   bool      `json:"ownsBdev,omitempty"`
+	UpdatedAt  time.Time `json:"updatedAt"`
 }
+
+// Stamp sets the time a status was written. Writers compare statuses with
+// the stamp zeroed so an unchanged status is never rewritten.
+func (s *InterfaceStatus) Stamp(t time.Time) { s.UpdatedAt = t }
+
+// Stamp sets the time a status was written.
+func (s *VolumeStatus) Stamp(t time.Time) { s.UpdatedAt = t }
