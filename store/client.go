@@ -1,0 +1,190 @@
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/etcd/client/pkg/v3/logutil"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
+)
+
+// Client is a connection to etcd with uspace's access patterns on top.
+type Client struct {
+	etcd *clientv3.Client
+}
+
+// New wraps an etcd client that the caller already has (tests, tools that
+// dial etcd themselves). Close closes it.
+func New(etcd *clientv3.Client) *Client { return &Client{etcd: etcd} }
+
+// Etcd returns the underlying etcd client for calls this package does not
+// wrap (auth administration, maintenance).
+func (c *Client) Etcd() *clientv3.Client { return c.etcd }
+
+// Close releases the connection; running ListWatch, WaitFor and Register
+// calls end with an error.
+func (c *Client) Close() error { return c.etcd.Close() }
+
+// Keepalive pings let a client notice a connection that went silent (a
+// black-holed member) instead of waiting on it forever. The interval stays
+// above etcd's default --grpc-keepalive-min-time (5s) so the server does not
+// reject the pings.
+const (
+	keepAliveTime    = 10 * time.Second
+	keepAliveTimeout = 5 * time.Second
+	// passwordFileMax bounds what is read from a misconfigured path (a
+	// device, a large file) before deciding it cannot be a password.
+	passwordFileMax = 4096
+)
+
+// Connect dials etcd as cfg says and checks that an endpoint answers within
+// cfg.DialTimeout, so a wrong address, certificate or password fails here
+// with a clear error rather than later inside a watch. ctx can cut the
+// check short; it does not bound the client's life.
+func Connect(ctx context.Context, cfg Config) (*Client, error) {
+	if len(cfg.Endpoints) == 0 {
+		cfg.Endpoints = []string{defaultEndpoint}
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = defaultDialTimeout
+	}
+	where := strings.Join(cfg.Endpoints, ",")
+
+	password, err := cfg.password()
+	if err != nil {
+		return nil, err
+	}
+	logger, err := logutil.CreateDefaultZapLogger(zapcore.ErrorLevel)
+	if err != nil {
+		return nil, fmt.Errorf("creating etcd client logger: %w", err)
+	}
+	ccfg := clientv3.Config{
+		Endpoints:            cfg.Endpoints,
+		DialTimeout:          cfg.DialTimeout,
+		DialKeepAliveTime:    keepAliveTime,
+		DialKeepAliveTimeout: keepAliveTimeout,
+		Username:             cfg.Username,
+		Password:             password,
+		Logger:               logger,
+		// Blocking for the dial is what turns a refused connection or a
+		// failed TLS handshake into an error that says so; otherwise all
+		// the caller would see is a deadline.
+		DialOptions: []grpc.DialOption{grpc.WithBlock(), grpc.WithReturnConnectionError()},
+	}
+	if ccfg.TLS, err = cfg.tls(); err != nil {
+		return nil, err
+	}
+
+	etcd, err := clientv3.New(ccfg)
+	if err != nil {
+		// An answer from etcd (with a user set, New authenticates: a wrong
+		// password) versus no usable connection at all. etcd's answers
+		// never echo the password.
+		if errors.As(err, new(rpctypes.EtcdError)) {
+			return nil, fmt.Errorf("connecting to etcd at %s as %q: %w", where, cfg.Username, err)
+		}
+		return nil, fmt.Errorf("etcd at %s unreachable within %v: %w", where, cfg.DialTimeout, err)
+	}
+	checkCtx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	// Member list is the one read every identity may do (no key permission
+	// needed); serializable, because this checks reachability, not quorum.
+	if _, err := etcd.MemberList(checkCtx, clientv3.WithSerializable()); err != nil {
+		etcd.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("connecting to etcd at %s: %w", where, ctx.Err())
+		}
+		return nil, fmt.Errorf("etcd at %s unreachable within %v: %w", where, cfg.DialTimeout, err)
+	}
+	return &Client{etcd: etcd}, nil
+}
+
+// tls returns nil when no TLS file is configured: https:// endpoints then
+// still get TLS, verified against the system roots.
+func (c Config) tls() (*tls.Config, error) {
+	if c.CACert == "" && c.Cert == "" && c.Key == "" {
+		return nil, nil
+	}
+	if (c.Cert == "") != (c.Key == "") {
+		return nil, fmt.Errorf("etcd TLS: client certificate (%q) and key (%q) must be given together", c.Cert, c.Key)
+	}
+	if c.CACert != "" {
+		// etcd's loader accepts a file without a single certificate and
+		// leaves every handshake to fail later with a vaguer error.
+		pem, err := os.ReadFile(c.CACert)
+		if err != nil {
+			return nil, fmt.Errorf("etcd TLS: reading CA: %w", err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("etcd TLS: CA file %s holds no PEM certificate", c.CACert)
+		}
+	}
+	info := transport.TLSInfo{CertFile: c.Cert, KeyFile: c.Key, TrustedCAFile: c.CACert}
+	cfg, err := info.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("etcd TLS: loading CA %q, certificate %q, key %q: %w", c.CACert, c.Cert, c.Key, err)
+	}
+	return cfg, nil
+}
+
+func (c Config) password() (string, error) {
+	password := c.Password
+	switch {
+	case c.Password != "" && c.PasswordFile != "":
+		return "", fmt.Errorf("etcd password given both in %s and as file %s: set only one", EnvPassword, c.PasswordFile)
+	case c.PasswordFile != "":
+		var err error
+		if password, err = readPasswordFile(c.PasswordFile); err != nil {
+			return "", err
+		}
+	}
+	switch {
+	case c.Username != "" && password == "":
+		return "", fmt.Errorf("etcd user %q given without a password (set a password file or %s)", c.Username, EnvPassword)
+	case c.Username == "" && password != "":
+		return "", errors.New("etcd password given without a user name")
+	}
+	return password, nil
+}
+
+// readPasswordFile refuses files others can read: a leaked etcd password
+// gives write access to a host's intents. Errors name the file and its mode,
+// never its content.
+func readPasswordFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("opening etcd password file: %w", err)
+	}
+	defer f.Close()
+	// Stat the open file, not the path, so the checked file is the read one.
+	info, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("checking etcd password file %s: %w", path, err)
+	}
+	if mode := info.Mode().Perm(); mode&0o077 != 0 {
+		return "", fmt.Errorf("etcd password file %s has mode %04o: it must not be accessible by group or others (chmod 600 %s)", path, mode, path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, passwordFileMax+1))
+	if err != nil {
+		return "", fmt.Errorf("reading etcd password file %s: %w", path, err)
+	}
+	if len(data) > passwordFileMax {
+		return "", fmt.Errorf("etcd password file %s is larger than %d bytes: not a password file", path, passwordFileMax)
+	}
+	password := strings.TrimRight(string(data), "\r\n")
+	if password == "" {
+		return "", fmt.Errorf("etcd password file %s is empty", path)
+	}
+	return password, nil
+}

@@ -1,0 +1,118 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+)
+
+func startEmbedded(t *testing.T, dir string) *Embedded {
+	t.Helper()
+	e, err := StartEmbedded(context.Background(), EmbeddedConfig{Dir: dir, ClientURL: "http://127.0.0.1:0", PeerURL: "http://127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestEmbedded(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "etcd")
+	ctx := context.Background()
+
+	e := startEmbedded(t, dir)
+	u, err := url.Parse(e.Endpoints()[0])
+	if err != nil || len(e.Endpoints()) != 1 || u.Port() == "0" || u.Port() == "" {
+		t.Fatalf("endpoints %v: want one with the real port", e.Endpoints())
+	}
+	c, err := Connect(ctx, Config{Endpoints: e.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := c.Apply(ctx, Op{Key: "/uspace/v1/networks/n1", Value: []byte(`{"mtu":1500}`), Guard: CreateOnly()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	e.Close()
+
+	e = startEmbedded(t, dir)
+	defer e.Close()
+	c, err = Connect(ctx, Config{Endpoints: e.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	kv, err := c.Get(ctx, "/uspace/v1/networks/n1")
+	if err != nil || kv == nil || string(kv.Value) != `{"mtu":1500}` || kv.ModRevision != rev {
+		t.Fatalf("after restart: %+v, %v; want the value written at %d", kv, err, rev)
+	}
+
+	if _, err := StartEmbedded(ctx, EmbeddedConfig{}); err == nil || err.Error() != "embedded etcd: no data directory given" {
+		t.Fatalf("no dir: %v", err)
+	}
+}
+
+// Against a real etcd: a TLS mismatch names the handshake, the password
+// file is read, a wrong password is refused without being echoed.
+func TestConnectToEmbedded(t *testing.T) {
+	e := startEmbedded(t, t.TempDir())
+	defer e.Close()
+	ctx := context.Background()
+
+	tlsToPlain := strings.Replace(e.Endpoints()[0], "http://", "https://", 1)
+	_, err := Connect(ctx, Config{Endpoints: []string{tlsToPlain}, DialTimeout: 500 * time.Millisecond})
+	if err == nil || !strings.HasPrefix(err.Error(), "etcd at "+tlsToPlain+" unreachable within 500ms: ") || !strings.Contains(err.Error(), "handshake") {
+		t.Fatalf("TLS to a plaintext server: %v", err)
+	}
+
+	admin, err := Connect(ctx, Config{Endpoints: e.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	const password = "correct-horse"
+	if _, err := admin.Etcd().UserAdd(ctx, "root", password); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Etcd().UserGrantRole(ctx, "root", "root"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Etcd().AuthEnable(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good")
+	bad := filepath.Join(dir, "bad")
+	if err := os.WriteFile(good, []byte(password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("wrong-staple\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	c, err := Connect(ctx, Config{Endpoints: e.Endpoints(), Username: "root", PasswordFile: good})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Apply(ctx, Op{Key: "k", Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = Connect(ctx, Config{Endpoints: e.Endpoints(), Username: "root", PasswordFile: bad})
+	if !errors.Is(err, rpctypes.ErrAuthFailed) || strings.Contains(err.Error(), "wrong-staple") || !strings.Contains(err.Error(), `as "root"`) {
+		t.Fatalf("wrong password: %v", err)
+	}
+
+	if _, err := admin.Get(ctx, "k"); !errors.Is(err, rpctypes.ErrUserEmpty) {
+		t.Fatalf("anonymous read with auth on: %v", err)
+	}
+}
