@@ -1,0 +1,504 @@
+// Package vppstate is the agents' view of what a VPP holds and the one way
+// they change it: load it with dumps, converge one tagged interface to a
+// spec, remove one, find orphans. Both the host and the container agent use
+// it; a single reconcile worker per agent owns a State, so the view only
+// changes through it between loads.
+package vppstate
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/uspace-io/uspace/agent/vpp"
+	"github.com/uspace-io/uspace/schema"
+)
+
+// bridgeOwner owns the bridge domains uspace created, so only those are
+// removed when their last member goes.
+const bridgeOwner = "bridge"
+
+// Owner is the VPP tag owner of the interface made for an intent key: a
+// hash, because keys do not fit in VPP's 64-byte tags.
+func Owner(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:12])
+}
+
+// Spec is the desired state of one interface.
+type Spec struct {
+	Owner     string
+	Type      schema.IfType
+	Memif     *schema.MemifSpec
+	Vhost     *schema.VhostSpec
+	MTU       uint32
+	MAC       string
+	Addresses []string // CIDRs
+	Routes    []schema.Route
+	Bridge    uint32 // 0: not in a bridge domain
+}
+
+// State is what VPP holds, as far as the agent needs it.
+type State struct {
+	vpp     *vpp.Client
+	ifs     map[uint32]vpp.Interface
+	memifs  map[uint32]vpp.Memif
+	vhosts  map[uint32]vpp.VhostUser
+	addrs   map[uint32][]netip.Prefix // read lazily, only where a spec has addresses
+	routes  map[uint32][]schema.Route // applied by this State
+	byOwner map[string]uint32
+	sockets map[string]uint32 // memif socket filename -> socket id
+	bds     map[uint32]vpp.BridgeDomain
+	// socketRoot is where this agent's memif sockets live; socket files and
+	// socket filenames elsewhere are never removed.
+	socketRoot string
+}
+
+// Load reads VPP's state with dumps.
+func Load(ctx context.Context, c *vpp.Client, socketRoot string) (*State, error) {
+	s := &State{vpp: c, socketRoot: socketRoot,
+		ifs: map[uint32]vpp.Interface{}, memifs: map[uint32]vpp.Memif{}, vhosts: map[uint32]vpp.VhostUser{},
+		addrs: map[uint32][]netip.Prefix{}, routes: map[uint32][]schema.Route{},
+		byOwner: map[string]uint32{}, sockets: map[string]uint32{}, bds: map[uint32]vpp.BridgeDomain{}}
+	ifs, err := c.Interfaces(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range ifs {
+		s.ifs[i.SwIfIndex] = i
+		if owner, ok := i.Owner(); ok && owner != bridgeOwner {
+			s.byOwner[owner] = i.SwIfIndex
+		}
+	}
+	memifs, err := c.Memifs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range memifs {
+		s.memifs[m.SwIfIndex] = m
+	}
+	socks, err := c.MemifSockets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, so := range socks {
+		s.sockets[so.Filename] = so.ID
+	}
+	vhosts, err := c.VhostUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range vhosts {
+		s.vhosts[v.SwIfIndex] = v
+	}
+	bds, err := c.BridgeDomains(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, bd := range bds {
+		s.bds[bd.ID] = bd
+	}
+	return s, nil
+}
+
+// Lookup returns the interface owned by owner.
+func (s *State) Lookup(owner string) (vpp.Interface, bool) {
+	idx, ok := s.byOwner[owner]
+	if !ok {
+		return vpp.Interface{}, false
+	}
+	i, ok := s.ifs[idx]
+	return i, ok
+}
+
+// Owners lists the owners of the uspace interfaces present in VPP.
+func (s *State) Owners() []string {
+	owners := make([]string, 0, len(s.byOwner))
+	for o := range s.byOwner {
+		owners = append(owners, o)
+	}
+	return owners
+}
+
+// Ensure converges the interface owned by spec.Owner to spec and returns its
+// sw_if_index. What already matches is left alone; an interface whose
+// immutable settings differ is re-created.
+func (s *State) Ensure(ctx context.Context, spec Spec) (uint32, error) {
+	if idx, ok := s.byOwner[spec.Owner]; ok && !s.matches(idx, spec) {
+		if err := s.Remove(ctx, spec.Owner); err != nil {
+			return 0, err
+		}
+	}
+	idx, ok := s.byOwner[spec.Owner]
+	if !ok {
+		var err error
+		if idx, err = s.create(ctx, spec); err != nil {
+			return 0, err
+		}
+	}
+	if err := s.converge(ctx, idx, spec); err != nil {
+		return idx, err
+	}
+	return idx, nil
+}
+
+// matches reports whether the existing interface has spec's immutable
+// settings (type, socket, role, mode, id).
+func (s *State) matches(idx uint32, spec Spec) bool {
+	switch spec.Type {
+	case schema.IfTypeMemif:
+		m, ok := s.memifs[idx]
+		if !ok {
+			return false
+		}
+		id, ok := s.sockets[spec.Memif.SocketPath]
+		return ok && m.SocketID == id && m.ID == spec.Memif.ID &&
+			m.Role == memifRole(spec.Memif.Role) && m.Mode == memifMode(spec.Memif.Mode)
+	case schema.IfTypeVhostUser:
+		v, ok := s.vhosts[idx]
+		return ok && v.SocketPath == spec.Vhost.SocketPath && v.Server == (spec.Vhost.Mode == schema.VhostServer)
+	}
+	return false
+}
+
+func memifRole(r schema.MemifRole) vpp.MemifRole {
+	if r == schema.MemifSlave {
+		return vpp.MemifSlave
+	}
+	return vpp.MemifMaster
+}
+
+func memifMode(m schema.MemifMode) vpp.MemifMode {
+	switch m {
+	case schema.MemifIP:
+		return vpp.MemifIP
+	case schema.MemifInjectPunt:
+		return vpp.MemifPuntInject
+	}
+	return vpp.MemifEthernet
+}
+
+// socketID returns the id of a memif socket filename, registering it under
+// the next free id when it is new. Choosing the id here saves a dump per
+// new socket.
+func (s *State) socketID(ctx context.Context, path string) (uint32, error) {
+	if id, ok := s.sockets[path]; ok {
+		return id, nil
+	}
+	var next uint32 = 1
+	for _, id := range s.sockets {
+		next = max(next, id+1)
+	}
+	if err := s.vpp.AddMemifSocket(ctx, next, path); err != nil {
+		return 0, err
+	}
+	s.sockets[path] = next
+	return next, nil
+}
+
+func (s *State) create(ctx context.Context, spec Spec) (uint32, error) {
+	var mac net.HardwareAddr
+	if spec.MAC != "" {
+		var err error
+		if mac, err = net.ParseMAC(spec.MAC); err != nil {
+			return 0, fmt.Errorf("create interface for %s: %w", spec.Owner, err)
+		}
+	}
+	var i vpp.Interface
+	switch spec.Type {
+	case schema.IfTypeMemif:
+		m := spec.Memif
+		if err := os.MkdirAll(filepath.Dir(m.SocketPath), 0o755); err != nil {
+			return 0, fmt.Errorf("create memif socket directory: %w", err)
+		}
+		sid, err := s.socketID(ctx, m.SocketPath)
+		if err != nil {
+			return 0, err
+		}
+		mf, err := s.vpp.CreateMemif(ctx, vpp.MemifSpec{Owner: spec.Owner, SocketID: sid, ID: m.ID,
+			Role: memifRole(m.Role), Mode: memifMode(m.Mode), RingSize: m.RingSize, BufferSize: m.BufferSize, MAC: mac})
+		if err != nil {
+			return 0, err
+		}
+		s.memifs[mf.SwIfIndex] = mf
+		i = vpp.Interface{SwIfIndex: mf.SwIfIndex, Name: mf.Name, Tag: mf.Tag, MAC: mf.MAC, AdminUp: mf.AdminUp}
+	case schema.IfTypeVhostUser:
+		if err := os.MkdirAll(filepath.Dir(spec.Vhost.SocketPath), 0o755); err != nil {
+			return 0, fmt.Errorf("create vhost-user socket directory: %w", err)
+		}
+		v, err := s.vpp.CreateVhostUser(ctx, vpp.VhostUserSpec{Owner: spec.Owner, SocketPath: spec.Vhost.SocketPath,
+			Server: spec.Vhost.Mode == schema.VhostServer, MAC: mac})
+		if err != nil {
+			return 0, err
+		}
+		s.vhosts[v.SwIfIndex] = v
+		i = vpp.Interface{SwIfIndex: v.SwIfIndex, Name: v.Name, Tag: v.Tag, MAC: v.MAC, AdminUp: v.AdminUp}
+	default:
+		return 0, fmt.Errorf("create interface for %s: unknown type %q", spec.Owner, spec.Type)
+	}
+	s.ifs[i.SwIfIndex] = i
+	s.byOwner[spec.Owner] = i.SwIfIndex
+	return i.SwIfIndex, nil
+}
+
+// converge sets the mutable settings that differ.
+func (s *State) converge(ctx context.Context, idx uint32, spec Spec) error {
+	cur := s.ifs[idx]
+	defer func() { s.ifs[idx] = cur }()
+	if spec.MTU != 0 && cur.MTU != spec.MTU {
+		if err := s.vpp.SetMTU(ctx, idx, spec.MTU); err != nil {
+			return err
+		}
+		cur.MTU = spec.MTU
+	}
+	if spec.MAC != "" {
+		mac, err := net.ParseMAC(spec.MAC)
+		if err != nil {
+			return fmt.Errorf("set MAC of %s: %w", spec.Owner, err)
+		}
+		if !bytes.Equal(cur.MAC, mac) {
+			if err := s.vpp.SetMAC(ctx, idx, mac); err != nil {
+				return err
+			}
+			cur.MAC = mac
+		}
+	}
+	if err := s.convergeAddresses(ctx, idx, spec.Addresses); err != nil {
+		return err
+	}
+	if err := s.convergeBridge(ctx, idx, spec.Bridge); err != nil {
+		return err
+	}
+	if !cur.AdminUp {
+		if err := s.vpp.SetAdminUp(ctx, idx, true); err != nil {
+			return err
+		}
+		cur.AdminUp = true
+	}
+	return s.convergeRoutes(ctx, idx, spec.Routes)
+}
+
+func (s *State) convergeAddresses(ctx context.Context, idx uint32, cidrs []string) error {
+	have, known := s.addrs[idx]
+	if len(cidrs) == 0 && !known {
+		return nil
+	}
+	if !known {
+		var err error
+		if have, err = s.vpp.InterfaceAddresses(ctx, idx); err != nil {
+			return err
+		}
+	}
+	want := make([]netip.Prefix, 0, len(cidrs))
+	for _, c := range cidrs {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return fmt.Errorf("address %q: %w", c, err)
+		}
+		want = append(want, p)
+	}
+	for _, p := range want {
+		if !slices.Contains(have, p) {
+			if err := s.vpp.AddAddress(ctx, idx, p); err != nil {
+				return err
+			}
+			have = append(have, p)
+		}
+	}
+	for _, p := range slices.Clone(have) {
+		if !slices.Contains(want, p) {
+			if err := s.vpp.DeleteAddress(ctx, idx, p); err != nil {
+				return err
+			}
+			have = slices.DeleteFunc(have, func(x netip.Prefix) bool { return x == p })
+		}
+	}
+	s.addrs[idx] = have
+	return nil
+}
+
+// convergeRoutes adds the routes not yet applied through this interface.
+// Routes are not dumped back: the interface owns them, and VPP removes
+// them with the interface.
+func (s *State) convergeRoutes(ctx context.Context, idx uint32, routes []schema.Route) error {
+	for _, r := range routes {
+		if slices.Contains(s.routes[idx], r) {
+			continue
+		}
+		dst, err := netip.ParsePrefix(r.Dst)
+		if err != nil {
+			return fmt.Errorf("route %q: %w", r.Dst, err)
+		}
+		path := vpp.RoutePath{SwIfIndex: idx}
+		if r.GW != "" {
+			if path.Gateway, err = netip.ParseAddr(r.GW); err != nil {
+				return fmt.Errorf("route %s via %q: %w", r.Dst, r.GW, err)
+			}
+		}
+		if err := s.vpp.AddRoute(ctx, vpp.Route{Prefix: dst, Paths: []vpp.RoutePath{path}}); err != nil {
+			return err
+		}
+		s.routes[idx] = append(s.routes[idx], r)
+	}
+	return nil
+}
+
+func (s *State) bridgeOf(idx uint32) (uint32, bool) {
+	for id, bd := range s.bds {
+		for _, m := range bd.Members {
+			if m.SwIfIndex == idx {
+				return id, true
+			}
+		}
+	}
+	return 0, false
+}
+
+func (s *State) convergeBridge(ctx context.Context, idx, want uint32) error {
+	cur, in := s.bridgeOf(idx)
+	if in && cur == want {
+		return nil
+	}
+	if in {
+		if err := s.detach(ctx, idx, cur); err != nil {
+			return err
+		}
+	}
+	if want == 0 {
+		return nil
+	}
+	bd, ok := s.bds[want]
+	if !ok {
+		var err error
+		if bd, err = s.vpp.CreateBridgeDomain(ctx, vpp.DefaultBridgeDomain(want, bridgeOwner)); err != nil {
+			return err
+		}
+	}
+	if err := s.vpp.AddToBridge(ctx, idx, want, 0); err != nil {
+		return err
+	}
+	bd.Members = append(bd.Members, vpp.BridgeMember{SwIfIndex: idx})
+	s.bds[want] = bd
+	return nil
+}
+
+// detach takes idx out of bridge domain id and removes the domain when it
+// is ours and now empty.
+func (s *State) detach(ctx context.Context, idx, id uint32) error {
+	if err := s.vpp.RemoveFromBridge(ctx, idx); err != nil {
+		return err
+	}
+	bd := s.bds[id]
+	bd.Members = slices.DeleteFunc(bd.Members, func(m vpp.BridgeMember) bool { return m.SwIfIndex == idx })
+	s.bds[id] = bd
+	return s.pruneBridge(ctx, id)
+}
+
+func (s *State) pruneBridge(ctx context.Context, id uint32) error {
+	bd, ok := s.bds[id]
+	if owner, mine := bd.Owner(); !ok || !mine || owner != bridgeOwner || len(bd.Members) > 0 {
+		return nil
+	}
+	if err := s.vpp.DeleteBridgeDomain(ctx, id); err != nil {
+		return err
+	}
+	delete(s.bds, id)
+	return nil
+}
+
+// PruneBridges removes every empty bridge domain uspace created, e.g. one
+// whose last member went while the agent was down.
+func (s *State) PruneBridges(ctx context.Context) error {
+	var errs []error
+	for id := range s.bds {
+		errs = append(errs, s.pruneBridge(ctx, id))
+	}
+	return errors.Join(errs...)
+}
+
+// Remove deletes the interface owned by owner and what only it used: its
+// bridge domain membership (and the domain when it empties), its memif
+// socket filename and socket file. Absent is not an error.
+func (s *State) Remove(ctx context.Context, owner string) error {
+	idx, ok := s.byOwner[owner]
+	if !ok {
+		return nil
+	}
+	if id, in := s.bridgeOf(idx); in {
+		if err := s.detach(ctx, idx, id); err != nil {
+			return err
+		}
+	}
+	if err := s.deleteIf(ctx, idx); err != nil {
+		return err
+	}
+	delete(s.byOwner, owner)
+	delete(s.ifs, idx)
+	delete(s.addrs, idx)
+	delete(s.routes, idx)
+	return nil
+}
+
+func (s *State) deleteIf(ctx context.Context, idx uint32) error {
+	if m, ok := s.memifs[idx]; ok {
+		if err := s.vpp.DeleteMemif(ctx, idx); err != nil {
+			return err
+		}
+		delete(s.memifs, idx)
+		return s.releaseSocket(ctx, m.SocketID)
+	}
+	if v, ok := s.vhosts[idx]; ok {
+		if err := s.vpp.DeleteVhostUser(ctx, idx); err != nil {
+			return err
+		}
+		delete(s.vhosts, idx)
+		return s.removeSocketFile(v.SocketPath)
+	}
+	return fmt.Errorf("delete interface %d: neither memif nor vhost-user", idx)
+}
+
+// releaseSocket drops a memif socket filename no memif uses any more.
+func (s *State) releaseSocket(ctx context.Context, id uint32) error {
+	for _, m := range s.memifs {
+		if m.SocketID == id {
+			return nil
+		}
+	}
+	for path, sid := range s.sockets {
+		// Socket id 0 is VPP's default socket; it is never ours to delete.
+		if sid != id || id == 0 || !s.owns(path) {
+			continue
+		}
+		if err := s.vpp.DeleteMemifSocket(ctx, id); err != nil {
+			return err
+		}
+		delete(s.sockets, path)
+		return s.removeSocketFile(path)
+	}
+	return nil
+}
+
+func (s *State) owns(path string) bool {
+	rel, err := filepath.Rel(s.socketRoot, path)
+	return s.socketRoot != "" && err == nil && !strings.HasPrefix(rel, "..")
+}
+
+func (s *State) removeSocketFile(path string) error {
+	if !s.owns(path) {
+		return nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove socket file %s: %w", path, err)
+	}
+	return nil
+}

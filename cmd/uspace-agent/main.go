@@ -1,0 +1,95 @@
+// Command uspace-agent runs the uspace reconcilers: `host` once per host,
+// `container` inside each application container.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/uspace-io/uspace/agent/host"
+	"github.com/uspace-io/uspace/schema"
+	"github.com/uspace-io/uspace/store"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	root := &cobra.Command{
+		Use:           "uspace-agent",
+		Short:         "Converge VPP and SPDK to the intents uspace keeps in etcd",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(hostCmd())
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "uspace-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func logger() *slog.Logger {
+	level := slog.LevelInfo
+	if os.Getenv("USPACE_LOG_LEVEL") == "debug" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// signalContext ends on SIGTERM or SIGINT, the way systemd and Docker stop
+// a daemon.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+}
+
+func hostCmd() *cobra.Command {
+	hostname, _ := os.Hostname()
+	var (
+		etcd store.Config
+		cfg  = host.Config{Version: version}
+	)
+	cmd := &cobra.Command{
+		Use:   "host",
+		Short: "Run the host agent: host VPP interfaces and bridge domains, SPDK vhost-user volumes",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := schema.ValidateHost("--host", cfg.Host); err != nil {
+				return err
+			}
+			log := logger().With("component", "host-agent")
+			ctx, stop := signalContext()
+			defer stop()
+			dial, cancel := context.WithTimeout(ctx, etcd.DialTimeout+5*time.Second)
+			st, err := store.Connect(dial, etcd)
+			cancel()
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			return host.New(cfg, st, log).Run(ctx)
+		},
+	}
+	etcd.BindFlags(cmd.Flags())
+	f := cmd.Flags()
+	f.StringVar(&cfg.Host, "host", envOr("USPACE_HOST", hostname), "this host's name in etcd (env USPACE_HOST)")
+	f.StringVar(&cfg.VPPSocket, "vpp-socket", envOr("USPACE_VPP_SOCKET", "/run/vpp/api.sock"), "VPP binary API socket (env USPACE_VPP_SOCKET)")
+	f.StringVar(&cfg.SPDKSocket, "spdk-socket", envOr("USPACE_SPDK_SOCKET", "/var/tmp/spdk.sock"), "SPDK JSON-RPC socket (env USPACE_SPDK_SOCKET)")
+	f.StringVar(&cfg.SharedDir, "shared-dir", envOr("USPACE_SHARED_DIR", "/var/run/vpp/cni/shared"), "directory of the memif/vhost-user sockets shared with containers")
+	f.StringVar(&cfg.VolumeRoot, "volume-root", envOr("USPACE_VOLUME_ROOT", "/var/run/kata-containers/vhost-user"), "vhost-user volume root (block/sockets, block/devices)")
+	f.StringVar(&cfg.MetricsAddr, "metrics-addr", envOr("USPACE_METRICS_ADDR", "127.0.0.1:9560"), "listen address for /metrics, /healthz and /readyz (empty: off)")
+	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 10*time.Second, "TTL of the agent's registration lease")
+	return cmd
+}

@@ -1,0 +1,156 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/uspace-io/uspace/integration/binaries"
+	"github.com/uspace-io/uspace/integration/spdksim"
+	"github.com/uspace-io/uspace/integration/vppsim"
+	"github.com/uspace-io/uspace/schema"
+	"github.com/uspace-io/uspace/store"
+)
+
+// Host is one simulated host: its VPP and SPDK simulators (in this process,
+// over real sockets) and its host agent (a real process).
+type Host struct {
+	Name       string
+	Dir        string
+	VPPSocket  string
+	SPDKSocket string
+	SharedDir  string
+	VolumeRoot string
+	// MetricsAddr is where the agent serves /metrics, /healthz, /readyz.
+	MetricsAddr string
+	VPP         *vppsim.Sim
+	SPDK        *spdksim.Sim
+	Agent       *Proc
+	etcd        *Etcd
+}
+
+// ShortTempDir makes a temporary directory with a short path: unix socket
+// paths must fit in 107 bytes, and t.TempDir() paths can be long.
+func ShortTempDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "us")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// FreeAddr returns a loopback TCP address nobody listens on right now.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// StartHost starts the simulators and the host agent for host name, and
+// waits until the agent has registered.
+func (e *Etcd) StartHost(t testing.TB, name string) *Host {
+	t.Helper()
+	dir := ShortTempDir(t)
+	h := &Host{
+		Name:        name,
+		Dir:         dir,
+		VPPSocket:   filepath.Join(dir, "vpp", "api.sock"),
+		SPDKSocket:  filepath.Join(dir, "spdk.sock"),
+		SharedDir:   filepath.Join(dir, "shared"),
+		VolumeRoot:  filepath.Join(dir, "vhost"),
+		MetricsAddr: FreeAddr(t),
+		etcd:        e,
+	}
+	var err error
+	h.VPP, err = vppsim.Start(vppsim.Options{Socket: h.VPPSocket, RuntimeDir: filepath.Join(dir, "vpp")})
+	if err != nil {
+		t.Fatalf("start vppsim: %v", err)
+	}
+	t.Cleanup(func() { h.VPP.Close() })
+	sockets := filepath.Join(h.VolumeRoot, "block", "sockets")
+	if err := os.MkdirAll(sockets, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h.SPDK, err = spdksim.Start(spdksim.Options{RPCSocket: h.SPDKSocket, VhostDir: sockets})
+	if err != nil {
+		t.Fatalf("start spdksim: %v", err)
+	}
+	t.Cleanup(func() { h.SPDK.Close() })
+	h.Agent = StartProc(t, "host agent "+name, binaries.Path(t, "uspace-agent"), h.AgentArgs())
+	h.waitRegistered(t, 0)
+	return h
+}
+
+// AgentArgs are the flags the host agent runs with.
+func (h *Host) AgentArgs() []string {
+	return []string{"host",
+		"--host", h.Name,
+		"--etcd-endpoints", strings.Join(h.etcd.Endpoints, ","),
+		"--vpp-socket", h.VPPSocket,
+		"--spdk-socket", h.SPDKSocket,
+		"--shared-dir", h.SharedDir,
+		"--volume-root", h.VolumeRoot,
+		"--metrics-addr", h.MetricsAddr,
+		"--lease-ttl", "5s",
+	}
+}
+
+// waitRegistered waits for the agent's lease-bound registration key under
+// a lease other than stale (the lease of a killed predecessor).
+func (h *Host) waitRegistered(t testing.TB, stale int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := h.etcd.Store.WaitFor(ctx, schema.AgentKey(h.Name), 0, func(kv *store.KV) (bool, error) {
+		select {
+		case <-h.Agent.Exited():
+			return false, fmt.Errorf("host agent exited:\n%s", h.Agent.Output())
+		default:
+		}
+		return kv != nil && kv.Lease != stale, nil
+	})
+	if err != nil {
+		t.Fatalf("host agent %s did not register: %v", h.Name, err)
+	}
+}
+
+// RestartAgent starts the agent again after Kill or Stop.
+func (h *Host) RestartAgent(t testing.TB) {
+	t.Helper()
+	var stale int64
+	if kv, err := h.etcd.Store.Get(context.Background(), schema.AgentKey(h.Name)); err == nil && kv != nil {
+		stale = kv.Lease
+	}
+	if err := h.Agent.Start(); err != nil {
+		t.Fatalf("restart host agent: %v", err)
+	}
+	h.waitRegistered(t, stale)
+}
+
+// HTTPGet fetches url and fails the test unless it answers 200.
+func HTTPGet(t testing.TB, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v %s", url, resp.StatusCode, err, b)
+	}
+	return string(b)
+}
