@@ -40,6 +40,8 @@ type Config struct {
 	LeaseTTL time.Duration
 }
 
+const vppStartGrace = 5 * time.Second
+
 // Agent is one host's reconciler.
 type Agent struct {
 	cfg    Config
@@ -112,6 +114,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	// while VPP is down, and re-applies everything once it is up.
 	a.vpp = vpp.Dial(vpp.Config{Socket: a.cfg.VPPSocket, ClientName: "uspace-host-agent", Logger: a.log})
 	defer a.vpp.Close()
+	// A short grace for the first connection spares the first round of
+	// reconciles a burst of "not connected" statuses.
+	wctx, wcancel := context.WithTimeout(ctx, vppStartGrace)
+	if err := a.vpp.WaitConnected(wctx); err != nil {
+		a.log.Warn("VPP not connected yet; interfaces report it until it is", "socket", a.cfg.VPPSocket, "err", err)
+	}
+	wcancel()
 
 	// Statuses whose intent is gone are the record of what to undo.
 	prev, err := a.status.Load(ctx, schema.StatusHostPrefix(a.cfg.Host))

@@ -15,6 +15,8 @@ import (
 	"go.fd.io/govpp/binapi/memif"
 	"go.fd.io/govpp/core"
 
+	"github.com/uspace-io/uspace/agent/vpp"
+	"github.com/uspace-io/uspace/agent/vppstate"
 	"github.com/uspace-io/uspace/integration/harness"
 	"github.com/uspace-io/uspace/integration/spdksim"
 	"github.com/uspace-io/uspace/schema"
@@ -58,14 +60,29 @@ func TestAgentRestartAdoptsAndRemovesOrphans(t *testing.T) {
 	creates := h.VPP.MessageCount("memif_create_v2")
 
 	h.Agent.Kill()
-	// While the agent is down: two intents go, one arrives.
+	// While the agent is down: two intents go, one arrives, and an
+	// interface is left that a crash between create and status would
+	// leave: tagged by uspace, with no intent and no status.
 	e.Delete(t, ifKey(h, "c0", "net1"), ifKey(h, "c1", "net1"))
 	rev = putMemifs(t, e, h, []string{"late"}, 5)
+	leftover := vppstate.Owner(ifKey(h, "crashed", "net1"))
+	createTagged(t, h, leftover)
+	creates++
 	h.RestartAgent(t)
 
 	waitIfReady(t, e, h, "late", "net1", rev)
 	e.WaitGone(t, ifStatusKey(h, "c0", "net1"))
 	e.WaitGone(t, ifStatusKey(h, "c1", "net1"))
+	// A key queued after the restart's sweep: once it is ready, the sweep
+	// has run.
+	rev = putMemifs(t, e, h, []string{"probe"}, 5)
+	waitIfReady(t, e, h, "probe", "net1", rev)
+	if _, ok := swIfIndexes(h)[vpp.TagPrefix+leftover]; ok {
+		t.Errorf("leftover uspace interface of owner %s not swept", leftover)
+	}
+	e.Delete(t, ifKey(h, "probe", "net1"))
+	e.WaitGone(t, ifStatusKey(h, "probe", "net1"))
+	creates++
 
 	after := swIfIndexes(h)
 	if len(after) != 5 {
@@ -88,6 +105,26 @@ func TestAgentRestartAdoptsAndRemovesOrphans(t *testing.T) {
 	}
 	if bd, _ := bridge(h.VPP.Snapshot(), 5); len(bd.Members) != 5 {
 		t.Errorf("bridge 5 has %d members, want 5", len(bd.Members))
+	}
+}
+
+// createTagged makes a memif the way the agent does, owned by owner.
+func createTagged(t *testing.T, h *harness.Host, owner string) {
+	t.Helper()
+	c := vpp.Dial(vpp.Config{Socket: h.VPPSocket})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(h.SharedDir, "leftover.sock")
+	sid, err := c.EnsureMemifSocket(ctx, sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateMemif(ctx, vpp.MemifSpec{Owner: owner, SocketID: sid, Role: vpp.MemifMaster}); err != nil {
+		t.Fatal(err)
 	}
 }
 
