@@ -56,7 +56,7 @@ type Agent struct {
 	volumes *controller.Controller
 
 	// vs is the interface worker's view of VPP; only that worker touches it.
-	vs *vppstate.State
+	vs *vppstate.Cache
 
 	netMu    sync.RWMutex
 	networks map[string]schema.Network
@@ -114,6 +114,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// while VPP is down, and re-applies everything once it is up.
 	a.vpp = vpp.Dial(vpp.Config{Socket: a.cfg.VPPSocket, ClientName: "uspace-host-agent", Logger: a.log})
 	defer a.vpp.Close()
+	a.vs = vppstate.NewCache(a.vpp, a.cfg.SharedDir, a.log)
 	// A short grace for the first connection spares the first round of
 	// reconciles a burst of "not connected" statuses.
 	wctx, wcancel := context.WithTimeout(ctx, vppStartGrace)

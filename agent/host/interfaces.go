@@ -25,8 +25,9 @@ func (a *Agent) reconcileInterface(ctx context.Context, key string, kv *store.KV
 		return nil
 	}
 	sk := schema.StatusKey(k)
-	vs, err := a.vppState(ctx)
+	vs, err := a.vs.Get(ctx)
 	if err != nil {
+		err = fmt.Errorf("VPP at %s: %w", a.cfg.VPPSocket, err)
 		if kv != nil {
 			a.reportInterface(ctx, sk, kv.ModRevision, 0, nil, err)
 		}
@@ -35,7 +36,7 @@ func (a *Agent) reconcileInterface(ctx context.Context, key string, kv *store.KV
 	owner := vppstate.Owner(key)
 	if kv == nil {
 		if err := vs.Remove(ctx, owner); err != nil {
-			return a.dataplaneErr(fmt.Errorf("remove interface %s/%s: %w", k.Container, k.Interface, err))
+			return a.vs.Failed(fmt.Errorf("remove interface %s/%s: %w", k.Container, k.Interface, err))
 		}
 		return a.status.Delete(ctx, sk)
 	}
@@ -49,7 +50,7 @@ func (a *Agent) reconcileInterface(ctx context.Context, key string, kv *store.KV
 	}
 	idx, err := vs.Ensure(ctx, spec)
 	if err != nil {
-		err = a.dataplaneErr(fmt.Errorf("apply interface %s/%s: %w", hi.Container, hi.Name, err))
+		err = a.vs.Failed(fmt.Errorf("apply interface %s/%s: %w", hi.Container, hi.Name, err))
 		return errors.Join(err, a.reportInterface(ctx, sk, kv.ModRevision, idx, hi, err))
 	}
 	return a.reportInterface(ctx, sk, kv.ModRevision, idx, hi, nil)
@@ -72,54 +73,9 @@ func (a *Agent) reportInterface(ctx context.Context, sk string, rev int64, idx u
 	return a.status.Put(ctx, sk, st)
 }
 
-// dataplaneErr drops the cached VPP view after a failed call: the next
-// reconcile reloads it rather than trust a view that may be stale.
-func (a *Agent) dataplaneErr(err error) error {
-	a.vs = nil
-	return err
-}
-
-// vppState returns the cached view of VPP, loading it when needed.
-func (a *Agent) vppState(ctx context.Context) (*vppstate.State, error) {
-	if a.vs != nil {
-		return a.vs, nil
-	}
-	if !a.vpp.Connected() {
-		return nil, fmt.Errorf("VPP at %s is not connected", a.cfg.VPPSocket)
-	}
-	vs, err := vppstate.Load(ctx, a.vpp, a.cfg.SharedDir)
-	if err != nil {
-		return nil, fmt.Errorf("read VPP state: %w", err)
-	}
-	a.vs = vs
-	return vs, nil
-}
-
-// sweep reloads VPP's state and removes interfaces and bridge domains that
-// uspace created but no intent wants any more (deleted while the agent was
-// down, or left by a crash mid-way).
+// sweep removes what uspace owns in VPP but no intent wants.
 func (a *Agent) sweep(ctx context.Context) error {
-	a.vs = nil
-	vs, err := a.vppState(ctx)
-	if err != nil {
-		return err
-	}
-	wanted := map[string]bool{}
-	for _, key := range a.ifaces.Keys() {
-		wanted[vppstate.Owner(key)] = true
-	}
-	var errs []error
-	for _, owner := range vs.Owners() {
-		if !wanted[owner] {
-			a.log.Info("removing orphan interface", "owner", owner)
-			errs = append(errs, vs.Remove(ctx, owner))
-		}
-	}
-	errs = append(errs, vs.PruneBridges(ctx))
-	if err := errors.Join(errs...); err != nil {
-		return a.dataplaneErr(fmt.Errorf("sweep orphans: %w", err))
-	}
-	return nil
+	return a.vs.Sweep(ctx, a.ifaces.Keys())
 }
 
 // watchDataplanes re-applies everything after VPP or SPDK (re)connects:

@@ -1,0 +1,74 @@
+package vppstate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/uspace-io/uspace/agent/vpp"
+)
+
+// Cache keeps one State between reconciles and drops it whenever a call
+// failed, so the next reconcile reloads rather than trust a stale view. It
+// belongs to one reconcile worker.
+type Cache struct {
+	vpp  *vpp.Client
+	root string
+	log  *slog.Logger
+	s    *State
+}
+
+func NewCache(c *vpp.Client, socketRoot string, log *slog.Logger) *Cache {
+	return &Cache{vpp: c, root: socketRoot, log: log}
+}
+
+// Get returns the cached view, loading it when needed.
+func (c *Cache) Get(ctx context.Context) (*State, error) {
+	if c.s != nil {
+		return c.s, nil
+	}
+	if !c.vpp.Connected() {
+		return nil, errors.New("VPP is not connected")
+	}
+	s, err := Load(ctx, c.vpp, c.root)
+	if err != nil {
+		return nil, fmt.Errorf("read VPP state: %w", err)
+	}
+	c.s = s
+	return s, nil
+}
+
+// Failed drops the view after err and returns err.
+func (c *Cache) Failed(err error) error {
+	c.s = nil
+	return err
+}
+
+// Sweep reloads VPP's state and removes every interface uspace owns that
+// is not among wanted (intent keys), then every empty bridge domain it
+// created: what was deleted while the agent was down, or left by a crash
+// between creating an interface and recording it.
+func (c *Cache) Sweep(ctx context.Context, wanted []string) error {
+	c.s = nil
+	s, err := c.Get(ctx)
+	if err != nil {
+		return err
+	}
+	want := make(map[string]bool, len(wanted))
+	for _, key := range wanted {
+		want[Owner(key)] = true
+	}
+	var errs []error
+	for _, owner := range s.Owners() {
+		if !want[owner] {
+			c.log.Info("removing orphan interface", "owner", owner)
+			errs = append(errs, s.Remove(ctx, owner))
+		}
+	}
+	errs = append(errs, s.PruneBridges(ctx))
+	if err := errors.Join(errs...); err != nil {
+		return c.Failed(fmt.Errorf("sweep orphans: %w", err))
+	}
+	return nil
+}
