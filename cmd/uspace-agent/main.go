@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/uspace-io/uspace/agent/container"
 	"github.com/uspace-io/uspace/agent/host"
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store"
@@ -28,7 +29,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(hostCmd())
+	root.AddCommand(hostCmd(), containerCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "uspace-agent:", err)
 		os.Exit(1)
@@ -72,9 +73,7 @@ func hostCmd() *cobra.Command {
 			log := logger().With("component", "host-agent")
 			ctx, stop := signalContext()
 			defer stop()
-			dial, cancel := context.WithTimeout(ctx, etcd.DialTimeout+5*time.Second)
-			st, err := store.Connect(dial, etcd)
-			cancel()
+			st, err := connect(ctx, etcd)
 			if err != nil {
 				return err
 			}
@@ -91,5 +90,63 @@ func hostCmd() *cobra.Command {
 	f.StringVar(&cfg.VolumeRoot, "volume-root", envOr("USPACE_VOLUME_ROOT", "/var/run/kata-containers/vhost-user"), "vhost-user volume root (block/sockets, block/devices)")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", envOr("USPACE_METRICS_ADDR", "127.0.0.1:9560"), "listen address for /metrics, /healthz and /readyz (empty: off)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 10*time.Second, "TTL of the agent's registration lease")
+	return cmd
+}
+
+func connect(ctx context.Context, cfg store.Config) (*store.Client, error) {
+	dial, cancel := context.WithTimeout(ctx, cfg.DialTimeout+5*time.Second)
+	defer cancel()
+	return store.Connect(dial, cfg)
+}
+
+func containerCmd() *cobra.Command {
+	// Docker sets both the kernel hostname and $HOSTNAME in a container.
+	hostname := os.Getenv("HOSTNAME")
+	if hostname == "" {
+		hostname, _ = os.Hostname()
+	}
+	var (
+		etcd store.Config
+		cfg  = container.Config{Identity: container.Identity{
+			PodNamespace: os.Getenv("POD_NAMESPACE"),
+			PodName:      os.Getenv("POD_NAME"),
+			ProcRoot:     "/proc",
+			Hostname:     hostname,
+		}}
+	)
+	cmd := &cobra.Command{
+		Use:   "container",
+		Short: "Run the container agent: converge this container's VPP to its intents",
+		Long: `Runs beside the container's own VPP. The container is --container-id, or
+is discovered: the Kubernetes pod (POD_NAMESPACE/POD_NAME) among the host's
+containers, else the Docker container ID from /proc/self/cgroup or
+/proc/self/mountinfo, else the hostname as a container ID prefix.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := schema.ValidateHost("--host", cfg.Host); err != nil {
+				return err
+			}
+			log := logger().With("component", "container-agent")
+			ctx, stop := signalContext()
+			defer stop()
+			if cfg.Once {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, container.OnceTimeout)
+				defer cancel()
+			}
+			st, err := connect(ctx, etcd)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			return container.New(cfg, st, log).Run(ctx)
+		},
+	}
+	etcd.BindFlags(cmd.Flags())
+	f := cmd.Flags()
+	f.StringVar(&cfg.Host, "host", os.Getenv("USPACE_HOST"), "the host this container runs on (env USPACE_HOST; Kubernetes: spec.nodeName)")
+	f.StringVar(&cfg.Identity.ContainerID, "container-id", os.Getenv("USPACE_CONTAINER_ID"), "this container's ID as the CNI plugin saw it (env USPACE_CONTAINER_ID)")
+	f.StringVar(&cfg.VPPSocket, "vpp-socket", envOr("USPACE_VPP_SOCKET", "/run/vpp/api.sock"), "the container VPP's API socket (env USPACE_VPP_SOCKET)")
+	f.StringVar(&cfg.SharedDir, "shared-dir", envOr("USPACE_SHARED_DIR", "/var/run/vpp/cni/shared"), "where the sockets shared with the host appear in this container")
+	f.BoolVar(&cfg.Once, "once", false, "apply the current intents and exit (init containers, scripts)")
 	return cmd
 }

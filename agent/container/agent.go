@@ -1,0 +1,227 @@
+// Package container is the container agent: it runs beside a container's
+// own VPP, watches that container's intents in etcd and converges the
+// container side of each interface, writing back what it applied. It
+// replaces vpp-app, which polled JSON files in a bind-mounted directory.
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/uspace-io/uspace/agent/controller"
+	"github.com/uspace-io/uspace/agent/vpp"
+	"github.com/uspace-io/uspace/agent/vppstate"
+	"github.com/uspace-io/uspace/schema"
+	"github.com/uspace-io/uspace/store"
+)
+
+type Config struct {
+	Host      string
+	Identity  Identity
+	VPPSocket string
+	// SharedDir is where the memif/vhost-user sockets shared with the host
+	// appear inside the container; only socket files there are removed.
+	SharedDir string
+	// Once applies the current intents and returns (init containers).
+	Once bool
+}
+
+type Agent struct {
+	cfg       Config
+	st        *store.Client
+	log       *slog.Logger
+	container string
+	vpp       *vpp.Client
+	vs        *vppstate.Cache
+	status    *controller.StatusWriter
+	ifaces    *controller.Controller
+}
+
+func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
+	return &Agent{cfg: cfg, st: st, log: log, status: controller.NewStatusWriter(st)}
+}
+
+// Run converges until ctx ends (nil after a clean shutdown) or, with Once,
+// until the current intents are applied.
+func (a *Agent) Run(ctx context.Context) error {
+	id, err := a.cfg.Identity.Discover(ctx, a.st, a.cfg.Host)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	if err := schema.ValidateContainerID("container", id); err != nil {
+		return err
+	}
+	a.container = id
+	a.log = a.log.With("container", id)
+	a.log.Info("serving container", "host", a.cfg.Host)
+
+	// The client reconnects with backoff: VPP may start after the agent.
+	a.vpp = vpp.Dial(vpp.Config{Socket: a.cfg.VPPSocket, ClientName: "uspace-container-agent", Logger: a.log})
+	defer a.vpp.Close()
+	a.vs = vppstate.NewCache(a.vpp, a.cfg.SharedDir, a.log)
+	if _, err := a.status.Load(ctx, schema.StatusContainerPrefix(a.cfg.Host, id)); err != nil {
+		return err
+	}
+	if a.cfg.Once {
+		return a.once(ctx)
+	}
+
+	a.ifaces = controller.New("container-interfaces", a.reconcile, controller.NewMetrics(prometheus.NewRegistry()), a.log)
+	errc := make(chan error, 1)
+	go func() { errc <- a.st.ListWatch(ctx, schema.ContainerPrefix(a.cfg.Host, id), a.onEvent) }()
+	go a.watchVPP(ctx)
+	select {
+	case <-a.ifaces.Synced():
+	case err := <-errc:
+		return ignoreCanceled(err)
+	}
+	// Statuses without an intent: the interface went while we were away.
+	for _, k := range a.status.Keys() {
+		if pk, err := schema.ParseKey(k); err == nil {
+			a.ifaces.Enqueue(pk.IntentOf().String())
+		}
+	}
+	done := make(chan struct{})
+	go func() { a.ifaces.Run(ctx, 1); close(done) }()
+	select {
+	case <-ctx.Done():
+		<-done
+		return nil
+	case err := <-errc:
+		<-done
+		return ignoreCanceled(err)
+	}
+}
+
+func ignoreCanceled(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// once waits (bounded by ctx) for VPP, applies every current intent once
+// and reports the first failure.
+func (a *Agent) once(ctx context.Context) error {
+	if err := a.vpp.WaitConnected(ctx); err != nil {
+		return fmt.Errorf("wait for VPP at %s: %w", a.cfg.VPPSocket, err)
+	}
+	kvs, _, err := a.st.List(ctx, schema.ContainerPrefix(a.cfg.Host, a.container))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, kv := range kvs {
+		if k, err := schema.ParseKey(kv.Key); err == nil && k.Kind == schema.KindContainerInterfaceKey {
+			errs = append(errs, a.reconcile(ctx, kv.Key, &kv))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (a *Agent) onEvent(ev store.Event) error {
+	switch ev.Type {
+	case store.Sync:
+		var ifs []store.KV
+		for _, kv := range ev.Snapshot {
+			if k, err := schema.ParseKey(kv.Key); err == nil && k.Kind == schema.KindContainerInterfaceKey {
+				ifs = append(ifs, kv)
+			}
+		}
+		a.ifaces.Replace(ifs)
+		a.ifaces.Enqueue(sweepKey)
+	case store.Put, store.Delete:
+		k, err := schema.ParseKey(ev.KV.Key)
+		if err != nil || k.Kind != schema.KindContainerInterfaceKey {
+			return nil
+		}
+		if ev.Type == store.Put {
+			a.ifaces.Upsert(ev.KV)
+		} else {
+			a.ifaces.Delete(ev.KV.Key)
+		}
+	}
+	return nil
+}
+
+// watchVPP re-applies everything after VPP (re)connects: a restarted VPP
+// has lost its state, and a disconnect shows in the statuses.
+func (a *Agent) watchVPP(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-a.vpp.Events():
+			a.log.Info("VPP connection changed", "event", ev.Type, "err", ev.Err)
+			a.ifaces.Enqueue(sweepKey)
+			a.ifaces.EnqueueAll()
+		}
+	}
+}
+
+const sweepKey = "sweep"
+
+func (a *Agent) reconcile(ctx context.Context, key string, kv *store.KV) error {
+	if key == sweepKey {
+		return a.vs.Sweep(ctx, a.ifaces.Keys())
+	}
+	k, err := schema.ParseKey(key)
+	if err != nil {
+		return nil
+	}
+	sk := schema.StatusKey(k)
+	vs, err := a.vs.Get(ctx)
+	if err != nil {
+		err = fmt.Errorf("VPP at %s: %w", a.cfg.VPPSocket, err)
+		if kv != nil {
+			return errors.Join(err, a.report(ctx, sk, kv.ModRevision, 0, "", err))
+		}
+		return err
+	}
+	owner := vppstate.Owner(key)
+	if kv == nil {
+		if err := vs.Remove(ctx, owner); err != nil {
+			return a.vs.Failed(fmt.Errorf("remove interface %s: %w", k.Interface, err))
+		}
+		return a.status.Delete(ctx, sk)
+	}
+	ci, err := schema.DecodeAs[schema.ContainerInterface](kv.Value)
+	if err != nil {
+		return a.report(ctx, sk, kv.ModRevision, 0, "", err)
+	}
+	spec := vppstate.Spec{Owner: owner, Type: ci.Type, Memif: ci.Memif, Vhost: ci.Vhost, MTU: ci.MTU, MAC: ci.MAC, Routes: ci.Routes}
+	for _, ip := range ci.IPs {
+		spec.Addresses = append(spec.Addresses, ip.Address)
+	}
+	socket := ""
+	if ci.Memif != nil {
+		socket = ci.Memif.SocketPath
+	} else if ci.Vhost != nil {
+		socket = ci.Vhost.SocketPath
+	}
+	idx, err := vs.Ensure(ctx, spec)
+	if err != nil {
+		err = a.vs.Failed(fmt.Errorf("apply interface %s: %w", ci.Name, err))
+		return errors.Join(err, a.report(ctx, sk, kv.ModRevision, idx, socket, err))
+	}
+	return a.report(ctx, sk, kv.ModRevision, idx, socket, nil)
+}
+
+func (a *Agent) report(ctx context.Context, sk string, rev int64, idx uint32, socket string, applyErr error) error {
+	st := &schema.InterfaceStatus{ObservedRevision: rev, SwIfIndex: idx, SocketPath: socket, Ready: applyErr == nil}
+	if applyErr != nil {
+		st.Error = applyErr.Error()
+	}
+	return a.status.Put(ctx, sk, st)
+}
+
+// OnceTimeout bounds --once when the caller sets no deadline.
+const OnceTimeout = 2 * time.Minute

@@ -1,0 +1,207 @@
+// Package containeragent_test runs the real container agent process against
+// real etcd and a VPP simulator of its own.
+package containeragent_test
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/uspace-io/uspace/integration/harness"
+	"github.com/uspace-io/uspace/integration/vppsim"
+	"github.com/uspace-io/uspace/schema"
+)
+
+const host = "node1"
+
+func meta(container string, ifs ...string) *schema.ContainerMeta {
+	return &schema.ContainerMeta{Host: host, Container: container, PodNamespace: "default", PodName: "pod-" + container, Interfaces: ifs}
+}
+
+func memif(shared, container, ifname, ip string) *schema.ContainerInterface {
+	return &schema.ContainerInterface{Host: host, Container: container, Name: ifname, Type: schema.IfTypeMemif, MTU: 1500,
+		Memif:  &schema.MemifSpec{Role: schema.MemifSlave, Mode: schema.MemifEthernet, SocketPath: filepath.Join(shared, "memif-"+container+"-"+ifname+".sock")},
+		IPs:    []schema.IPAddress{{Address: ip, Gateway: "10.1.1.1"}},
+		Routes: []schema.Route{{Dst: "10.2.0.0/16", GW: "10.1.1.1"}}}
+}
+
+func ifKey(container, ifname string) string {
+	return schema.ContainerInterfaceKey(host, container, ifname)
+}
+
+func statusKey(container, ifname string) string {
+	return schema.StatusKey(schema.Key{Kind: schema.KindContainerInterfaceKey, Host: host, Container: container, Interface: ifname})
+}
+
+func waitReady(t *testing.T, e *harness.Etcd, container, ifname string, rev int64) *schema.InterfaceStatus {
+	t.Helper()
+	return harness.WaitStatus[schema.InterfaceStatus](t, e, statusKey(container, ifname), rev, harness.Ready[schema.InterfaceStatus])
+}
+
+func iface(st vppsim.State, idx uint32) (vppsim.InterfaceState, bool) {
+	for _, i := range st.Interfaces {
+		if i.SwIfIndex == idx {
+			return i, true
+		}
+	}
+	return vppsim.InterfaceState{}, false
+}
+
+func TestConvergesAddSecondInterfaceAndDelete(t *testing.T) {
+	e := harness.StartEtcd(t)
+	shared := harness.ShortTempDir(t)
+	const id = "ctr1"
+	// Started before the ADD: it waits for its intents by watch.
+	c := e.StartContainer(t, host, shared, []string{"--container-id", id})
+	rev := e.Put(t, map[string]schema.Object{
+		schema.ContainerMetaKey(host, id): meta(id, "net1"),
+		ifKey(id, "net1"):                 memif(shared, id, "net1", "10.1.1.2/24"),
+	})
+	s := waitReady(t, e, id, "net1", rev)
+	st := c.VPP.Snapshot()
+	i, ok := iface(st, s.SwIfIndex)
+	if !ok || !i.AdminUp || !slices.Contains(i.Addresses, "10.1.1.2/24") || i.MTU[0] != 1500 {
+		t.Fatalf("container interface %+v (present %v), want up with 10.1.1.2/24, MTU 1500", i, ok)
+	}
+	if len(st.Memifs) != 1 || st.Memifs[0].Role != "slave" {
+		t.Fatalf("memifs %+v, want one slave", st.Memifs)
+	}
+	if !hasRoute(st, "10.2.0.0/16", "10.1.1.1") {
+		t.Errorf("route 10.2.0.0/16 via 10.1.1.1 missing: %+v", st.Routes)
+	}
+
+	// A second interface while it runs.
+	rev = e.Put(t, map[string]schema.Object{
+		schema.ContainerMetaKey(host, id): meta(id, "net1", "net2"),
+		ifKey(id, "net2"):                 memif(shared, id, "net2", "10.1.2.2/24"),
+	})
+	waitReady(t, e, id, "net2", rev)
+	if n := len(c.VPP.Snapshot().Memifs); n != 2 {
+		t.Fatalf("%d memifs, want 2", n)
+	}
+
+	// DEL of the first.
+	e.Delete(t, ifKey(id, "net1"))
+	e.WaitGone(t, statusKey(id, "net1"))
+	st = c.VPP.Snapshot()
+	if len(st.Memifs) != 1 {
+		t.Fatalf("%d memifs after delete, want 1", len(st.Memifs))
+	}
+
+	// A clean stop exits 0.
+	if err := c.Agent.Stop(10 * time.Second); err != nil {
+		t.Errorf("container agent exit on SIGTERM: %v", err)
+	}
+}
+
+func hasRoute(st vppsim.State, prefix, gw string) bool {
+	for _, r := range st.Routes {
+		if r.Prefix == prefix {
+			for _, p := range r.Paths {
+				if p.NextHop == gw {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func TestVPPRestartedEmptyIsReapplied(t *testing.T) {
+	e := harness.StartEtcd(t)
+	shared := harness.ShortTempDir(t)
+	const id = "ctr2"
+	rev := e.Put(t, map[string]schema.Object{
+		schema.ContainerMetaKey(host, id): meta(id, "net1"),
+		ifKey(id, "net1"):                 memif(shared, id, "net1", "10.1.1.3/24"),
+	})
+	// Started after the ADD.
+	c := e.StartContainer(t, host, shared, []string{"--container-id", id})
+	waitReady(t, e, id, "net1", rev)
+	if err := c.VPP.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitStatus[schema.InterfaceStatus](t, e, statusKey(id, "net1"), rev, func(s *schema.InterfaceStatus) bool { return !s.Ready })
+	if err := c.VPP.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := waitReady(t, e, id, "net1", rev)
+	if i, ok := iface(c.VPP.Snapshot(), s.SwIfIndex); !ok || !slices.Contains(i.Addresses, "10.1.1.3/24") {
+		t.Fatalf("after VPP restart interface %+v (present %v)", i, ok)
+	}
+}
+
+func TestDiscoveryByPodAndAmbiguity(t *testing.T) {
+	e := harness.StartEtcd(t)
+	shared := harness.ShortTempDir(t)
+	e.Put(t, map[string]schema.Object{
+		schema.ContainerMetaKey(host, "abc111"): meta("abc111"),
+		schema.ContainerMetaKey(host, "abc222"): meta("abc222"),
+	})
+	// The hostname "abc" prefixes two containers: an error naming both.
+	amb := e.StartContainer(t, host, shared, nil, "POD_NAMESPACE=", "POD_NAME=", "HOSTNAME=abc")
+	select {
+	case <-amb.Agent.Exited():
+	case <-time.After(harness.WaitTimeout):
+		t.Fatal("ambiguous identity did not stop the agent")
+	}
+	if out := amb.Agent.Output(); !strings.Contains(out, "abc111") || !strings.Contains(out, "abc222") {
+		t.Errorf("ambiguity error does not list the candidates:\n%s", out)
+	}
+
+	// The pod identity picks exactly one; its interface converges.
+	c := e.StartContainer(t, host, shared, nil, "POD_NAMESPACE=default", "POD_NAME=pod-abc222")
+	rev := e.Put(t, map[string]schema.Object{ifKey("abc222", "net1"): memif(shared, "abc222", "net1", "10.1.1.4/24")})
+	waitReady(t, e, "abc222", "net1", rev)
+	if n := len(c.VPP.Snapshot().Memifs); n != 1 {
+		t.Fatalf("%d memifs, want 1", n)
+	}
+}
+
+func TestOnceAppliesAndExits(t *testing.T) {
+	e := harness.StartEtcd(t)
+	shared := harness.ShortTempDir(t)
+	const id = "ctr3"
+	rev := e.Put(t, map[string]schema.Object{
+		schema.ContainerMetaKey(host, id): meta(id, "net1"),
+		ifKey(id, "net1"):                 memif(shared, id, "net1", "10.1.1.5/24"),
+	})
+	c := e.StartContainer(t, host, shared, []string{"--container-id", id, "--once"})
+	select {
+	case <-c.Agent.Exited():
+	case <-time.After(harness.WaitTimeout):
+		t.Fatal("--once did not exit")
+	}
+	if err := c.Agent.Stop(time.Second); err != nil {
+		t.Fatalf("--once exit: %v\n%s", err, c.Agent.Output())
+	}
+	waitReady(t, e, id, "net1", rev)
+	if n := len(c.VPP.Snapshot().Memifs); n != 1 {
+		t.Fatalf("%d memifs, want 1", n)
+	}
+}
+
+func TestEtcdMemberRestartWhileRunning(t *testing.T) {
+	e := harness.StartCluster(t, 3)
+	shared := harness.ShortTempDir(t)
+	const id = "ctr4"
+	c := e.StartContainer(t, host, shared, []string{"--container-id", id})
+	rev := e.Put(t, map[string]schema.Object{ifKey(id, "net1"): memif(shared, id, "net1", "10.1.1.6/24")})
+	waitReady(t, e, id, "net1", rev)
+	// Restart every member in turn, the one the agent may be on included.
+	for i := range e.Cluster.Members {
+		m := e.Cluster.Members[i]
+		m.Stop(t)
+		if err := m.Restart(t); err != nil {
+			t.Fatal(err)
+		}
+		e.Cluster.WaitLeader(t)
+	}
+	rev = e.Put(t, map[string]schema.Object{ifKey(id, "net2"): memif(shared, id, "net2", "10.1.2.6/24")})
+	waitReady(t, e, id, "net2", rev)
+	if n := len(c.VPP.Snapshot().Memifs); n != 2 {
+		t.Fatalf("%d memifs, want 2", n)
+	}
+}
