@@ -236,4 +236,3 @@ func TestMetricsAndHealth(t *testing.T) {
 		}
 	}
 }
-
