@@ -1,0 +1,38 @@
+// Package vppsim is a wire-level simulator of VPP's binary API socket.
+//
+// It listens on a unix stream socket (VPP's `socksvr`, default
+// /run/vpp/api.sock) and speaks the protocol GoVPP's socket client
+// (go.fd.io/govpp/adapter/socketclient) uses, unchanged:
+//
+//   - framing: a 16-byte header whose bytes 8..11 carry the big-endian payload
+//     length (bytes 0..7 and 12..15 of incoming headers are ignored, GoVPP
+//     leaves junk there), followed by the big-endian binapi payload;
+//   - the sockclnt_create handshake (hard-coded message id 15) answered with a
+//     client index and a message table listing exactly the messages the
+//     simulator implements as "<name>_<crc>";
+//   - requests decoded and replies encoded with GoVPP's own generated binapi
+//     types and codec; replies copy the request context; dumps answer with N
+//     details messages, the client's trailing control_ping then closes the
+//     stream with a control_ping_reply;
+//   - sockclnt_delete, many concurrent clients.
+//
+// Behind the wire sits a state machine for what uspace drives: sw_if_index
+// allocation (local0 = 0 exists), memif socket filenames (id 0 = the default
+// <runtime-dir>/memif.sock), memif interfaces (memif<socket>/<id>), vhost-user
+// interfaces (VirtualEthernet0/0/<n>), bridge domains and their members,
+// admin state, MTU, MAC, IP addresses, interface tags, interface events and
+// IPv4/IPv6 routes in table 0. Return values follow VPP's VNET_API_ERROR_*
+// codes as the real handlers produce them (see the handler comments).
+//
+// Like a real VPP it creates socket files: a memif in master role listens on
+// its socket file (SOCK_SEQPACKET, as VPP does) and a vhost-user interface in
+// server mode listens on its path (SOCK_STREAM); the file is removed when the
+// last master on that socket, or the vhost-user interface, is deleted.
+//
+// Fault controls (Go API and the JSON control protocol of ServeControl): fail
+// the next N calls of a named message with a retval, add latency, drop all
+// client connections, stop/start/restart with empty state (a restart looks to
+// clients like a VPP crash and restart: connections close, the API socket
+// disappears and comes back, vpe_pid changes, message ids change, stale
+// memif/vhost socket files stay behind), and a JSON state snapshot.
+package vppsim
