@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/uspace-io/uspace/agent/controller"
+	"github.com/uspace-io/uspace/agent/ifsync"
 	"github.com/uspace-io/uspace/agent/vpp"
 	"github.com/uspace-io/uspace/agent/vppstate"
 	"github.com/uspace-io/uspace/schema"
@@ -37,7 +38,7 @@ type Agent struct {
 	log       *slog.Logger
 	container string
 	vpp       *vpp.Client
-	vs        *vppstate.Cache
+	ifsync    *ifsync.Reconciler
 	status    *controller.StatusWriter
 	ifaces    *controller.Controller
 }
@@ -66,7 +67,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// The client reconnects with backoff: VPP may start after the agent.
 	a.vpp = vpp.Dial(vpp.Config{Socket: a.cfg.VPPSocket, ClientName: "uspace-container-agent", Logger: a.log})
 	defer a.vpp.Close()
-	a.vs = vppstate.NewCache(a.vpp, a.cfg.SharedDir, a.log)
+	a.ifsync = &ifsync.Reconciler{VS: vppstate.NewCache(a.vpp, a.cfg.SharedDir, a.log), Status: a.status, Spec: interfaceSpec}
 	if _, err := a.status.Load(ctx, schema.StatusContainerPrefix(a.cfg.Host, id)); err != nil {
 		return err
 	}
@@ -74,7 +75,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		return a.once(ctx)
 	}
 
-	a.ifaces = controller.New("container-interfaces", a.reconcile, controller.NewMetrics(prometheus.NewRegistry()), a.log)
+	a.ifaces = controller.New("container-interfaces", a.ifsync.Reconcile, controller.NewMetrics(prometheus.NewRegistry()), a.log)
+	a.ifsync.Keys = a.ifaces.Keys
 	errc := make(chan error, 1)
 	go func() { errc <- a.st.ListWatch(ctx, schema.ContainerPrefix(a.cfg.Host, id), a.onEvent) }()
 	go a.watchVPP(ctx)
@@ -121,7 +123,7 @@ func (a *Agent) once(ctx context.Context) error {
 	var errs []error
 	for _, kv := range kvs {
 		if k, err := schema.ParseKey(kv.Key); err == nil && k.Kind == schema.KindContainerInterfaceKey {
-			errs = append(errs, a.reconcile(ctx, kv.Key, &kv))
+			errs = append(errs, a.ifsync.Reconcile(ctx, kv.Key, &kv))
 		}
 	}
 	return errors.Join(errs...)
@@ -137,7 +139,7 @@ func (a *Agent) onEvent(ev store.Event) error {
 			}
 		}
 		a.ifaces.Replace(ifs)
-		a.ifaces.Enqueue(sweepKey)
+		a.ifaces.Enqueue(ifsync.SweepKey)
 	case store.Put, store.Delete:
 		k, err := schema.ParseKey(ev.KV.Key)
 		if err != nil || k.Kind != schema.KindContainerInterfaceKey {
@@ -161,66 +163,24 @@ func (a *Agent) watchVPP(ctx context.Context) {
 			return
 		case ev := <-a.vpp.Events():
 			a.log.Info("VPP connection changed", "event", ev.Type, "err", ev.Err)
-			a.ifaces.Enqueue(sweepKey)
+			a.ifaces.Enqueue(ifsync.SweepKey)
 			a.ifaces.EnqueueAll()
 		}
 	}
 }
 
-const sweepKey = "sweep"
-
-func (a *Agent) reconcile(ctx context.Context, key string, kv *store.KV) error {
-	if key == sweepKey {
-		return a.vs.Sweep(ctx, a.ifaces.Keys())
-	}
-	k, err := schema.ParseKey(key)
+// interfaceSpec turns a container-side interface intent into what the
+// container's VPP must hold.
+func interfaceSpec(owner string, value []byte) (vppstate.Spec, error) {
+	ci, err := schema.DecodeAs[schema.ContainerInterface](value)
 	if err != nil {
-		return nil
-	}
-	sk := schema.StatusKey(k)
-	vs, err := a.vs.Get(ctx)
-	if err != nil {
-		err = fmt.Errorf("VPP at %s: %w", a.cfg.VPPSocket, err)
-		if kv != nil {
-			return errors.Join(err, a.report(ctx, sk, kv.ModRevision, 0, "", err))
-		}
-		return err
-	}
-	owner := vppstate.Owner(key)
-	if kv == nil {
-		if err := vs.Remove(ctx, owner); err != nil {
-			return a.vs.Failed(fmt.Errorf("remove interface %s: %w", k.Interface, err))
-		}
-		return a.status.Delete(ctx, sk)
-	}
-	ci, err := schema.DecodeAs[schema.ContainerInterface](kv.Value)
-	if err != nil {
-		return a.report(ctx, sk, kv.ModRevision, 0, "", err)
+		return vppstate.Spec{}, err
 	}
 	spec := vppstate.Spec{Owner: owner, Type: ci.Type, Memif: ci.Memif, Vhost: ci.Vhost, MTU: ci.MTU, MAC: ci.MAC, Routes: ci.Routes}
 	for _, ip := range ci.IPs {
 		spec.Addresses = append(spec.Addresses, ip.Address)
 	}
-	socket := ""
-	if ci.Memif != nil {
-		socket = ci.Memif.SocketPath
-	} else if ci.Vhost != nil {
-		socket = ci.Vhost.SocketPath
-	}
-	idx, err := vs.Ensure(ctx, spec)
-	if err != nil {
-		err = a.vs.Failed(fmt.Errorf("apply interface %s: %w", ci.Name, err))
-		return errors.Join(err, a.report(ctx, sk, kv.ModRevision, idx, socket, err))
-	}
-	return a.report(ctx, sk, kv.ModRevision, idx, socket, nil)
-}
-
-func (a *Agent) report(ctx context.Context, sk string, rev int64, idx uint32, socket string, applyErr error) error {
-	st := &schema.InterfaceStatus{ObservedRevision: rev, SwIfIndex: idx, SocketPath: socket, Ready: applyErr == nil}
-	if applyErr != nil {
-		st.Error = applyErr.Error()
-	}
-	return a.status.Put(ctx, sk, st)
+	return spec, nil
 }
 
 // OnceTimeout bounds --once when the caller sets no deadline.

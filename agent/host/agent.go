@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/uspace-io/uspace/agent/controller"
+	"github.com/uspace-io/uspace/agent/ifsync"
 	"github.com/uspace-io/uspace/agent/spdk"
 	"github.com/uspace-io/uspace/agent/vpp"
 	"github.com/uspace-io/uspace/agent/vppstate"
@@ -55,8 +56,7 @@ type Agent struct {
 	ifaces  *controller.Controller
 	volumes *controller.Controller
 
-	// vs is the interface worker's view of VPP; only that worker touches it.
-	vs *vppstate.Cache
+	ifsync *ifsync.Reconciler
 
 	netMu    sync.RWMutex
 	networks map[string]schema.Network
@@ -81,7 +81,9 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 		started:  time.Now().UTC(),
 	}
 	m := controller.NewMetrics(a.reg)
-	a.ifaces = controller.New("interfaces", a.reconcileInterface, m, a.log)
+	a.ifsync = &ifsync.Reconciler{Status: a.status, Spec: a.interfaceSpec}
+	a.ifaces = controller.New("interfaces", a.ifsync.Reconcile, m, a.log)
+	a.ifsync.Keys = a.ifaces.Keys
 	a.volumes = controller.New("volumes", a.reconcileVolume, m, a.log)
 	m.RegisterQueue(a.reg, a.ifaces)
 	m.RegisterQueue(a.reg, a.volumes)
@@ -114,7 +116,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// while VPP is down, and re-applies everything once it is up.
 	a.vpp = vpp.Dial(vpp.Config{Socket: a.cfg.VPPSocket, ClientName: "uspace-host-agent", Logger: a.log})
 	defer a.vpp.Close()
-	a.vs = vppstate.NewCache(a.vpp, a.cfg.SharedDir, a.log)
+	a.ifsync.VS = vppstate.NewCache(a.vpp, a.cfg.SharedDir, a.log)
 	// A short grace for the first connection spares the first round of
 	// reconciles a burst of "not connected" statuses.
 	wctx, wcancel := context.WithTimeout(ctx, vppStartGrace)
@@ -157,7 +159,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.enqueueStatusOrphan(k)
 		}
 	}
-	a.ifaces.Enqueue(sweepKey)
+	a.ifaces.Enqueue(ifsync.SweepKey)
 
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -227,7 +229,7 @@ func (a *Agent) onHostEvent(ev store.Event) error {
 		}
 		a.ifaces.Replace(ifs)
 		a.volumes.Replace(vols)
-		a.ifaces.Enqueue(sweepKey)
+		a.ifaces.Enqueue(ifsync.SweepKey)
 	case store.Put, store.Delete:
 		k, err := schema.ParseKey(ev.KV.Key)
 		if err != nil {

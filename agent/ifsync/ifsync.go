@@ -1,0 +1,84 @@
+// Package ifsync converges one interface intent into a VPP and reports the
+// outcome as its status: the reconcile step the host and the container
+// agent share, each with its own way of turning an intent into a spec.
+package ifsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/uspace-io/uspace/agent/controller"
+	"github.com/uspace-io/uspace/agent/vppstate"
+	"github.com/uspace-io/uspace/schema"
+	"github.com/uspace-io/uspace/store"
+)
+
+// SweepKey is queued with the interface keys; its reconcile reloads VPP's
+// state and removes what uspace owns but no intent wants. It runs on the
+// same worker as the interfaces, so it never races one of them.
+const SweepKey = "sweep"
+
+// SpecFunc turns an intent value into the interface to converge.
+type SpecFunc func(owner string, value []byte) (vppstate.Spec, error)
+
+// Reconciler converges the interfaces of one controller into one VPP.
+type Reconciler struct {
+	VS     *vppstate.Cache
+	Status *controller.StatusWriter
+	Spec   SpecFunc
+	// Keys lists the desired keys, for the sweep.
+	Keys func() []string
+}
+
+// Reconcile is a controller.ReconcileFunc.
+func (r *Reconciler) Reconcile(ctx context.Context, key string, kv *store.KV) error {
+	if key == SweepKey {
+		return r.VS.Sweep(ctx, r.Keys())
+	}
+	k, err := schema.ParseKey(key)
+	if err != nil {
+		return nil // the watch only delivers v1 keys; nothing to do
+	}
+	sk := schema.StatusKey(k)
+	var spec vppstate.Spec
+	if kv != nil {
+		if spec, err = r.Spec(vppstate.Owner(key), kv.Value); err != nil {
+			// Retrying cannot fix a bad value; report it and wait for a new one.
+			return r.report(ctx, sk, kv.ModRevision, 0, spec, err)
+		}
+	}
+	vs, err := r.VS.Get(ctx)
+	if err != nil {
+		if kv != nil {
+			return errors.Join(err, r.report(ctx, sk, kv.ModRevision, 0, spec, err))
+		}
+		return err
+	}
+	if kv == nil {
+		if err := vs.Remove(ctx, vppstate.Owner(key)); err != nil {
+			return r.VS.Failed(fmt.Errorf("remove interface %s: %w", k.Interface, err))
+		}
+		return r.Status.Delete(ctx, sk)
+	}
+	idx, err := vs.Ensure(ctx, spec)
+	if err != nil {
+		err = r.VS.Failed(fmt.Errorf("apply interface %s: %w", k.Interface, err))
+		return errors.Join(err, r.report(ctx, sk, kv.ModRevision, idx, spec, err))
+	}
+	return r.report(ctx, sk, kv.ModRevision, idx, spec, nil)
+}
+
+func (r *Reconciler) report(ctx context.Context, sk string, rev int64, idx uint32, spec vppstate.Spec, applyErr error) error {
+	st := &schema.InterfaceStatus{ObservedRevision: rev, SwIfIndex: idx, Ready: applyErr == nil, Bridge: spec.Bridge}
+	switch {
+	case spec.Memif != nil:
+		st.SocketPath = spec.Memif.SocketPath
+	case spec.Vhost != nil:
+		st.SocketPath = spec.Vhost.SocketPath
+	}
+	if applyErr != nil {
+		st.Error = applyErr.Error()
+	}
+	return r.Status.Put(ctx, sk, st)
+}
