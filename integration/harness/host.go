@@ -19,6 +19,10 @@ import (
 	"github.com/uspace-io/uspace/store"
 )
 
+// LeaseTTL is the host agents' registration lease in tests: short enough
+// for lease-expiry scenarios, long enough for a loaded CI machine.
+const LeaseTTL = 8 * time.Second
+
 // Host is one simulated host: its VPP and SPDK simulators (in this process,
 // over real sockets) and its host agent (a real process).
 type Host struct {
@@ -104,7 +108,7 @@ func (h *Host) AgentArgs() []string {
 		"--shared-dir", h.SharedDir,
 		"--volume-root", h.VolumeRoot,
 		"--metrics-addr", h.MetricsAddr,
-		"--lease-ttl", "5s",
+		"--lease-ttl", LeaseTTL.String(),
 	}
 }
 

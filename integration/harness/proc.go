@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -73,7 +74,7 @@ func (p *Proc) Start() error {
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	fmt.Fprintf(p.out, "=== start %v\n", p.Args)
-	if err := cmd.Start(); err != nil {
+	if err := spawn(cmd); err != nil {
 		return err
 	}
 	done := make(chan struct{})
@@ -140,4 +141,30 @@ func (p *Proc) Output() string {
 		return ""
 	}
 	return p.out.String()
+}
+
+// Linux sends Pdeathsig when the *thread* that forked the child exits, and
+// Go retires threads that a goroutine locked and left (netns helpers do
+// that). So every child is started from one locked thread that lives as
+// long as the test process: children die with the tests, and only then.
+var spawnc = make(chan spawnReq)
+
+type spawnReq struct {
+	cmd  *exec.Cmd
+	errc chan error
+}
+
+func init() {
+	go func() {
+		runtime.LockOSThread()
+		for r := range spawnc {
+			r.errc <- r.cmd.Start()
+		}
+	}()
+}
+
+func spawn(cmd *exec.Cmd) error {
+	errc := make(chan error)
+	spawnc <- spawnReq{cmd, errc}
+	return <-errc
 }

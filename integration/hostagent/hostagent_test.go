@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containernetworking/plugins/pkg/testutils"
 	"golang.org/x/sys/unix"
 
 	"github.com/uspace-io/uspace/integration/harness"
@@ -234,5 +235,26 @@ func TestMetricsAndHealth(t *testing.T) {
 		if body := harness.HTTPGet(t, "http://"+h.MetricsAddr+path); body == "" {
 			t.Errorf("%s empty", path)
 		}
+	}
+}
+
+// Network namespace helpers lock a thread and let it exit; the harness's
+// children must not die with that thread (Pdeathsig is per thread).
+func TestAgentSurvivesNetnsThreads(t *testing.T) {
+	e := harness.StartEtcd(t)
+	h := e.StartHost(t, "node1")
+	for range 3 {
+		n, err := testutils.NewNS()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close(); _ = testutils.UnmountNS(n) })
+	}
+	rev := e.Put(t, map[string]schema.Object{ifKey(h, "c1", "net1"): memifIntent(h, "c1", "net1", 0)})
+	waitIfReady(t, e, h, "c1", "net1", rev)
+	select {
+	case <-h.Agent.Exited():
+		t.Fatalf("host agent died:\n%s", h.Agent.Output())
+	default:
 	}
 }

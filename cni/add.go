@@ -1,0 +1,197 @@
+package cni
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/uspace-io/uspace/schema"
+	"github.com/uspace-io/uspace/store"
+)
+
+// Clean-up after a failed ADD runs on fresh contexts, because the ADD's
+// own may have run out. Deleting intents gets little time: when it fails,
+// etcd is what failed, and the error must not come long after the ADD's
+// timeout. Releasing IPAM is local and gets more.
+const (
+	cleanupEtcdTimeout = 2 * time.Second
+	cleanupIPAMTimeout = 5 * time.Second
+)
+
+// agentError is the error the host agent reported in the status.
+type agentError struct{ msg string }
+
+func (e *agentError) Error() string { return e.msg }
+
+// cmdAdd: validate, connect, IPAM, write the three intents in one
+// transaction, wait for the host agent, return the result. Any failure
+// after IPAM rolls back: intents deleted (one transaction), IPAM released.
+func (p *plugin) cmdAdd(args *skel.CmdArgs) error {
+	inv, err := p.setup("ADD", args, true)
+	if err != nil {
+		return err
+	}
+	defer inv.closeLog()
+	start := p.now()
+	timeout := time.Duration(inv.us.AddTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	conf, att := inv.conf, inv.att
+
+	// Everything that can be checked without IPAM is checked before it.
+	if _, err := BuildIntents(conf, att, nil, start); err != nil {
+		return err
+	}
+	st, err := inv.connect(ctx)
+	if err != nil {
+		inv.log.Error("ADD failed", "err", err)
+		return err
+	}
+	defer st.Close()
+
+	var ipamRes *types100.Result
+	if conf.IPAM.Type != "" {
+		r, err := invoke.DelegateAdd(ctx, conf.IPAM.Type, args.StdinData, nil)
+		if err != nil {
+			inv.log.Error("IPAM failed", "ipam", conf.IPAM.Type, "err", err)
+			if ctx.Err() != nil {
+				// Killed at the deadline, maybe after allocating.
+				return p.failAdd(inv, st, false, true, fmt.Errorf("IPAM %s did not finish within %v: %w", conf.IPAM.Type, timeout, err))
+			}
+			return err
+		}
+		if ipamRes, err = ipamResult(r); err != nil {
+			return p.failAdd(inv, st, false, true, err)
+		}
+	}
+	in, err := BuildIntents(conf, att, ipamRes, start)
+	if err != nil {
+		return p.failAdd(inv, st, false, true, err)
+	}
+	shared := conf.Host.Memif.Socketfile != "" || conf.Host.Vhost.Socketfile != ""
+	w, err := writeIntents(ctx, st, in, att, shared)
+	if err != nil {
+		var ex *errExists
+		if errors.As(err, &ex) {
+			// The attachment belongs to someone else (same container ID and
+			// ifname, hence the same IPAM allocation): leave both alone.
+			err = types.NewError(types.ErrInternal, ex.msg, "")
+			inv.log.Error("ADD refused", "err", err)
+			return err
+		}
+		// Only a transaction that may have been applied needs undoing;
+		// failing before it (etcd gone while reading) wrote nothing.
+		return p.failAdd(inv, st, w.Unknown, true, err)
+	}
+	inv.log.Info("intents written", "revision", w.Rev, "repeat", w.Adopted)
+
+	if _, err := p.waitReady(ctx, st, inv, w.Rev, timeout); err != nil {
+		return p.failAdd(inv, st, true, true, err)
+	}
+	res, err := BuildResult(conf.CNIVersion, in, args.Netns, ipamRes)
+	if err != nil {
+		return p.failAdd(inv, st, true, true, err)
+	}
+	inv.log.Info("ADD done", "revision", w.Rev, "took", p.now().Sub(start))
+	return types.PrintResult(res, conf.CNIVersion)
+}
+
+// failAdd undoes a failed ADD and returns its error.
+func (p *plugin) failAdd(inv *invocation, st *store.Client, intents, ipam bool, cause error) error {
+	inv.log.Error("ADD failed, rolling back", "err", cause)
+	var errs []error
+	if intents {
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupEtcdTimeout)
+		if _, _, err := deleteAttachment(ctx, st, inv.att); err != nil {
+			errs = append(errs, fmt.Errorf("deleting the intents: %w", err))
+		}
+		cancel()
+	}
+	if ipam && inv.conf.IPAM.Type != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupIPAMTimeout)
+		defer cancel()
+		if err := invoke.DelegateDel(ctx, inv.conf.IPAM.Type, inv.args.StdinData, nil); err != nil {
+			errs = append(errs, fmt.Errorf("releasing IPAM (%s): %w", inv.conf.IPAM.Type, err))
+		}
+	}
+	if len(errs) == 0 {
+		return cause
+	}
+	err := errors.Join(errs...)
+	inv.log.Error("rollback incomplete", "err", err)
+	var te *types.Error
+	if errors.As(cause, &te) {
+		return types.NewError(te.Code, te.Msg, joinDetails(te.Details, "rollback incomplete: "+err.Error()))
+	}
+	return fmt.Errorf("%w (rollback incomplete: %v)", cause, err)
+}
+
+func joinDetails(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// waitReady waits for the host agent's status of this attachment to reach
+// rev and be ready, or to report an error.
+func (p *plugin) waitReady(ctx context.Context, st *store.Client, inv *invocation, rev int64, timeout time.Duration) (*schema.InterfaceStatus, error) {
+	statusKey := schema.StatusKey(inv.att.HostKey())
+	var last *schema.InterfaceStatus
+	_, err := st.WaitFor(ctx, statusKey, rev, func(kv *store.KV) (bool, error) {
+		if kv == nil {
+			return false, nil
+		}
+		s, err := schema.DecodeAs[schema.InterfaceStatus](kv.Value)
+		if err != nil {
+			return false, nil
+		}
+		last = s
+		if s.ObservedRevision < rev {
+			return false, nil
+		}
+		if s.Error != "" {
+			return false, &agentError{s.Error}
+		}
+		return s.Ready, nil
+	})
+	if err == nil {
+		return last, nil
+	}
+	var ae *agentError
+	if errors.As(err, &ae) {
+		return nil, types.NewError(types.ErrInternal, fmt.Sprintf("host agent on %s failed to apply interface %s of container %s: %s",
+			inv.att.Host, inv.att.IfName, inv.att.ContainerID, ae.msg), "")
+	}
+	if ctx.Err() == nil {
+		return nil, etcdErr("waiting for the host agent", err)
+	}
+	// Timed out: say whether an agent is there at all.
+	agentKey := schema.AgentKey(inv.att.Host)
+	actx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	seen := "no status yet"
+	if last != nil {
+		seen = fmt.Sprintf("last status: observedRevision %d, ready %v", last.ObservedRevision, last.Ready)
+	}
+	agent, gerr := st.Get(actx, agentKey)
+	switch {
+	case gerr != nil:
+		return nil, types.NewError(types.ErrTryAgainLater, fmt.Sprintf(
+			"host agent on %s did not report %s at revision %d within %v (%s), and etcd is now unreachable: %v",
+			inv.att.Host, statusKey, rev, timeout, seen, gerr), "")
+	case agent == nil:
+		return nil, types.NewError(types.ErrTryAgainLater, fmt.Sprintf(
+			"host agent on %s did not report %s at revision %d within %v (%s): no agent is registered at %s — is uspace-agent running on this host with --host %s and the same etcd?",
+			inv.att.Host, statusKey, rev, timeout, seen, agentKey, inv.att.Host), "")
+	}
+	return nil, types.NewError(types.ErrTryAgainLater, fmt.Sprintf(
+		"host agent on %s did not report %s at revision %d within %v (%s); the agent is registered at %s but did not apply the interface",
+		inv.att.Host, statusKey, rev, timeout, seen, agentKey), "")
+}

@@ -1,0 +1,198 @@
+package cni
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/uspace-io/uspace/schema"
+)
+
+// cmdCheck compares prevResult, the config, the intents in etcd and the
+// host agent's status, and fails naming the first kind of drift found
+// (every drifting field of it).
+func (p *plugin) cmdCheck(args *skel.CmdArgs) error {
+	inv, err := p.setup("CHECK", args, true)
+	if err != nil {
+		return err
+	}
+	defer inv.closeLog()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(inv.us.AddTimeout))
+	defer cancel()
+	conf, att := inv.conf, inv.att
+
+	if conf.RawPrevResult == nil {
+		return types.NewError(types.ErrInvalidNetworkConfig, "CHECK: the config carries no prevResult", "")
+	}
+	if err := version.ParsePrevResult(&conf.PluginConf); err != nil {
+		return types.NewError(types.ErrDecodingFailure, "CHECK: cannot parse prevResult: "+err.Error(), "")
+	}
+	prev, err := types100.NewResultFromResult(conf.PrevResult)
+	if err != nil {
+		return types.NewError(types.ErrDecodingFailure, "CHECK: cannot convert prevResult: "+err.Error(), "")
+	}
+	drift := func(format string, a ...any) error {
+		err := types.NewError(types.ErrInternal, "CHECK: "+fmt.Sprintf(format, a...), "")
+		inv.log.Warn("drift", "err", err)
+		return err
+	}
+	if _, itf := containerIface(prev, att.IfName); itf == nil || itf.Sandbox != args.Netns {
+		return drift("prevResult has no interface %s in sandbox %s", att.IfName, args.Netns)
+	}
+
+	st, err := inv.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	cur, err := readAttachment(ctx, st, att)
+	if err != nil {
+		return etcdErr("reading the attachment", err)
+	}
+	hostKey, ctrKey, metaKey := att.keys()
+	switch {
+	case cur.host == nil:
+		return drift("host-side intent %s is missing", hostKey)
+	case cur.ctr == nil:
+		return drift("container-side intent %s is missing", ctrKey)
+	case cur.meta == nil:
+		return drift("container meta %s is missing", metaKey)
+	}
+	gotHost, err := schema.DecodeAs[schema.HostInterface](cur.host.Value)
+	if err != nil {
+		return drift("host-side intent %s unreadable: %v", hostKey, err)
+	}
+	gotCtr, err := schema.DecodeAs[schema.ContainerInterface](cur.ctr.Value)
+	if err != nil {
+		return drift("container-side intent %s unreadable: %v", ctrKey, err)
+	}
+	meta, err := schema.DecodeAs[schema.ContainerMeta](cur.meta.Value)
+	if err != nil {
+		return drift("container meta %s unreadable: %v", metaKey, err)
+	}
+
+	// What the config and prevResult say the intents must be.
+	want, err := BuildIntents(conf, att, prev, p.now())
+	if err != nil {
+		return err
+	}
+	if want.Host.Memif != nil && gotHost.Memif != nil {
+		want.Host.Memif.ID, want.Container.Memif.ID = gotHost.Memif.ID, gotHost.Memif.ID
+	}
+	// prevResult carries the container MAC the ADD chose.
+	if _, itf := containerIface(prev, att.IfName); itf.Mac != "" {
+		want.Container.MAC = itf.Mac
+	}
+	if d := diffObjects(gotHost, want.Host); len(d) > 0 {
+		return drift("host-side intent %s differs from the config: %s", hostKey, strings.Join(d, "; "))
+	}
+	if d := diffObjects(gotCtr, want.Container); len(d) > 0 {
+		return drift("container-side intent %s differs from the config and prevResult: %s", ctrKey, strings.Join(d, "; "))
+	}
+	if !slices.Contains(meta.Interfaces, att.IfName) {
+		return drift("container meta %s does not list interface %s (lists %v)", metaKey, att.IfName, meta.Interfaces)
+	}
+	if meta.Netns != args.Netns {
+		return drift("container meta %s has netns %q, CHECK was given %q", metaKey, meta.Netns, args.Netns)
+	}
+
+	statusKey := schema.StatusKey(att.HostKey())
+	skv, err := st.Get(ctx, statusKey)
+	if err != nil {
+		return etcdErr("reading the status", err)
+	}
+	if skv == nil {
+		return drift("host agent on %s has no status at %s", att.Host, statusKey)
+	}
+	s, err := schema.DecodeAs[schema.InterfaceStatus](skv.Value)
+	switch {
+	case err != nil:
+		return drift("status %s unreadable: %v", statusKey, err)
+	case s.ObservedRevision < cur.host.ModRevision:
+		return drift("host agent has applied revision %d, the intent is at revision %d", s.ObservedRevision, cur.host.ModRevision)
+	case s.Error != "":
+		return drift("host agent reports an error: %s", s.Error)
+	case !s.Ready:
+		return drift("host agent reports the interface not ready")
+	case s.SocketPath != "" && s.SocketPath != socketOf(gotHost):
+		return drift("host agent uses socket %s, the intent says %s", s.SocketPath, socketOf(gotHost))
+	}
+
+	if conf.IPAM.Type != "" {
+		if err := invoke.DelegateCheck(ctx, conf.IPAM.Type, args.StdinData, nil); err != nil {
+			return err
+		}
+	}
+	inv.log.Info("CHECK passed")
+	return nil
+}
+
+// diffObjects lists every field (as a JSON path) where got and want
+// differ, ignoring apiVersion and kind.
+func diffObjects(got, want schema.Object) []string {
+	g, w := flatten(got), flatten(want)
+	keys := map[string]bool{}
+	for k := range g {
+		keys[k] = true
+	}
+	for k := range w {
+		keys[k] = true
+	}
+	var out []string
+	for k := range keys {
+		if k == "apiVersion" || k == "kind" {
+			continue
+		}
+		if g[k] != w[k] {
+			out = append(out, fmt.Sprintf("%s is %s, want %s", k, orAbsent(g[k]), orAbsent(w[k])))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func orAbsent(s string) string {
+	if s == "" {
+		return "absent"
+	}
+	return s
+}
+
+func flatten(o any) map[string]string {
+	b, _ := json.Marshal(o)
+	var v any
+	_ = json.Unmarshal(b, &v)
+	out := map[string]string{}
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		switch t := v.(type) {
+		case map[string]any:
+			for k, x := range t {
+				p := k
+				if prefix != "" {
+					p = prefix + "." + k
+				}
+				walk(p, x)
+			}
+		case []any:
+			for i, x := range t {
+				walk(fmt.Sprintf("%s[%d]", prefix, i), x)
+			}
+		default:
+			b, _ := json.Marshal(t)
+			out[prefix] = string(b)
+		}
+	}
+	walk("", v)
+	return out
+}

@@ -1,0 +1,102 @@
+package cni
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/skel"
+
+	"github.com/uspace-io/uspace/schema"
+	"github.com/uspace-io/uspace/store"
+)
+
+// cmdDel is idempotent: it succeeds when nothing exists, when only part of
+// the attachment is in etcd, when IPAM was already released and when the
+// netns is gone (it never opens the netns). It removes the attachment's
+// intents in one transaction, waits (bounded by delTimeout) for the host
+// agent to remove the status, then releases IPAM.
+//
+// Choices: an unreachable etcd fails DEL (the runtime retries; releasing
+// the IPs while the intents may still hold them would hand them out twice).
+// An agent that does not confirm within delTimeout does not fail DEL: the
+// intents are gone and the agent, a level-triggered reconciler, removes
+// the interface when it runs again; failing would only block pod removal
+// on a node whose agent is down.
+func (p *plugin) cmdDel(args *skel.CmdArgs) error {
+	inv, err := p.setup("DEL", args, false)
+	if err != nil {
+		return err
+	}
+	defer inv.closeLog()
+	start := p.now()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(inv.us.AddTimeout))
+	defer cancel()
+	if err := validAttachment(inv.att); err != nil {
+		// ADD refuses such names before IPAM or etcd: nothing can exist.
+		inv.log.Info("nothing to delete: the attachment could never have been added", "reason", err)
+		return nil
+	}
+	st, err := inv.connect(ctx)
+	if err != nil {
+		inv.log.Error("DEL failed", "err", err)
+		return err
+	}
+	defer st.Close()
+
+	removed, rev, err := deleteAttachment(ctx, st, inv.att)
+	if err != nil {
+		inv.log.Error("DEL failed", "err", err)
+		return err
+	}
+	if removed != nil {
+		inv.log.Info("intents deleted", "revision", rev)
+		p.waitRemoved(ctx, st, inv, rev)
+	} else {
+		inv.log.Info("no intents to delete")
+	}
+	if inv.conf.IPAM.Type != "" {
+		if err := invoke.DelegateDel(ctx, inv.conf.IPAM.Type, args.StdinData, nil); err != nil {
+			inv.log.Error("IPAM release failed", "ipam", inv.conf.IPAM.Type, "err", err)
+			return err
+		}
+	}
+	inv.log.Info("DEL done", "took", p.now().Sub(start))
+	return nil
+}
+
+// validAttachment checks the names that become key segments.
+func validAttachment(att Attachment) error {
+	var problems []string
+	for _, err := range []error{
+		schema.ValidateHost("uspace.host", att.Host),
+		schema.ValidateContainerID("CNI_CONTAINERID", att.ContainerID),
+		schema.ValidateIfName("CNI_IFNAME", att.IfName),
+	} {
+		if err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	if len(problems) > 0 {
+		return configErr(problems)
+	}
+	return nil
+}
+
+// waitRemoved waits, bounded, for the host agent to delete the status of
+// the removed interface. It only logs: see cmdDel.
+func (p *plugin) waitRemoved(ctx context.Context, st *store.Client, inv *invocation, rev int64) {
+	agent, err := st.Get(ctx, schema.AgentKey(inv.att.Host))
+	if err != nil || agent == nil {
+		inv.log.Warn("no host agent registered: not waiting for it to remove the interface", "agentKey", schema.AgentKey(inv.att.Host), "err", err)
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Duration(inv.us.DelTimeout))
+	defer cancel()
+	statusKey := schema.StatusKey(inv.att.HostKey())
+	if _, err := st.WaitFor(wctx, statusKey, rev, func(kv *store.KV) (bool, error) { return kv == nil, nil }); err != nil {
+		inv.log.Warn(fmt.Sprintf("host agent did not confirm removal within %v; it will remove the interface when it reconciles", time.Duration(inv.us.DelTimeout)),
+			"statusKey", statusKey, "err", err)
+	}
+}
