@@ -26,6 +26,7 @@ tools: deps
 	@mkdir -p $(BIN)
 	$(GO) build $(GOFLAGS) -o $(BIN)/etcd go.etcd.io/etcd/server/v3
 	$(GO) build $(GOFLAGS) -o $(BIN)/etcdctl go.etcd.io/etcd/etcdctl/v3
+	$(GO) build $(GOFLAGS) -o $(BIN)/host-local github.com/containernetworking/plugins/plugins/ipam/host-local
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

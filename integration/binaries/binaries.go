@@ -26,6 +26,8 @@ func pkgOf(name string) string {
 		return "go.etcd.io/etcd/server/v3"
 	case "etcdctl":
 		return "go.etcd.io/etcd/etcdctl/v3"
+	case "host-local":
+		return "github.com/containernetworking/plugins/plugins/ipam/host-local"
 	}
 	return "github.com/uspace-io/uspace/cmd/" + name
 }
