@@ -3,7 +3,9 @@ package cni_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -224,7 +226,13 @@ func sect(m map[string]any, path ...string) map[string]any {
 // etcd down: ADD fails within its timeout saying etcd is unreachable, and
 // leaves nothing, neither in etcd nor in IPAM. The plugin reaches etcd
 // through a proxy the test cuts: once while IPAM runs (after the plugin
-// connected), once before ADD starts.
+// connected), once before ADD starts. To cut "while IPAM runs" the test
+// holds host-local's own lock of the network (flock on
+// <dataDir>/<network>/lock): host-local is started only after the plugin
+// connected to etcd, and blocks on that lock before reserving. Once it is
+// seen waiting (/proc/locks), the proxy is cut and the lock released:
+// host-local reserves an IP, the plugin's transaction finds etcd gone and
+// the rollback must release that IP.
 func TestEtcdDownDuringAdd(t *testing.T) {
 	e := newEnv(t, true)
 	netns := newNS(t)
@@ -232,20 +240,35 @@ func TestEtcdDownDuringAdd(t *testing.T) {
 	list := e.netconf(readmeMemif, func(m map[string]any) {
 		sect(m, "uspace")["addTimeout"] = "4s"
 		sect(m, "uspace", "etcd")["endpoints"] = []string{proxy.Endpoint()}
-		sect(m, "ipam")["testDelay"] = "1500ms"
 	})
 
+	release := e.holdIPAMLock("memif-network")
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() {
 		_, err := e.cni.AddNetworkList(bg(), list, rt("etcd-dies", netns.Path(), "net1"))
 		done <- err
 	}()
-	// The plugin connects, then IPAM sleeps 1.5s before reserving: etcd
-	// goes away in between.
-	time.Sleep(700 * time.Millisecond)
+	// Wait until host-local waits on the lock: the plugin connected to
+	// etcd and started IPAM. ADD must not end before.
+	var err error
+	waiting := false
+	for deadline := time.Now().Add(4 * time.Second); !waiting && time.Now().Before(deadline); {
+		select {
+		case err = <-done:
+			release()
+			t.Fatalf("ADD ended before IPAM ran: %v", err)
+		case <-time.After(20 * time.Millisecond):
+			waiting = e.ipamLockWaiters("memif-network") > 0
+		}
+	}
+	if !waiting {
+		release()
+		t.Fatalf("host-local never waited on its lock (ADD: %v)", <-done)
+	}
 	proxy.Cut()
-	err := <-done
+	release()
+	err = <-done
 	took := time.Since(start)
 	if err == nil {
 		t.Fatal("ADD succeeded with etcd gone")
@@ -261,6 +284,11 @@ func TestEtcdDownDuringAdd(t *testing.T) {
 	}
 	if got := e.ipamFiles("memif-network"); len(got) != 0 {
 		t.Errorf("IPAM not released: %v", got)
+	}
+	// host-local did reserve (it records the last IP it reserved and keeps
+	// that on release): the rollback released it, not a failed IPAM.
+	if _, err := os.Stat(filepath.Join(e.ipamDir, "memif-network", "last_reserved_ip.0")); err != nil {
+		t.Errorf("host-local reserved nothing, etcd was not cut during IPAM: %v", err)
 	}
 	t.Logf("etcd dies during ADD: %v (after %v)", err, took)
 
@@ -415,8 +443,12 @@ func (e *env) meta(id string) *schema.ContainerMeta {
 }
 
 // A repeated ADD (no IPAM, so the intents are identical) returns the same
-// result; host-local refuses a second allocation, and that failed ADD
-// leaves the first attachment alone.
+// result. With IPAM, the real host-local refuses a second allocation for
+// the same container ID and ifname ("duplicate allocation is not
+// allowed", backend/allocator Get), so a repeated ADD fails there; and an
+// ADD that would change the attachment is refused, by host-local or, when
+// it gets past IPAM, by the plugin's intent check. Neither touches the
+// first attachment: its intents, nor its IPAM reservation.
 func TestRepeatAdd(t *testing.T) {
 	e := newEnv(t, true)
 	netns := newNS(t)
@@ -438,19 +470,78 @@ func TestRepeatAdd(t *testing.T) {
 	}
 
 	withIPAM := e.netconf(readmeMemif, nil)
-	if _, err := e.cni.AddNetworkList(bg(), withIPAM, r); err != nil {
+	res, err := e.cni.AddNetworkList(bg(), withIPAM, r)
+	if err != nil {
 		t.Fatal(err)
 	}
-	keys := e.hostKeys()
+	cur, err := types100.NewResultFromResult(res)
+	if err != nil || len(cur.IPs) != 1 {
+		t.Fatalf("result %s: %v", js(res), err)
+	}
+	ip := cur.IPs[0].Address.IP.String()
+	if got := e.ipamFiles("memif-network"); !slices.Equal(got, []string{ip}) || e.ipamOwner("memif-network", ip) != "repeat/net1" {
+		t.Fatalf("IPAM reservations %v (owner of %s: %q)", got, ip, e.ipamOwner("memif-network", ip))
+	}
+	before := e.hostKVs()
+	unchanged := func(what string) {
+		t.Helper()
+		if after := e.hostKVs(); !maps.Equal(before, after) {
+			t.Errorf("%s changed the attachment in etcd:\n%v\n->\n%v", what, before, after)
+		}
+		if got := e.ipamFiles("memif-network"); !slices.Equal(got, []string{ip}) || e.ipamOwner("memif-network", ip) != "repeat/net1" {
+			t.Errorf("%s changed IPAM: reservations %v, want %s held by repeat/net1 (owner %q)", what, got, ip, e.ipamOwner("memif-network", ip))
+		}
+	}
+
+	// The same ADD again: host-local refuses, and the plugin does not roll
+	// back what it did not allocate.
 	if _, err := e.cni.AddNetworkList(bg(), withIPAM, r); err == nil || !strings.Contains(err.Error(), "duplicate allocation") {
 		t.Errorf("second ADD with host-local: %v", err)
 	}
-	if after := e.hostKeys(); !slices.Equal(keys, after) || len(e.ipamFiles("memif-network")) != 1 {
-		t.Errorf("failed repeat changed the attachment: %v -> %v, IPAM %v", keys, after, e.ipamFiles("memif-network"))
+	unchanged("the repeated ADD")
+
+	// A different bridge with the same IPAM: refused by host-local too.
+	otherBridge := e.netconf(readmeMemif, func(m map[string]any) { sect(m, "host", "bridge")["bridgeName"] = "5" })
+	if _, err := e.cni.AddNetworkList(bg(), otherBridge, r); err == nil || !strings.Contains(err.Error(), "duplicate allocation") {
+		t.Errorf("changing ADD with host-local: %v", err)
 	}
+	unchanged("the changing ADD with IPAM")
+
+	// A different bridge and no IPAM: IPAM does not stop it, the plugin's
+	// intent check does, and it must not release the first ADD's address
+	// (same container ID and ifname).
+	otherNoIPAM := e.netconf(readmeMemif, func(m map[string]any) {
+		delete(m, "ipam")
+		sect(m, "host", "bridge")["bridgeName"] = "5"
+	})
+	if _, err := e.cni.AddNetworkList(bg(), otherNoIPAM, r); err == nil || !strings.Contains(err.Error(), "already exists in etcd with different") {
+		t.Errorf("changing ADD without IPAM: %v", err)
+	}
+	unchanged("the changing ADD without IPAM")
+
 	if err := e.cni.DelNetworkList(bg(), withIPAM, r); err != nil {
 		t.Fatal(err)
 	}
+	if got := e.ipamFiles("memif-network"); len(got) != 0 {
+		t.Errorf("IPAM after DEL: %v", got)
+	}
+	if left := e.hostKeys(); len(left) != 0 {
+		t.Errorf("left after DEL: %v", left)
+	}
+}
+
+// hostKVs is hostKeys with the values.
+func (e *env) hostKVs() map[string]string {
+	e.t.Helper()
+	out := map[string]string{}
+	for _, k := range e.hostKeys() {
+		kv, err := e.etcd.Store.Get(bg(), k)
+		if err != nil || kv == nil {
+			e.t.Fatalf("get %s: %v %v", k, kv, err)
+		}
+		out[k] = string(kv.Value)
+	}
+	return out
 }
 
 // 50 concurrent ADDs, then 50 concurrent DELs: every ADD gets its own

@@ -14,10 +14,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -74,10 +75,10 @@ var (
 )
 
 // cniBinDir holds the plugins libcni finds: the built userspace plugin and
-// the host-local stand-in (see hostlocal/main.go).
+// the real host-local IPAM plugin of containernetworking/plugins.
 func cniBinDir(t *testing.T) string {
 	t.Helper()
-	userspace := binaries.Path(t, "userspace")
+	userspace, hostLocal := binaries.Path(t, "userspace"), binaries.Path(t, "host-local")
 	pluginsOnce.Do(func() {
 		pluginsDir, pluginsErr = os.MkdirTemp("", "uspace-cni-bin-")
 		if pluginsErr != nil {
@@ -86,13 +87,7 @@ func cniBinDir(t *testing.T) string {
 		if pluginsErr = os.Symlink(userspace, filepath.Join(pluginsDir, "userspace")); pluginsErr != nil {
 			return
 		}
-		_, file, _, _ := runtime.Caller(0)
-		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(pluginsDir, "host-local"), "./hostlocal")
-		cmd.Dir = filepath.Dir(file)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			pluginsErr = fmt.Errorf("build host-local stand-in: %v\n%s", err, out)
-		}
+		pluginsErr = os.Symlink(hostLocal, filepath.Join(pluginsDir, "host-local"))
 	})
 	if pluginsErr != nil {
 		t.Fatal(pluginsErr)
@@ -314,16 +309,81 @@ func (e *env) etcdctlGet(key string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// ipamFiles lists the IPs reserved in the IPAM data dir of network.
+// ipamFiles lists the IPs reserved in host-local's data dir of network:
+// one file per reserved IP, named by it. host-local also keeps "lock" and
+// "last_reserved_ip.<range>" there, which are not reservations.
 func (e *env) ipamFiles(network string) []string {
 	entries, _ := os.ReadDir(filepath.Join(e.ipamDir, network))
 	var out []string
 	for _, en := range entries {
-		if en.Name() != "lock" {
+		if net.ParseIP(en.Name()) != nil {
 			out = append(out, en.Name())
 		}
 	}
 	return out
+}
+
+// ipamOwner is who holds a reservation: host-local writes
+// "<containerID>\r\n<ifname>" into the IP's file.
+func (e *env) ipamOwner(network, ip string) string {
+	b, err := os.ReadFile(filepath.Join(e.ipamDir, network, ip))
+	if err != nil {
+		return ""
+	}
+	return strings.ReplaceAll(string(b), "\r\n", "/")
+}
+
+// holdIPAMLock takes host-local's lock of network (flock on
+// <dataDir>/<network>/lock) so that an IPAM ADD blocks before reserving,
+// until the returned func releases it.
+func (e *env) holdIPAMLock(network string) (release func()) {
+	e.t.Helper()
+	dir := filepath.Join(e.ipamDir, network)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		e.t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { f.Close() }) }
+	e.t.Cleanup(release)
+	return release
+}
+
+// ipamLockWaiters counts the processes blocked on host-local's lock of
+// network, from /proc/locks: a waiter is a "->" line on the lock file's
+// inode (field "MAJ:MIN:INODE").
+func (e *env) ipamLockWaiters(network string) int {
+	e.t.Helper()
+	fi, err := os.Stat(filepath.Join(e.ipamDir, network, "lock"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ino := fmt.Sprint(fi.Sys().(*syscall.Stat_t).Ino)
+	b, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	n := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if !slices.Contains(f, "->") {
+			continue
+		}
+		for _, x := range f {
+			if p := strings.Split(x, ":"); len(p) == 3 && p[2] == ino {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 // eventually polls cond (the agent's removal is asynchronous where DEL
