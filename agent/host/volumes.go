@@ -57,9 +57,9 @@ func (a *Agent) reconcileVolume(ctx context.Context, key string, kv *store.KV) e
 	}
 	if prev == nil || !sameVolumeHandles(prev, st) {
 		// Record the handles before creating anything, so that a crash
-		// mid-way still leaves enough behind to clean up.
+		// mid-way still leaves enough behind to clean up. Not ready and no
+		// error: in progress.
 		pending := *st
-		pending.Error = "applying"
 		if err := a.status.Put(ctx, sk, &pending); err != nil {
 			return err
 		}
