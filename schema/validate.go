@@ -77,16 +77,10 @@ func ValidateIfName(field, v string) error { return validateName(field, v, ifNam
 // ValidateSocketPath accepts an absolute, clean path that fits in sun_path
 // and, when root is set, lies inside root.
 func ValidateSocketPath(field, p, root string) error {
-	switch {
-	case p == "":
-		return fieldErr(field, p, "must not be empty")
-	case !filepath.IsAbs(p):
-		return fieldErr(field, p, "must be an absolute path")
-	case strings.Contains(p, ".."):
-		return fieldErr(field, p, "must not contain \"..\"")
-	case filepath.Clean(p) != p:
-		return fieldErr(field, p, "must be a clean path (no // or trailing /)")
-	case len(p) > MaxSocketPath:
+	if err := ValidateDir(field, p); err != nil {
+		return err
+	}
+	if len(p) > MaxSocketPath {
 		return fieldErr(field, p, "is %d bytes, a unix socket path holds at most %d", len(p), MaxSocketPath)
 	}
 	if root != "" {
@@ -98,7 +92,7 @@ func ValidateSocketPath(field, p, root string) error {
 	return nil
 }
 
-// ValidateDir accepts an absolute clean directory path without "..".
+// ValidateDir accepts an absolute, clean path without "..".
 func ValidateDir(field, p string) error {
 	switch {
 	case p == "":
