@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store"
@@ -324,34 +323,14 @@ type op struct {
 
 // apply commits ops in one transaction. With guardPrefix set it also
 // requires that no key under that prefix was created or changed after
-// sinceRev. store.Guard has no prefix form, so that case is built on the
-// etcd client directly; everything else goes through store.Apply.
+// sinceRev.
 func apply(ctx context.Context, st *store.Client, ops []op, guardPrefix string, sinceRev int64) (int64, error) {
+	sops := make([]store.Op, len(ops))
+	for i, o := range ops {
+		sops[i] = store.Op{Key: o.key, Value: o.value, Delete: o.del, Guard: store.ModRevision(o.guardRev)}
+	}
 	if guardPrefix == "" {
-		sops := make([]store.Op, len(ops))
-		for i, o := range ops {
-			sops[i] = store.Op{Key: o.key, Value: o.value, Delete: o.del, Guard: store.ModRevision(o.guardRev)}
-		}
 		return st.Apply(ctx, sops...)
 	}
-	cmps := []clientv3.Cmp{
-		clientv3.Compare(clientv3.ModRevision(guardPrefix), "<", sinceRev+1).WithPrefix(),
-	}
-	var writes []clientv3.Op
-	for _, o := range ops {
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(o.key), "=", o.guardRev))
-		if o.del {
-			writes = append(writes, clientv3.OpDelete(o.key))
-		} else {
-			writes = append(writes, clientv3.OpPut(o.key, string(o.value)))
-		}
-	}
-	resp, err := st.Etcd().Txn(ctx).If(cmps...).Then(writes...).Commit()
-	if err != nil {
-		return 0, err
-	}
-	if !resp.Succeeded {
-		return resp.Header.Revision, fmt.Errorf("%w: %s changed since revision %d, or a guarded key moved", store.ErrConflict, guardPrefix, sinceRev)
-	}
-	return resp.Header.Revision, nil
+	return st.ApplyIfUnchanged(ctx, store.PrefixGuard{Prefix: guardPrefix, Since: sinceRev}, sops...)
 }

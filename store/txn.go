@@ -42,6 +42,7 @@ const (
 	guardCreateOnly
 	guardExists
 	guardModRevision
+	guardPrefix // only in ConflictError, from a PrefixGuard
 )
 
 // Guard is a condition on a key's current state that must hold for a
@@ -73,6 +74,8 @@ func (g Guard) String() string {
 			return "must not exist"
 		}
 		return fmt.Sprintf("must be at mod revision %d", g.rev)
+	case guardPrefix:
+		return fmt.Sprintf("must have no key changed after revision %d", g.rev)
 	}
 	return "none"
 }
@@ -136,6 +139,27 @@ func (e *ConflictError) Unwrap() error { return ErrConflict }
 // is a *ConflictError (wrapping ErrConflict) naming the first failing key in
 // ops order.
 func (c *Client) Apply(ctx context.Context, ops ...Op) (int64, error) {
+	return c.apply(ctx, nil, ops)
+}
+
+// PrefixGuard holds when no key under Prefix was created or changed after
+// revision Since: the guard of a read-modify-write over a whole prefix
+// (allocating the lowest free minor or memif id among a host's intents),
+// where a per-key guard cannot see a key someone else adds. A delete under
+// the prefix does not break it; deletes only free what was read as taken.
+type PrefixGuard struct {
+	Prefix string
+	Since  int64
+}
+
+// ApplyIfUnchanged is Apply with a PrefixGuard on top of the ops' own
+// guards. When the prefix changed, the error is a *ConflictError naming
+// the prefix.
+func (c *Client) ApplyIfUnchanged(ctx context.Context, pg PrefixGuard, ops ...Op) (int64, error) {
+	return c.apply(ctx, &pg, ops)
+}
+
+func (c *Client) apply(ctx context.Context, pg *PrefixGuard, ops []Op) (int64, error) {
 	if len(ops) == 0 {
 		return 0, errors.New("apply: no operations")
 	}
@@ -149,6 +173,12 @@ func (c *Client) Apply(ctx context.Context, ops ...Op) (int64, error) {
 		guarded []Op
 		seen    = make(map[string]bool, len(ops))
 	)
+	if pg != nil {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(pg.Prefix), "<", pg.Since+1).WithPrefix())
+		// No limit: etcd applies a limit before the min-mod-revision filter.
+		reads = append(reads, clientv3.OpGet(pg.Prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly(),
+			clientv3.WithMinModRev(pg.Since+1)))
+	}
 	for _, op := range ops {
 		if op.Key == "" {
 			return 0, errors.New("apply: empty key")
@@ -178,6 +208,12 @@ func (c *Client) Apply(ctx context.Context, ops ...Op) (int64, error) {
 	}
 	if resp.Succeeded {
 		return resp.Header.Revision, nil
+	}
+	if pg != nil {
+		if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+			return resp.Header.Revision, &ConflictError{Key: pg.Prefix, Guard: Guard{kind: guardPrefix, rev: pg.Since}, ModRevision: kvs[0].ModRevision}
+		}
+		resp.Responses = resp.Responses[1:]
 	}
 	for i, op := range guarded {
 		var modRev int64

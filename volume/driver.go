@@ -21,7 +21,6 @@ import (
 	"time"
 
 	plugin "github.com/docker/go-plugins-helpers/volume"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store"
@@ -272,20 +271,18 @@ func (d *Driver) create(ctx context.Context, nv *schema.Volume) error {
 }
 
 // putIfPrefixUnchanged puts key=val if no key under prefix was created or
-// modified after rev (and key does not exist). A per-key guard cannot
-// express this: a concurrent create of another volume adds a key nobody
-// could have guarded. A concurrent delete is not detected, which is safe:
-// it only frees a minor. store wraps no prefix guard, hence the raw
-// transaction through store's Etcd.
+// modified after rev (and key does not exist): a concurrent create of
+// another volume adds a key no per-key guard could have named.
 func (d *Driver) putIfPrefixUnchanged(ctx context.Context, prefix string, rev int64, key string, val []byte) (bool, error) {
-	resp, err := d.st.Etcd().Txn(ctx).If(
-		clientv3.Compare(clientv3.ModRevision(prefix), "<", rev+1).WithPrefix(),
-		clientv3.Compare(clientv3.CreateRevision(key), "=", 0),
-	).Then(clientv3.OpPut(key, string(val))).Commit()
+	_, err := d.st.ApplyIfUnchanged(ctx, store.PrefixGuard{Prefix: prefix, Since: rev},
+		store.Op{Key: key, Value: val, Guard: store.CreateOnly()})
+	if errors.Is(err, store.ErrConflict) {
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("writing volume intent %s: %w", key, err)
 	}
-	return resp.Succeeded, nil
+	return true, nil
 }
 
 // backoff spreads retries of writers that lost a guard to each other:
