@@ -94,7 +94,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		if errors.As(err, new(rpctypes.EtcdError)) {
 			return nil, fmt.Errorf("connecting to etcd at %s as %q: %w", where, cfg.Username, err)
 		}
-		return nil, fmt.Errorf("etcd at %s unreachable within %v: %w", where, cfg.DialTimeout, err)
+		return nil, unreachable(ctx, cfg, where, err)
 	}
 	checkCtx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
@@ -105,9 +105,19 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("connecting to etcd at %s: %w", where, ctx.Err())
 		}
-		return nil, fmt.Errorf("etcd at %s unreachable within %v: %w", where, cfg.DialTimeout, err)
+		return nil, unreachable(ctx, cfg, where, err)
 	}
 	return &Client{etcd: etcd}, nil
+}
+
+// unreachable says why no connection came about: a TLS refusal (named by
+// the server's alert, which gRPC may have lost) or no answer at all.
+func unreachable(ctx context.Context, cfg Config, where string, err error) error {
+	if tlsErr := DiagnoseTLS(context.WithoutCancel(ctx), cfg); tlsErr != nil &&
+		(strings.Contains(tlsErr.Error(), "tls:") || strings.Contains(tlsErr.Error(), "x509:")) {
+		return fmt.Errorf("connecting to etcd at %s: %w", where, tlsErr)
+	}
+	return fmt.Errorf("etcd at %s unreachable within %v: %w", where, cfg.DialTimeout, err)
 }
 
 // tls returns nil when no TLS file is configured: https:// endpoints then
