@@ -68,5 +68,22 @@ bench-quick: build tools
 	@bash -o pipefail -c 'BENCH_QUICK=1 $(GO) test -count=1 -timeout 5m -v -run "^TestBench$$" ./integration/bench/ 2>&1 \
 		| tee $(BIN)/bench-quick.log | grep --line-buffered -v "^=== "'
 
+# Container images, each FROM scratch with the static binaries
+# (deployments/images/build.sh; PREFIX, TAG, VPP_IMAGE as it documents), and
+# a local cluster of them (deployments/compose/): 3 etcd members on
+# 127.0.0.1:23791-23793, two simulated hosts, an app container on host1.
+USPACE_COMPOSE = $$(docker compose version >/dev/null 2>&1 && echo docker compose || echo docker-compose) -p uspace -f deployments/compose/docker-compose.yml
+.PHONY: images cluster-up cluster-down
+images: build tools
+	BIN=$(BIN) deployments/images/build.sh
+
+cluster-up: images
+	COMPOSE_HTTP_TIMEOUT=$${COMPOSE_HTTP_TIMEOUT:-300} $(USPACE_COMPOSE) up -d
+	@echo "etcd: 127.0.0.1:23791,127.0.0.1:23792,127.0.0.1:23793   try: bin/uspacectl --etcd-endpoints 127.0.0.1:23791 get hosts"
+
+cluster-down:
+	COMPOSE_HTTP_TIMEOUT=$${COMPOSE_HTTP_TIMEOUT:-300} $(USPACE_COMPOSE) down -v --remove-orphans -t 5
+	rm -rf deployments/compose/run
+
 clean:
 	rm -rf $(BIN)

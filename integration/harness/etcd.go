@@ -39,9 +39,12 @@ func StartEtcd(t testing.TB) *Etcd {
 }
 
 // StartCluster runs a tests/v3 integration cluster of size members.
+// The framework's goroutine-leak detection is off: it skips a test outright
+// when goroutines run before it starts, and this package keeps one for the
+// life of the test process (the spawner in proc.go).
 func StartCluster(t *testing.T, size int) *Etcd {
 	t.Helper()
-	integration.BeforeTest(t)
+	integration.BeforeTest(t, integration.WithoutGoLeakDetection())
 	clus := integration.NewCluster(t, &integration.ClusterConfig{Size: size, UseBridge: true})
 	t.Cleanup(func() { clus.Terminate(t) })
 	var eps []string

@@ -1,0 +1,190 @@
+package cluster_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/containernetworking/cni/libcni"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/containernetworking/plugins/pkg/testutils"
+
+	"github.com/uspace-io/uspace/integration/binaries"
+	"github.com/uspace-io/uspace/integration/harness"
+)
+
+// The upstream userspace CNI README config (memif into bridge domain 4),
+// in CNI 1.0.0, with host-local IPAM. Each host gets its own subnet, IPAM
+// data dir and shared dir, as each node of a cluster has.
+const memifConf = `{"cniVersion":"1.0.0","type":"userspace","name":"memif-network",
+ "host":{"engine":"vpp","iftype":"memif","netType":"bridge",
+         "memif":{"role":"master","mode":"ethernet"},"bridge":{"bridgeName":"BRIDGE"}},
+ "container":{"engine":"vpp","iftype":"memif","netType":"interface",
+              "memif":{"role":"slave","mode":"ethernet"}},
+ "ipam":{"type":"host-local","routes":[{"dst":"0.0.0.0/0"}]}}`
+
+var (
+	pluginsOnce sync.Once
+	pluginsDir  string
+	pluginsErr  error
+)
+
+// cniBinDir holds what libcni executes: the built userspace plugin and the
+// real host-local IPAM plugin of containernetworking/plugins.
+func cniBinDir(t testing.TB) string {
+	t.Helper()
+	userspace, hostLocal := binaries.Path(t, "userspace"), binaries.Path(t, "host-local")
+	pluginsOnce.Do(func() {
+		pluginsDir, pluginsErr = os.MkdirTemp("", "uspace-cluster-cni-")
+		if pluginsErr != nil {
+			return
+		}
+		if pluginsErr = os.Symlink(userspace, filepath.Join(pluginsDir, "userspace")); pluginsErr != nil {
+			return
+		}
+		pluginsErr = os.Symlink(hostLocal, filepath.Join(pluginsDir, "host-local"))
+	})
+	if pluginsErr != nil {
+		t.Fatal(pluginsErr)
+	}
+	return pluginsDir
+}
+
+func cleanupPlugins() {
+	if pluginsDir != "" {
+		os.RemoveAll(pluginsDir)
+	}
+}
+
+// cniHost is one host's CNI runtime: libcni with its own cache, the
+// network config as that host's runtime loads it (the uspace section
+// naming the etcd cluster and the host), its IPAM data dir.
+type cniHost struct {
+	h       *harness.Host
+	network string
+	cni     *libcni.CNIConfig
+	list    *libcni.NetworkConfigList
+	ipamDir string
+}
+
+// newCNIHost sets up the CNI runtime of h for network memif-network
+// (bridge domain 4, IPAM subnet 10.56.<n>.0/24), reaching etcd at
+// endpoints.
+func newCNIHost(t testing.TB, h *harness.Host, n int, endpoints []string) *cniHost {
+	return newCNINetwork(t, h, "memif-network", 4, fmt.Sprintf("10.56.%d", n), endpoints)
+}
+
+// newCNINetwork is newCNIHost for another network: its name, bridge domain
+// and IPAM subnet <net24>.0/24.
+func newCNINetwork(t testing.TB, h *harness.Host, network string, bridge int, net24 string, endpoints []string) *cniHost {
+	t.Helper()
+	c := &cniHost{h: h, network: network, ipamDir: t.TempDir()}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(strings.Replace(memifConf, "BRIDGE", strconv.Itoa(bridge), 1)), &m); err != nil {
+		t.Fatal(err)
+	}
+	m["name"] = network
+	m["sharedDir"] = h.SharedDir
+	m["uspace"] = map[string]any{
+		"etcd":       map[string]any{"endpoints": endpoints},
+		"host":       h.Name,
+		"addTimeout": "30s",
+		"delTimeout": "10s",
+	}
+	ipam := m["ipam"].(map[string]any)
+	ipam["subnet"] = net24 + ".0/24"
+	ipam["gateway"] = net24 + ".1"
+	ipam["dataDir"] = c.ipamDir
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "90-userspace.conf"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c.list, err = libcni.LoadNetworkConf(dir, network); err != nil {
+		t.Fatalf("libcni cannot load %s: %v", b, err)
+	}
+	c.cni = libcni.NewCNIConfigWithCacheDir([]string{cniBinDir(t)}, t.TempDir(), nil)
+	return c
+}
+
+// rt is the runtime config kubelet (through Multus) would pass.
+func rt(id, netns, ifname string) *libcni.RuntimeConf {
+	return &libcni.RuntimeConf{
+		ContainerID: id,
+		NetNS:       netns,
+		IfName:      ifname,
+		Args: [][2]string{
+			{"IgnoreUnknown", "true"},
+			{"K8S_POD_NAMESPACE", "default"},
+			{"K8S_POD_NAME", "pod-" + id},
+			{"K8S_POD_INFRA_CONTAINER_ID", id},
+		},
+	}
+}
+
+// add runs CNI ADD of interface net1 through libcni and returns the
+// result in CNI 1.0.0.
+func (c *cniHost) add(ctx context.Context, id, netns string) (*types100.Result, error) {
+	return c.addIf(ctx, id, netns, "net1")
+}
+
+func (c *cniHost) addIf(ctx context.Context, id, netns, ifname string) (*types100.Result, error) {
+	res, err := c.cni.AddNetworkList(ctx, c.list, rt(id, netns, ifname))
+	if err != nil {
+		return nil, fmt.Errorf("ADD %s/%s on %s: %w", id, ifname, c.h.Name, err)
+	}
+	cur, err := types100.NewResultFromResult(res)
+	if err != nil {
+		return nil, fmt.Errorf("ADD %s/%s on %s: result: %w", id, ifname, c.h.Name, err)
+	}
+	return cur, nil
+}
+
+// del runs CNI DEL of interface net1 through libcni.
+func (c *cniHost) del(ctx context.Context, id, netns string) error {
+	return c.delIf(ctx, id, netns, "net1")
+}
+
+func (c *cniHost) delIf(ctx context.Context, id, netns, ifname string) error {
+	if err := c.cni.DelNetworkList(ctx, c.list, rt(id, netns, ifname)); err != nil {
+		return fmt.Errorf("DEL %s/%s on %s: %w", id, ifname, c.h.Name, err)
+	}
+	return nil
+}
+
+// reservations lists the IPs host-local holds for this host.
+func (c *cniHost) reservations() []string {
+	entries, _ := os.ReadDir(filepath.Join(c.ipamDir, c.network))
+	var out []string
+	for _, en := range entries {
+		if net.ParseIP(en.Name()) != nil { // not "lock" nor "last_reserved_ip.<range>"
+			out = append(out, en.Name())
+		}
+	}
+	return out
+}
+
+// newNS makes a network namespace for one container.
+func newNS(t testing.TB) ns.NetNS {
+	t.Helper()
+	n, err := testutils.NewNS()
+	if err != nil {
+		t.Fatalf("new netns: %v", err)
+	}
+	t.Cleanup(func() {
+		n.Close()
+		_ = testutils.UnmountNS(n)
+	})
+	return n
+}
