@@ -1,0 +1,247 @@
+// Package bench is uspace's benchmark (`make bench`): every figure is
+// measured against a floor taken in the same run, on the same machine and
+// the same etcd, and reported as a ratio to it.
+//
+// Modes: USPACE_BENCH=full (or 1) runs the full version (200 samples,
+// 10,000 intents, 10 hosts on a 3-member cluster; under 10 minutes on 2
+// cores) and writes bin/bench-results.{json,md}. BENCH_QUICK=1, or neither
+// variable (a plain `go test ./...`), runs the quick version (15 samples,
+// 200 intents, no cluster; under a minute) and writes
+// bin/bench-results-quick.{json,md}. Both print the markdown table. The test
+// only fails on broken plumbing — a row missing, a ratio that is not a
+// finite positive number — never on speed: whether the issue's targets hold
+// is reported in the table.
+package bench
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/testutils"
+
+	"github.com/uspace-io/uspace/integration/binaries"
+	"github.com/uspace-io/uspace/integration/harness"
+)
+
+// config sizes one run.
+type config struct {
+	mode string
+	// samples per latency distribution (after warm-up).
+	samples int
+	// idleWindow is how long idle agents are watched for etcd reads;
+	// pollWindow how long each (time-scaled) poll loop runs.
+	idleWindow, pollWindow time.Duration
+	// tpDuration and tpWorkers size the one-host throughput run.
+	tpDuration time.Duration
+	tpWorkers  int
+	// intents is the resync size.
+	intents int
+	// costAdds are the sequential ADDs whose etcd traffic is counted;
+	// bigAdds the ADDs timed on the host holding all the intents.
+	costAdds, bigAdds int
+	// cluster: the 10-host, 3-member run.
+	cluster         bool
+	clusterHosts    int
+	clusterDuration time.Duration
+	clusterWorkers  int
+}
+
+func loadConfig() config {
+	full := config{mode: "full", samples: 200, idleWindow: 20 * time.Second, pollWindow: 3 * time.Second,
+		tpDuration: 15 * time.Second, tpWorkers: 8, intents: 10000, costAdds: 50, bigAdds: 10,
+		cluster: true, clusterHosts: 10, clusterDuration: 15 * time.Second, clusterWorkers: 20}
+	quick := config{mode: "quick", samples: 15, idleWindow: 2 * time.Second, pollWindow: 500 * time.Millisecond,
+		tpDuration: 2 * time.Second, tpWorkers: 4, intents: 200, costAdds: 5, bigAdds: 3}
+	c := quick
+	if v := os.Getenv("USPACE_BENCH"); (v == "full" || v == "1") && os.Getenv("BENCH_QUICK") == "" {
+		c = full
+	}
+	// Overrides for experiments.
+	if v, err := strconv.Atoi(os.Getenv("USPACE_BENCH_INTENTS")); err == nil && v > 0 {
+		c.intents = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("USPACE_BENCH_SAMPLES")); err == nil && v > 0 {
+		c.samples = v
+	}
+	if os.Getenv("USPACE_BENCH_CLUSTER") == "0" {
+		c.cluster = false
+	}
+	return c
+}
+
+func (c config) intentsLabel() string {
+	if c.intents%1000 == 0 {
+		return fmt.Sprintf("%dk", c.intents/1000)
+	}
+	return strconv.Itoa(c.intents)
+}
+
+func TestMain(m *testing.M) {
+	// The plugin reads /etc/uspace/uspace.conf unless USPACE_CONFIG says
+	// otherwise: keep the machine's own config out of the benchmark.
+	dir, err := os.MkdirTemp("", "uspace-bench-conf-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	conf := filepath.Join(dir, "uspace.conf")
+	if err := os.WriteFile(conf, []byte("{}"), 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("USPACE_CONFIG", conf)
+	os.Unsetenv("USPACE_HOST")
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// bench is one run's shared state.
+type bench struct {
+	cfg  config
+	res  *Results
+	etcd *etcdRun
+	// getBin is the exec floor's binary, opsBin the dataplane floor's; cniDir holds the `userspace`
+	// plugin; netns is the network namespace containers are added into.
+	getBin string
+	opsBin string
+	cniDir string
+	netns  string
+	// probe takes floor samples (a, b, b', c) on demand.
+	probe *probe
+	// VPP messages per operation of the floors (b) and (b').
+	hostFloorMsgs, ctrFloorMsgs float64
+	// idleFootprint is bench-1's agent with no interface.
+	idleFootprint *agentFootprint
+	// idleRangePerSec is the idle agents' etcd reads per second.
+	idleRangePerSec float64
+	// costPerAdd is etcd's traffic per ADD on an empty host.
+	costPerAdd etcdCounts
+	// watchConv is the container convergence distribution, convFloor the
+	// floor samples taken next to it.
+	watchConv dist
+	convFloor *pairs
+	// agentStartEmpty is a host agent's start with nothing to do, until
+	// converged; agentRegEmpty until it registered.
+	agentStartEmpty, agentRegEmpty time.Duration
+}
+
+// floor returns a floor row's p50 and p99 (0 when it is missing).
+func (b *bench) floor(names ...string) (p50, p99 float64) {
+	for _, n := range names {
+		if r := b.res.row(n); r != nil {
+			p50 += r.P50
+			p99 += r.P99
+		} else {
+			return 0, 0
+		}
+	}
+	return p50, p99
+}
+
+// upfront is the sum of the p50s of floor rows measured up front.
+func (b *bench) upfront(names ...string) float64 {
+	p50, _ := b.floor(names...)
+	return p50
+}
+
+func TestBench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("benchmark: skipped in -short mode")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("benchmark: needs root for network namespaces")
+	}
+	cfg := loadConfig()
+	b := &bench{cfg: cfg, res: &Results{Mode: cfg.mode, Started: time.Now().UTC(), Machine: machineFacts(), Notes: []string{},
+		Config: map[string]any{"samples": cfg.samples, "intents": cfg.intents, "idleWindow": cfg.idleWindow.String(),
+			"pollWindow": cfg.pollWindow.String(), "throughputWorkers": cfg.tpWorkers, "throughputDuration": cfg.tpDuration.String(),
+			"cluster": cfg.cluster, "clusterHosts": cfg.clusterHosts, "clusterWorkers": cfg.clusterWorkers}}}
+	b.res.note("etcd is the real etcd binary (one process per member, data on disk, fsync on), its request and byte counts from its own /metrics; " +
+		"agents and plugins are the built binaries as processes; VPP is vppsim over its real socket protocol, running in the test process")
+	b.res.note("the up-front floor rows are measured first; rows compared with a+b+c, a+b or a+b' use floor samples taken right before each " +
+		"measured sample (interleaved), so a load change during the run hits floor and measurement alike")
+	b.res.note("latencies are nearest-rank percentiles; with n = 15 or 20 (quick mode) p99 is the maximum")
+	t.Logf("benchmark in %s mode: %d samples, %d intents, load %s", cfg.mode, cfg.samples, cfg.intents, loadAvg())
+	start := time.Now()
+
+	bins := buildTestdata(t, "etcdget", "vppops")
+	b.getBin, b.opsBin = bins[0], bins[1]
+	b.cniDir = filepath.Dir(binaries.Path(t, "userspace"))
+	binaries.Path(t, "uspace-agent")
+	netns, err := testutils.NewNS()
+	if err != nil {
+		t.Fatalf("new netns: %v", err)
+	}
+	t.Cleanup(func() { netns.Close(); _ = testutils.UnmountNS(netns) })
+	b.netns = netns.Path()
+	b.etcd = startEtcd(t, 1)
+	b.probe = b.newProbe(t)
+
+	// Floors first, in the same run and on the same etcd.
+	t.Run("floors", b.floors)
+	t.Run("host", b.hostPhase)
+	t.Run("resync", b.resyncPhase)
+	if cfg.cluster {
+		t.Run("cluster", b.clusterPhase)
+	}
+
+	b.res.Machine["loadEnd"] = loadAvg()
+	b.res.Took = time.Since(start).Round(time.Second).String()
+	fmt.Println()
+	fmt.Println(b.res.Markdown())
+	name := "bench-results"
+	if cfg.mode != "full" {
+		name = "bench-results-quick"
+	}
+	if path, err := b.res.write(name); err != nil {
+		t.Errorf("write results: %v", err)
+	} else {
+		t.Logf("results written to %s", path)
+	}
+
+	want := []string{"etcd_put_watch_floor", "vpp_ops_floor", "vpp_ops_container_floor", "exec_get_floor",
+		"cni_add", "cni_add_inprocess", "container_convergence",
+		"poll_baseline_20s", "poll_baseline_3s", "poll_baseline_1s",
+		"idle_etcd_reads_agents", "idle_etcd_reads_poll_3s",
+		"throughput_one_host",
+		"cost_add_etcd_requests", "cost_add_etcd_writes", "cost_add_etcd_bytes", "cost_txn_max_ops", "cost_txn_max_bytes",
+		"resync_adopt_" + cfg.intentsLabel(), "resync_adopt_vpp_writes", "resync_cold_" + cfg.intentsLabel(),
+		"cost_agent_rss_" + cfg.intentsLabel(), "cost_agent_goroutines_" + cfg.intentsLabel()}
+	if cfg.cluster {
+		want = append(want, "throughput_10_hosts")
+	}
+	for _, bad := range b.res.sanity(want) {
+		t.Error(bad)
+	}
+}
+
+// buildTestdata builds the floors' static binaries from testdata.
+func buildTestdata(t *testing.T, names ...string) []string {
+	t.Helper()
+	dir := t.TempDir()
+	args := []string{"build", "-trimpath", "-o", dir + "/"}
+	var out []string
+	for _, n := range names {
+		args = append(args, "./integration/bench/testdata/"+n)
+		out = append(out, filepath.Join(dir, n))
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Dir = moduleRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %v: %v\n%s", names, err, b)
+	}
+	return out
+}
+
+// startHost starts a host (vppsim, spdksim, agent) on the run's etcd.
+func (b *bench) startHost(t *testing.T, name string) *harness.Host {
+	t.Helper()
+	return b.etcd.StartHost(t, name)
+}

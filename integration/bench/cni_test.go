@@ -1,0 +1,411 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/skel"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/uspace-io/uspace/cni"
+	"github.com/uspace-io/uspace/integration/harness"
+	"github.com/uspace-io/uspace/schema"
+	"github.com/uspace-io/uspace/store"
+)
+
+// cniEnv invokes the `userspace` plugin for one host: through libcni (the
+// built binary, exec'd the way runtimes do) or in-process (package cni's
+// ADD and DEL, no exec).
+type cniEnv struct {
+	host   *harness.Host
+	netns  string
+	cni    *libcni.CNIConfig
+	list   *libcni.NetworkConfigList
+	conf   []byte
+	inproc skel.CNIFuncs
+}
+
+func (b *bench) newCNI(t testing.TB, e *etcdRun, h *harness.Host) *cniEnv {
+	t.Helper()
+	m := map[string]any{
+		"cniVersion": "1.0.0", "type": "userspace", "name": "bench-net",
+		"host": map[string]any{"engine": "vpp", "iftype": "memif", "netType": "bridge",
+			"memif": map[string]any{"role": "master", "mode": "ethernet"}, "bridge": map[string]any{"bridgeName": "4"}},
+		"container": map[string]any{"engine": "vpp", "iftype": "memif", "netType": "interface",
+			"memif": map[string]any{"role": "slave", "mode": "ethernet"}},
+		"sharedDir": h.SharedDir,
+		"uspace":    map[string]any{"etcd": map[string]any{"endpoints": e.Endpoints}, "host": h.Name, "addTimeout": "30s", "delTimeout": "30s"},
+	}
+	conf, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "90-userspace.conf"), conf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	list, err := libcni.LoadNetworkConf(dir, "bench-net")
+	if err != nil {
+		t.Fatalf("libcni cannot load %s: %v", conf, err)
+	}
+	return &cniEnv{host: h, netns: b.netns, cni: libcni.NewCNIConfigWithCacheDir([]string{b.cniDir}, t.TempDir(), nil),
+		list: list, conf: conf, inproc: cni.Funcs()}
+}
+
+func (c *cniEnv) rt(id string) *libcni.RuntimeConf {
+	return &libcni.RuntimeConf{ContainerID: id, NetNS: c.netns, IfName: "net1",
+		Args: [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", "bench"}, {"K8S_POD_NAME", "pod-" + id}}}
+}
+
+func (c *cniEnv) add(id string) error {
+	_, err := c.cni.AddNetworkList(context.Background(), c.list, c.rt(id))
+	return err
+}
+
+func (c *cniEnv) del(id string) error {
+	return c.cni.DelNetworkList(context.Background(), c.list, c.rt(id))
+}
+
+func (c *cniEnv) args(id string) *skel.CmdArgs {
+	return &skel.CmdArgs{ContainerID: id, Netns: c.netns, IfName: "net1",
+		Args: "IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=pod-" + id, StdinData: c.conf}
+}
+
+// addInProcess runs package cni's ADD in this process; the result it
+// prints goes to /dev/null.
+func (c *cniEnv) addInProcess(id string) error {
+	return discardStdout(func() error { return c.inproc.Add(c.args(id)) })
+}
+
+func (c *cniEnv) delInProcess(id string) error {
+	return discardStdout(func() error { return c.inproc.Del(c.args(id)) })
+}
+
+func discardStdout(f func() error) error {
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer devnull.Close()
+	old := os.Stdout
+	os.Stdout = devnull
+	defer func() { os.Stdout = old }()
+	return f()
+}
+
+// agentMetrics scrapes a host agent's /metrics.
+func agentMetrics(t testing.TB, h *harness.Host) metrics {
+	t.Helper()
+	return scrape(t, "http://"+h.MetricsAddr+"/metrics")
+}
+
+// agentFootprint is an agent's RSS and goroutines.
+type agentFootprint struct {
+	rssMiB, hwmMiB, goroutines float64
+	// From the Go runtime (MiB): heap in use, heap idle but not yet
+	// returned to the OS, all memory obtained from the OS.
+	heapInuse, heapIdleKept, sys float64
+}
+
+func footprint(t testing.TB, h *harness.Host) agentFootprint {
+	t.Helper()
+	m := agentMetrics(t, h)
+	const mib = 1 << 20
+	f := agentFootprint{goroutines: m.sum("go_goroutines"), rssMiB: m.sum("process_resident_memory_bytes") / mib,
+		heapInuse:    m.sum("go_memstats_heap_inuse_bytes") / mib,
+		heapIdleKept: (m.sum("go_memstats_heap_idle_bytes") - m.sum("go_memstats_heap_released_bytes")) / mib,
+		sys:          m.sum("go_memstats_sys_bytes") / mib}
+	if _, rss, hwm, err := procStatus(h.MetricsAddr); err == nil {
+		f.rssMiB, f.hwmMiB = rss/1024, hwm/1024
+	}
+	return f
+}
+
+// hostPhase: one host with its agent, a container agent, the CNI plugin.
+func (b *bench) hostPhase(t *testing.T) {
+	h := b.startHost(t, "bench-1")
+	ctrShared := harness.ShortTempDir(t)
+	ctr := b.etcd.StartContainer(t, h.Name, ctrShared, []string{"--container-id", convContainer})
+	c := b.newCNI(t, b.etcd, h)
+
+	// The fixed cost of an agent start: nothing to reconcile but the sweep.
+	if err := h.Agent.Stop(10 * time.Second); err != nil {
+		t.Logf("agent stop: %v", err)
+	}
+	start := time.Now()
+	h.RestartAgent(t)
+	b.agentRegEmpty = time.Since(start)
+	waitConverged(t, h, 0, time.Minute)
+	b.agentStartEmpty = time.Since(start)
+	idle := footprint(t, h)
+	b.idleFootprint = &idle
+
+	b.idleReads(t, h, ctr)
+
+	// A resident attachment keeps bridge domain 4 alive, as other pods do
+	// on a real node: otherwise every sample's DEL would remove the domain
+	// and the next ADD re-create it.
+	if err := c.add("bench-resident"); err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+
+	// CNI ADD through libcni, exec'ing the built plugin.
+	adds, pr, split := b.sampleAdds(t, c, h, "bench-add", c.add, c.del, true)
+	f50, f99 := pr.floor()
+	row := b.res.latencyRow("cni_add", adds, f50, f99, "a+b+c")
+	row.target("p50 <= 2x, p99 <= 4x", row.Ratio != nil && *row.Ratio <= 2 && row.RatioP99 != nil && *row.RatioP99 <= 4)
+	row.note("libcni AddNetworkList exec'ing the built `userspace` into a netns, no IPAM, the host agent converging vppsim; "+
+		"floors interleaved (one a, b and c sample before each ADD; the up-front floors give a+b+c = %s ms); %s", num(b.upfront("etcd_put_watch_floor", "vpp_ops_floor", "exec_get_floor")), split)
+
+	// The same ADD in-process: no exec.
+	inproc, pr, split := b.sampleAdds(t, c, h, "bench-inproc", c.addInProcess, c.delInProcess, false)
+	k50, _ := b.floor("etcd_connect_floor")
+	f50, f99 = pr.floor()
+	b.res.latencyRow("cni_add_inprocess", inproc, f50, f99, "a+b").
+		note("package cni's ADD called in the test process (skel.CNIFuncs.Add): the same etcd and agent work without fork/exec; "+
+			"it still dials etcd per ADD as the plugin does (store.Connect alone: p50 %s ms, not in the floor); floors interleaved; %s", num(k50), split)
+
+	b.costPhase(t, c)
+	b.convergence(t, ctr)
+	b.pollBaseline(t)
+	b.throughput(t, "throughput_one_host", []*cniEnv{c}, b.cfg.tpWorkers, b.cfg.tpDuration, b.etcd)
+}
+
+// sampleAdds times ADDs (each followed by an untimed DEL) and splits
+// them at the moment the host agent stamped the status it wrote
+// (UpdatedAt, same clock): before it, the plugin's start, its etcd reads
+// and write and the agent's reconcile; after it, the status write, the
+// plugin's watch and its exit.
+func (b *bench) sampleAdds(t *testing.T, c *cniEnv, h *harness.Host, prefix string, add, del func(string) error, withExec bool) (dist, *pairs, string) {
+	t.Helper()
+	var lat, before, after []time.Duration
+	pr := &pairs{}
+	msgs := msgCounts{}
+	m0 := agentMetrics(t, h)
+	for i := range b.cfg.samples + warmup {
+		id := fmt.Sprintf("%s-%04d", prefix, i)
+		if i >= warmup {
+			pr.a = append(pr.a, b.probe.a())
+			pr.b = append(pr.b, b.probe.b("host"))
+			if withExec {
+				pr.c = append(pr.c, b.probe.c())
+			}
+		}
+		vb := countMsgs(h.VPP)
+		start := time.Now()
+		if err := add(id); err != nil {
+			t.Fatalf("ADD %s: %v", id, err)
+		}
+		took := time.Since(start)
+		if i >= warmup {
+			lat = append(lat, took)
+			msgs.add(countMsgs(h.VPP).sub(vb))
+			if at, err := statusStamp(b.etcd.Store, schema.StatusKey(schema.Key{Kind: schema.KindInterfaceKey, Host: h.Name, Container: id, Interface: "net1"})); err == nil {
+				before = append(before, at.Sub(start))
+				after = append(after, took-at.Sub(start))
+			}
+		}
+		if err := del(id); err != nil {
+			t.Fatalf("DEL %s: %v", id, err)
+		}
+	}
+	m1 := agentMetrics(t, h)
+	// Reconciles of the ADDs and of the DELs alike.
+	recs := m1.sum("uspace_reconcile_duration_seconds_count", "controller", "interfaces") - m0.sum("uspace_reconcile_duration_seconds_count", "controller", "interfaces")
+	recSum := m1.sum("uspace_reconcile_duration_seconds_sum", "controller", "interfaces") - m0.sum("uspace_reconcile_duration_seconds_sum", "controller", "interfaces")
+	n := b.cfg.samples
+	p50 := histBound(m0, m1, "uspace_reconcile_duration_seconds", 0.5, "controller", "interfaces")
+	conv := histBound(m0, m1, "uspace_convergence_seconds", 0.5, "controller", "interfaces")
+	return newDist(lat), pr, fmt.Sprintf("split at the agent's status stamp: start to stamp p50 %s ms (mean %s), stamp to return p50 %s ms (mean %s); "+
+		"the agent's reconciles (ADDs and DELs, VPP calls and the status write) took %s ms on average, p50 <= %s ms, "+
+		"and from event to converged p50 <= %s ms (its /metrics histograms); it issued %s per ADD (floor b: %s)",
+		num(ms(newDist(before).pct(50))), num(ms(newDist(before).mean())), num(ms(newDist(after).pct(50))), num(ms(newDist(after).mean())),
+		num(recSum/max(recs, 1)*1000), num(p50*1000), num(conv*1000), msgs.per(n), num(b.hostFloorMsgs))
+}
+
+// statusStamp reads the UpdatedAt of a status.
+func statusStamp(st *store.Client, key string) (time.Time, error) {
+	kv, err := st.Get(context.Background(), key)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if kv == nil {
+		return time.Time{}, fmt.Errorf("%s: no status", key)
+	}
+	s, err := schema.DecodeAs[schema.InterfaceStatus](kv.Value)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return s.UpdatedAt, nil
+}
+
+// costPhase counts etcd's requests and bytes for sequential ADDs, then
+// DELs, with nothing else going on but idle agents.
+func (b *bench) costPhase(t *testing.T, c *cniEnv) {
+	k := b.cfg.costAdds
+	before := b.etcd.counts(t)
+	for i := range k {
+		if err := c.add(fmt.Sprintf("bench-cost-%04d", i)); err != nil {
+			t.Fatalf("ADD: %v", err)
+		}
+	}
+	mid := b.etcd.counts(t)
+	add := mid.sub(before).div(float64(k))
+
+	// The ADD transaction as the plugin sends it, rebuilt from what it
+	// wrote: three puts, each guarded by a compare.
+	var largestOps int
+	var largestBytes, payload float64
+	for i := range k {
+		id := fmt.Sprintf("bench-cost-%04d", i)
+		txn := &pb.TxnRequest{}
+		var bytes float64
+		for _, key := range []string{
+			schema.InterfaceKey(c.host.Name, id, "net1"),
+			schema.ContainerInterfaceKey(c.host.Name, id, "net1"),
+			schema.ContainerMetaKey(c.host.Name, id),
+		} {
+			kv, err := b.etcd.Store.Get(context.Background(), key)
+			if err != nil || kv == nil {
+				t.Fatalf("read back %s: %v", key, err)
+			}
+			txn.Compare = append(txn.Compare, &pb.Compare{Key: []byte(key), Target: pb.Compare_MOD, Result: pb.Compare_EQUAL,
+				TargetUnion: &pb.Compare_ModRevision{ModRevision: kv.ModRevision}})
+			txn.Success = append(txn.Success, &pb.RequestOp{Request: &pb.RequestOp_RequestPut{
+				RequestPut: &pb.PutRequest{Key: []byte(key), Value: kv.Value}}})
+			bytes += float64(len(key) + len(kv.Value))
+		}
+		sk := schema.StatusKey(schema.Key{Kind: schema.KindInterfaceKey, Host: c.host.Name, Container: id, Interface: "net1"})
+		if kv, err := b.etcd.Store.Get(context.Background(), sk); err == nil && kv != nil {
+			bytes += float64(len(sk) + len(kv.Value))
+		}
+		largestOps = max(largestOps, len(txn.Success), len(txn.Compare))
+		largestBytes = max(largestBytes, float64(txn.Size()))
+		payload += bytes
+	}
+	payload /= float64(k)
+
+	mid = b.etcd.counts(t) // the read-back above is not the DELs'
+	for i := range k {
+		if err := c.del(fmt.Sprintf("bench-cost-%04d", i)); err != nil {
+			t.Fatalf("DEL: %v", err)
+		}
+	}
+	del := b.etcd.counts(t).sub(mid).div(float64(k))
+
+	reqs := add.Unary + add.WatchStreams
+	b.res.valueRow("cost_add_etcd_requests", "req/ADD", reqs, 2, "1 txn + 1 watch").
+		note("unary RPCs + Watch streams per ADD (the agent's status write included): %s", add)
+	b.res.valueRow("cost_add_etcd_writes", "writes/ADD", add.writes(), 2, "intents txn + status txn").
+		note("%s keys written per ADD (mvcc puts); per DEL: %s writes, %s keys deleted", num(add.KeysPut), num(del.writes()), num(del.KeysDeleted))
+	b.res.valueRow("cost_add_etcd_bytes", "B/ADD", add.RxBytes+add.TxBytes, payload, "intent+status payload").
+		note("bytes etcd received (%s) + sent (%s) per ADD on a host with no other interface; floor: the keys and values of "+
+			"the three intents and the status", num(add.RxBytes), num(add.TxBytes))
+	b.res.valueRow("cost_del_etcd_requests", "req/DEL", del.Unary+del.WatchStreams, 2, "1 txn + 1 watch").
+		note("%s", del)
+	b.res.valueRow("cost_txn_max_ops", "ops", float64(largestOps), 128, "etcd --max-txn-ops").
+		target("<= 1x the limit", largestOps <= 128).
+		note("the largest transaction is the ADD's: 3 puts, 3 compares (4 with a shared socket file); DEL: 3 deletes; status writes: 1 put")
+	b.res.valueRow("cost_txn_max_bytes", "B", largestBytes, 1.5*(1<<20), "etcd --max-request-bytes").
+		target("<= 1x the limit", largestBytes <= 1.5*(1<<20)).
+		note("protobuf size of the ADD's TxnRequest rebuilt from the keys and values it wrote")
+	b.costPerAdd = add
+}
+
+// throughput runs workers that each ADD and DEL in a loop through libcni
+// for d, spread over the hosts, and compares with the same workers
+// exec'ing the floor binary (two execs per ADD+DEL).
+func (b *bench) throughput(t *testing.T, name string, envs []*cniEnv, workers int, d time.Duration, e *etcdRun) {
+	floorRate := b.execRate(t, workers, min(d, 5*time.Second), e) / 2
+
+	before := e.counts(t)
+	var (
+		cycles, failures atomic.Int64
+		mu               sync.Mutex
+		lat              []time.Duration
+		firstErr         error
+		wg               sync.WaitGroup
+	)
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := envs[w%len(envs)]
+			for i := 0; time.Now().Before(deadline); i++ {
+				id := fmt.Sprintf("tp-%s-%02d-%05d", c.host.Name, w, i)
+				s := time.Now()
+				err := c.add(id)
+				if err == nil {
+					err = c.del(id)
+				}
+				if err != nil {
+					failures.Add(1)
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("%s: %w", id, err)
+					}
+					mu.Unlock()
+					_ = c.del(id)
+					continue
+				}
+				cycles.Add(1)
+				mu.Lock()
+				lat = append(lat, time.Since(s))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	delta := e.counts(t).sub(before)
+	n := float64(cycles.Load())
+	rate := n / elapsed.Seconds()
+	ld := newDist(lat)
+	row := b.res.rateRow(name, "ADD+DEL/s", rate, floorRate, "exec floor / 2")
+	row.note("%d workers over %d host(s) for %v: %d ADD+DEL cycles (p50 %s ms, p99 %s ms each), %d failed; "+
+		"etcd writes per ADD+DEL %s (keys put %s, deleted %s); floor: the same workers exec'ing the etcdget binary, %s execs/s",
+		workers, len(envs), d, int(n), num(ms(ld.pct(50))), num(ms(ld.pct(99))), failures.Load(),
+		num(delta.writes()/max(n, 1)), num(delta.KeysPut/max(n, 1)), num(delta.KeysDeleted/max(n, 1)), num(floorRate*2))
+	if firstErr != nil {
+		row.note("first failure: %v", firstErr)
+	}
+	if n == 0 {
+		t.Errorf("%s: no ADD+DEL completed: %v", name, firstErr)
+	}
+}
+
+// execRate is how many times per second workers can exec the floor binary.
+func (b *bench) execRate(t *testing.T, workers int, d time.Duration, e *etcdRun) float64 {
+	var count atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	eps := strings.Join(e.Endpoints, ",")
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				if err := exec.Command(b.getBin, eps, "/bench/floor").Run(); err != nil {
+					t.Errorf("etcdget: %v", err)
+					return
+				}
+				count.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(count.Load()) / time.Since(start).Seconds()
+}
