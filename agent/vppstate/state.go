@@ -58,7 +58,10 @@ type State struct {
 	routes  map[uint32][]schema.Route // applied by this State
 	byOwner map[string]uint32
 	sockets map[string]uint32 // memif socket filename -> socket id
-	bds     map[uint32]vpp.BridgeDomain
+	// nextSocket is above every socket id in use: ids are never reused
+	// within one load, so allocating one costs no scan.
+	nextSocket uint32
+	bds        map[uint32]vpp.BridgeDomain
 	// socketRoot is where this agent's memif sockets live; socket files and
 	// socket filenames elsewhere are never removed.
 	socketRoot string
@@ -93,6 +96,7 @@ func Load(ctx context.Context, c *vpp.Client, socketRoot string) (*State, error)
 	}
 	for _, so := range socks {
 		s.sockets[so.Filename] = so.ID
+		s.nextSocket = max(s.nextSocket, so.ID+1)
 	}
 	vhosts, err := c.VhostUsers(ctx)
 	if err != nil {
@@ -195,14 +199,12 @@ func (s *State) socketID(ctx context.Context, path string) (uint32, error) {
 	if id, ok := s.sockets[path]; ok {
 		return id, nil
 	}
-	var next uint32 = 1
-	for _, id := range s.sockets {
-		next = max(next, id+1)
-	}
+	next := max(s.nextSocket, 1)
 	if err := s.vpp.AddMemifSocket(ctx, next, path); err != nil {
 		return 0, err
 	}
 	s.sockets[path] = next
+	s.nextSocket = next + 1
 	return next, nil
 }
 
