@@ -78,3 +78,27 @@ func moduleRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
+
+// Dir returns one directory holding all the named binaries under their own
+// names, as CNI_PATH wants them: where they were built when that is one
+// place, else a temporary directory of links.
+func Dir(t testing.TB, names ...string) string {
+	t.Helper()
+	paths := make([]string, len(names))
+	for i, n := range names {
+		paths[i] = Path(t, n)
+	}
+	dir := filepath.Dir(paths[0])
+	for _, p := range paths[1:] {
+		if filepath.Dir(p) != dir {
+			dir = t.TempDir()
+			for i, p := range paths {
+				if err := os.Symlink(p, filepath.Join(dir, names[i])); err != nil {
+					t.Fatal(err)
+				}
+			}
+			break
+		}
+	}
+	return dir
+}

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/containernetworking/cni/libcni"
@@ -31,37 +30,11 @@ const memifConf = `{"cniVersion":"1.0.0","type":"userspace","name":"memif-networ
               "memif":{"role":"slave","mode":"ethernet"}},
  "ipam":{"type":"host-local","routes":[{"dst":"0.0.0.0/0"}]}}`
 
-var (
-	pluginsOnce sync.Once
-	pluginsDir  string
-	pluginsErr  error
-)
-
 // cniBinDir holds what libcni executes: the built userspace plugin and the
 // real host-local IPAM plugin of containernetworking/plugins.
 func cniBinDir(t testing.TB) string {
 	t.Helper()
-	userspace, hostLocal := binaries.Path(t, "userspace"), binaries.Path(t, "host-local")
-	pluginsOnce.Do(func() {
-		pluginsDir, pluginsErr = os.MkdirTemp("", "uspace-cluster-cni-")
-		if pluginsErr != nil {
-			return
-		}
-		if pluginsErr = os.Symlink(userspace, filepath.Join(pluginsDir, "userspace")); pluginsErr != nil {
-			return
-		}
-		pluginsErr = os.Symlink(hostLocal, filepath.Join(pluginsDir, "host-local"))
-	})
-	if pluginsErr != nil {
-		t.Fatal(pluginsErr)
-	}
-	return pluginsDir
-}
-
-func cleanupPlugins() {
-	if pluginsDir != "" {
-		os.RemoveAll(pluginsDir)
-	}
+	return binaries.Dir(t, "userspace", "host-local")
 }
 
 // cniHost is one host's CNI runtime: libcni with its own cache, the

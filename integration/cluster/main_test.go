@@ -41,6 +41,5 @@ func TestMain(m *testing.M) {
 	os.Unsetenv("USPACE_HOST")
 	code := m.Run()
 	os.RemoveAll(dir)
-	cleanupPlugins()
 	os.Exit(code)
 }

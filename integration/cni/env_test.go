@@ -68,31 +68,11 @@ const vhostVPP = `{"cniVersion":"1.0.0","type":"userspace","name":"vhost-network
               "vhost":{"mode":"server"}},
  "ipam":{"type":"host-local","subnet":"10.88.0.0/24","gateway":"10.88.0.1"}}`
 
-var (
-	pluginsOnce sync.Once
-	pluginsDir  string
-	pluginsErr  error
-)
-
-// cniBinDir holds the plugins libcni finds: the built userspace plugin and
-// the real host-local IPAM plugin of containernetworking/plugins.
-func cniBinDir(t *testing.T) string {
+// cniBinDir holds what libcni executes: the built userspace plugin and the
+// real host-local IPAM plugin of containernetworking/plugins.
+func cniBinDir(t testing.TB) string {
 	t.Helper()
-	userspace, hostLocal := binaries.Path(t, "userspace"), binaries.Path(t, "host-local")
-	pluginsOnce.Do(func() {
-		pluginsDir, pluginsErr = os.MkdirTemp("", "uspace-cni-bin-")
-		if pluginsErr != nil {
-			return
-		}
-		if pluginsErr = os.Symlink(userspace, filepath.Join(pluginsDir, "userspace")); pluginsErr != nil {
-			return
-		}
-		pluginsErr = os.Symlink(hostLocal, filepath.Join(pluginsDir, "host-local"))
-	})
-	if pluginsErr != nil {
-		t.Fatal(pluginsErr)
-	}
-	return pluginsDir
+	return binaries.Dir(t, "userspace", "host-local")
 }
 
 func TestMain(m *testing.M) {
@@ -110,9 +90,6 @@ func TestMain(m *testing.M) {
 	os.Unsetenv("USPACE_HOST")
 	code := m.Run()
 	os.RemoveAll(dir)
-	if pluginsDir != "" {
-		os.RemoveAll(pluginsDir)
-	}
 	os.Exit(code)
 }
 
