@@ -126,6 +126,8 @@ func (a *Agent) once(ctx context.Context) error {
 			errs = append(errs, a.ifsync.Reconcile(ctx, kv.Key, &kv))
 		}
 	}
+	// Status writes are asynchronous; the process ends after this.
+	errs = append(errs, a.status.Flush(ctx))
 	return errors.Join(errs...)
 }
 

@@ -3,7 +3,9 @@ package controller
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -19,14 +21,33 @@ type Status interface {
 
 // StatusWriter writes status keys only when their content changes, so a
 // reconcile that finds nothing to do costs etcd nothing.
+//
+// Writes are asynchronous and batched: Put and Delete record the change and
+// return; one flusher goroutine at a time writes what is pending in
+// transactions of up to store.MaxOps keys, starting as soon as there is
+// something to write. A lone status goes out at once; while a transaction
+// is in flight, further changes gather for the next one, so a burst (the
+// initial sync) costs one fsync per batch instead of one per key. A failed
+// transaction is retried with backoff until it succeeds or a newer change
+// to the same key replaces it.
 type StatusWriter struct {
 	st   *store.Client
 	mu   sync.Mutex
-	last map[string][]byte // key -> encoding with a zero stamp
+	last map[string][]byte // key -> encoding with a zero stamp (written or pending)
+	// pending holds the changes not written yet, at most one per key, in
+	// the order they were first made.
+	pending  map[string]store.Op
+	order    []string
+	flushing bool
+	failures int        // failed transactions so far
+	lastErr  error      // of the last failed transaction
+	idle     *sync.Cond // signalled when nothing is pending or in flight, and on failures
 }
 
 func NewStatusWriter(st *store.Client) *StatusWriter {
-	return &StatusWriter{st: st, last: map[string][]byte{}}
+	w := &StatusWriter{st: st, last: map[string][]byte{}, pending: map[string]store.Op{}}
+	w.idle = sync.NewCond(&w.mu)
+	return w
 }
 
 // Load reads the statuses under prefix, so a restarted agent neither
@@ -56,7 +77,8 @@ func normalized(s Status) ([]byte, error) {
 	return schema.Encode(s)
 }
 
-// Put writes s at key unless the same status is already there.
+// Put writes s at key unless the same status is already there (or on its
+// way there).
 func (w *StatusWriter) Put(ctx context.Context, key string, s Status) error {
 	norm, err := normalized(s)
 	if err != nil {
@@ -73,11 +95,9 @@ func (w *StatusWriter) Put(ctx context.Context, key string, s Status) error {
 	if err != nil {
 		return fmt.Errorf("write status %s: %w", key, err)
 	}
-	if _, err := w.st.Apply(ctx, store.Op{Key: key, Value: val}); err != nil {
-		return fmt.Errorf("write status %s: %w", key, err)
-	}
 	w.mu.Lock()
 	w.last[key] = norm
+	w.enqueueLocked(ctx, store.Op{Key: key, Value: val})
 	w.mu.Unlock()
 	return nil
 }
@@ -85,21 +105,118 @@ func (w *StatusWriter) Put(ctx context.Context, key string, s Status) error {
 // Delete removes the status at key if this writer knows of one.
 func (w *StatusWriter) Delete(ctx context.Context, key string) error {
 	w.mu.Lock()
-	_, ok := w.last[key]
-	w.mu.Unlock()
-	if !ok {
+	defer w.mu.Unlock()
+	if _, ok := w.last[key]; !ok {
 		return nil
 	}
-	if _, err := w.st.Apply(ctx, store.Op{Key: key, Delete: true}); err != nil {
-		return fmt.Errorf("delete status %s: %w", key, err)
-	}
-	w.mu.Lock()
 	delete(w.last, key)
-	w.mu.Unlock()
+	w.enqueueLocked(ctx, store.Op{Key: key, Delete: true})
 	return nil
 }
 
-// Get returns the last status written or loaded at key.
+// enqueueLocked records op as the pending change of its key and makes sure
+// a flusher runs. The flusher lives on ctx: should it end with changes
+// still pending, the next Put or Delete starts another.
+func (w *StatusWriter) enqueueLocked(ctx context.Context, op store.Op) {
+	if _, ok := w.pending[op.Key]; !ok {
+		w.order = append(w.order, op.Key)
+	}
+	w.pending[op.Key] = op
+	if !w.flushing {
+		w.flushing = true
+		go w.flush(ctx)
+	}
+}
+
+// Flush waits until every change made so far is written. It returns early
+// with the error of a write that fails meanwhile (the flusher keeps
+// retrying it) or when ctx ends. Changes still pending when the context of
+// the Put or Delete that started the flusher ends are not written; the
+// statuses they were for are rewritten by the next reconcile of their keys.
+func (w *StatusWriter) Flush(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
+		w.mu.Lock()
+		w.idle.Broadcast()
+		w.mu.Unlock()
+	})
+	defer stop()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	failures := w.failures
+	for len(w.pending) > 0 || w.flushing {
+		if w.failures != failures {
+			return fmt.Errorf("write statuses: %w", w.lastErr)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !w.flushing {
+			// The flusher ended with its context; pending changes wait
+			// for the next Put or Delete.
+			return errors.New("write statuses: flusher stopped with changes pending")
+		}
+		w.idle.Wait()
+	}
+	return nil
+}
+
+// flushBackoff bounds the wait between retries of a failed write.
+const (
+	flushBaseDelay = 50 * time.Millisecond
+	flushMaxDelay  = 5 * time.Second
+)
+
+func (w *StatusWriter) flush(ctx context.Context) {
+	delay := flushBaseDelay
+	for {
+		w.mu.Lock()
+		if len(w.pending) == 0 || ctx.Err() != nil {
+			w.flushing = false
+			w.idle.Broadcast()
+			w.mu.Unlock()
+			return
+		}
+		n := min(len(w.order), store.MaxOps)
+		batch := make([]store.Op, 0, n)
+		for _, k := range w.order[:n] {
+			batch = append(batch, w.pending[k])
+			delete(w.pending, k)
+		}
+		w.order = append(w.order[:0:0], w.order[n:]...)
+		w.mu.Unlock()
+
+		_, err := w.st.Apply(ctx, batch...)
+		if err == nil {
+			delay = flushBaseDelay
+			continue
+		}
+		// Put the batch back in front, except where a newer change took
+		// its place meanwhile, and retry after a pause.
+		w.mu.Lock()
+		var requeue []string
+		for _, op := range batch {
+			if _, newer := w.pending[op.Key]; !newer {
+				w.pending[op.Key] = op
+				requeue = append(requeue, op.Key)
+			}
+		}
+		w.order = append(requeue, w.order...)
+		w.failures++
+		w.lastErr = err
+		w.idle.Broadcast()
+		w.mu.Unlock()
+		if ctx.Err() == nil {
+			slog.Warn("status write failed, will retry", "keys", len(batch), "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, flushMaxDelay)
+	}
+}
+
+// Get returns the last status written, pending or loaded at key.
 func (w *StatusWriter) Get(key string) ([]byte, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

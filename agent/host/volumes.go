@@ -59,9 +59,14 @@ func (a *Agent) reconcileVolume(ctx context.Context, key string, kv *store.KV) e
 		// Record the handles before creating anything, so that a crash
 		// mid-way still leaves enough behind to clean up. Not ready and no
 		// error: in progress.
+		// Status writes are asynchronous: this one must be in etcd before
+		// SPDK holds anything it names.
 		pending := *st
 		if err := a.status.Put(ctx, sk, &pending); err != nil {
 			return err
+		}
+		if err := a.status.Flush(ctx); err != nil {
+			return fmt.Errorf("record volume %s before creating it: %w", v.Name, err)
 		}
 	}
 	if err := a.applyVolume(ctx, v); err != nil {

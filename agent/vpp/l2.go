@@ -199,6 +199,20 @@ func (c *Client) DeleteBridgeDomain(ctx context.Context, id uint32) error {
 // missing one with default settings and no tag, so the driver checks first
 // and answers ErrNotFound.
 func (c *Client) AddToBridge(ctx context.Context, swIfIndex, bdID uint32, shg uint8) error {
+	return c.addToBridge(ctx, swIfIndex, bdID, shg, true)
+}
+
+// AddToKnownBridge is AddToBridge for a caller that tracks bridge domains
+// itself and knows bdID exists (it created or dumped it): it skips the
+// existence check, a dump of the domain with all its members that costs
+// more the bigger the domain. Should the domain be gone after all, VPP
+// creates it with default settings and no tag, so a caller must only use
+// it while its view of the bridge domains is current.
+func (c *Client) AddToKnownBridge(ctx context.Context, swIfIndex, bdID uint32, shg uint8) error {
+	return c.addToBridge(ctx, swIfIndex, bdID, shg, false)
+}
+
+func (c *Client) addToBridge(ctx context.Context, swIfIndex, bdID uint32, shg uint8, check bool) error {
 	const op = "bridge"
 	obj := fmt.Sprintf("%s into bridge domain %d", ifObj(swIfIndex), bdID)
 	if bdID == 0 || bdID > MaxBridgeDomainID {
@@ -209,12 +223,14 @@ func (c *Client) AddToBridge(ctx context.Context, swIfIndex, bdID uint32, shg ui
 		return err
 	}
 	defer cancel()
-	_, ok, err := lookupBD(rctx, s, bdID)
-	if err != nil {
-		return opErr(op, obj, nil, err)
-	}
-	if !ok {
-		return opErr(op, obj, ErrNotFound, fmt.Errorf("bridge domain %d does not exist", bdID))
+	if check {
+		_, ok, err := lookupBD(rctx, s, bdID)
+		if err != nil {
+			return opErr(op, obj, nil, err)
+		}
+		if !ok {
+			return opErr(op, obj, ErrNotFound, fmt.Errorf("bridge domain %d does not exist", bdID))
+		}
 	}
 	if _, err := s.l2.SwInterfaceSetL2Bridge(rctx, &l2.SwInterfaceSetL2Bridge{
 		RxSwIfIndex: interface_types.InterfaceIndex(swIfIndex), BdID: bdID, PortType: l2.L2_API_PORT_TYPE_NORMAL, Shg: shg, Enable: true,

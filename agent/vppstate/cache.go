@@ -17,17 +17,23 @@ type Cache struct {
 	root string
 	log  *slog.Logger
 	s    *State
+	gen  uint64 // the VPP connection s was loaded from
 }
 
 func NewCache(c *vpp.Client, socketRoot string, log *slog.Logger) *Cache {
 	return &Cache{vpp: c, root: socketRoot, log: log}
 }
 
-// Get returns the cached view, loading it when needed.
+// Get returns the cached view, loading it when needed. A view loaded from
+// an earlier VPP connection is never trusted: VPP may have restarted
+// empty, and keys queued ahead of the sweep would otherwise report ready
+// from what the old VPP held.
 func (c *Cache) Get(ctx context.Context) (*State, error) {
-	if c.s != nil {
+	gen := c.vpp.Generation()
+	if c.s != nil && c.gen == gen {
 		return c.s, nil
 	}
+	c.s = nil
 	if !c.vpp.Connected() {
 		return nil, errors.New("VPP is not connected")
 	}
@@ -35,7 +41,7 @@ func (c *Cache) Get(ctx context.Context) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read VPP state: %w", err)
 	}
-	c.s = s
+	c.s, c.gen = s, gen
 	return s, nil
 }
 

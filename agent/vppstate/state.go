@@ -62,8 +62,8 @@ type State struct {
 	// within one load, so allocating one costs no scan.
 	nextSocket uint32
 	bds        map[uint32]vpp.BridgeDomain
-	// socketRoot is where this agent's memif sockets live; socket files and
-	// socket filenames elsewhere are never removed.
+	// socketRoot bounds the socket files this agent removes: an intent
+	// can never make it delete a file elsewhere.
 	socketRoot string
 }
 
@@ -333,6 +333,24 @@ func (s *State) convergeAddresses(ctx context.Context, idx uint32, cidrs []strin
 // Routes are not dumped back: the interface owns them, and VPP removes
 // them with the interface.
 func (s *State) convergeRoutes(ctx context.Context, idx uint32, routes []schema.Route) error {
+	// Routes this State applied that the intent dropped go first. Routes
+	// applied before a reload are not known here; they leave with the
+	// interface.
+	kept := s.routes[idx][:0:0]
+	for _, r := range s.routes[idx] {
+		if slices.Contains(routes, r) {
+			kept = append(kept, r)
+			continue
+		}
+		dst, err := netip.ParsePrefix(r.Dst)
+		if err != nil {
+			return fmt.Errorf("route %q: %w", r.Dst, err)
+		}
+		if err := s.vpp.DeleteRoute(ctx, 0, dst); err != nil {
+			return err
+		}
+	}
+	s.routes[idx] = kept
 	for _, r := range routes {
 		if slices.Contains(s.routes[idx], r) {
 			continue
@@ -386,7 +404,9 @@ func (s *State) convergeBridge(ctx context.Context, idx, want uint32) error {
 			return err
 		}
 	}
-	if err := s.vpp.AddToBridge(ctx, idx, want, 0); err != nil {
+	// The domain is known to exist: dumped by Load or created above, and
+	// the view is dropped whenever a call fails.
+	if err := s.vpp.AddToKnownBridge(ctx, idx, want, 0); err != nil {
 		return err
 	}
 	bd.Members = append(bd.Members, vpp.BridgeMember{SwIfIndex: idx})
@@ -457,20 +477,26 @@ func (s *State) deleteIf(ctx context.Context, idx uint32) error {
 			return err
 		}
 		delete(s.memifs, idx)
-		return s.releaseSocket(ctx, m.SocketID)
+		return s.releaseSocket(ctx, m.SocketID, m.Role == vpp.MemifMaster)
 	}
 	if v, ok := s.vhosts[idx]; ok {
 		if err := s.vpp.DeleteVhostUser(ctx, idx); err != nil {
 			return err
 		}
 		delete(s.vhosts, idx)
+		if !v.Server {
+			return nil // the file is the peer's listening socket
+		}
 		return s.removeSocketFile(v.SocketPath)
 	}
 	return fmt.Errorf("delete interface %d: neither memif nor vhost-user", idx)
 }
 
-// releaseSocket drops a memif socket filename no memif uses any more.
-func (s *State) releaseSocket(ctx context.Context, id uint32) error {
+// releaseSocket drops a memif socket filename that the memif just deleted
+// was the last to use, wherever it lives (a config's own sharedDir or
+// socketfile included), so socket ids do not leak. The file goes only when
+// this VPP was the listening side: a slave's socket file is its peer's.
+func (s *State) releaseSocket(ctx context.Context, id uint32, listener bool) error {
 	for _, m := range s.memifs {
 		if m.SocketID == id {
 			return nil
@@ -478,13 +504,16 @@ func (s *State) releaseSocket(ctx context.Context, id uint32) error {
 	}
 	for path, sid := range s.sockets {
 		// Socket id 0 is VPP's default socket; it is never ours to delete.
-		if sid != id || id == 0 || !s.owns(path) {
+		if sid != id || id == 0 {
 			continue
 		}
 		if err := s.vpp.DeleteMemifSocket(ctx, id); err != nil {
 			return err
 		}
 		delete(s.sockets, path)
+		if !listener {
+			return nil
+		}
 		return s.removeSocketFile(path)
 	}
 	return nil

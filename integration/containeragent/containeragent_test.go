@@ -3,6 +3,7 @@
 package containeragent_test
 
 import (
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -73,21 +74,40 @@ func TestConvergesAddSecondInterfaceAndDelete(t *testing.T) {
 	}
 
 	// A second interface while it runs.
+	net2 := memif(shared, id, "net2", "10.1.2.2/24")
+	net2.Routes = []schema.Route{{Dst: "10.4.0.0/16", GW: "10.1.2.1"}}
 	rev = e.Put(t, map[string]schema.Object{
 		schema.ContainerMetaKey(host, id): meta(id, "net1", "net2"),
-		ifKey(id, "net2"):                 memif(shared, id, "net2", "10.1.2.2/24"),
+		ifKey(id, "net2"):                 net2,
 	})
 	waitReady(t, e, id, "net2", rev)
 	if n := len(c.VPP.Snapshot().Memifs); n != 2 {
 		t.Fatalf("%d memifs, want 2", n)
 	}
 
-	// DEL of the first.
+	// A route dropped from the intent leaves VPP; a new one arrives.
+	moved := memif(shared, id, "net2", "10.1.2.2/24")
+	moved.Routes = []schema.Route{{Dst: "10.3.0.0/16", GW: "10.1.2.1"}}
+	rev = e.Put(t, map[string]schema.Object{ifKey(id, "net2"): moved})
+	waitReady(t, e, id, "net2", rev)
+	if st := c.VPP.Snapshot(); hasRoute(st, "10.4.0.0/16", "10.1.2.1") || !hasRoute(st, "10.3.0.0/16", "10.1.2.1") || !hasRoute(st, "10.2.0.0/16", "10.1.1.1") {
+		t.Fatalf("routes after net2's changed from 10.4.0.0/16 to 10.3.0.0/16: %+v", st.Routes)
+	}
+
+	// DEL of the first. The slave's socket file is the host VPP's
+	// listening socket: the container agent must leave it alone.
+	hostSocket := moved.Memif.SocketPath[:len(moved.Memif.SocketPath)-len("net2.sock")] + "net1.sock"
+	if err := os.WriteFile(hostSocket, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	e.Delete(t, ifKey(id, "net1"))
 	e.WaitGone(t, statusKey(id, "net1"))
 	st = c.VPP.Snapshot()
 	if len(st.Memifs) != 1 {
 		t.Fatalf("%d memifs after delete, want 1", len(st.Memifs))
+	}
+	if _, err := os.Stat(hostSocket); err != nil {
+		t.Errorf("the host's socket file went with the container's slave memif: %v", err)
 	}
 
 	// A clean stop exits 0.
