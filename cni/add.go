@@ -92,6 +92,14 @@ func (p *plugin) cmdAdd(args *skel.CmdArgs) error {
 	inv.log.Info("intents written", "revision", w.Rev, "repeat", w.Adopted)
 
 	if _, err := p.waitReady(ctx, st, inv, w.Rev, timeout); err != nil {
+		if w.Adopted {
+			// A repeat of an ADD whose intents were already in place (an
+			// IPAM that hands the same container ID and ifname its address
+			// again lets a repeat get here): they and the address are the
+			// earlier ADD's, not this one's to undo.
+			inv.log.Error("repeated ADD failed; the earlier ADD's intents stay", "err", err)
+			return err
+		}
 		return p.failAdd(inv, st, true, true, err)
 	}
 	res, err := BuildResult(conf.CNIVersion, in, args.Netns, ipamRes)

@@ -89,17 +89,21 @@ func (p *plugin) cmdGC(args *skel.CmdArgs) error {
 	if err != nil {
 		return etcdErr("listing this host's interfaces", err)
 	}
+	withHostSide := map[types.GCAttachment]bool{}
 	for _, kv := range hostSide {
 		hi, err := schema.DecodeAs[schema.HostInterface](kv.Value)
-		if err != nil || hi.Network != inv.conf.Name {
+		if err != nil {
 			continue
 		}
-		if a := (types.GCAttachment{ContainerID: hi.Container, IfName: hi.Name}); !valid[a] {
+		a := types.GCAttachment{ContainerID: hi.Container, IfName: hi.Name}
+		withHostSide[a] = true
+		if hi.Network == inv.conf.Name && !valid[a] {
 			stale[a] = true
 		}
 	}
 	// Container-side intents left without their host side: their meta
-	// names the network.
+	// names the network. One with a host side belongs to the network that
+	// side names, which may be another of the container's networks.
 	ctrSide, _, err := st.List(ctx, schema.ContainersPrefix(host))
 	if err != nil {
 		return etcdErr("listing this host's containers", err)
@@ -117,7 +121,7 @@ func (p *plugin) cmdGC(args *skel.CmdArgs) error {
 		if err != nil || k.Kind != schema.KindContainerInterfaceKey || metaNet[k.Container] != inv.conf.Name {
 			continue
 		}
-		if a := (types.GCAttachment{ContainerID: k.Container, IfName: k.Interface}); !valid[a] {
+		if a := (types.GCAttachment{ContainerID: k.Container, IfName: k.Interface}); !valid[a] && !withHostSide[a] {
 			stale[a] = true
 		}
 	}

@@ -705,6 +705,8 @@ func TestGC(t *testing.T) {
 		name string
 	}{
 		{e.cni, list, "keep", "net1"},
+		// keep's second network: its meta names only the first.
+		{e.cni, other, "keep", "net2"},
 		{lost, list, "stale", "net1"},
 		{lost, list, "stale", "net2"},
 		{lost, other, "other", "net1"},
@@ -740,19 +742,22 @@ func TestGC(t *testing.T) {
 	if got := e.keys(schema.ContainerPrefix(e.hostName, "stale")); len(got) != 0 {
 		t.Errorf("stale container intents left: %v", got)
 	}
-	if len(e.keys(schema.ContainerInterfacesPrefix(e.hostName, "keep"))) != 1 || len(e.keys(schema.ContainerInterfacesPrefix(e.hostName, "other"))) != 1 {
+	if len(e.keys(schema.ContainerInterfacesPrefix(e.hostName, "keep"))) != 2 || len(e.keys(schema.ContainerInterfacesPrefix(e.hostName, "other"))) != 1 {
 		t.Errorf("GC deleted a valid attachment or another network's")
+	}
+	if got := e.keys(schema.ContainerPrefix(e.hostName, "keep")); len(got) != 3 {
+		t.Errorf("keep's intents after GC (want meta and both container sides): %v", got)
 	}
 	if got := e.ipamFiles("memif-network"); len(got) != 1 {
 		t.Errorf("IPAM after GC: %v", got)
 	}
-	eventually(t, 10*time.Second, "vppsim to drop the stale memifs", func() bool { return len(e.host.VPP.Snapshot().Memifs) == 2 })
+	eventually(t, 10*time.Second, "vppsim to drop the stale memifs", func() bool { return len(e.host.VPP.Snapshot().Memifs) == 3 })
 
 	for _, d := range []struct {
-		l  *libcni.NetworkConfigList
-		id string
-	}{{list, "keep"}, {other, "other"}} {
-		if err := e.cni.DelNetworkList(bg(), d.l, rt(d.id, netns.Path(), "net1")); err != nil {
+		l          *libcni.NetworkConfigList
+		id, ifname string
+	}{{list, "keep", "net1"}, {other, "keep", "net2"}, {other, "other", "net1"}} {
+		if err := e.cni.DelNetworkList(bg(), d.l, rt(d.id, netns.Path(), d.ifname)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -809,5 +814,41 @@ func TestDefaultsFromFile(t *testing.T) {
 	}
 	if err := e.cni.DelNetworkList(bg(), list, rt("defaults", netns.Path(), "net1")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A repeated ADD that fails (here: the agent is down and the earlier
+// status was lost) leaves the earlier ADD's intents alone: they are not
+// this ADD's to roll back. The runtime's DEL removes them. (With
+// host-local IPAM a repeat fails earlier, at its duplicate allocation.)
+func TestRepeatedAddFailureKeepsTheFirst(t *testing.T) {
+	e := newEnv(t, true)
+	list := e.netconf(readmeMemif, func(m map[string]any) {
+		delete(m, "ipam")
+		sect(m, "uspace")["addTimeout"] = "2s"
+	})
+	netns := newNS(t)
+	rc := rt("repeat", netns.Path(), "net1")
+	if _, err := e.cni.AddNetworkList(bg(), list, rc); err != nil {
+		t.Fatal(err)
+	}
+	e.host.Agent.Kill()
+	if _, err := e.etcd.Store.Apply(bg(), storeDelete(schema.StatusKey(schema.Key{Kind: schema.KindInterfaceKey, Host: e.hostName, Container: "repeat", Interface: "net1"}))); err != nil {
+		t.Fatal(err)
+	}
+	before := e.hostKeys()
+	_, err := e.cni.AddNetworkList(bg(), list, rc)
+	if err == nil || !strings.Contains(err.Error(), "did not report") {
+		t.Fatalf("repeated ADD without an agent or a status: %v", err)
+	}
+	if after := e.hostKeys(); !slices.Equal(before, after) {
+		t.Errorf("the failed repeat changed the first ADD's intents: %v -> %v", before, after)
+	}
+	e.host.RestartAgent(t)
+	if err := e.cni.DelNetworkList(bg(), list, rc); err != nil {
+		t.Fatal(err)
+	}
+	if left := e.hostKeys(); len(left) != 0 {
+		t.Errorf("left: %v", left)
 	}
 }
