@@ -14,8 +14,11 @@ export USPACE_BIN_DIR := $(BIN)
 
 all: build
 
+# Debian packages the tests use: ip (network namespaces), systemd-analyze
+# (checks the units in deployments/systemd).
 deps:
-	@command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
+	@command -v ip >/dev/null && command -v systemd-analyze >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iproute2 systemd)
 	$(GO) mod download
 
 build: deps

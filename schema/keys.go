@@ -10,7 +10,11 @@ import (
 
 // Root is the prefix of every key of schema v1; a later schema lives beside
 // it under its own version segment during an upgrade.
-const Root = "/uspace/v1/"
+const Root = ProjectPrefix + "v1/"
+
+// ProjectPrefix holds every schema version: what the admin identity may
+// touch, so that a later version living beside v1 is covered too.
+const ProjectPrefix = "/uspace/"
 
 const (
 	hostsSeg    = "hosts"

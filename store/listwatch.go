@@ -59,6 +59,11 @@ type Event struct {
 	PrevKV *KV
 	// Snapshot is every key under the prefix at Revision, sorted (Sync).
 	Snapshot []KV
+	// Current is the newest revision etcd had when it sent the event (the
+	// watch response's header). Current - Revision is how far the watcher
+	// trails etcd: zero for a watcher that keeps up, more while it catches
+	// up on history.
+	Current int64
 }
 
 // Handler consumes events in revision order. It runs on the watching
@@ -126,7 +131,7 @@ func (w *watcher) session(ctx context.Context, b backoff.BackOff) error {
 			if err != nil {
 				return w.c.classify(err)
 			}
-			if err := w.deliver(Event{Type: Sync, Revision: rev, Snapshot: kvs}); err != nil {
+			if err := w.deliver(Event{Type: Sync, Revision: rev, Snapshot: kvs, Current: rev}); err != nil {
 				return backoff.Permanent(err)
 			}
 			w.rev = rev
@@ -160,13 +165,13 @@ func (w *watcher) watch(ctx context.Context, b backoff.BackOff) error {
 			if resp.Header.Revision > w.rev {
 				w.rev = resp.Header.Revision
 			}
-			if err := w.deliver(Event{Type: Progress, Revision: w.rev}); err != nil {
+			if err := w.deliver(Event{Type: Progress, Revision: w.rev, Current: resp.Header.Revision}); err != nil {
 				return backoff.Permanent(err)
 			}
 			continue
 		}
 		for _, ev := range resp.Events {
-			out := Event{Type: Put, Revision: ev.Kv.ModRevision, KV: fromPB(ev.Kv)}
+			out := Event{Type: Put, Revision: ev.Kv.ModRevision, KV: fromPB(ev.Kv), Current: resp.Header.Revision}
 			if ev.Type == clientv3.EventTypeDelete {
 				out.Type = Delete
 			}

@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -52,9 +51,6 @@ func HostIdentity(host string) string { return hostIdentityPrefix + host }
 // ContainersIdentity is the identity of the container agents on host.
 func ContainersIdentity(host string) string { return containersIdentityPrefix + host }
 
-// UspacePrefix is what the admin identity holds: the parent of schema.Root,
-// so that a later schema version living beside v1 is covered too.
-func UspacePrefix() string { return path.Dir(strings.TrimSuffix(schema.Root, "/")) + "/" }
 
 // Access is what a grant allows on its prefix.
 type Access uint8
@@ -118,7 +114,7 @@ type Role struct {
 
 // AdminRole is uspace-admin: readwrite on the whole uspace prefix.
 func AdminRole() Role {
-	return Role{Name: AdminIdentity, Grants: []Grant{{UspacePrefix(), ReadWrite}}}
+	return Role{Name: AdminIdentity, Grants: []Grant{{schema.ProjectPrefix, ReadWrite}}}
 }
 
 // HostRole is uspace-host-<host>: readwrite on the host's intents and
@@ -512,7 +508,7 @@ func Scopes(identity string, otherHosts ...string) ([]Scope, error) {
 	if !ok {
 		host, ok = strings.CutPrefix(identity, containersIdentityPrefix)
 	}
-	prefixes := []string{UspacePrefix(), schema.Root, schema.NetworksPrefix(), schema.HostsPrefix(), schema.StatusPrefix()}
+	prefixes := []string{schema.ProjectPrefix, schema.Root, schema.NetworksPrefix(), schema.HostsPrefix(), schema.StatusPrefix()}
 	if ok {
 		hosts := []string{host, host + "0"}
 		for _, h := range otherHosts {

@@ -92,7 +92,7 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "uspace_watch_lag_revisions",
-			Help: "Revisions etcd has that the host watch has not delivered yet.",
+			Help: "Revisions etcd was ahead of the last event the host watch delivered (non-zero while it catches up).",
 		}, func() float64 { return float64(max(0, a.currentRev.Load()-a.lastRev.Load())) }),
 	)
 	return a
@@ -247,9 +247,7 @@ func (a *Agent) onHostEvent(ev store.Event) error {
 		}
 	}
 	a.lastRev.Store(ev.Revision)
-	if ev.Revision > a.currentRev.Load() {
-		a.currentRev.Store(ev.Revision)
-	}
+	a.currentRev.Store(max(ev.Current, ev.Revision))
 	return nil
 }
 

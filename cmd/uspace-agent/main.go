@@ -6,10 +6,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -92,6 +95,7 @@ func hostCmd() *cobra.Command {
 		etcd     store.Config
 		cfg      = host.Config{Version: version}
 		memLimit int64
+		embedded store.EmbeddedConfig
 	)
 	cmd := &cobra.Command{
 		Use:   "host",
@@ -101,9 +105,32 @@ func hostCmd() *cobra.Command {
 				return err
 			}
 			log := logger().With("component", "host-agent")
-			setMemoryLimit(memLimit, log)
 			ctx, stop := signalContext()
 			defer stop()
+			if embedded.Dir != "" {
+				e, err := startEmbedded(ctx, &embedded, &etcd, log)
+				if err != nil {
+					return err
+				}
+				defer e.Close()
+				// etcd shares the process: the agent's own limit would
+				// starve it.
+				if !cmd.Flags().Changed("memory-limit-mib") {
+					memLimit = 0
+				}
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithCancel(ctx)
+				defer cancel()
+				go func() {
+					select {
+					case err := <-e.Err():
+						log.Error("embedded etcd failed", "err", err)
+						cancel()
+					case <-ctx.Done():
+					}
+				}()
+			}
+			setMemoryLimit(memLimit, log)
 			st, err := connect(ctx, etcd)
 			if err != nil {
 				return err
@@ -122,8 +149,41 @@ func hostCmd() *cobra.Command {
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", envOr("USPACE_METRICS_ADDR", "127.0.0.1:9560"), "listen address for /metrics, /healthz and /readyz (empty: off)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 10*time.Second, "TTL of the agent's registration lease")
 	f.Int64Var(&memLimit, "memory-limit-mib", envInt("USPACE_MEMORY_LIMIT_MIB", defaultMemoryLimitMiB),
-		"soft memory limit of the Go runtime in MiB, 0: none; GOMEMLIMIT overrides it (env USPACE_MEMORY_LIMIT_MIB)")
+		"soft memory limit of the Go runtime in MiB, 0: none; GOMEMLIMIT overrides it (env USPACE_MEMORY_LIMIT_MIB); off by default with --embedded-etcd")
+	f.StringVar(&embedded.Dir, "embedded-etcd", os.Getenv("USPACE_EMBEDDED_ETCD"),
+		"single-host set-up: run a single-member etcd inside the agent with its data in this directory, serving clients on the first --etcd-endpoints URL (env USPACE_EMBEDDED_ETCD)")
+	f.StringVar(&embedded.PeerURL, "embedded-etcd-peer-url", "http://127.0.0.1:2380", "the embedded etcd's raft URL (a single member has no peers, but etcd needs one)")
 	return cmd
+}
+
+// startEmbedded starts the embedded etcd on the first client endpoint and
+// points the agent's own connection at it.
+func startEmbedded(ctx context.Context, e *store.EmbeddedConfig, etcd *store.Config, log *slog.Logger) (*store.Embedded, error) {
+	if len(etcd.Endpoints) == 0 {
+		return nil, fmt.Errorf("--embedded-etcd: no --etcd-endpoints URL to serve clients on")
+	}
+	e.ClientURL = etcd.Endpoints[0]
+	if !strings.Contains(e.ClientURL, "://") {
+		e.ClientURL = "http://" + e.ClientURL
+	}
+	// Plain http without auth: only this host may reach it.
+	u, err := url.Parse(e.ClientURL)
+	if err != nil {
+		return nil, fmt.Errorf("--embedded-etcd: client URL %q: %w", e.ClientURL, err)
+	}
+	if ip, err := netip.ParseAddr(u.Hostname()); u.Scheme != "http" || (u.Hostname() != "localhost" && (err != nil || !ip.IsLoopback())) {
+		return nil, fmt.Errorf("--embedded-etcd serves plain http on loopback only, not %q: run etcd itself for TLS or other addresses", e.ClientURL)
+	}
+	if etcd.CACert != "" || etcd.Cert != "" {
+		return nil, fmt.Errorf("--embedded-etcd serves plain http on loopback; it takes no --etcd-cacert/--etcd-cert (run etcd itself for TLS)")
+	}
+	emb, err := store.StartEmbedded(ctx, *e)
+	if err != nil {
+		return nil, err
+	}
+	etcd.Endpoints = emb.Endpoints()
+	log.Info("embedded etcd serving", "endpoints", emb.Endpoints(), "dir", e.Dir)
+	return emb, nil
 }
 
 func connect(ctx context.Context, cfg store.Config) (*store.Client, error) {

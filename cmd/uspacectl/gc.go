@@ -26,19 +26,30 @@ func gcCmd(connect connectFunc) *cobra.Command {
 			}
 			defer st.Close()
 			ctx := cmd.Context()
-			// A live agent would re-create what we delete under it.
-			if agent, err := st.Get(ctx, schema.AgentKey(host)); err != nil {
-				return err
-			} else if agent != nil && !force {
-				return fmt.Errorf("host %s has a registered agent (lease %x); stop it first or pass --force", host, agent.Lease)
+			// One transaction: both prefixes go together, and only while no
+			// agent is registered (a live one would re-create what we delete
+			// under it), however the race with a starting agent ends.
+			agentKey := schema.AgentKey(host)
+			var cmps []clientv3.Cmp
+			if !force {
+				cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(agentKey), "=", 0))
+			}
+			prefixes := []string{schema.HostPrefix(host), schema.StatusHostPrefix(host)}
+			var dels []clientv3.Op
+			for _, prefix := range prefixes {
+				dels = append(dels, clientv3.OpDelete(prefix, clientv3.WithPrefix()))
+			}
+			resp, err := st.Etcd().Txn(ctx).If(cmps...).Then(dels...).Else(clientv3.OpGet(agentKey)).Commit()
+			if err != nil {
+				return fmt.Errorf("remove host %s: %w", host, err)
+			}
+			if !resp.Succeeded {
+				lease := resp.Responses[0].GetResponseRange().Kvs[0].Lease
+				return fmt.Errorf("host %s has a registered agent (lease %x); stop it first or pass --force", host, lease)
 			}
 			var n int64
-			for _, prefix := range []string{schema.HostPrefix(host), schema.StatusHostPrefix(host)} {
-				resp, err := st.Etcd().Delete(ctx, prefix, clientv3.WithPrefix())
-				if err != nil {
-					return fmt.Errorf("delete %s: %w", prefix, err)
-				}
-				n += resp.Deleted
+			for _, r := range resp.Responses {
+				n += r.GetResponseDeleteRange().Deleted
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "host %s: removed %d keys\n", host, n)
 			return nil

@@ -3,7 +3,8 @@
 # `make build tools` puts in bin/. VPP and SPDK are SIMULATED here
 # (uspace-vppsim, uspace-spdksim speak their real wire protocols); to use real
 # ones, start the host agent with --vpp-socket /run/vpp/api.sock and
-# --spdk-socket /var/tmp/spdk.sock instead.
+# --spdk-socket /var/tmp/spdk.sock instead. etcd runs embedded in the host
+# agent (--embedded-etcd), the default single-host set-up.
 set -euo pipefail
 
 BIN=${BIN:-$(cd "$(dirname "$0")/../.." && pwd)/bin}
@@ -60,28 +61,25 @@ cni() { # the way a container runtime calls a CNI plugin: env + config on stdin
 		"$BIN/userspace" <"$WORK/net.conf"
 }
 
-for b in etcd etcdctl uspace-agent uspace-vppsim uspace-spdksim userspace uspace-volume uspacectl; do
+for b in etcdctl uspace-agent uspace-vppsim uspace-spdksim userspace uspace-volume uspacectl; do
 	[ -x "$BIN/$b" ] || { echo "missing $BIN/$b: run 'make build tools' (make demo does)" >&2; exit 1; }
 done
 
-step "etcd: a single member on $ETCD (data in $WORK/etcd)"
-start etcd etcd "$BIN/etcd" --name demo --data-dir "$WORK/etcd" \
-	--listen-client-urls "$ETCD" --advertise-client-urls "$ETCD" \
-	--listen-peer-urls "$PEER" --initial-advertise-peer-urls "$PEER" \
-	--initial-cluster "demo=$PEER" --log-level error
-wait_for etcd 30 "$BIN/etcdctl" endpoint health
-
 step "dataplanes: VPP and SPDK are SIMULATED (wire-level: GoVPP binary API socket, SPDK JSON-RPC)"
+note "with real ones, start the host agent with --vpp-socket /run/vpp/api.sock --spdk-socket /var/tmp/spdk.sock"
 mkdir -p "$WORK/host/vhost/block/sockets"
 start "host VPP (uspace-vppsim)" vppsim "$BIN/uspace-vppsim" --socket "$WORK/host/vpp-api.sock" --runtime-dir "$WORK/host"
 start "SPDK (uspace-spdksim)" spdksim "$BIN/uspace-spdksim" -r "$WORK/host/spdk.sock" -S "$WORK/host/vhost/block/sockets"
 wait_for "VPP socket" 10 test -S "$WORK/host/vpp-api.sock"
 wait_for "SPDK socket" 10 test -S "$WORK/host/spdk.sock"
 
-step "host agent for $HOST (watches /uspace/v1/hosts/$HOST/)"
-start "uspace-agent host" host-agent "$BIN/uspace-agent" host --host "$HOST" \
+step "host agent for $HOST with an embedded single-member etcd on $ETCD (data in $WORK/etcd)"
+note "the agent watches /uspace/v1/hosts/$HOST/; etcdctl below is the real one"
+start "uspace-agent host --embedded-etcd" host-agent "$BIN/uspace-agent" host --host "$HOST" \
+	--embedded-etcd "$WORK/etcd" --etcd-endpoints "$ETCD" --embedded-etcd-peer-url "$PEER" \
 	--vpp-socket "$WORK/host/vpp-api.sock" --spdk-socket "$WORK/host/spdk.sock" \
 	--shared-dir "$WORK/shared" --volume-root "$WORK/host/vhost" --metrics-addr 127.0.0.1:0
+wait_for "etcd" 30 "$BIN/etcdctl" endpoint health
 wait_for "host agent registration" 30 sh -c "'$BIN/etcdctl' get --print-value-only /uspace/v1/hosts/$HOST/agent | grep -q Agent"
 note "registered: $("$BIN/etcdctl" get --print-value-only /uspace/v1/hosts/$HOST/agent)"
 

@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/spf13/pflag"
 )
 
@@ -182,12 +183,29 @@ func (s *supervisor) reap() *proc {
 }
 
 // waitSocket waits for a dataplane's socket, failing early when the
-// dataplane exits or a stop signal arrives.
+// dataplane exits or a stop signal arrives. It watches the socket's
+// directory (inotify) rather than looking again and again.
 func (s *supervisor) waitSocket(name, path string, timeout time.Duration) bool {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		s.log.Error("cannot watch for the socket", "process", name, "socket", path, "err", err)
+		return false
+	}
+	defer w.Close()
+	dir := filepath.Dir(path)
+	// The dataplane would create it too; it must exist to be watched.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		s.log.Error("cannot create the socket's directory", "process", name, "dir", dir, "err", err)
+		return false
+	}
+	if err := w.Add(dir); err != nil {
+		s.log.Error("cannot watch the socket's directory", "process", name, "dir", dir, "err", err)
+		return false
+	}
 	deadline := time.After(timeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
 	for {
+		// Checked after the watch is in place, and after every change in
+		// the directory, so a socket made at any moment is seen.
 		if fi, err := os.Stat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
 			s.log.Info("ready", "process", name, "socket", path)
 			return true
@@ -205,7 +223,10 @@ func (s *supervisor) waitSocket(name, path string, timeout time.Duration) bool {
 		case <-deadline:
 			s.log.Error("socket did not appear", "process", name, "socket", path, "waited", timeout)
 			return false
-		case <-tick.C:
+		case err := <-w.Errors:
+			s.log.Error("watching for the socket failed", "process", name, "socket", path, "err", err)
+			return false
+		case <-w.Events:
 		}
 	}
 }
