@@ -51,7 +51,6 @@ func HostIdentity(host string) string { return hostIdentityPrefix + host }
 // ContainersIdentity is the identity of the container agents on host.
 func ContainersIdentity(host string) string { return containersIdentityPrefix + host }
 
-
 // Access is what a grant allows on its prefix.
 type Access uint8
 

@@ -76,7 +76,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	a.ifaces = controller.New("container-interfaces", a.ifsync.Reconcile, controller.NewMetrics(prometheus.NewRegistry()), a.log)
-	a.ifsync.Keys = a.ifaces.Keys
+	a.ifsync.Desired = a.ifaces.List
 	errc := make(chan error, 1)
 	go func() { errc <- a.st.ListWatch(ctx, schema.ContainerPrefix(a.cfg.Host, id), a.onEvent) }()
 	go a.watchVPP(ctx)
@@ -140,8 +140,7 @@ func (a *Agent) onEvent(ev store.Event) error {
 				ifs = append(ifs, kv)
 			}
 		}
-		a.ifaces.Replace(ifs)
-		a.ifaces.Enqueue(ifsync.SweepKey)
+		a.ifaces.Replace(ifs, ifsync.SweepKey)
 	case store.Put, store.Delete:
 		k, err := schema.ParseKey(ev.KV.Key)
 		if err != nil || k.Kind != schema.KindContainerInterfaceKey {

@@ -59,8 +59,9 @@ func New(name string, rec ReconcileFunc, m *Metrics, log *slog.Logger) *Controll
 
 // Replace installs a full snapshot (initial list or a relist after
 // compaction) and queues every key that was or is desired, so deletions
-// missed during the gap are reconciled too.
-func (c *Controller) Replace(kvs []store.KV) {
+// missed during the gap are reconciled too. The keys in first are queued
+// ahead of them (work that prepares for the rest, such as a sweep).
+func (c *Controller) Replace(kvs []store.KV, first ...string) {
 	c.mu.Lock()
 	old := c.desired
 	c.desired = make(map[string]store.KV, len(kvs))
@@ -68,6 +69,9 @@ func (c *Controller) Replace(kvs []store.KV) {
 		c.desired[kv.Key] = kv
 	}
 	c.mu.Unlock()
+	for _, k := range first {
+		c.Enqueue(k)
+	}
 	for k := range old {
 		c.Enqueue(k)
 	}
@@ -127,6 +131,17 @@ func (c *Controller) Keys() []string {
 		keys = append(keys, k)
 	}
 	return keys
+}
+
+// List returns every desired key with its value.
+func (c *Controller) List() []store.KV {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	kvs := make([]store.KV, 0, len(c.desired))
+	for _, kv := range c.desired {
+		kvs = append(kvs, kv)
+	}
+	return kvs
 }
 
 // Synced is closed once the first snapshot is in.

@@ -39,6 +39,7 @@ type StatusWriter struct {
 	pending  map[string]store.Op
 	order    []string
 	flushing bool
+	inflight int        // changes in the transaction being written
 	failures int        // failed transactions so far
 	lastErr  error      // of the last failed transaction
 	idle     *sync.Cond // signalled when nothing is pending or in flight, and on failures
@@ -183,9 +184,13 @@ func (w *StatusWriter) flush(ctx context.Context) {
 			delete(w.pending, k)
 		}
 		w.order = append(w.order[:0:0], w.order[n:]...)
+		w.inflight = n
 		w.mu.Unlock()
 
 		_, err := w.st.Apply(ctx, batch...)
+		w.mu.Lock()
+		w.inflight = 0
+		w.mu.Unlock()
 		if err == nil {
 			delay = flushBaseDelay
 			continue
@@ -214,6 +219,13 @@ func (w *StatusWriter) flush(ctx context.Context) {
 		}
 		delay = min(2*delay, flushMaxDelay)
 	}
+}
+
+// Pending counts the changes not yet in etcd.
+func (w *StatusWriter) Pending() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.pending) + w.inflight
 }
 
 // Get returns the last status written, pending or loaded at key.

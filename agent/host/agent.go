@@ -83,7 +83,7 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 	m := controller.NewMetrics(a.reg)
 	a.ifsync = &ifsync.Reconciler{Status: a.status, Spec: a.interfaceSpec}
 	a.ifaces = controller.New("interfaces", a.ifsync.Reconcile, m, a.log)
-	a.ifsync.Keys = a.ifaces.Keys
+	a.ifsync.Desired = a.ifaces.List
 	a.volumes = controller.New("volumes", a.reconcileVolume, m, a.log)
 	m.RegisterQueue(a.reg, a.ifaces)
 	m.RegisterQueue(a.reg, a.volumes)
@@ -94,6 +94,10 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 			Name: "uspace_watch_lag_revisions",
 			Help: "Revisions etcd was ahead of the last event the host watch delivered (non-zero while it catches up).",
 		}, func() float64 { return float64(max(0, a.currentRev.Load()-a.lastRev.Load())) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "uspace_status_writes_pending",
+			Help: "Status changes made by reconciles that are not in etcd yet (status writes are batched).",
+		}, func() float64 { return float64(a.status.Pending()) }),
 	)
 	return a
 }
@@ -159,7 +163,6 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.enqueueStatusOrphan(k)
 		}
 	}
-	a.ifaces.Enqueue(ifsync.SweepKey)
 
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -227,9 +230,8 @@ func (a *Agent) onHostEvent(ev store.Event) error {
 				vols = append(vols, kv)
 			}
 		}
-		a.ifaces.Replace(ifs)
+		a.ifaces.Replace(ifs, ifsync.SweepKey)
 		a.volumes.Replace(vols)
-		a.ifaces.Enqueue(ifsync.SweepKey)
 	case store.Put, store.Delete:
 		k, err := schema.ParseKey(ev.KV.Key)
 		if err != nil {

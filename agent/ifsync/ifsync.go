@@ -14,9 +14,11 @@ import (
 	"github.com/uspace-io/uspace/store"
 )
 
-// SweepKey is queued with the interface keys; its reconcile reloads VPP's
-// state and removes what uspace owns but no intent wants. It runs on the
-// same worker as the interfaces, so it never races one of them.
+// SweepKey is queued ahead of the interface keys; its reconcile reloads
+// VPP's state, removes what uspace owns but no intent wants, and creates
+// in bulk what intents want but VPP lacks, so that the interface keys
+// after it mostly find their work done. It runs on the same worker as the
+// interfaces, so it never races one of them.
 const SweepKey = "sweep"
 
 // SpecFunc turns an intent value into the interface to converge.
@@ -27,14 +29,14 @@ type Reconciler struct {
 	VS     *vppstate.Cache
 	Status *controller.StatusWriter
 	Spec   SpecFunc
-	// Keys lists the desired keys, for the sweep.
-	Keys func() []string
+	// Desired lists the desired keys and values, for the sweep.
+	Desired func() []store.KV
 }
 
 // Reconcile is a controller.ReconcileFunc.
 func (r *Reconciler) Reconcile(ctx context.Context, key string, kv *store.KV) error {
 	if key == SweepKey {
-		return r.VS.Sweep(ctx, r.Keys())
+		return r.sweep(ctx)
 	}
 	k, err := schema.ParseKey(key)
 	if err != nil {
@@ -81,4 +83,34 @@ func (r *Reconciler) report(ctx context.Context, sk string, rev int64, idx uint3
 		st.Error = applyErr.Error()
 	}
 	return r.Status.Put(ctx, sk, st)
+}
+
+func (r *Reconciler) sweep(ctx context.Context) error {
+	desired := r.Desired()
+	keys := make([]string, len(desired))
+	for i, kv := range desired {
+		keys[i] = kv.Key
+	}
+	if err := r.VS.Sweep(ctx, keys); err != nil {
+		return err
+	}
+	vs, err := r.VS.Get(ctx)
+	if err != nil {
+		return err
+	}
+	var specs []vppstate.Spec
+	for _, kv := range desired {
+		owner := vppstate.Owner(kv.Key)
+		if _, ok := vs.Lookup(owner); ok {
+			continue
+		}
+		// A value that does not decode is reported by its own reconcile.
+		if spec, err := r.Spec(owner, kv.Value); err == nil {
+			specs = append(specs, spec)
+		}
+	}
+	if err := vs.CreateMissing(ctx, specs); err != nil {
+		return r.VS.Failed(fmt.Errorf("create missing interfaces: %w", err))
+	}
+	return nil
 }

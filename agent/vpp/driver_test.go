@@ -629,3 +629,52 @@ func TestSocketFilesFollowMasters(t *testing.T) {
 	_, err = c.CreateMemif(ctx, vpp.MemifSpec{Owner: "a", SocketID: id, ID: 1})
 	wantRetval(t, err, -81, vpp.ErrConflict)
 }
+
+// The batch forms of socket registration, bridge membership and admin up:
+// every item applied, per-item failures reported where they happened.
+func TestBatchSocketsBridgesAdminUp(t *testing.T) {
+	e := newEnv(t, vppsim.Options{})
+	c, ctx := e.client, e.ctx
+	socks := []vpp.MemifSocket{{ID: 10, Filename: e.path("b", "a.sock")}, {ID: 11, Filename: e.path("b", "b.sock")}}
+	ok(t, c.AddMemifSockets(ctx, socks))
+	got := must(c.MemifSockets(ctx))(t)
+	for _, s := range socks {
+		if !slices.Contains(got, s) {
+			t.Fatalf("socket %+v not registered: %+v", s, got)
+		}
+	}
+	// id 10 again with another file: VPP refuses that one item.
+	err := c.AddMemifSockets(ctx, []vpp.MemifSocket{{ID: 12, Filename: e.path("b", "c.sock")}, {ID: 10, Filename: e.path("b", "x.sock")}})
+	var be *vpp.BatchError
+	if !errors.As(err, &be) || be.Errs[0] != nil || be.Errs[1] == nil {
+		t.Fatalf("conflicting socket id: %v", err)
+	}
+	if err := c.AddMemifSockets(ctx, []vpp.MemifSocket{{ID: 0, Filename: e.path("b", "d.sock")}}); !errors.Is(err, vpp.ErrInvalid) {
+		t.Fatalf("socket id 0: %v", err)
+	}
+
+	m1 := must(c.CreateMemif(ctx, vpp.MemifSpec{Owner: "c/1", SocketID: 10, ID: 1, Role: vpp.MemifMaster}))(t)
+	m2 := must(c.CreateMemif(ctx, vpp.MemifSpec{Owner: "c/2", SocketID: 11, ID: 1, Role: vpp.MemifMaster}))(t)
+	must(c.CreateBridgeDomain(ctx, vpp.DefaultBridgeDomain(9, "bridge")))(t)
+	err = c.AddToKnownBridges(ctx, []vpp.BridgePort{{SwIfIndex: m1.SwIfIndex, BdID: 9}, {SwIfIndex: 4242, BdID: 9}, {SwIfIndex: m2.SwIfIndex, BdID: 9}})
+	if !errors.As(err, &be) || be.Errs[0] != nil || be.Errs[2] != nil {
+		t.Fatalf("bridge batch: %v", err)
+	}
+	wantRetval(t, be.Errs[1], -2, vpp.ErrNotFound)
+	if b := must(c.BridgeDomain(ctx, 9))(t); len(b.Members) != 2 {
+		t.Fatalf("members = %+v, want both memifs", b.Members)
+	}
+	if err := c.AddToKnownBridges(ctx, []vpp.BridgePort{{SwIfIndex: m1.SwIfIndex, BdID: 0}}); !errors.Is(err, vpp.ErrInvalid) {
+		t.Fatalf("bridge domain 0: %v", err)
+	}
+
+	ok(t, c.SetAdminUps(ctx, []uint32{m1.SwIfIndex, m2.SwIfIndex}))
+	for _, idx := range []uint32{m1.SwIfIndex, m2.SwIfIndex} {
+		if i := must(c.Interface(ctx, idx))(t); !i.AdminUp {
+			t.Fatalf("interface %d not up", idx)
+		}
+	}
+	if err := c.SetAdminUps(ctx, []uint32{4242}); !errors.As(err, &be) {
+		t.Fatalf("admin up of a missing interface: %v", err)
+	}
+}

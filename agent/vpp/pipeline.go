@@ -2,12 +2,14 @@ package vpp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 
 	"go.fd.io/govpp/api"
 	interfaces "go.fd.io/govpp/binapi/interface"
 	"go.fd.io/govpp/binapi/interface_types"
+	"go.fd.io/govpp/binapi/l2"
 	"go.fd.io/govpp/binapi/memif"
 	"go.fd.io/govpp/core"
 )
@@ -161,4 +163,80 @@ func (c *Client) CreateMemifs(ctx context.Context, specs []MemifSpec) ([]Memif, 
 		return out, &BatchError{Op: op, Errs: itemErrs}
 	}
 	return out, nil
+}
+
+// batch pipelines reqs, one per item, and turns the replies into a
+// *BatchError aligned with the items (nil when every item succeeded). A
+// transport failure is returned as is: then nothing can be said of any item.
+func (c *Client) batch(ctx context.Context, op string, obj func(i int) string, reqs []api.Message) error {
+	s, err := c.sessionFor(op, "")
+	if err != nil {
+		return err
+	}
+	_, errs, err := c.pipeline(ctx, s, reqs)
+	if err != nil {
+		return err
+	}
+	failed := false
+	for i, e := range errs {
+		if e != nil {
+			errs[i] = opErr(op, obj(i), kindOf(e), e)
+			failed = true
+		}
+	}
+	if failed {
+		return &BatchError{Op: op, Errs: errs}
+	}
+	return nil
+}
+
+// AddMemifSockets is AddMemifSocket for many sockets, pipelined.
+func (c *Client) AddMemifSockets(ctx context.Context, socks []MemifSocket) error {
+	const op = "add memif socket"
+	obj := func(i int) string { return fmt.Sprintf("id %d %q", socks[i].ID, socks[i].Filename) }
+	reqs := make([]api.Message, len(socks))
+	for i, s := range socks {
+		if s.ID == 0 || s.ID == NoInterface {
+			return opErr(op, obj(i), ErrInvalid, errors.New("socket id 0 and ~0 are reserved"))
+		}
+		if err := validSocketPath(s.Filename); err != nil {
+			return opErr(op, obj(i), ErrInvalid, err)
+		}
+		reqs[i] = &memif.MemifSocketFilenameAddDelV2{IsAdd: true, SocketID: s.ID, SocketFilename: s.Filename}
+	}
+	return c.batch(ctx, op, obj, reqs)
+}
+
+// BridgePort is an interface to put into a bridge domain.
+type BridgePort struct {
+	SwIfIndex uint32
+	BdID      uint32
+}
+
+// AddToKnownBridges is AddToKnownBridge for many interfaces, pipelined;
+// the same caveat holds: every domain must be known to exist.
+func (c *Client) AddToKnownBridges(ctx context.Context, ports []BridgePort) error {
+	const op = "bridge"
+	obj := func(i int) string {
+		return fmt.Sprintf("%s into bridge domain %d", ifObj(ports[i].SwIfIndex), ports[i].BdID)
+	}
+	reqs := make([]api.Message, len(ports))
+	for i, p := range ports {
+		if p.BdID == 0 || p.BdID > MaxBridgeDomainID {
+			return opErr(op, obj(i), ErrInvalid, fmt.Errorf("bridge domain id must be 1..%d", MaxBridgeDomainID))
+		}
+		reqs[i] = &l2.SwInterfaceSetL2Bridge{RxSwIfIndex: interface_types.InterfaceIndex(p.SwIfIndex), BdID: p.BdID,
+			PortType: l2.L2_API_PORT_TYPE_NORMAL, Enable: true}
+	}
+	return c.batch(ctx, op, obj, reqs)
+}
+
+// SetAdminUps sets many interfaces admin up, pipelined.
+func (c *Client) SetAdminUps(ctx context.Context, swIfIndexes []uint32) error {
+	const op = "set admin up"
+	reqs := make([]api.Message, len(swIfIndexes))
+	for i, idx := range swIfIndexes {
+		reqs[i] = &interfaces.SwInterfaceSetFlags{SwIfIndex: interface_types.InterfaceIndex(idx), Flags: interface_types.IF_STATUS_API_FLAG_ADMIN_UP}
+	}
+	return c.batch(ctx, op, func(i int) string { return ifObj(swIfIndexes[i]) }, reqs)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/uspace-io/uspace/agent/vpp"
+	"github.com/uspace-io/uspace/schema"
 )
 
 // Cache keeps one State between reconciles and drops it whenever a call
@@ -18,6 +19,10 @@ type Cache struct {
 	log  *slog.Logger
 	s    *State
 	gen  uint64 // the VPP connection s was loaded from
+	// routes outlive a dropped view while VPP stays the same: no dump
+	// tells which routes uspace added, only this record does.
+	routes    map[uint32][]schema.Route
+	routesGen uint64
 }
 
 func NewCache(c *vpp.Client, socketRoot string, log *slog.Logger) *Cache {
@@ -33,7 +38,7 @@ func (c *Cache) Get(ctx context.Context) (*State, error) {
 	if c.s != nil && c.gen == gen {
 		return c.s, nil
 	}
-	c.s = nil
+	c.drop()
 	if !c.vpp.Connected() {
 		return nil, errors.New("VPP is not connected")
 	}
@@ -41,13 +46,24 @@ func (c *Cache) Get(ctx context.Context) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read VPP state: %w", err)
 	}
+	if c.routesGen == gen {
+		s.keepRoutes(c.routes)
+	}
 	c.s, c.gen = s, gen
 	return s, nil
 }
 
+// drop forgets the view, keeping its record of routes.
+func (c *Cache) drop() {
+	if c.s != nil {
+		c.routes, c.routesGen = c.s.routes, c.gen
+	}
+	c.s = nil
+}
+
 // Failed drops the view after err and returns err.
 func (c *Cache) Failed(err error) error {
-	c.s = nil
+	c.drop()
 	return err
 }
 
@@ -56,7 +72,7 @@ func (c *Cache) Failed(err error) error {
 // created: what was deleted while the agent was down, or left by a crash
 // between creating an interface and recording it.
 func (c *Cache) Sweep(ctx context.Context, wanted []string) error {
-	c.s = nil
+	c.drop()
 	s, err := c.Get(ctx)
 	if err != nil {
 		return err

@@ -62,6 +62,7 @@ type State struct {
 	// within one load, so allocating one costs no scan.
 	nextSocket uint32
 	bds        map[uint32]vpp.BridgeDomain
+	bdOf       map[uint32]uint32 // sw_if_index -> the bridge domain it is in
 	// socketRoot bounds the socket files this agent removes: an intent
 	// can never make it delete a file elsewhere.
 	socketRoot string
@@ -72,7 +73,7 @@ func Load(ctx context.Context, c *vpp.Client, socketRoot string) (*State, error)
 	s := &State{vpp: c, socketRoot: socketRoot,
 		ifs: map[uint32]vpp.Interface{}, memifs: map[uint32]vpp.Memif{}, vhosts: map[uint32]vpp.VhostUser{},
 		addrs: map[uint32][]netip.Prefix{}, routes: map[uint32][]schema.Route{},
-		byOwner: map[string]uint32{}, sockets: map[string]uint32{}, bds: map[uint32]vpp.BridgeDomain{}}
+		byOwner: map[string]uint32{}, sockets: map[string]uint32{}, bds: map[uint32]vpp.BridgeDomain{}, bdOf: map[uint32]uint32{}}
 	ifs, err := c.Interfaces(ctx)
 	if err != nil {
 		return nil, err
@@ -111,8 +112,21 @@ func Load(ctx context.Context, c *vpp.Client, socketRoot string) (*State, error)
 	}
 	for _, bd := range bds {
 		s.bds[bd.ID] = bd
+		for _, m := range bd.Members {
+			s.bdOf[m.SwIfIndex] = bd.ID
+		}
 	}
 	return s, nil
+}
+
+// keepRoutes takes over the routes an earlier view of the same VPP
+// applied, for the interfaces that are still there.
+func (s *State) keepRoutes(routes map[uint32][]schema.Route) {
+	for idx, rs := range routes {
+		if _, ok := s.ifs[idx]; ok {
+			s.routes[idx] = rs
+		}
+	}
 }
 
 // Lookup returns the interface owned by owner.
@@ -374,14 +388,15 @@ func (s *State) convergeRoutes(ctx context.Context, idx uint32, routes []schema.
 }
 
 func (s *State) bridgeOf(idx uint32) (uint32, bool) {
-	for id, bd := range s.bds {
-		for _, m := range bd.Members {
-			if m.SwIfIndex == idx {
-				return id, true
-			}
-		}
-	}
-	return 0, false
+	id, ok := s.bdOf[idx]
+	return id, ok
+}
+
+// joined records that idx was put into bridge domain bd.
+func (s *State) joined(idx, id uint32, bd vpp.BridgeDomain) {
+	bd.Members = append(bd.Members, vpp.BridgeMember{SwIfIndex: idx})
+	s.bds[id] = bd
+	s.bdOf[idx] = id
 }
 
 func (s *State) convergeBridge(ctx context.Context, idx, want uint32) error {
@@ -409,8 +424,7 @@ func (s *State) convergeBridge(ctx context.Context, idx, want uint32) error {
 	if err := s.vpp.AddToKnownBridge(ctx, idx, want, 0); err != nil {
 		return err
 	}
-	bd.Members = append(bd.Members, vpp.BridgeMember{SwIfIndex: idx})
-	s.bds[want] = bd
+	s.joined(idx, want, bd)
 	return nil
 }
 
@@ -423,6 +437,7 @@ func (s *State) detach(ctx context.Context, idx, id uint32) error {
 	bd := s.bds[id]
 	bd.Members = slices.DeleteFunc(bd.Members, func(m vpp.BridgeMember) bool { return m.SwIfIndex == idx })
 	s.bds[id] = bd
+	delete(s.bdOf, idx)
 	return s.pruneBridge(ctx, id)
 }
 

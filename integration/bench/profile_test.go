@@ -127,7 +127,8 @@ func waitMetrics(t *testing.T, url string, n int, limit time.Duration) float64 {
 	for {
 		if m, err := scrapeOne(url); err == nil {
 			ok = m.sum("uspace_reconciles_total", "controller", "interfaces", "result", "ok")
-			depth = m.sum("uspace_queue_depth", "controller", "interfaces")
+			// Converged means the statuses are in etcd too.
+			depth = m.sum("uspace_queue_depth", "controller", "interfaces") + m.sum("uspace_status_writes_pending")
 			if ok >= float64(n+1) && depth == 0 {
 				return m.sum("uspace_reconciles_total", "controller", "interfaces", "result", "error")
 			}

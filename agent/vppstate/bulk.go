@@ -1,0 +1,136 @@
+package vppstate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/uspace-io/uspace/agent/vpp"
+	"github.com/uspace-io/uspace/schema"
+)
+
+// CreateMissing creates, with pipelined calls rather than round trips per
+// interface, the memifs of specs that VPP does not hold: socket filenames,
+// then create and tag, then bridge domain membership, then admin up. It is
+// what makes a resync against an emptied VPP cost about what the same
+// calls cost issued straight through agent/vpp. It only gets ahead of
+// Ensure, which still converges every spec afterwards and alone reports
+// per-interface errors; an item that fails here is simply left for it. The
+// error is one that makes the view untrustworthy (a transport failure):
+// the caller must drop the view.
+func (s *State) CreateMissing(ctx context.Context, specs []Spec) error {
+	var todo []Spec
+	for _, spec := range specs {
+		if _, ok := s.byOwner[spec.Owner]; !ok && spec.Type == schema.IfTypeMemif && spec.Memif != nil {
+			todo = append(todo, spec)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	// Socket filenames, with their directories.
+	var socks []vpp.MemifSocket
+	newSock, dirs := map[string]bool{}, map[string]bool{}
+	for _, spec := range todo {
+		path := spec.Memif.SocketPath
+		if _, ok := s.sockets[path]; ok || newSock[path] {
+			continue
+		}
+		newSock[path] = true
+		if dir := filepath.Dir(path); !dirs[dir] {
+			dirs[dir] = true
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("create memif socket directory: %w", err)
+			}
+		}
+		socks = append(socks, vpp.MemifSocket{ID: max(s.nextSocket, 1) + uint32(len(socks)), Filename: path})
+	}
+	failed, err := itemErrs(s.vpp.AddMemifSockets(ctx, socks))
+	if err != nil {
+		return err
+	}
+	// Registered or not, their ids are spent: the next load sees which.
+	s.nextSocket = max(s.nextSocket, 1) + uint32(len(socks))
+	for i, sk := range socks {
+		if !failed(i) {
+			s.sockets[sk.Filename] = sk.ID
+		}
+	}
+
+	var mspecs []vpp.MemifSpec
+	var made []Spec
+	for _, spec := range todo {
+		m := spec.Memif
+		sid, ok := s.sockets[m.SocketPath]
+		if !ok {
+			continue
+		}
+		var mac net.HardwareAddr
+		if spec.MAC != "" {
+			var err error
+			if mac, err = net.ParseMAC(spec.MAC); err != nil {
+				continue // Ensure reports it
+			}
+		}
+		mspecs = append(mspecs, vpp.MemifSpec{Owner: spec.Owner, SocketID: sid, ID: m.ID,
+			Role: memifRole(m.Role), Mode: memifMode(m.Mode), RingSize: m.RingSize, BufferSize: m.BufferSize, MAC: mac})
+		made = append(made, spec)
+	}
+	mfs, err := s.vpp.CreateMemifs(ctx, mspecs)
+	if failed, err = itemErrs(err); err != nil {
+		return err
+	}
+	var ports []vpp.BridgePort
+	var up []uint32
+	for i, mf := range mfs {
+		if failed(i) {
+			continue
+		}
+		s.memifs[mf.SwIfIndex] = mf
+		s.ifs[mf.SwIfIndex] = vpp.Interface{SwIfIndex: mf.SwIfIndex, Name: mf.Name, Tag: mf.Tag, MAC: mf.MAC}
+		s.byOwner[made[i].Owner] = mf.SwIfIndex
+		if want := made[i].Bridge; want != 0 {
+			if _, ok := s.bds[want]; !ok {
+				bd, err := s.vpp.CreateBridgeDomain(ctx, vpp.DefaultBridgeDomain(want, bridgeOwner))
+				if err != nil {
+					return err
+				}
+				s.bds[want] = bd
+			}
+			ports = append(ports, vpp.BridgePort{SwIfIndex: mf.SwIfIndex, BdID: want})
+		}
+		up = append(up, mf.SwIfIndex)
+	}
+	if failed, err = itemErrs(s.vpp.AddToKnownBridges(ctx, ports)); err != nil {
+		return err
+	}
+	for i, p := range ports {
+		if !failed(i) {
+			s.joined(p.SwIfIndex, p.BdID, s.bds[p.BdID])
+		}
+	}
+	if failed, err = itemErrs(s.vpp.SetAdminUps(ctx, up)); err != nil {
+		return err
+	}
+	for i, idx := range up {
+		if !failed(i) {
+			i := s.ifs[idx]
+			i.AdminUp = true
+			s.ifs[idx] = i
+		}
+	}
+	return nil
+}
+
+// itemErrs splits a batch's outcome: per-item failures (which Ensure
+// retries and reports) as a predicate, and what failed the whole batch.
+func itemErrs(err error) (failed func(i int) bool, _ error) {
+	var be *vpp.BatchError
+	if errors.As(err, &be) {
+		return func(i int) bool { return be.Errs[i] != nil }, nil
+	}
+	return func(int) bool { return false }, err
+}
