@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
-	"regexp"
 	"strings"
 )
 
@@ -36,18 +35,48 @@ const (
 	MaxMTU        = 9216
 )
 
+// nameRule is a name alphabet: a first character, then more characters
+// (at least min in all), the last one possibly narrower. Checked byte by
+// byte rather than with a regexp: agents validate every key they receive,
+// and a resync receives tens of thousands.
+type nameRule struct {
+	pattern           string // the same rule as a regexp, for messages
+	first, rest, last func(byte) bool
+	min               int
+}
+
+func alnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+func alnumDash(c byte) bool { return alnum(c) || c == '_' || c == '.' || c == '-' }
+
+func ifChar(c byte) bool { return alnumDash(c) || c == '@' || c == '+' }
+
+func (r nameRule) match(v string) bool {
+	if len(v) < r.min || !r.first(v[0]) {
+		return false
+	}
+	for i := 1; i < len(v); i++ {
+		if !r.rest(v[i]) {
+			return false
+		}
+	}
+	return r.last == nil || r.last(v[len(v)-1])
+}
+
 var (
 	// Container IDs follow the CNI spec's rule (also what skel enforces).
-	containerIDRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+	containerIDRule = nameRule{pattern: `^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`, first: alnum, rest: alnumDash, min: 1}
 	// Hosts and networks: DNS-label-like names, as Kubernetes node names.
-	hostRe = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?$`)
+	hostRule = nameRule{pattern: `^[a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?$`, first: alnum, rest: alnumDash, last: alnum, min: 1}
 	// Docker's volume name rule (daemon/names): two characters at least.
-	volumeRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+	volumeRule = nameRule{pattern: `^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`, first: alnum, rest: alnumDash, min: 2}
 	// Interface names: a key-safe subset of what Linux accepts.
-	ifNameRe = regexp.MustCompile(`^[a-zA-Z0-9_.@+-]+$`)
+	ifNameRule = nameRule{pattern: `^[a-zA-Z0-9_.@+-]+$`, first: ifChar, rest: ifChar, min: 1}
 )
 
-func validateName(field, v string, re *regexp.Regexp, max int) error {
+func validateName(field, v string, rule nameRule, max int) error {
 	switch {
 	case v == "":
 		return fieldErr(field, v, "must not be empty")
@@ -55,24 +84,24 @@ func validateName(field, v string, re *regexp.Regexp, max int) error {
 		return fieldErr(field, v, "longer than %d characters", max)
 	case v == "." || v == ".." || strings.Contains(v, ".."):
 		return fieldErr(field, v, "must not contain \"..\"")
-	case !re.MatchString(v):
-		return fieldErr(field, v, "must match %s", re.String())
+	case !rule.match(v):
+		return fieldErr(field, v, "must match %s", rule.pattern)
 	}
 	return nil
 }
 
-func ValidateHost(field, v string) error { return validateName(field, v, hostRe, MaxNameLen) }
+func ValidateHost(field, v string) error { return validateName(field, v, hostRule, MaxNameLen) }
 
 func ValidateContainerID(field, v string) error {
-	return validateName(field, v, containerIDRe, MaxNameLen)
+	return validateName(field, v, containerIDRule, MaxNameLen)
 }
 
-func ValidateNetworkName(field, v string) error { return validateName(field, v, hostRe, MaxNameLen) }
+func ValidateNetworkName(field, v string) error { return validateName(field, v, hostRule, MaxNameLen) }
 
-func ValidateVolumeName(field, v string) error { return validateName(field, v, volumeRe, MaxNameLen) }
+func ValidateVolumeName(field, v string) error { return validateName(field, v, volumeRule, MaxNameLen) }
 
 // ValidateIfName applies Linux's IFNAMSIZ rule on top of the key alphabet.
-func ValidateIfName(field, v string) error { return validateName(field, v, ifNameRe, IfNameSize) }
+func ValidateIfName(field, v string) error { return validateName(field, v, ifNameRule, IfNameSize) }
 
 // ValidateSocketPath accepts an absolute, clean path that fits in sun_path
 // and, when root is set, lies inside root.
