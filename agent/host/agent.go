@@ -129,11 +129,25 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	wcancel()
 
+	// Reading VPP's state, this host's statuses and its intents are
+	// independent: they overlap, and the workers start once all are in.
+	warmed := make(chan struct{})
+	go func() {
+		defer close(warmed)
+		if err := a.ifsync.VS.Warm(ctx); err != nil {
+			a.log.Info("VPP state not read ahead; the first sweep reads it", "err", err)
+		}
+	}()
 	// Statuses whose intent is gone are the record of what to undo.
-	prev, err := a.status.Load(ctx, schema.StatusHostPrefix(a.cfg.Host))
-	if err != nil {
-		return err
+	type loaded struct {
+		kvs []store.KV
+		err error
 	}
+	prevc := make(chan loaded, 1)
+	go func() {
+		kvs, err := a.status.Load(ctx, schema.StatusHostPrefix(a.cfg.Host))
+		prevc <- loaded{kvs, err}
+	}()
 
 	reg, err := a.st.Register(ctx, schema.AgentKey(a.cfg.Host), a.registration, a.cfg.LeaseTTL)
 	if err != nil {
@@ -158,11 +172,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		return nil
 	}
 	<-a.volumes.Synced()
-	for _, kv := range prev {
+	prev := <-prevc
+	if prev.err != nil {
+		return prev.err
+	}
+	for _, kv := range prev.kvs {
 		if k, err := schema.ParseKey(kv.Key); err == nil {
 			a.enqueueStatusOrphan(k)
 		}
 	}
+	<-warmed
 
 	var wg sync.WaitGroup
 	wg.Add(2)

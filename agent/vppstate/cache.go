@@ -23,6 +23,8 @@ type Cache struct {
 	// tells which routes uspace added, only this record does.
 	routes    map[uint32][]schema.Route
 	routesGen uint64
+	// warm is set by Warm: the next Sweep may use the view as it is.
+	warm bool
 }
 
 func NewCache(c *vpp.Client, socketRoot string, log *slog.Logger) *Cache {
@@ -67,12 +69,26 @@ func (c *Cache) Failed(err error) error {
 	return err
 }
 
-// Sweep reloads VPP's state and removes every interface uspace owns that
-// is not among wanted (intent keys), then every empty bridge domain it
-// created: what was deleted while the agent was down, or left by a crash
-// between creating an interface and recording it.
+// Warm loads the view ahead of the first sweep, so that VPP's dumps
+// overlap with the agent's reads from etcd; that sweep uses it instead of
+// loading again. It must not run while a reconcile worker does.
+func (c *Cache) Warm(ctx context.Context) error {
+	if _, err := c.Get(ctx); err != nil {
+		return err
+	}
+	c.warm = true
+	return nil
+}
+
+// Sweep reloads VPP's state (unless Warm just loaded it) and removes every
+// interface uspace owns that is not among wanted (intent keys), then every
+// empty bridge domain it created: what was deleted while the agent was
+// down, or left by a crash between creating an interface and recording it.
 func (c *Cache) Sweep(ctx context.Context, wanted []string) error {
-	c.drop()
+	if !c.warm {
+		c.drop()
+	}
+	c.warm = false
 	s, err := c.Get(ctx)
 	if err != nil {
 		return err

@@ -20,6 +20,8 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/uspace-io/uspace/agent/vpp"
 	"github.com/uspace-io/uspace/schema"
 )
@@ -74,8 +76,21 @@ func Load(ctx context.Context, c *vpp.Client, socketRoot string) (*State, error)
 		ifs: map[uint32]vpp.Interface{}, memifs: map[uint32]vpp.Memif{}, vhosts: map[uint32]vpp.VhostUser{},
 		addrs: map[uint32][]netip.Prefix{}, routes: map[uint32][]schema.Route{},
 		byOwner: map[string]uint32{}, sockets: map[string]uint32{}, bds: map[uint32]vpp.BridgeDomain{}, bdOf: map[uint32]uint32{}}
-	ifs, err := c.Interfaces(ctx)
-	if err != nil {
+	// The dumps are independent: issued together, the large ones overlap.
+	var (
+		ifs    []vpp.Interface
+		memifs []vpp.Memif
+		socks  []vpp.MemifSocket
+		vhosts []vpp.VhostUser
+		bds    []vpp.BridgeDomain
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { ifs, err = c.Interfaces(gctx); return })
+	g.Go(func() (err error) { memifs, err = c.Memifs(gctx); return })
+	g.Go(func() (err error) { socks, err = c.MemifSockets(gctx); return })
+	g.Go(func() (err error) { vhosts, err = c.VhostUsers(gctx); return })
+	g.Go(func() (err error) { bds, err = c.BridgeDomains(gctx); return })
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	for _, i := range ifs {
@@ -84,31 +99,15 @@ func Load(ctx context.Context, c *vpp.Client, socketRoot string) (*State, error)
 			s.byOwner[owner] = i.SwIfIndex
 		}
 	}
-	memifs, err := c.Memifs(ctx)
-	if err != nil {
-		return nil, err
-	}
 	for _, m := range memifs {
 		s.memifs[m.SwIfIndex] = m
-	}
-	socks, err := c.MemifSockets(ctx)
-	if err != nil {
-		return nil, err
 	}
 	for _, so := range socks {
 		s.sockets[so.Filename] = so.ID
 		s.nextSocket = max(s.nextSocket, so.ID+1)
 	}
-	vhosts, err := c.VhostUsers(ctx)
-	if err != nil {
-		return nil, err
-	}
 	for _, v := range vhosts {
 		s.vhosts[v.SwIfIndex] = v
-	}
-	bds, err := c.BridgeDomains(ctx)
-	if err != nil {
-		return nil, err
 	}
 	for _, bd := range bds {
 		s.bds[bd.ID] = bd
