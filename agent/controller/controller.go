@@ -33,7 +33,14 @@ type Controller struct {
 	since   map[string]time.Time // when a key was first queued since it last converged
 	synced  chan struct{}
 	once    sync.Once
+
+	onIdle   func()
+	idleOnce sync.Once
 }
+
+// OnFirstIdle sets f to run once, the first time the queue runs empty
+// after the first snapshot: the end of the start-up burst.
+func (c *Controller) OnFirstIdle(f func()) { c.onIdle = f }
 
 // Backoff bounds for failed reconciles.
 const (
@@ -196,6 +203,9 @@ func (c *Controller) processNext(ctx context.Context) bool {
 		delete(c.since, key)
 	}
 	c.mu.Unlock()
+	if c.onIdle != nil && c.queue.Len() == 0 {
+		c.idleOnce.Do(c.onIdle)
+	}
 	return true
 }
 

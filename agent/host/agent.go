@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,9 @@ type Config struct {
 	Version     string
 	// LeaseTTL bounds how long a dead agent still looks registered.
 	LeaseTTL time.Duration
+	// MemoryLimit is the Go runtime's soft memory limit in bytes, applied
+	// once the start-up burst is over; 0 leaves the runtime's own.
+	MemoryLimit int64
 }
 
 const vppStartGrace = 5 * time.Second
@@ -183,6 +187,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	<-warmed
 
+	// The start-up burst (every intent, status and VPP object decoded at
+	// once) leaves the heap far above what the agent keeps: return it to
+	// the OS now rather than whenever the scavenger gets to it, and from
+	// now on hold the steady state to the memory limit.
+	a.ifaces.OnFirstIdle(func() {
+		if a.cfg.MemoryLimit > 0 {
+			debug.SetMemoryLimit(a.cfg.MemoryLimit)
+		}
+		debug.FreeOSMemory()
+	})
+
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); a.ifaces.Run(ctx, 1) }()
@@ -219,7 +234,7 @@ func (a *Agent) registration() []byte {
 	reg := &schema.Agent{Host: a.cfg.Host, Version: a.cfg.Version, StartedAt: a.started}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if v, err := a.vpp.ShowVersion(ctx); err == nil {
+	if v, ok := a.vpp.ConnectedVersion(); ok {
 		reg.VPPVersion = v.Version
 	}
 	if v, err := a.spdk.SpdkGetVersion(ctx); err == nil {

@@ -204,6 +204,18 @@ func (c *Client) Connected() bool {
 	return c.cur != nil && c.cur.err == nil
 }
 
+// ConnectedVersion returns what show_version said when the current
+// connection was made, without asking VPP again (a call would queue behind
+// whatever the connection is busy with).
+func (c *Client) ConnectedVersion() (Version, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur == nil || c.cur.err != nil {
+		return Version{}, false
+	}
+	return c.cur.version, true
+}
+
 // Generation returns the number of the current connection (0 before the
 // first); it changes with every EventConnected.
 func (c *Client) Generation() uint64 {

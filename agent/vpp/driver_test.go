@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +30,9 @@ func TestConnectedEventAndVersion(t *testing.T) {
 	v := must(e.client.ShowVersion(e.ctx))(t)
 	if v.Version != "25.02-test" || v.Program != "vpe" {
 		t.Fatalf("version = %+v", v)
+	}
+	if cv, ok := e.client.ConnectedVersion(); !ok || cv != v {
+		t.Fatalf("version at connect = %+v (%v), show_version = %+v", cv, ok, v)
 	}
 	pid := must(e.client.Ping(e.ctx))(t)
 	if pid != ev.PID {
@@ -676,5 +680,34 @@ func TestBatchSocketsBridgesAdminUp(t *testing.T) {
 	}
 	if err := c.SetAdminUps(ctx, []uint32{4242}); !errors.As(err, &be) {
 		t.Fatalf("admin up of a missing interface: %v", err)
+	}
+}
+
+// The untagged dumps agree with the tagged ones but for what only the
+// interface dump has, and cost one VPP dump each instead of two.
+func TestUntaggedDumps(t *testing.T) {
+	e := newEnv(t, vppsim.Options{})
+	c, ctx := e.client, e.ctx
+	id := must(c.EnsureMemifSocket(ctx, e.path("u", "m.sock")))(t)
+	must(c.CreateMemif(ctx, vpp.MemifSpec{Owner: "c/1", SocketID: id, ID: 1, Role: vpp.MemifMaster}))(t)
+	must(c.CreateVhostUser(ctx, vpp.VhostUserSpec{Owner: "c/2", SocketPath: e.path("u", "v.sock"), Server: true}))(t)
+
+	before := e.sim.MessageCount("sw_interface_dump")
+	ms := must(c.MemifsUntagged(ctx))(t)
+	vs := must(c.VhostUsersUntagged(ctx))(t)
+	if n := e.sim.MessageCount("sw_interface_dump") - before; n != 0 {
+		t.Fatalf("untagged dumps read the interfaces %d times", n)
+	}
+	tm := must(c.Memifs(ctx))(t)
+	tv := must(c.VhostUsers(ctx))(t)
+	if len(ms) != 1 || len(tm) != 1 || ms[0].Tag != "" || tm[0].Tag != "uspace:c/1" {
+		t.Fatalf("memifs %+v, tagged %+v", ms, tm)
+	}
+	ms[0].Tag = tm[0].Tag
+	if !reflect.DeepEqual(ms[0], tm[0]) {
+		t.Fatalf("untagged memif %+v differs from %+v beyond the tag", ms[0], tm[0])
+	}
+	if len(vs) != 1 || len(tv) != 1 || vs[0].SocketPath != tv[0].SocketPath || vs[0].SwIfIndex != tv[0].SwIfIndex || tv[0].Tag != "uspace:c/2" {
+		t.Fatalf("vhost-users %+v, tagged %+v", vs, tv)
 	}
 }

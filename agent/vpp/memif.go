@@ -343,12 +343,28 @@ func tagsByIndex(ctx context.Context, s *session) (map[uint32]string, error) {
 	return tags, nil
 }
 
+// MemifsUntagged lists every memif without its tag, sparing the interface
+// dump that reading tags takes, for a caller that dumps the interfaces
+// anyway (Interface.Tag has it).
+func (c *Client) MemifsUntagged(ctx context.Context) ([]Memif, error) {
+	s, rctx, cancel, err := c.begin(ctx, "dump memifs", "")
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	return memifsTagged(rctx, s, nil)
+}
+
 func memifs(ctx context.Context, s *session) ([]Memif, error) {
-	ds, err := drain[*memif.MemifDetails](s.memif.MemifDump(ctx, &memif.MemifDump{}))
+	tags, err := tagsByIndex(ctx, s)
 	if err != nil {
 		return nil, opErr("dump memifs", "", nil, err)
 	}
-	tags, err := tagsByIndex(ctx, s)
+	return memifsTagged(ctx, s, tags)
+}
+
+func memifsTagged(ctx context.Context, s *session, tags map[uint32]string) ([]Memif, error) {
+	ds, err := drain[*memif.MemifDetails](s.memif.MemifDump(ctx, &memif.MemifDump{}))
 	if err != nil {
 		return nil, opErr("dump memifs", "", nil, err)
 	}

@@ -141,6 +141,17 @@ func vhostFromDetails(d *vhost_user.SwInterfaceVhostUserDetails) VhostUser {
 
 // VhostUsers lists every vhost-user interface with its tag.
 func (c *Client) VhostUsers(ctx context.Context) ([]VhostUser, error) {
+	return c.vhostUsers(ctx, true)
+}
+
+// VhostUsersUntagged lists every vhost-user interface without what only the
+// interface dump has (tag, MAC, admin and link state), sparing that dump
+// for a caller that dumps the interfaces anyway.
+func (c *Client) VhostUsersUntagged(ctx context.Context) ([]VhostUser, error) {
+	return c.vhostUsers(ctx, false)
+}
+
+func (c *Client) vhostUsers(ctx context.Context, withInterfaces bool) ([]VhostUser, error) {
 	const op = "dump vhost-user"
 	s, rctx, cancel, err := c.begin(ctx, op, "")
 	if err != nil {
@@ -151,17 +162,21 @@ func (c *Client) VhostUsers(ctx context.Context) ([]VhostUser, error) {
 	if err != nil {
 		return nil, opErr(op, "", nil, err)
 	}
+	out := make([]VhostUser, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, vhostFromDetails(d))
+	}
+	if !withInterfaces || len(out) == 0 {
+		return out, nil
+	}
 	all, err := c.interfacesByIndex(rctx, s)
 	if err != nil {
 		return nil, opErr(op, "", nil, err)
 	}
-	out := make([]VhostUser, 0, len(ds))
-	for _, d := range ds {
-		v := vhostFromDetails(d)
-		if i, ok := all[v.SwIfIndex]; ok {
-			v.MAC, v.AdminUp, v.LinkUp, v.Tag = i.MAC, i.AdminUp, i.LinkUp, i.Tag
+	for i, v := range out {
+		if d, ok := all[v.SwIfIndex]; ok {
+			out[i].MAC, out[i].AdminUp, out[i].LinkUp, out[i].Tag = d.MAC, d.AdminUp, d.LinkUp, d.Tag
 		}
-		out = append(out, v)
 	}
 	return out, nil
 }

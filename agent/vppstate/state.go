@@ -86,9 +86,10 @@ func Load(ctx context.Context, c *vpp.Client, socketRoot string) (*State, error)
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) { ifs, err = c.Interfaces(gctx); return })
-	g.Go(func() (err error) { memifs, err = c.Memifs(gctx); return })
+	// Tags, MACs and flags come from the interface dump alone.
+	g.Go(func() (err error) { memifs, err = c.MemifsUntagged(gctx); return })
 	g.Go(func() (err error) { socks, err = c.MemifSockets(gctx); return })
-	g.Go(func() (err error) { vhosts, err = c.VhostUsers(gctx); return })
+	g.Go(func() (err error) { vhosts, err = c.VhostUsersUntagged(gctx); return })
 	g.Go(func() (err error) { bds, err = c.BridgeDomains(gctx); return })
 	if err := g.Wait(); err != nil {
 		return nil, err
@@ -100,6 +101,7 @@ func Load(ctx context.Context, c *vpp.Client, socketRoot string) (*State, error)
 		}
 	}
 	for _, m := range memifs {
+		m.Tag = s.ifs[m.SwIfIndex].Tag
 		s.memifs[m.SwIfIndex] = m
 	}
 	for _, so := range socks {
@@ -107,6 +109,8 @@ func Load(ctx context.Context, c *vpp.Client, socketRoot string) (*State, error)
 		s.nextSocket = max(s.nextSocket, so.ID+1)
 	}
 	for _, v := range vhosts {
+		i := s.ifs[v.SwIfIndex]
+		v.MAC, v.AdminUp, v.LinkUp, v.Tag = i.MAC, i.AdminUp, i.LinkUp, i.Tag
 		s.vhosts[v.SwIfIndex] = v
 	}
 	for _, bd := range bds {

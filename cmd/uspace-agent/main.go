@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -62,17 +61,18 @@ func envInt(name string, def int64) int64 {
 // MiB. With the limit the GC collects sooner as the total nears it. It is a
 // soft limit: a bigger live heap (roughly beyond 25,000 interfaces) is not
 // refused, it only makes the GC run more often (at most about half the CPU),
-// so such hosts should raise it.
+// so such hosts should raise it. The agent applies it once its start-up
+// burst is over (host.Config.MemoryLimit), so the burst is not slowed by a
+// GC chasing a limit the steady state is meant to keep.
 const defaultMemoryLimitMiB = 48
 
-// setMemoryLimit applies the soft memory limit unless GOMEMLIMIT, which the
-// Go runtime reads itself, is set; 0 turns it off.
-func setMemoryLimit(mib int64, log *slog.Logger) {
+// memoryLimit is the limit in bytes to apply, 0 for none: GOMEMLIMIT, which
+// the Go runtime reads itself, wins.
+func memoryLimit(mib int64) int64 {
 	if os.Getenv("GOMEMLIMIT") != "" || mib <= 0 {
-		return
+		return 0
 	}
-	debug.SetMemoryLimit(mib << 20)
-	log.Debug("soft memory limit set", "MiB", mib)
+	return mib << 20
 }
 
 func logger() *slog.Logger {
@@ -130,7 +130,7 @@ func hostCmd() *cobra.Command {
 					}
 				}()
 			}
-			setMemoryLimit(memLimit, log)
+			cfg.MemoryLimit = memoryLimit(memLimit)
 			st, err := connect(ctx, etcd)
 			if err != nil {
 				return err
