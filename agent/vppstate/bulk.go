@@ -92,6 +92,7 @@ func (s *State) CreateMissing(ctx context.Context, specs []Spec) error {
 		s.memifs[mf.SwIfIndex] = mf
 		s.ifs[mf.SwIfIndex] = vpp.Interface{SwIfIndex: mf.SwIfIndex, Name: mf.Name, Tag: mf.Tag, MAC: mf.MAC}
 		s.byOwner[made[i].Owner] = mf.SwIfIndex
+		s.addrs[mf.SwIfIndex] = nil
 		if want := made[i].Bridge; want != 0 {
 			if _, ok := s.bds[want]; !ok {
 				bd, err := s.vpp.CreateBridgeDomain(ctx, vpp.DefaultBridgeDomain(want, bridgeOwner))

@@ -267,6 +267,8 @@ func (s *State) create(ctx context.Context, spec Spec) (uint32, error) {
 	}
 	s.ifs[i.SwIfIndex] = i
 	s.byOwner[spec.Owner] = i.SwIfIndex
+	// A new interface has no addresses: no dump needed to know it.
+	s.addrs[i.SwIfIndex] = nil
 	return i.SwIfIndex, nil
 }
 
