@@ -26,7 +26,9 @@ cleanup() {
 		step "CNI DEL (removes the intents; the agents tear down what they built)"
 		cni DEL >/dev/null && note "deleted"
 	fi
-	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+	# jobs -p also names a process started just as Ctrl-C came, before
+	# its pid reached PIDS.
+	for pid in "${PIDS[@]}" $(jobs -p); do kill "$pid" 2>/dev/null; done
 	wait 2>/dev/null
 	ip netns del "$NETNS" 2>/dev/null
 	rm -rf "$WORK"

@@ -170,7 +170,10 @@ func TestAgentsKilledMidReconcile(t *testing.T) {
 	const id = "ctr-kill"
 	shared := harness.ShortTempDir(t)
 	c := e.StartContainer(t, h.Name, shared, []string{"--container-id", id})
-	if err := c.VPP.SetLatency("memif_create_v2", 50*time.Millisecond); err != nil {
+	// Slow where every interface takes its own round trip: an agent that
+	// has just connected to its VPP creates the memifs in one pipelined
+	// batch, but adds addresses interface by interface.
+	if err := c.VPP.SetLatency("sw_interface_add_del_address", 50*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	objs := map[string]schema.Object{}

@@ -852,3 +852,41 @@ func TestRepeatedAddFailureKeepsTheFirst(t *testing.T) {
 		t.Errorf("left: %v", left)
 	}
 }
+
+// ADD of one interface and DEL of another of the same container, racing:
+// they serialise through the transaction guards on the container's meta,
+// so whichever order they land in, the meta lists exactly the interfaces
+// whose intents exist, and nothing is left after the last DEL.
+func TestSameContainerAddDelRace(t *testing.T) {
+	e := newEnv(t, true)
+	list := e.netconf(readmeMemif, func(m map[string]any) { sect(m, "uspace")["addTimeout"] = "30s" })
+	netns := newNS(t).Path()
+	const id = "race"
+	for round := range 5 {
+		if _, err := e.cni.AddNetworkList(bg(), list, rt(id, netns, "net1")); err != nil {
+			t.Fatalf("round %d: ADD net1: %v", round, err)
+		}
+		var wg sync.WaitGroup
+		var addErr, delErr error
+		wg.Add(2)
+		go func() { defer wg.Done(); _, addErr = e.cni.AddNetworkList(bg(), list, rt(id, netns, "net2")) }()
+		go func() { defer wg.Done(); delErr = e.cni.DelNetworkList(bg(), list, rt(id, netns, "net1")) }()
+		wg.Wait()
+		if addErr != nil || delErr != nil {
+			t.Fatalf("round %d: ADD net2: %v; DEL net1: %v", round, addErr, delErr)
+		}
+		m := e.meta(id)
+		if !slices.Equal(m.Interfaces, []string{"net2"}) {
+			t.Fatalf("round %d: meta lists %v, want [net2]", round, m.Interfaces)
+		}
+		if got := e.keys(schema.ContainerInterfacesPrefix(e.hostName, id)); len(got) != 1 || !strings.HasSuffix(got[0], "/net2") {
+			t.Fatalf("round %d: host-side intents %v, want net2 only", round, got)
+		}
+		if err := e.cni.DelNetworkList(bg(), list, rt(id, netns, "net2")); err != nil {
+			t.Fatal(err)
+		}
+		if left := e.hostKeys(); len(left) != 0 {
+			t.Fatalf("round %d: left: %v", round, left)
+		}
+	}
+}

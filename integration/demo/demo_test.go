@@ -104,6 +104,9 @@ func TestDemoInterrupted(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait(); pw.Close() }()
+	// A clean-up that hangs must fail the test, not the whole run.
+	hung := time.AfterFunc(90*time.Second, func() { _ = cmd.Process.Kill(); pw.Close() })
+	defer hung.Stop()
 	sc := bufio.NewScanner(pr)
 	interrupted := false
 	for sc.Scan() {
