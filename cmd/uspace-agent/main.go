@@ -55,16 +55,16 @@ func envInt(name string, def int64) int64 {
 }
 
 // defaultMemoryLimitMiB is the host agent's default soft memory limit. The
-// agent's live heap is about 18 MB with 10,000 interfaces; without a limit
-// the Go GC lets the heap grow to twice that before collecting, and the
-// process's RSS (which also holds ~13 MiB of binary and runtime) passes 64
-// MiB. With the limit the GC collects sooner as the total nears it. It is a
-// soft limit: a bigger live heap (roughly beyond 25,000 interfaces) is not
-// refused, it only makes the GC run more often (at most about half the CPU),
-// so such hosts should raise it. The agent applies it once its start-up
+// agent's live heap is about 18-24 MB with 10,000 interfaces; without a
+// limit the Go GC lets the heap grow to twice that before collecting, and
+// the process's RSS (which also holds ~13 MiB of binary and runtime) passes
+// 64 MiB. With the limit the GC collects sooner as the total nears it. It
+// is a soft limit: a bigger live heap (roughly beyond 15,000 interfaces) is
+// not refused, it only makes the GC run more often (at most about half the
+// CPU), so such hosts should raise it. The agent applies it once its start-up
 // burst is over (host.Config.MemoryLimit), so the burst is not slowed by a
 // GC chasing a limit the steady state is meant to keep.
-const defaultMemoryLimitMiB = 48
+const defaultMemoryLimitMiB = 40
 
 // memoryLimit is the limit in bytes to apply, 0 for none: GOMEMLIMIT, which
 // the Go runtime reads itself, wins.

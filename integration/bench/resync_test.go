@@ -193,8 +193,9 @@ func (b *bench) resyncPhase(t *testing.T) {
 		note("VPP messages other than dumps and pings during the adopt")
 	row = b.res.valueRow("resync_cold_"+label, "s", secs(cold), cf, "cold floor")
 	row.target("<= 2x", secs(cold) <= 2*cf)
-	row.note("agent start after VPP restarted empty until all %d are re-created (registered after %s ms), one interface after another, "+
-		"round trip by round trip; VPP: %s; etcd: %s (%s status writes: a status is rewritten only when its sw_if_index changed); "+
+	row.note("agent start after VPP restarted empty until all %d are re-created and their statuses are in etcd (registered after %s ms); "+
+		"the sweep creates what VPP lacks with pipelined calls, then each key's reconcile finds it done; VPP: %s; "+
+		"etcd: %s (%s status transactions: statuses are batched, and rewritten only when their sw_if_index changed); "+
 		"%v failed reconciles",
 		n, num(ms(coldReg)), coldVPPDelta.per(n), coldEtcdDelta, num(coldEtcdDelta.Txn), coldErrs)
 

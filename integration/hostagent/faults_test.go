@@ -288,3 +288,38 @@ func TestForeignObjectsLeftAlone(t *testing.T) {
 		t.Errorf("foreign socket file: %v", err)
 	}
 }
+
+// A volume's SPDK objects are recorded in its status before they are made:
+// an agent killed in the middle of making them, whose intent is deleted
+// while it is down, undoes them when it comes back.
+func TestAgentKilledMidVolume(t *testing.T) {
+	e := harness.StartEtcd(t)
+	h := e.StartHost(t, "node1")
+	h.SPDK.SetLatency("vhost_create_blk_controller", 3*time.Second)
+	v := &schema.Volume{Host: h.Name, Name: "vol-kill", Type: schema.VolumeBlk, Device: "vhostblk7",
+		Root: h.VolumeRoot, Bdev: "Malloc-vhostblk7", Minor: 7,
+		Malloc: &schema.MallocSpec{SizeBytes: 1 << 20, BlockSize: 512}}
+	rev := e.Put(t, map[string]schema.Object{volKey(h, "vol-kill"): v})
+	// Handles recorded, not ready, no error: the agent is making them.
+	harness.WaitStatus[schema.VolumeStatus](t, e, volStatusKey(h, "vol-kill"), rev, func(s *schema.VolumeStatus) bool {
+		return !s.Ready && s.Error == "" && s.Controller == "vhostblk7"
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.SPDK.Snapshot().Bdevs) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the bdev was never made")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.Agent.Kill()
+	e.Delete(t, volKey(h, "vol-kill"))
+	h.SPDK.ClearFaults()
+	h.RestartAgent(t)
+	e.WaitGone(t, volStatusKey(h, "vol-kill"))
+	if snap := h.SPDK.Snapshot(); len(snap.Bdevs)+len(snap.Controllers) != 0 {
+		t.Errorf("SPDK kept what the killed agent made: %+v", snap)
+	}
+	if _, err := os.Lstat(filepath.Join(h.VolumeRoot, "block", "devices", "vhostblk7")); err == nil {
+		t.Error("device node left behind")
+	}
+}
