@@ -3,13 +3,16 @@
 package containeragent_test
 
 import (
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/uspace-io/uspace/integration/binaries"
 	"github.com/uspace-io/uspace/integration/harness"
 	"github.com/uspace-io/uspace/integration/vppsim"
 	"github.com/uspace-io/uspace/schema"
@@ -71,6 +74,20 @@ func TestConvergesAddSecondInterfaceAndDelete(t *testing.T) {
 	}
 	if !hasRoute(st, "10.2.0.0/16", "10.1.1.1") {
 		t.Errorf("route 10.2.0.0/16 via 10.1.1.1 missing: %+v", st.Routes)
+	}
+	// What an operator sees: desired and observed side by side.
+	var rows []struct {
+		Host, Name, State string
+		Agrees            bool
+	}
+	if err := json.Unmarshal([]byte(uspacectl(t, e, "get", "containers", "--host", host, "-o", "json")), &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].Host != host || rows[0].Name != id+"/net1" || !rows[0].Agrees || rows[0].State != "ready" {
+		t.Errorf("uspacectl get containers -o json: %+v", rows)
+	}
+	if table := uspacectl(t, e, "get", "containers"); !strings.Contains(table, id+"/net1") || !strings.Contains(table, "ready") {
+		t.Errorf("uspacectl get containers:\n%s", table)
 	}
 
 	// A second interface while it runs.
@@ -224,4 +241,14 @@ func TestEtcdMemberRestartWhileRunning(t *testing.T) {
 	if n := len(c.VPP.Snapshot().Memifs); n != 2 {
 		t.Fatalf("%d memifs, want 2", n)
 	}
+}
+
+func uspacectl(t *testing.T, e *harness.Etcd, args ...string) string {
+	t.Helper()
+	args = append([]string{"--etcd-endpoints", strings.Join(e.Endpoints, ",")}, args...)
+	out, err := exec.Command(binaries.Path(t, "uspacectl"), args...).Output()
+	if err != nil {
+		t.Fatalf("uspacectl %v: %v\n%s", args, err, out)
+	}
+	return string(out)
 }

@@ -1,6 +1,7 @@
 package volume_test
 
 import (
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,9 +20,17 @@ import (
 func TestPluginProtocol(t *testing.T) {
 	e := harness.StartEtcd(t)
 	h := e.StartHost(t, "node1")
-	d := startDriver(t, e, h, harness.ShortTempDir(t), "uspace-test")
 	devices := filepath.Join(h.VolumeRoot, "block", "devices")
 	sockets := filepath.Join(h.VolumeRoot, "block", "sockets")
+	// The driver lays out its root at start, as the seed did; the test
+	// host made only the sockets directory (SPDK's).
+	if _, err := os.Stat(devices); err == nil {
+		t.Fatalf("%s exists before the driver started", devices)
+	}
+	d := startDriver(t, e, h, harness.ShortTempDir(t), "uspace-test")
+	if fi, err := os.Stat(devices); err != nil || !fi.IsDir() {
+		t.Fatalf("the driver did not create %s: %v", devices, err)
+	}
 
 	var caps struct{ Capabilities struct{ Scope string } }
 	d.call(t, "/VolumeDriver.Capabilities", struct{}{}, &caps)
