@@ -15,14 +15,30 @@ import (
 	"github.com/uspace-io/uspace/store"
 )
 
-// Clean-up after a failed ADD runs on fresh contexts, because the ADD's
-// own may have run out. Deleting intents gets little time: when it fails,
-// etcd is what failed, and the error must not come long after the ADD's
-// timeout. Releasing IPAM is local and gets more.
+// A failed ADD still ends within its timeout: the work gets the timeout
+// less a reserve, and the roll-back (deleting intents, saying whether an
+// agent is registered, releasing IPAM) runs in the reserve. Each clean-up
+// step gets at least a floor even when the reserve is spent, because a
+// leaked IP or a half-written intent is worse than an error a moment late.
 const (
-	cleanupEtcdTimeout = 2 * time.Second
-	cleanupIPAMTimeout = 5 * time.Second
+	maxReserve       = 2 * time.Second
+	minCleanupEtcd   = 250 * time.Millisecond
+	minCleanupIPAM   = time.Second
+	reserveOfTimeout = 4 // the reserve is at most a quarter of the timeout
 )
+
+// cleanupCtx is a context for a clean-up step: until the ADD's deadline,
+// but at least floor from now.
+func cleanupCtx(deadline time.Time, floor time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithDeadline(context.Background(), later(deadline, time.Now().Add(floor)))
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
 
 // agentError is the error the host agent reported in the status.
 type agentError struct{ msg string }
@@ -40,7 +56,8 @@ func (p *plugin) cmdAdd(args *skel.CmdArgs) error {
 	defer inv.closeLog()
 	start := p.now()
 	timeout := time.Duration(inv.us.AddTimeout)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	inv.deadline = time.Now().Add(timeout)
+	ctx, cancel := context.WithDeadline(context.Background(), inv.deadline.Add(-min(timeout/reserveOfTimeout, maxReserve)))
 	defer cancel()
 	conf, att := inv.conf, inv.att
 
@@ -115,14 +132,14 @@ func (p *plugin) failAdd(inv *invocation, st *store.Client, intents, ipam bool, 
 	inv.log.Error("ADD failed, rolling back", "err", cause)
 	var errs []error
 	if intents {
-		ctx, cancel := context.WithTimeout(context.Background(), cleanupEtcdTimeout)
+		ctx, cancel := cleanupCtx(inv.deadline, minCleanupEtcd)
 		if _, _, err := deleteAttachment(ctx, st, inv.att); err != nil {
 			errs = append(errs, fmt.Errorf("deleting the intents: %w", err))
 		}
 		cancel()
 	}
 	if ipam && inv.conf.IPAM.Type != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), cleanupIPAMTimeout)
+		ctx, cancel := cleanupCtx(inv.deadline, minCleanupIPAM)
 		defer cancel()
 		if err := invoke.DelegateDel(ctx, inv.conf.IPAM.Type, inv.args.StdinData, nil); err != nil {
 			errs = append(errs, fmt.Errorf("releasing IPAM (%s): %w", inv.conf.IPAM.Type, err))
@@ -182,7 +199,7 @@ func (p *plugin) waitReady(ctx context.Context, st *store.Client, inv *invocatio
 	}
 	// Timed out: say whether an agent is there at all.
 	agentKey := schema.AgentKey(inv.att.Host)
-	actx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	actx, cancel := cleanupCtx(inv.deadline, minCleanupEtcd)
 	defer cancel()
 	seen := "no status yet"
 	if last != nil {

@@ -67,6 +67,8 @@ type invocation struct {
 	log  *slog.Logger
 	// closeLog closes the log file.
 	closeLog func()
+	// deadline is when an ADD must have ended, rolled back or not.
+	deadline time.Time
 }
 
 // setup parses the config (strictly for ADD and CHECK; DEL, GC and STATUS

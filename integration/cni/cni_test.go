@@ -273,7 +273,9 @@ func TestEtcdDownDuringAdd(t *testing.T) {
 	if err == nil {
 		t.Fatal("ADD succeeded with etcd gone")
 	}
-	if took > 4*time.Second+3*time.Second {
+	// Within its timeout; the roll-back's floors (a leaked IP is worse
+	// than a late error) may add a little.
+	if took > 4*time.Second+1500*time.Millisecond {
 		t.Errorf("ADD took %v with a 4s timeout", took)
 	}
 	if ce := cniError(t, err); !strings.Contains(ce.Msg, "etcd unreachable") {
@@ -299,7 +301,7 @@ func TestEtcdDownDuringAdd(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "unreachable") {
 		t.Fatalf("ADD with etcd down: %v", err)
 	}
-	if took > 4*time.Second+2*time.Second {
+	if took > 4*time.Second+time.Second {
 		t.Errorf("ADD took %v with a 4s timeout", took)
 	}
 	if got := e.ipamFiles("memif-network"); len(got) != 0 {
@@ -334,7 +336,7 @@ func TestAgentDown(t *testing.T) {
 	if !strings.Contains(msg, "did not report") || !strings.Contains(msg, schema.AgentKey(e.hostName)) {
 		t.Errorf("error: %s", msg)
 	}
-	if took > 5*time.Second {
+	if took > 2*time.Second+1500*time.Millisecond {
 		t.Errorf("ADD took %v with a 2s timeout", took)
 	}
 	if left := e.hostKeys(); len(left) != 0 {
