@@ -892,3 +892,44 @@ func TestSameContainerAddDelRace(t *testing.T) {
 		}
 	}
 }
+
+// etcd is lost after the intents were committed, while ADD waits for the
+// agent: the roll-back cannot reach etcd either, and the error says so.
+// The DEL a runtime sends after a failed ADD (CNI spec) removes the rest.
+func TestEtcdLostAfterCommit(t *testing.T) {
+	e := newEnv(t, true)
+	netns := newNS(t)
+	e.host.Agent.Kill() // nothing reports: the ADD waits
+	proxy := newProxy(t, e.etcd.Endpoints[0])
+	viaProxy := e.netconf(readmeMemif, func(m map[string]any) {
+		sect(m, "uspace")["addTimeout"] = "4s"
+		sect(m, "uspace", "etcd")["endpoints"] = []string{proxy.Endpoint()}
+	})
+	rc := rt("lost", netns.Path(), "net1")
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.cni.AddNetworkList(bg(), viaProxy, rc)
+		done <- err
+	}()
+	eventually(t, 4*time.Second, "the ADD's intents", func() bool {
+		return len(e.keys(schema.ContainerInterfacesPrefix(e.hostName, "lost"))) == 1
+	})
+	proxy.Cut()
+	err := <-done
+	if err == nil || !strings.Contains(err.Error(), "rollback incomplete") {
+		t.Fatalf("ADD with etcd lost after its commit: %v", err)
+	}
+	if got := e.ipamFiles("memif-network"); len(got) != 0 {
+		t.Errorf("IPAM not released (it needs no etcd): %v", got)
+	}
+	e.host.RestartAgent(t)
+	if err := e.cni.DelNetworkList(bg(), e.netconf(readmeMemif, nil), rc); err != nil {
+		t.Fatalf("DEL after the failed ADD: %v", err)
+	}
+	if left := e.hostKeys(); len(left) != 0 {
+		t.Errorf("left after DEL: %v", left)
+	}
+	if snap := e.host.VPP.Snapshot(); len(snap.Memifs) != 0 {
+		t.Errorf("vppsim: %s", js(snap.Memifs))
+	}
+}
