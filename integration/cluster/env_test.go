@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -51,14 +50,20 @@ func startHosts(t *testing.T, e *harness.Etcd, names ...string) []*harness.Host 
 }
 
 // etcdLink is one host's network path to etcd: a TCP forwarder on
-// 127.0.0.1 per etcd member. Cut is a partition (every forwarded
-// connection reset, new ones closed at once), Heal ends it. The test's own
-// etcd client does not go through it.
+// 127.0.0.1 per etcd member. Cut is a partition that resets (every
+// forwarded connection closed, new ones closed at once); Blackhole is one
+// that is silent, as a link that went down (nothing forwarded either way,
+// nothing closed, new connections left hanging: only keep-alives and
+// timeouts can tell). Heal ends either; after a blackhole, what was held
+// back flows on, as TCP would retransmit it. The test's own etcd client
+// does not go through it.
 type etcdLink struct {
 	Endpoints []string
 
 	mu    sync.Mutex
 	cut   bool
+	held  bool       // blackholed
+	thaw  *sync.Cond // broadcast when held ends
 	lns   []net.Listener
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
@@ -67,6 +72,7 @@ type etcdLink struct {
 func newEtcdLink(t testing.TB, e *harness.Etcd) *etcdLink {
 	t.Helper()
 	l := &etcdLink{conns: map[net.Conn]struct{}{}}
+	l.thaw = sync.NewCond(&l.mu)
 	for _, ep := range e.Endpoints {
 		network, addr := dialTarget(t, ep)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -113,6 +119,7 @@ func (l *etcdLink) serve(ln net.Listener, network, addr string) {
 			c.Close()
 			continue
 		}
+		l.waitThawed()
 		u, err := net.Dial(network, addr)
 		if err != nil { // the member is down: so is this path to it
 			c.Close()
@@ -135,7 +142,19 @@ func (l *etcdLink) serve(ln net.Listener, network, addr string) {
 
 func (l *etcdLink) pipe(dst, src net.Conn) {
 	defer l.wg.Done()
-	_, _ = io.Copy(dst, src)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			l.waitThawed()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	dst.Close()
 	src.Close()
 	l.mu.Lock()
@@ -160,17 +179,35 @@ func (l *etcdLink) Cut() {
 	}
 }
 
+// Blackhole partitions the host from etcd silently.
+func (l *etcdLink) Blackhole() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.held = true
+}
+
+// waitThawed blocks while the link is blackholed.
+func (l *etcdLink) waitThawed() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.held {
+		l.thaw.Wait()
+	}
+}
+
 // Heal ends the partition.
 func (l *etcdLink) Heal() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.cut = false
+	l.cut, l.held = false, false
+	l.thaw.Broadcast()
 }
 
 func (l *etcdLink) close() {
 	for _, ln := range l.lns {
 		ln.Close()
 	}
+	l.Heal()
 	l.Cut()
 	l.wg.Wait()
 }

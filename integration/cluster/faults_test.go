@@ -70,8 +70,16 @@ func running(p *harness.Proc) bool {
 // expire. Meanwhile the partitioned host keeps its dataplane exactly as it
 // was (the agent process keeps running and tears nothing down), and the
 // other host carries on converging. After the heal the agent registers
-// again and converges to the latest intents.
+// again and converges to the latest intents. Both kinds of partition: one
+// that resets the agent's connections, and a silent one (a link gone down)
+// that only keep-alives and timeouts reveal.
 func TestHostPartitionedFromEtcd(t *testing.T) {
+	for _, mode := range []string{"reset", "blackhole"} {
+		t.Run(mode, func(t *testing.T) { hostPartitioned(t, mode) })
+	}
+}
+
+func hostPartitioned(t *testing.T, mode string) {
 	e := startCluster(t)
 	a, link := startLinkedHost(t, e, "node-a")
 	b := e.StartHost(t, "node-b")
@@ -94,7 +102,11 @@ func TestHostPartitionedFromEtcd(t *testing.T) {
 	statusesBefore := list(t, e, schema.StatusHostPrefix(a.Name))
 	lease := agentLease(t, e, a.Name)
 
-	link.Cut()
+	if mode == "blackhole" {
+		link.Blackhole()
+	} else {
+		link.Cut()
+	}
 	// The intents of the partitioned host change.
 	e.Delete(t, ifKey(a, "c0", "net1"), ifKey(a, "c1", "net1"), ifKey(a, "v0", "net1"), volKey(a, "vol0"))
 	e.Put(t, merge(memifs(a, []string{"new0", "new1"}, 4), map[string]schema.Object{
