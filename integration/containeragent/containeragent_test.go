@@ -220,7 +220,7 @@ func TestOnceAppliesAndExits(t *testing.T) {
 	}
 }
 
-func TestEtcdMemberRestartWhileRunning(t *testing.T) {
+func TestEtcdRestartsAndOutageWhileRunning(t *testing.T) {
 	e := harness.StartCluster(t, 3)
 	shared := harness.ShortTempDir(t)
 	const id = "ctr4"
@@ -240,6 +240,37 @@ func TestEtcdMemberRestartWhileRunning(t *testing.T) {
 	waitReady(t, e, id, "net2", rev)
 	if n := len(c.VPP.Snapshot().Memifs); n != 2 {
 		t.Fatalf("%d memifs, want 2", n)
+	}
+
+	// A total outage: every member down. The agent keeps the dataplane as
+	// it is and waits; once etcd is back it carries on from its revision.
+	before, err := json.Marshal(c.VPP.Snapshot().Interfaces)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range e.Cluster.Members {
+		m.Stop(t)
+	}
+	time.Sleep(3 * time.Second) // an outage, not a test of speed: long enough for the watch to break and retry
+	select {
+	case <-c.Agent.Exited():
+		t.Fatalf("the container agent exited during the outage:\n%s", c.Agent.Output())
+	default:
+	}
+	during, _ := json.Marshal(c.VPP.Snapshot().Interfaces)
+	if string(during) != string(before) {
+		t.Errorf("the dataplane changed while etcd was down:\nbefore %s\nduring %s", before, during)
+	}
+	for _, m := range e.Cluster.Members {
+		if err := m.Restart(t); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.Cluster.WaitLeader(t)
+	rev = e.Put(t, map[string]schema.Object{ifKey(id, "net3"): memif(shared, id, "net3", "10.1.3.6/24")})
+	waitReady(t, e, id, "net3", rev)
+	if n := len(c.VPP.Snapshot().Memifs); n != 3 {
+		t.Fatalf("%d memifs after the outage, want 3", n)
 	}
 }
 
