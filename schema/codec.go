@@ -9,8 +9,11 @@ import (
 type Object interface {
 	kind() string
 	setTypeMeta()
+	meta() *TypeMeta
 	Validate() error
 }
+
+func (m *TypeMeta) meta() *TypeMeta { return m }
 
 func (*HostInterface) kind() string      { return KindHostInterface }
 func (*ContainerInterface) kind() string { return KindContainerInterface }
@@ -84,19 +87,34 @@ func Decode(data []byte) (Object, error) {
 	return o, nil
 }
 
-// DecodeAs decodes a value that must be of type T.
+// DecodeAs decodes a value that must be of type T. It parses the value
+// once (agents decode every key of a resync), then checks apiVersion and
+// kind as Decode does.
 func DecodeAs[T any, PT interface {
 	*T
 	Object
 }](data []byte) (*T, error) {
-	o, err := Decode(data)
-	if err != nil {
-		return nil, err
+	var o PT = new(T)
+	if err := json.Unmarshal(data, o); err != nil {
+		// Not T's shape: say what the value is, as Decode would.
+		other, derr := Decode(data)
+		if derr != nil {
+			return nil, derr
+		}
+		return nil, fmt.Errorf("decode value: kind %s, want %s", other.kind(), o.kind())
 	}
-	t, ok := o.(PT)
-	if !ok {
-		var want PT = new(T)
-		return nil, fmt.Errorf("decode value: kind %s, want %s", o.kind(), want.kind())
+	tm := o.meta()
+	if tm.APIVersion != APIVersion {
+		return nil, fmt.Errorf("decode value: apiVersion %q, want %q", tm.APIVersion, APIVersion)
 	}
-	return (*T)(t), nil
+	if tm.Kind != o.kind() {
+		if _, err := Decode(data); err != nil {
+			return nil, err // e.g. an unknown kind
+		}
+		return nil, fmt.Errorf("decode value: kind %s, want %s", tm.Kind, o.kind())
+	}
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", tm.Kind, err)
+	}
+	return (*T)(o), nil
 }

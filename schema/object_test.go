@@ -53,8 +53,26 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 			t.Errorf("round trip changed value:\n%s\n%s", b, b2)
 		}
 	}
-	if _, err := DecodeAs[Volume](mustEncode(t, goodHostMemif())); err == nil {
-		t.Error("DecodeAs[Volume] accepted a HostInterface")
+	// DecodeAs agrees with Decode on every refusal, and says what it got.
+	host := mustEncode(t, goodHostMemif())
+	for _, tc := range []struct {
+		data []byte
+		want string
+	}{
+		{host, "kind HostInterface, want Volume"},
+		{[]byte(`{"apiVersion":"uspace/v1","kind":"HostInterface","minor":"x","name":7}`), "decode HostInterface"},
+		{[]byte(`{"apiVersion":"uspace/v2","kind":"Volume"}`), `apiVersion "uspace/v2"`},
+		{[]byte(`{"apiVersion":"uspace/v1","kind":"Gizmo"}`), `unknown kind "Gizmo"`},
+		{[]byte(`{"apiVersion":"uspace/v1","kind":"Volume"}`), "decode Volume"},
+		{[]byte(`not json`), "decode value"},
+	} {
+		_, err := DecodeAs[Volume](tc.data)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("DecodeAs[Volume](%s) = %v, want an error with %q", tc.data, err, tc.want)
+		}
+	}
+	if v, err := DecodeAs[HostInterface](host); err != nil || v.Name != goodHostMemif().Name {
+		t.Errorf("DecodeAs[HostInterface] = %+v, %v", v, err)
 	}
 }
 
