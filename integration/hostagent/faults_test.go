@@ -323,3 +323,53 @@ func TestAgentKilledMidVolume(t *testing.T) {
 		t.Error("device node left behind")
 	}
 }
+
+// A VPP restarted empty is re-populated in bulk by the sweep; what the
+// bulk calls fail for (a socket filename, two creates, a bridge port, an
+// admin up) is left to each interface's own reconcile, which applies it.
+// Every interface comes back exactly once, in its bridge domain, up.
+func TestVPPRestartWithFailuresInTheBulk(t *testing.T) {
+	e := harness.StartEtcd(t)
+	h := e.StartHost(t, "node1")
+	all := names("f", 6)
+	rev := putMemifs(t, e, h, all, 9)
+	for _, c := range all {
+		waitIfReady(t, e, h, c, "net1", rev)
+	}
+	if err := h.VPP.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitStatus[schema.InterfaceStatus](t, e, ifStatusKey(h, "f0", "net1"), rev, func(s *schema.InterfaceStatus) bool {
+		return !s.Ready && strings.Contains(s.Error, "not connected")
+	})
+	for msg, n := range map[string]int{"memif_socket_filename_add_del_v2": 1, "memif_create_v2": 2, "sw_interface_set_l2_bridge": 1, "sw_interface_set_flags": 1} {
+		if err := h.VPP.FailNext(msg, n, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	creates := h.VPP.MessageCount("memif_create_v2")
+	if err := h.VPP.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range all {
+		waitIfReady(t, e, h, c, "net1", rev)
+	}
+	st := h.VPP.Snapshot()
+	ifs := uspaceIfs(st)
+	tags := map[string]bool{}
+	for _, i := range ifs {
+		if tags[i.Tag] || !i.AdminUp {
+			t.Errorf("interface %+v twice or not up", i)
+		}
+		tags[i.Tag] = true
+	}
+	if len(ifs) != 6 || len(st.Memifs) != 6 {
+		t.Fatalf("VPP holds %d uspace interfaces, %d memifs after the restart, want 6 each", len(ifs), len(st.Memifs))
+	}
+	if bd, _ := bridge(st, 9); len(bd.Members) != 6 {
+		t.Errorf("bridge 9 has %d members, want 6", len(bd.Members))
+	}
+	if n := h.VPP.MessageCount("memif_create_v2") - creates; n < 8 {
+		t.Errorf("%d memif creates after the restart: the injected failures were not hit", n)
+	}
+}
