@@ -236,11 +236,15 @@ func TestEtcdRestartsAndOutageWhileRunning(t *testing.T) {
 		}
 		e.Cluster.WaitLeader(t)
 	}
-	rev = e.Put(t, map[string]schema.Object{ifKey(id, "net2"): memif(shared, id, "net2", "10.1.2.6/24")})
-	waitReady(t, e, id, "net2", rev)
-	if n := len(c.VPP.Snapshot().Memifs); n != 2 {
-		t.Fatalf("%d memifs, want 2", n)
+	addAndCount := func(ifname, ip string, want int) {
+		t.Helper()
+		rev := e.Put(t, map[string]schema.Object{ifKey(id, ifname): memif(shared, id, ifname, ip)})
+		waitReady(t, e, id, ifname, rev)
+		if n := len(c.VPP.Snapshot().Memifs); n != want {
+			t.Fatalf("%d memifs after adding %s, want %d", n, ifname, want)
+		}
 	}
+	addAndCount("net2", "10.1.2.6/24", 2)
 
 	// A total outage: every member down. The agent keeps the dataplane as
 	// it is and waits; once etcd is back it carries on from its revision.
@@ -267,11 +271,7 @@ func TestEtcdRestartsAndOutageWhileRunning(t *testing.T) {
 		}
 	}
 	e.Cluster.WaitLeader(t)
-	rev = e.Put(t, map[string]schema.Object{ifKey(id, "net3"): memif(shared, id, "net3", "10.1.3.6/24")})
-	waitReady(t, e, id, "net3", rev)
-	if n := len(c.VPP.Snapshot().Memifs); n != 3 {
-		t.Fatalf("%d memifs after the outage, want 3", n)
-	}
+	addAndCount("net3", "10.1.3.6/24", 3)
 }
 
 func uspacectl(t *testing.T, e *harness.Etcd, args ...string) string {

@@ -153,10 +153,11 @@ func TestAgentKilledMidReconcile(t *testing.T) {
 	}
 }
 
-func TestVPPRestartReappliesEverything(t *testing.T) {
-	e := harness.StartEtcd(t)
-	h := e.StartHost(t, "node1")
-	all := names("r", 3)
+// convergedThenVPPStopped has n memifs converged in bridge domain 9, then
+// stops VPP and waits until the outage shows in the statuses.
+func convergedThenVPPStopped(t *testing.T, e *harness.Etcd, h *harness.Host, prefix string, n int) ([]string, int64) {
+	t.Helper()
+	all := names(prefix, n)
 	rev := putMemifs(t, e, h, all, 9)
 	for _, c := range all {
 		waitIfReady(t, e, h, c, "net1", rev)
@@ -164,10 +165,16 @@ func TestVPPRestartReappliesEverything(t *testing.T) {
 	if err := h.VPP.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	// The outage shows in the statuses.
-	harness.WaitStatus[schema.InterfaceStatus](t, e, ifStatusKey(h, "r0", "net1"), rev, func(s *schema.InterfaceStatus) bool {
+	harness.WaitStatus[schema.InterfaceStatus](t, e, ifStatusKey(h, all[0], "net1"), rev, func(s *schema.InterfaceStatus) bool {
 		return !s.Ready && strings.Contains(s.Error, "not connected")
 	})
+	return all, rev
+}
+
+func TestVPPRestartReappliesEverything(t *testing.T) {
+	e := harness.StartEtcd(t)
+	h := e.StartHost(t, "node1")
+	all, rev := convergedThenVPPStopped(t, e, h, "r", 3)
 	if err := h.VPP.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -331,17 +338,7 @@ func TestAgentKilledMidVolume(t *testing.T) {
 func TestVPPRestartWithFailuresInTheBulk(t *testing.T) {
 	e := harness.StartEtcd(t)
 	h := e.StartHost(t, "node1")
-	all := names("f", 6)
-	rev := putMemifs(t, e, h, all, 9)
-	for _, c := range all {
-		waitIfReady(t, e, h, c, "net1", rev)
-	}
-	if err := h.VPP.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	harness.WaitStatus[schema.InterfaceStatus](t, e, ifStatusKey(h, "f0", "net1"), rev, func(s *schema.InterfaceStatus) bool {
-		return !s.Ready && strings.Contains(s.Error, "not connected")
-	})
+	all, rev := convergedThenVPPStopped(t, e, h, "f", 6)
 	for msg, n := range map[string]int{"memif_socket_filename_add_del_v2": 1, "memif_create_v2": 2, "sw_interface_set_l2_bridge": 1, "sw_interface_set_flags": 1} {
 		if err := h.VPP.FailNext(msg, n, -1); err != nil {
 			t.Fatal(err)
