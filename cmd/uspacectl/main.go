@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/uspace-io/uspace/store"
 )
@@ -21,6 +22,13 @@ func main() {
 		SilenceErrors: true,
 	}
 	etcd.BindFlags(root.PersistentFlags())
+	// etcdctl's spelling, for the operators who type it out of habit.
+	root.SetGlobalNormalizationFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if name == "endpoints" {
+			name = "etcd-endpoints"
+		}
+		return pflag.NormalizedName(name)
+	})
 	connect := func(ctx context.Context) (*store.Client, error) {
 		ctx, cancel := context.WithTimeout(ctx, etcd.DialTimeout+5*time.Second)
 		defer cancel()

@@ -86,8 +86,10 @@ func TestConvergesAddSecondInterfaceAndDelete(t *testing.T) {
 	if len(rows) != 1 || rows[0].Host != host || rows[0].Name != id+"/net1" || !rows[0].Agrees || rows[0].State != "ready" {
 		t.Errorf("uspacectl get containers -o json: %+v", rows)
 	}
-	if table := uspacectl(t, e, "get", "containers"); !strings.Contains(table, id+"/net1") || !strings.Contains(table, "ready") {
-		t.Errorf("uspacectl get containers:\n%s", table)
+	// etcdctl's --endpoints spelling works too.
+	table, err := exec.Command(binaries.Path(t, "uspacectl"), "get", "containers", "--endpoints", strings.Join(e.Endpoints, ",")).Output()
+	if err != nil || !strings.Contains(string(table), id+"/net1") || !strings.Contains(string(table), "ready") {
+		t.Errorf("uspacectl get containers --endpoints: %v\n%s", err, table)
 	}
 
 	// A second interface while it runs.
