@@ -393,6 +393,11 @@ func TestComposeCluster(t *testing.T) {
 	}
 	appStatus := statusKey(t, schema.ContainerInterfaceKey("host1", appID, "net1"))
 	harness.WaitStatus[schema.InterfaceStatus](t, e, appStatus, 0, harness.Ready[schema.InterfaceStatus])
+	// What an operator sees of it: the container side, desired and
+	// observed, agreeing.
+	if row, ok := uspacectl(t, endpoints, "containers")["host1/"+appID+"/net1"]; !ok || !row.Agrees || row.State != "ready" {
+		t.Errorf("uspacectl get containers: app1's net1 = %+v (present %v), want ready and agreeing", row, ok)
+	}
 
 	// A vhost-user block volume on host1: spdksim's controller and the
 	// block node 241:<minor> made by the agent in its container.
