@@ -190,14 +190,13 @@ func (w *StatusWriter) flush(ctx context.Context) {
 		_, err := w.st.Apply(ctx, batch...)
 		w.mu.Lock()
 		w.inflight = 0
-		w.mu.Unlock()
 		if err == nil {
+			w.mu.Unlock()
 			delay = flushBaseDelay
 			continue
 		}
 		// Put the batch back in front, except where a newer change took
 		// its place meanwhile, and retry after a pause.
-		w.mu.Lock()
 		var requeue []string
 		for _, op := range batch {
 			if _, newer := w.pending[op.Key]; !newer {

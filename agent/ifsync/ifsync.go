@@ -87,25 +87,23 @@ func (r *Reconciler) report(ctx context.Context, sk string, rev int64, idx uint3
 
 func (r *Reconciler) sweep(ctx context.Context) error {
 	desired := r.Desired()
-	keys := make([]string, len(desired))
+	owners := make([]string, len(desired))
+	wanted := make(map[string]bool, len(desired))
 	for i, kv := range desired {
-		keys[i] = kv.Key
+		owners[i] = vppstate.Owner(kv.Key)
+		wanted[owners[i]] = true
 	}
-	if err := r.VS.Sweep(ctx, keys); err != nil {
-		return err
-	}
-	vs, err := r.VS.Get(ctx)
+	vs, err := r.VS.Sweep(ctx, wanted)
 	if err != nil {
 		return err
 	}
 	var specs []vppstate.Spec
-	for _, kv := range desired {
-		owner := vppstate.Owner(kv.Key)
-		if _, ok := vs.Lookup(owner); ok {
+	for i, kv := range desired {
+		if _, ok := vs.Lookup(owners[i]); ok {
 			continue
 		}
 		// A value that does not decode is reported by its own reconcile.
-		if spec, err := r.Spec(owner, kv.Value); err == nil {
+		if spec, err := r.Spec(owners[i], kv.Value); err == nil {
 			specs = append(specs, spec)
 		}
 	}

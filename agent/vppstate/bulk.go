@@ -118,9 +118,9 @@ func (s *State) CreateMissing(ctx context.Context, specs []Spec) error {
 	}
 	for i, idx := range up {
 		if !failed(i) {
-			i := s.ifs[idx]
-			i.AdminUp = true
-			s.ifs[idx] = i
+			iface := s.ifs[idx]
+			iface.AdminUp = true
+			s.ifs[idx] = iface
 		}
 	}
 	return nil

@@ -81,32 +81,29 @@ func (c *Cache) Warm(ctx context.Context) error {
 }
 
 // Sweep reloads VPP's state (unless Warm just loaded it) and removes every
-// interface uspace owns that is not among wanted (intent keys), then every
-// empty bridge domain it created: what was deleted while the agent was
-// down, or left by a crash between creating an interface and recording it.
-func (c *Cache) Sweep(ctx context.Context, wanted []string) error {
+// interface uspace owns whose owner (Owner of an intent key) is not wanted,
+// then every empty bridge domain it created: what was deleted while the
+// agent was down, or left by a crash between creating an interface and
+// recording it. It returns the view it swept.
+func (c *Cache) Sweep(ctx context.Context, wanted map[string]bool) (*State, error) {
 	if !c.warm {
 		c.drop()
 	}
 	c.warm = false
 	s, err := c.Get(ctx)
 	if err != nil {
-		return err
-	}
-	want := make(map[string]bool, len(wanted))
-	for _, key := range wanted {
-		want[Owner(key)] = true
+		return nil, err
 	}
 	var errs []error
 	for _, owner := range s.Owners() {
-		if !want[owner] {
+		if !wanted[owner] {
 			c.log.Info("removing orphan interface", "owner", owner)
 			errs = append(errs, s.Remove(ctx, owner))
 		}
 	}
 	errs = append(errs, s.PruneBridges(ctx))
 	if err := errors.Join(errs...); err != nil {
-		return c.Failed(fmt.Errorf("sweep orphans: %w", err))
+		return nil, c.Failed(fmt.Errorf("sweep orphans: %w", err))
 	}
-	return nil
+	return s, nil
 }

@@ -20,8 +20,6 @@ import (
 	"slices"
 	"strings"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/uspace-io/uspace/agent/vpp"
 	"github.com/uspace-io/uspace/schema"
 )
@@ -76,22 +74,25 @@ func Load(ctx context.Context, c *vpp.Client, socketRoot string) (*State, error)
 		ifs: map[uint32]vpp.Interface{}, memifs: map[uint32]vpp.Memif{}, vhosts: map[uint32]vpp.VhostUser{},
 		addrs: map[uint32][]netip.Prefix{}, routes: map[uint32][]schema.Route{},
 		byOwner: map[string]uint32{}, sockets: map[string]uint32{}, bds: map[uint32]vpp.BridgeDomain{}, bdOf: map[uint32]uint32{}}
-	// The dumps are independent: issued together, the large ones overlap.
-	var (
-		ifs    []vpp.Interface
-		memifs []vpp.Memif
-		socks  []vpp.MemifSocket
-		vhosts []vpp.VhostUser
-		bds    []vpp.BridgeDomain
-	)
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) { ifs, err = c.Interfaces(gctx); return })
+	ifs, err := c.Interfaces(ctx)
+	if err != nil {
+		return nil, err
+	}
 	// Tags, MACs and flags come from the interface dump alone.
-	g.Go(func() (err error) { memifs, err = c.MemifsUntagged(gctx); return })
-	g.Go(func() (err error) { socks, err = c.MemifSockets(gctx); return })
-	g.Go(func() (err error) { vhosts, err = c.VhostUsersUntagged(gctx); return })
-	g.Go(func() (err error) { bds, err = c.BridgeDomains(gctx); return })
-	if err := g.Wait(); err != nil {
+	memifs, err := c.MemifsUntagged(ctx)
+	if err != nil {
+		return nil, err
+	}
+	socks, err := c.MemifSockets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	vhosts, err := c.VhostUsersUntagged(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bds, err := c.BridgeDomains(ctx)
+	if err != nil {
 		return nil, err
 	}
 	for _, i := range ifs {
