@@ -63,14 +63,14 @@ func (w *world) delClean(list string, a, b *container, sockets []string) {
 	for _, c := range []*container{a, b} {
 		w.etcd.WaitGone(w.t, hostStatusKey(c, "net1"))
 		eventually(w.t, 30*time.Second, "container VPP "+c.id+" back to local0, no route", func() (bool, string) {
-			names := interfaces(w.t, c.ctr.RealVPP)
+			names := ifNames(w.t, c.ctr.RealVPP)
 			fib := c.ctr.RealVPP.CLI(w.t, "show ip fib")
 			return slices.Equal(names, []string{"local0"}) && !strings.Contains(fib, "10.99.0.0/16"),
 				strings.Join(names, " ") + "\n" + fib
 		})
 	}
 	v := w.host.RealVPP
-	if names := interfaces(w.t, v); !slices.Equal(names, []string{"local0"}) {
+	if names := ifNames(w.t, v); !slices.Equal(names, []string{"local0"}) {
 		w.t.Errorf("host VPP interfaces after DEL: %v, want local0 only", names)
 	}
 	if bd := v.CLI(w.t, "show bridge-domain"); !strings.Contains(bd, "no bridge-domains in use") {
@@ -115,7 +115,7 @@ func TestVhostUser(t *testing.T) {
 	w := newWorld(t, harness.HostOptions{RealVPP: true})
 	a, b := w.pair(vhostNet)
 	sockets := []string{socketOf(t, w, a), socketOf(t, w, b)}
-	if names := interfaces(t, w.host.RealVPP); len(names) != 3 {
+	if names := ifNames(t, w.host.RealVPP); len(names) != 3 {
 		t.Errorf("host VPP interfaces %v, want local0 and two VirtualEthernet", names)
 	}
 	hostView := w.host.RealVPP.CLI(t, "show vhost-user")
@@ -140,7 +140,7 @@ func TestRestarts(t *testing.T) {
 		w.host.RealVPP.Kill(t)
 		w.host.RealVPP.Start(t)
 		eventually(t, 30*time.Second, "host VPP re-populated", func() (bool, string) {
-			names := interfaces(t, w.host.RealVPP)
+			names := ifNames(t, w.host.RealVPP)
 			return len(names) == 3, strings.Join(names, " ")
 		})
 		t.Logf("a -> b after host VPP restart: %s", ping(t, a.ctr.RealVPP, b.ip))
@@ -150,7 +150,7 @@ func TestRestarts(t *testing.T) {
 		a.ctr.RealVPP.Kill(t)
 		a.ctr.RealVPP.Start(t)
 		eventually(t, 30*time.Second, "container VPP re-populated", func() (bool, string) {
-			names := interfaces(t, a.ctr.RealVPP)
+			names := ifNames(t, a.ctr.RealVPP)
 			return len(names) == 2, strings.Join(names, " ")
 		})
 		t.Logf("a -> b after container VPP restart: %s", ping(t, a.ctr.RealVPP, b.ip))

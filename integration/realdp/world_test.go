@@ -195,8 +195,8 @@ func ping(t *testing.T, v *realdp.VPP, dst string) string {
 	}
 }
 
-// interfaces are the interface names `show interface` lists.
-func interfaces(t *testing.T, v *realdp.VPP) []string {
+// ifNames are the interface names `show interface` lists.
+func ifNames(t *testing.T, v *realdp.VPP) []string {
 	t.Helper()
 	var names []string
 	for _, l := range strings.Split(v.CLI(t, "show interface"), "\n") {
