@@ -43,12 +43,11 @@ func spdkObjects(t *testing.T, w *world) (bdevs, ctrlrs []string) {
 	return bdevs, ctrlrs
 }
 
-// TestVolumesOnRealSPDK: size-based vhost-user blk and scsi volumes are
-// made in a real spdk_tgt with device nodes 241:/242:; a spdk_tgt killed
-// and restarted empty gets them back; deleting the intents leaves SPDK
-// empty.
-func TestVolumesOnRealSPDK(t *testing.T) {
-	w := newWorld(t, harness.HostOptions{RealSPDK: true})
+// volumes: size-based vhost-user blk and scsi volumes are made in a real
+// spdk_tgt with device nodes 241:/242:; a spdk_tgt killed and restarted
+// empty gets them back; deleting the intents leaves SPDK empty.
+func volumes(w *world) {
+	t := w.t
 	vols := map[string]*schema.Volume{
 		"blkvol": {Host: hostName, Name: "blkvol", Type: schema.VolumeBlk, Device: "vhostblk5", Root: w.host.VolumeRoot,
 			Bdev: "Malloc-vhostblk5", Minor: 5, Malloc: &schema.MallocSpec{SizeBytes: 64 << 20, BlockSize: 4096}},
