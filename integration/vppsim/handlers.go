@@ -1,7 +1,6 @@
 package vppsim
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -34,6 +33,7 @@ const (
 	rvSyscallError1          = int32(api.SYSCALL_ERROR_1)                 // -11
 	rvSyscallError2          = int32(api.SYSCALL_ERROR_2)                 // -12
 	rvSyscallError4          = int32(api.SYSCALL_ERROR_4)                 // -14
+	rvNoMatchingInterface    = int32(api.NO_MATCHING_INTERFACE)           // -54
 	rvAddressNotFound        = int32(api.ADDRESS_NOT_FOUND_FOR_INTERFACE) // -60
 	rvSubifAlreadyExists     = int32(api.SUBIF_ALREADY_EXISTS)            // -68
 	rvInvalidArgument        = int32(api.INVALID_ARGUMENT)                // -73
@@ -241,11 +241,6 @@ func (s *Sim) memifCreate(a memifArgs) (int32, uint32) {
 			return rvSubifAlreadyExists, 0
 		}
 	}
-	if ms.refCnt == 0 && isMaster {
-		if fi, err := os.Lstat(ms.filename); err == nil && fi.Mode()&os.ModeSocket == 0 {
-			return rvValueExist, 0
-		}
-	}
 	if a.mode != memif.MEMIF_MODE_API_ETHERNET && a.mode != memif.MEMIF_MODE_API_IP {
 		return rvSyscallError2, 0 // "unsupported interface mode"
 	}
@@ -255,10 +250,9 @@ func (s *Sim) memifCreate(a memifArgs) (int32, uint32) {
 		}
 		ln, err := listenSocketFile("unixpacket", ms.filename)
 		if err != nil {
+			// VPP 25.02 answers -14 whatever stops it listening, a regular
+			// file in the way included.
 			s.log.Warn("vppsim: memif listener", "path", ms.filename, "err", err)
-			if errors.Is(err, errExist) {
-				return rvValueExist, 0
-			}
 			return rvSyscallError4, 0
 		}
 		ms.ln = ln
@@ -959,7 +953,7 @@ func hIPRouteAddDel(s *Sim, _ *client, req *ip.IPRouteAddDel) *ip.IPRouteAddDelR
 	for _, p := range r.Paths {
 		if p.SwIfIndex != invalidIndex {
 			if w.ifaces[p.SwIfIndex] == nil {
-				return &ip.IPRouteAddDelReply{Retval: rvInvalidSwIfIndex}
+				return &ip.IPRouteAddDelReply{Retval: rvNoMatchingInterface} // VPP 25.02: -54, not -2
 			}
 		}
 		paths = append(paths, normPath(p))
