@@ -147,25 +147,19 @@ func restarts(w *world) {
 	a, b := w.pair(memifNet)
 	ping(w.t, a.ctr.RealVPP, b.ip)
 
-	w.t.Run("host VPP kill -9", func(t *testing.T) {
-		w.host.RealVPP.Kill(t)
-		w.host.RealVPP.Start(t)
-		eventually(t, 30*time.Second, "host VPP re-populated", func() (bool, string) {
-			names := ifNames(t, w.host.RealVPP)
-			return len(names) == 3, strings.Join(names, " ")
+	// crash kills v, starts it again empty and waits until its agent has
+	// put back its want interfaces and a pings b again.
+	crash := func(t *testing.T, name string, v *realdp.VPP, want int) {
+		v.Kill(t)
+		v.Start(t)
+		eventually(t, 30*time.Second, name+" re-populated", func() (bool, string) {
+			names := ifNames(t, v)
+			return len(names) == want, strings.Join(names, " ")
 		})
-		t.Logf("a -> b after host VPP restart: %s", ping(t, a.ctr.RealVPP, b.ip))
-	})
-
-	w.t.Run("container VPP kill -9", func(t *testing.T) {
-		a.ctr.RealVPP.Kill(t)
-		a.ctr.RealVPP.Start(t)
-		eventually(t, 30*time.Second, "container VPP re-populated", func() (bool, string) {
-			names := ifNames(t, a.ctr.RealVPP)
-			return len(names) == 2, strings.Join(names, " ")
-		})
-		t.Logf("a -> b after container VPP restart: %s", ping(t, a.ctr.RealVPP, b.ip))
-	})
+		t.Logf("a -> b after the %s restart: %s", name, ping(t, a.ctr.RealVPP, b.ip))
+	}
+	w.t.Run("host VPP kill -9", func(t *testing.T) { crash(t, "host VPP", w.host.RealVPP, 3) })
+	w.t.Run("container VPP kill -9", func(t *testing.T) { crash(t, "container VPP", a.ctr.RealVPP, 2) })
 
 	w.t.Run("host agent restart adopts with zero writes", func(t *testing.T) {
 		proxy := realdpProxy(t, w)
