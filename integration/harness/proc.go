@@ -29,4 +29,3 @@ func StartProc(t testing.TB, name, path string, args []string, env ...string) *P
 	})
 	return p
 }
-
