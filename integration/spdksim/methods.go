@@ -16,25 +16,25 @@ import (
 
 // Negative errno values SPDK puts into error replies, with strerror texts.
 const (
-	eNOMEM  = 12
-	eIO     = 5
-	eBUSY   = 16
-	eEXIST  = 17
-	eNODEV  = 19
-	eINVAL  = 22
-	eNOSPC  = 28
+	eNOMEM    = 12
+	eIO       = 5
+	eBUSY     = 16
+	eEXIST    = 17
+	eNODEV    = 19
+	eINVAL    = 22
+	eNOSPC    = 28
 	eTIMEDOUT = 110
-	maxTgts = 8 // SPDK_VHOST_SCSI_CTRLR_MAX_DEVS
+	maxTgts   = 8 // SPDK_VHOST_SCSI_CTRLR_MAX_DEVS
 )
 
 var strerror = map[int]string{
-	eIO:    "Input/output error",
-	eNOMEM: "Cannot allocate memory",
-	eBUSY:  "Device or resource busy",
-	eEXIST: "File exists",
-	eNODEV: "No such device",
-	eINVAL: "Invalid argument",
-	eNOSPC: "No space left on device",
+	eIO:       "Input/output error",
+	eNOMEM:    "Cannot allocate memory",
+	eBUSY:     "Device or resource busy",
+	eEXIST:    "File exists",
+	eNODEV:    "No such device",
+	eINVAL:    "Invalid argument",
+	eNOSPC:    "No space left on device",
 	eTIMEDOUT: "Connection timed out",
 }
 
