@@ -245,7 +245,11 @@ func (d *Driver) create(ctx context.Context, nv *schema.Volume) error {
 		if err := CheckConflicts(vols, nv); err != nil {
 			return err
 		}
-		if nv.Minor, err = AllocateMinor(vols, nv.Type, nv.Root); err != nil {
+		taken, err := NodesOnDisk(nv.Root, nv.Type.Major(), nv.Device)
+		if err != nil {
+			return err
+		}
+		if nv.Minor, err = AllocateMinor(vols, nv.Type, nv.Root, taken); err != nil {
 			return err
 		}
 		nv.CreatedAt = time.Now().UTC().Truncate(time.Second)
@@ -354,7 +358,13 @@ func (d *Driver) Remove(r *plugin.RemoveRequest) error {
 				break
 			}
 			if n := len(v.Mounts); n > 0 {
-				return fmt.Errorf("volume %s is still in use (%d mount(s): %s)", r.Name, n, strings.Join(v.Mounts, ", "))
+				return fmt.Errorf("volume %s is still in use (%d mount(s): %s); if no container uses it any more (the driver was killed before Docker's Unmount), "+
+					"release a mount with `uspacectl volume unmount --host %s %s <mount ID>`", r.Name, n, strings.Join(v.Mounts, ", "), d.host, r.Name)
+			}
+			if len(v.Mounting) > 0 {
+				// Mounts that never answered success: Docker will send no
+				// Unmount for them.
+				d.log.Info("removing a volume with unconfirmed mount IDs", "volume", r.Name, "ids", v.Mounting)
 			}
 			rev, err = d.st.Apply(ctx, store.Op{Key: kv.Key, Delete: true, Guard: store.ModRevision(kv.ModRevision)})
 			if err == nil {
@@ -406,35 +416,40 @@ func (d *Driver) agentHint(ctx context.Context) string {
 	return ""
 }
 
-// Mount records the mount ID in the intent, waits until the host agent has
-// applied that revision (socket present, device node created) and returns
-// the device node, which Docker bind-mounts and Kata resolves to the
-// socket. On failure the mount ID is taken back out.
+// Mount records the mount ID as mounting, waits until the host agent has
+// applied that revision (socket present, device node created), records it
+// as mounted and returns the device node, which Docker bind-mounts and Kata
+// resolves to the socket. Only a mounted ID holds Remove off: Docker never
+// sends Unmount after a failed Mount, so an ID whose Mount did not answer
+// success (this driver was killed meanwhile, or the agent failed) must not
+// keep the volume in use forever. On failure the ID is taken back out.
 func (d *Driver) Mount(r *plugin.MountRequest) (*plugin.MountResponse, error) {
 	var resp *plugin.MountResponse
 	err := d.op("mount", r.Name, func(ctx context.Context) error {
 		if err := errors.Join(schema.ValidateVolumeName("volume name", r.Name), validateMountID(r.ID)); err != nil {
 			return err
 		}
-		added := false
 		v, rev, err := d.update(ctx, r.Name, func(v *schema.Volume) (bool, error) {
-			added = AddMount(v, r.ID)
-			return added, nil
+			return AddMounting(v, r.ID), nil
 		})
 		if err != nil {
 			return err
 		}
-		if err := d.waitReady(ctx, v, rev); err != nil {
-			if added {
-				// A failed Mount is never followed by an Unmount.
-				uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-				_, _, uerr := d.update(uctx, r.Name, func(v *schema.Volume) (bool, error) {
-					return RemoveMount(v, r.ID), nil
-				})
-				cancel()
-				if uerr != nil {
-					d.log.Warn("taking back the mount ID of a failed mount", "volume", r.Name, "id", r.ID, "error", uerr)
-				}
+		err = d.waitReady(ctx, v, rev)
+		if err == nil {
+			_, _, err = d.update(ctx, r.Name, func(v *schema.Volume) (bool, error) {
+				return ConfirmMount(v, r.ID), nil
+			})
+		}
+		if err != nil {
+			// A failed Mount is never followed by an Unmount.
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			_, _, uerr := d.update(uctx, r.Name, func(v *schema.Volume) (bool, error) {
+				return RemoveMount(v, r.ID), nil
+			})
+			cancel()
+			if uerr != nil && !errors.Is(uerr, ErrNotExist) {
+				d.log.Warn("taking back the mount ID of a failed mount", "volume", r.Name, "id", r.ID, "error", uerr)
 			}
 			return err
 		}
@@ -501,19 +516,9 @@ func (d *Driver) waitReady(ctx context.Context, v *schema.Volume, rev int64) err
 }
 
 // agentError turns the agent's status error into what a Docker user needs
-// to read, naming the bdev when it is one SPDK does not have.
+// to read. The agent's message already names the object and the ways out.
 func (d *Driver) agentError(v *schema.Volume, st *schema.VolumeStatus) error {
-	msg := fmt.Sprintf("volume %s: host agent of %s could not set up device %s: %s", v.Name, d.host, v.Device, st.Error)
-	if v.Malloc == nil && bdevMissing(st.Error) && !strings.Contains(st.Error, "-o size") {
-		msg += fmt.Sprintf(" (bdev %s must already exist in SPDK: create it first, e.g. `rpc.py bdev_malloc_create -b %s 64 4096`, "+
-			"or recreate the volume with -o size=<bytes> so that uspace creates it)", v.Bdev, v.Bdev)
-	}
-	return errors.New(msg)
-}
-
-func bdevMissing(msg string) bool {
-	m := strings.ToLower(msg)
-	return strings.Contains(m, "no such device") || strings.Contains(m, "does not exist") || strings.Contains(m, "not found")
+	return fmt.Errorf("volume %s: host agent of %s could not set up device %s: %s", v.Name, d.host, v.Device, st.Error)
 }
 
 // Unmount removes the mount ID from the intent. The device stays: other
@@ -644,6 +649,16 @@ func toDocker(v *schema.Volume, kv *store.KV, st *schema.VolumeStatus) *plugin.V
 		status["state"] = "ready"
 	default:
 		status["state"] = "pending"
+	}
+	if st != nil && st.ObservedRevision >= kv.CreateRevision {
+		// What the agent found: a controller made by hand is adopted (and
+		// never deleted by uspace); owned objects go with the volume.
+		status["adopted"] = st.Adopted
+		status["ownsController"] = st.OwnsController
+		status["ownsBdev"] = st.OwnsBdev
+		if st.Bdev != "" {
+			status["bdev"] = st.Bdev
+		}
 	}
 	if st != nil {
 		status["observedRevision"] = st.ObservedRevision
