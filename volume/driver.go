@@ -307,13 +307,22 @@ func backoff(ctx context.Context, attempt int) error {
 // key since it was read, else it starts over. It returns the intent as
 // written (or as read, when fn had nothing to change) and its mod revision.
 func (d *Driver) update(ctx context.Context, name string, fn func(v *schema.Volume) (bool, error)) (*schema.Volume, int64, error) {
+	return updateIntent(ctx, d.st, d.host, name, fn)
+}
+
+func updateIntent(ctx context.Context, st *store.Client, host, name string, fn func(v *schema.Volume) (bool, error)) (*schema.Volume, int64, error) {
+	key := schema.VolumeKey(host, name)
 	for attempt := 1; ; attempt++ {
-		v, kv, err := d.get(ctx, name)
+		kv, err := st.Get(ctx, key)
 		if err != nil {
 			return nil, 0, err
 		}
-		if v == nil {
+		if kv == nil {
 			return nil, 0, errNotExist(name)
+		}
+		v, err := schema.DecodeAs[schema.Volume](kv.Value)
+		if err != nil {
+			return nil, 0, fmt.Errorf("volume %s: unreadable intent at %s: %w", name, kv.Key, err)
 		}
 		write, err := fn(v)
 		if err != nil || !write {
@@ -323,7 +332,7 @@ func (d *Driver) update(ctx context.Context, name string, fn func(v *schema.Volu
 		if err != nil {
 			return nil, 0, err
 		}
-		rev, err := d.st.Apply(ctx, store.Op{Key: kv.Key, Value: val, Guard: store.ModRevision(kv.ModRevision)})
+		rev, err := st.Apply(ctx, store.Op{Key: kv.Key, Value: val, Guard: store.ModRevision(kv.ModRevision)})
 		if err == nil {
 			return v, rev, nil
 		}
@@ -337,6 +346,36 @@ func (d *Driver) update(ctx context.Context, name string, fn func(v *schema.Volu
 			return nil, 0, err
 		}
 	}
+}
+
+// ReleaseMounts is the operators' way out (`uspacectl volume unmount`)
+// when a mount ID stays recorded although no container uses the volume:
+// Docker sends no Unmount after a Mount that failed, and a driver killed
+// after answering a Mount but before recording it leaves the ID behind.
+// It removes ids (every ID when all) from the volume's mounts with a
+// guarded write and returns the intent as written; an ID the volume does
+// not have is an error and nothing is written.
+func ReleaseMounts(ctx context.Context, st *store.Client, host, name string, ids []string, all bool) (*schema.Volume, error) {
+	if err := errors.Join(schema.ValidateHost("host", host), schema.ValidateVolumeName("volume name", name)); err != nil {
+		return nil, err
+	}
+	if all == (len(ids) > 0) {
+		return nil, errors.New("name the mount IDs to release, or all of them, not both")
+	}
+	v, _, err := updateIntent(ctx, st, host, name, func(v *schema.Volume) (bool, error) {
+		if all {
+			changed := len(v.Mounts)+len(v.Mounting) > 0
+			v.Mounts, v.Mounting = nil, nil
+			return changed, nil
+		}
+		for _, id := range ids {
+			if !RemoveMount(v, id) {
+				return false, fmt.Errorf("volume %s has no mount ID %s (mounted: %v, mounting: %v)", name, id, v.Mounts, v.Mounting)
+			}
+		}
+		return true, nil
+	})
+	return v, err
 }
 
 // Remove deletes the intent unless the volume is mounted, then waits for
