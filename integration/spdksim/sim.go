@@ -599,6 +599,10 @@ func (s *Sim) handle(rc *rpcConn, raw json.RawMessage) ([]byte, bool) {
 		}
 	}
 	params, hasParams := obj["params"]
+	if hasParams && jsonType(params) == 'n' {
+		// "params": null is no params to v24.09 (measured).
+		hasParams = false
+	}
 	if hasParams {
 		if t := jsonType(params); t != '{' && t != '[' {
 			invalid = true

@@ -237,7 +237,6 @@ func TestRawInvalidRequests(t *testing.T) {
 		{`{"jsonrpc":"2.0","method":42,"id":3}`, "3"},                            // method not a string
 		{`{"jsonrpc":"2.0","id":4}`, "4"},                                        // no method
 		{`{"jsonrpc":"2.0","method":"bdev_get_bdevs","id":5,"params":"x"}`, "5"}, // params not object/array
-		{`{"jsonrpc":"2.0","method":"bdev_get_bdevs","id":6,"params":null}`, "6"},
 		{`{"jsonrpc":"2.0","method":"spdk_get_version","id":{"a":1}}`, "null"},        // bad id type
 		{`{"jsonrpc":"2.0","method":"spdk_get_version","id":7,"extra":true}`, "null"}, // unknown key: strict decode
 		{`[{"jsonrpc":"2.0","method":"spdk_get_version","id":8}]`, "null"},            // batch
@@ -249,6 +248,10 @@ func TestRawInvalidRequests(t *testing.T) {
 		if got := string(parse(t, l).ID); got != tc.id {
 			t.Errorf("%s: reply id %s, want %s", tc.req, got, tc.id)
 		}
+	}
+	// "params": null is no params (v24.09).
+	if rep := parse(t, r.call(`{"jsonrpc":"2.0","method":"bdev_get_bdevs","id":6,"params":null}`)); rep.Error != nil || string(rep.Result) != "[]" {
+		t.Fatalf("params null: %+v", rep)
 	}
 	// A request without "jsonrpc" is accepted (v24.09).
 	if rep := parse(t, r.call(`{"method":"spdk_get_version","id":1}`)); rep.Error != nil || string(rep.ID) != "1" {
