@@ -42,7 +42,7 @@ func (a *Agent) watchSPDK(ctx context.Context) {
 			continue
 		}
 		b = backoff()
-		a.volumes.EnqueueAll()
+		// checkDrift queues every volume once it has its first look.
 		dctx, stopDrift := context.WithCancel(ctx)
 		go a.checkDrift(dctx)
 		stop := context.AfterFunc(ctx, func() { conn.Close() })
@@ -60,18 +60,23 @@ func (a *Agent) watchSPDK(ctx context.Context) {
 // checkDrift re-queues every volume whose SPDK objects changed since the
 // last look: a bdev or controller deleted, re-created or changed by hand.
 // The reconcile then repairs what the volume owns and reports what it
-// adopted (never re-creating that).
+// adopted (never re-creating that). The first look comes before every
+// volume is queued, and a volume seen for the first time is queued too, so
+// a change between a reconcile and the look after it is never taken for
+// the starting point.
 func (a *Agent) checkDrift(ctx context.Context) {
-	var last map[string]string
+	last, err := a.volumeFingerprints(ctx)
+	if err != nil {
+		a.log.Debug("SPDK drift check failed", "err", err)
+	}
+	a.volumes.EnqueueAll()
 	t := time.NewTicker(driftInterval)
 	defer t.Stop()
-	for first := true; ; first = false {
-		if !first {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 		cur, err := a.volumeFingerprints(ctx)
 		if err != nil {
@@ -79,7 +84,7 @@ func (a *Agent) checkDrift(ctx context.Context) {
 			continue
 		}
 		for key, fp := range cur {
-			if old, ok := last[key]; ok && old != fp {
+			if old, ok := last[key]; !ok || old != fp {
 				a.log.Info("SPDK objects of a volume changed outside uspace; reconciling", "key", key)
 				a.volumes.Enqueue(key)
 			}
