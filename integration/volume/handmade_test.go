@@ -174,6 +174,16 @@ func handMadeObjects(t *testing.T, opts harness.HostOptions) {
 		d.call(t, "/VolumeDriver.Remove", nameReq{"elsewhere"}, nil)
 	})
 
+	// Out of memory is SPDK refusing: reported, not retried, nothing left.
+	t.Run("out of memory", func(t *testing.T) {
+		d.call(t, "/VolumeDriver.Create", createReq{"huge", map[string]string{"size": "4GiB"}}, nil)
+		d.fail(t, "/VolumeDriver.Mount", idReq{"huge", "m1"}, "SPDK has no memory left for a 4294967296-byte malloc bdev Malloc-huge")
+		if got := spdkState(t, h); got != handMade {
+			t.Fatalf("a refused create changed SPDK:\n%s\nwas:\n%s", got, handMade)
+		}
+		d.call(t, "/VolumeDriver.Remove", nameReq{"huge"}, nil)
+	})
+
 	// Defect 6: the operators' way out for a mount ID no container uses.
 	t.Run("uspacectl volume unmount", func(t *testing.T) {
 		d.call(t, "/VolumeDriver.Create", createReq{"stuck", map[string]string{"size": "16MiB"}}, nil)
