@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/uspace-io/uspace/integration/spawn"
 )
 
 // SPDKOptions shape one spdk_tgt.
@@ -28,8 +30,8 @@ type SPDK struct {
 	Dir       string
 	RPCSocket string
 	VhostDir  string
-	proc
-	id atomic.Int64
+	proc      *spawn.Proc
+	id        atomic.Int64
 }
 
 // StartSPDK starts spdk_tgt and waits until it answers spdk_get_version.
@@ -52,12 +54,12 @@ func StartSPDK(t testing.TB, opts SPDKOptions) *SPDK {
 	if mem == 0 {
 		mem = 2048
 	}
-	s.proc = proc{name: "spdk_tgt", argv: []string{spdkBin, "--no-huge", "-s", strconv.Itoa(mem), "-m", "0x1",
+	s.proc = &spawn.Proc{Name: "spdk_tgt", Args: []string{spdkBin, "--no-huge", "-s", strconv.Itoa(mem), "-m", "0x1",
 		"--disable-cpumask-locks", "-S", s.VhostDir, "-r", s.RPCSocket}}
 	t.Cleanup(func() {
 		s.Kill(t)
 		if t.Failed() {
-			t.Logf("--- output of spdk_tgt ---\n%s", s.output())
+			t.Logf("--- output of spdk_tgt ---\n%s", s.proc.Output())
 		}
 		os.RemoveAll(dir)
 	})
@@ -69,10 +71,10 @@ func StartSPDK(t testing.TB, opts SPDKOptions) *SPDK {
 func (s *SPDK) Start(t testing.TB) {
 	t.Helper()
 	os.Remove(s.RPCSocket)
-	if err := s.start(); err != nil {
-		t.Fatal(err)
+	if err := s.proc.Start(); err != nil {
+		t.Fatalf("start spdk_tgt: %v", err)
 	}
-	s.waitFor(t, "RPC answer", func() error {
+	waitFor(t, s.proc, "RPC answer", func() error {
 		_, err := s.Call("spdk_get_version", nil)
 		return err
 	})
@@ -82,8 +84,8 @@ func (s *SPDK) Start(t testing.TB) {
 // file a killed spdk_tgt leaves in /dev/shm.
 func (s *SPDK) Kill(t testing.TB) {
 	t.Helper()
-	pid := s.pid()
-	s.kill(t)
+	pid := s.proc.Pid()
+	s.proc.Kill()
 	if pid != 0 {
 		os.Remove(fmt.Sprintf("/dev/shm/spdk_tgt_trace.pid%d", pid))
 	}

@@ -8,9 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/uspace-io/uspace/integration/spawn"
 )
 
 // startupConf is ../shared/dataplanes/vpp-startup.conf.tmpl: no DPDK, no
@@ -70,7 +70,7 @@ type VPP struct {
 	APISocket string
 	CLISocket string
 	prefix    string
-	proc
+	proc      *spawn.Proc
 }
 
 // StartVPP starts a VPP and waits until its API socket and CLI answer.
@@ -113,11 +113,11 @@ func StartVPP(t testing.TB, opts VPPOptions) *VPP {
 	if opts.Netns != "" {
 		argv = append([]string{"nsenter", "--net=" + opts.Netns, "--"}, argv...)
 	}
-	v.proc = proc{name: "vpp " + name, argv: argv}
+	v.proc = &spawn.Proc{Name: "vpp " + name, Args: argv}
 	t.Cleanup(func() {
-		v.signal(syscall.SIGKILL, 30*time.Second)
+		v.proc.Kill()
 		if t.Failed() {
-			t.Logf("--- output of %s ---\n%s", v.name, v.output())
+			t.Logf("--- output of %s ---\n%s", v.proc.Name, v.proc.Output())
 		}
 		v.removeShm()
 		os.RemoveAll(dir)
@@ -134,10 +134,10 @@ func (v *VPP) Start(t testing.TB) {
 	os.Remove(v.APISocket)
 	os.Remove(v.CLISocket)
 	v.removeShm()
-	if err := v.start(); err != nil {
-		t.Fatal(err)
+	if err := v.proc.Start(); err != nil {
+		t.Fatalf("start %s: %v", v.proc.Name, err)
 	}
-	v.waitFor(t, "API socket and CLI", func() error {
+	waitFor(t, v.proc, "API socket and CLI", func() error {
 		if _, err := os.Stat(v.APISocket); err != nil {
 			return err
 		}
@@ -149,7 +149,7 @@ func (v *VPP) Start(t testing.TB) {
 // Kill crashes the instance (SIGKILL) and waits for its end.
 func (v *VPP) Kill(t testing.TB) {
 	t.Helper()
-	v.kill(t)
+	v.proc.Kill()
 }
 
 // CLI runs one vppctl command and fails the test when vppctl fails.
