@@ -22,7 +22,8 @@
 //     "method", an id that is not a string/number/null (or longer than 128
 //     bytes), params that are neither object nor array, or any extra
 //     top-level key: -32600 "Invalid request". The reply carries the id if
-//     it was valid and the object had no unknown key, else "id":null.
+//     it was valid, the object had no unknown key and its jsonrpc and
+//     method were right, else "id":null.
 //   - Unknown method: -32601 "Method not found".
 //
 // # Methods and the error codes they really use

@@ -295,8 +295,17 @@ type bdevJSON struct {
 	Claimed            bool            `json:"claimed"`
 	Zoned              bool            `json:"zoned"`
 	SupportedIOTypes   ioTypes         `json:"supported_io_types"`
+	MemoryDomains      []memoryDomain  `json:"memory_domains"`
 	DriverSpecific     json.RawMessage `json:"driver_specific"`
 }
+
+type memoryDomain struct {
+	ID   string `json:"dma_device_id"`
+	Type int    `json:"dma_device_type"`
+}
+
+// mallocMemoryDomains is what v24.09 reports for every malloc bdev.
+var mallocMemoryDomains = []memoryDomain{{"system", 1}, {"SPDK_ACCEL_DMA_DEVICE", 2}}
 
 func (b *bdev) json() bdevJSON {
 	return bdevJSON{
@@ -311,6 +320,7 @@ func (b *bdev) json() bdevJSON {
 			Read: true, Write: true, Unmap: true, Flush: true, Reset: true,
 			WriteZeroes: true, Zcopy: true, Abort: true, Copy: true,
 		},
+		MemoryDomains:  mallocMemoryDomains,
 		DriverSpecific: json.RawMessage(`{}`),
 	}
 }

@@ -576,11 +576,13 @@ func (s *Sim) handle(rc *rpcConn, raw json.RawMessage) ([]byte, bool) {
 	}
 	// A missing "jsonrpc" is accepted (v24.09 checks it only when present).
 	if v, ok := obj["jsonrpc"]; ok && (jsonType(v) != '"' || !bytes.Equal(bytes.TrimSpace(v), []byte(`"2.0"`))) {
-		invalid = true
+		// v24.09 rejects a wrong version, and a missing or non-string
+		// method, before it reads the id (measured).
+		return errorResponse(nullID, codeInvalidRequest, "Invalid request"), true
 	}
 	var method string
 	if v, ok := obj["method"]; !ok || jsonType(v) != '"' || json.Unmarshal(v, &method) != nil {
-		invalid = true
+		return errorResponse(nullID, codeInvalidRequest, "Invalid request"), true
 	}
 	id := json.RawMessage(nil) // nil: notification
 	if v, ok := obj["id"]; ok {

@@ -233,9 +233,9 @@ func TestRawInvalidRequests(t *testing.T) {
 	s, _ := startSim(t)
 	r := dialRaw(t, s)
 	for _, tc := range []struct{ req, id string }{
-		{`{"jsonrpc":"1.0","method":"spdk_get_version","id":2}`, "2"},                 // wrong version
-		{`{"jsonrpc":"2.0","method":42,"id":3}`, "3"},                                 // method not a string
-		{`{"jsonrpc":"2.0","id":4}`, "4"},                                             // no method
+		{`{"jsonrpc":"1.0","method":"spdk_get_version","id":2}`, "null"},              // wrong version
+		{`{"jsonrpc":"2.0","method":42,"id":3}`, "null"},                              // method not a string
+		{`{"jsonrpc":"2.0","id":4}`, "null"},                                          // no method
 		{`{"jsonrpc":"2.0","method":"bdev_get_bdevs","id":5,"params":"x"}`, "5"},      // params not object/array
 		{`{"jsonrpc":"2.0","method":"spdk_get_version","id":{"a":1}}`, "null"},        // bad id type
 		{`{"jsonrpc":"2.0","method":"spdk_get_version","id":7,"extra":true}`, "null"}, // unknown key: strict decode
