@@ -174,6 +174,25 @@ func handMadeObjects(t *testing.T, opts harness.HostOptions) {
 		d.call(t, "/VolumeDriver.Remove", nameReq{"elsewhere"}, nil)
 	})
 
+	// The reply to a create lost (SPDK made the bdev): the next pass finds
+	// a bdev of that name and knows it for its own by its UUID.
+	t.Run("lost reply to a create", func(t *testing.T) {
+		if h.SPDK == nil {
+			t.Skip("fault injection needs the simulator")
+		}
+		h.SPDK.DropNext("bdev_malloc_create", 1, true)
+		d.call(t, "/VolumeDriver.Create", createReq{"lost", map[string]string{"size": "16MiB"}}, nil)
+		d.call(t, "/VolumeDriver.Mount", idReq{"lost", "m1"}, nil)
+		if st := status(t, e, h, "lost"); st == nil || !st.OwnsBdev || !st.OwnsController || st.Bdev != "Malloc-lost" {
+			t.Fatalf("status %+v", st)
+		}
+		d.call(t, "/VolumeDriver.Unmount", idReq{"lost", "m1"}, nil)
+		d.call(t, "/VolumeDriver.Remove", nameReq{"lost"}, nil)
+		if got := spdkState(t, h); got != handMade {
+			t.Fatalf("after removing the volume:\n%s\nwant:\n%s", got, handMade)
+		}
+	})
+
 	// Out of memory is SPDK refusing: reported, not retried, nothing left.
 	t.Run("out of memory", func(t *testing.T) {
 		d.call(t, "/VolumeDriver.Create", createReq{"huge", map[string]string{"size": "4GiB"}}, nil)
