@@ -61,12 +61,19 @@ func (a *Agent) reconcileVolume(ctx context.Context, key string, kv *store.KV) e
 		return a.status.Delete(ctx, sk)
 	}
 	v, err := schema.DecodeAs[schema.Volume](kv.Value)
+	if err == nil {
+		err = a.checkVolumeRoot(v.Root)
+	}
 	if err != nil {
 		// Retrying cannot fix a bad value; report it and wait for a new one.
-		return a.status.Put(ctx, sk, &schema.VolumeStatus{ObservedRevision: kv.ModRevision, Error: err.Error()})
-	}
-	if err := a.checkVolumeRoot(v.Root); err != nil {
-		return a.status.Put(ctx, sk, &schema.VolumeStatus{ObservedRevision: kv.ModRevision, Error: err.Error()})
+		// What the last status recorded stays recorded: it is what a
+		// remove must still undo.
+		failed := schema.VolumeStatus{}
+		if prev != nil {
+			failed = *prev
+		}
+		failed.ObservedRevision, failed.Ready, failed.Error = kv.ModRevision, false, err.Error()
+		return a.status.Put(ctx, sk, &failed)
 	}
 	st := &schema.VolumeStatus{
 		ObservedRevision: kv.ModRevision,
