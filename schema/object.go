@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 func (s *MemifSpec) validate(field, root string) error {
@@ -134,7 +135,14 @@ func (o *Volume) Validate() error {
 		// controller name, so it follows the volume-name alphabet.
 		ValidateVolumeName("device", o.Device),
 		ValidateDir("root", o.Root),
-		ValidateVolumeName("bdev", o.Bdev),
+	}
+	if o.Bdev != "" || o.Malloc != nil {
+		errs = append(errs, ValidateVolumeName("bdev", o.Bdev))
+	}
+	for i, id := range append(append([]string(nil), o.Mounts...), o.Mounting...) {
+		if id == "" || len(id) > MaxNameLen {
+			errs = append(errs, fieldErr(fmt.Sprintf("mounts[%d]", i), id, "must be 1 to %d characters", MaxNameLen))
+		}
 	}
 	if o.Minor > MaxMinor {
 		errs = append(errs, fieldErr("minor", fmt.Sprint(o.Minor), "must be at most %d", MaxMinor))
@@ -163,4 +171,66 @@ func (o *Agent) Validate() error { return ValidateHost("host", o.Host) }
 
 func (o *InterfaceStatus) Validate() error { return nil }
 
-func (o *VolumeStatus) Validate() error { return nil }
+// Validate checks the paths a volume status names: the host agent deletes
+// them when the volume goes, so each must be exactly the layout of a volume
+// (<root>/block/devices/<device>, <root>/block/sockets/<device>, the same
+// root and device for both), never an arbitrary file. The agent also checks
+// that the root is one it was configured with before touching either.
+func (o *VolumeStatus) Validate() error {
+	var errs []error
+	var roots, names []string
+	for _, p := range []struct{ field, path, dir string }{
+		{"devicePath", o.DevicePath, "devices"},
+		{"socketPath", o.SocketPath, "sockets"},
+	} {
+		if p.path == "" {
+			continue
+		}
+		root, name, err := SplitVolumePath(p.field, p.path, p.dir)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		roots, names = append(roots, root), append(names, name)
+	}
+	if len(roots) == 2 && (roots[0] != roots[1] || names[0] != names[1]) {
+		errs = append(errs, fieldErr("socketPath", o.SocketPath, "must be the socket of device %s", o.DevicePath))
+	}
+	if o.Controller != "" {
+		errs = append(errs, ValidateVolumeName("controller", o.Controller))
+	}
+	if o.Bdev != "" {
+		errs = append(errs, ValidateVolumeName("bdev", o.Bdev))
+	}
+	return errors.Join(errs...)
+}
+
+// SplitVolumePath splits a volume's device node or socket path,
+// <root>/block/<dir>/<name> with dir "devices" or "sockets", into root and
+// name, refusing any other shape.
+func SplitVolumePath(field, p, dir string) (root, name string, err error) {
+	if err := ValidateDir(field, p); err != nil {
+		return "", "", err
+	}
+	name = filepath.Base(p)
+	parent := filepath.Dir(p)
+	if filepath.Base(parent) != dir || filepath.Base(filepath.Dir(parent)) != "block" {
+		return "", "", fieldErr(field, p, "must be <root>/block/%s/<device>", dir)
+	}
+	if err := ValidateVolumeName(field, name); err != nil {
+		return "", "", err
+	}
+	return filepath.Dir(filepath.Dir(parent)), name, nil
+}
+
+// UnderRoot checks that path lies inside one of roots (each clean and
+// absolute): the host agent's last check before it creates or deletes a
+// file for a volume.
+func UnderRoot(field, path string, roots []string) error {
+	for _, r := range roots {
+		if rel, err := filepath.Rel(r, path); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
+			return nil
+		}
+	}
+	return fieldErr(field, path, "lies outside the volume roots %v", roots)
+}

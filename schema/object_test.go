@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -193,4 +194,41 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("unstable: %s vs %s", b, b2)
 		}
 	})
+}
+
+// TestVolumeStatusPaths: the host agent deletes the paths a volume status
+// names, so a status naming anything but a volume's node and socket is
+// refused when read (issue 20 item 5).
+func TestVolumeStatusPaths(t *testing.T) {
+	ok := &VolumeStatus{DevicePath: "/r/block/devices/vb0", SocketPath: "/r/block/sockets/vb0", Controller: "vb0", Bdev: "Malloc0"}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []VolumeStatus{
+		{DevicePath: "/etc/x"},
+		{DevicePath: "/r/block/devices/../../etc"},
+		{SocketPath: "/r/block/devices/vb0"},
+		{DevicePath: "/r/block/devices/vb0", SocketPath: "/other/block/sockets/vb0"},
+		{DevicePath: "/r/block/devices/vb0", SocketPath: "/r/block/sockets/vb1"},
+		{DevicePath: "relative/block/devices/vb0"},
+	} {
+		if err := bad.Validate(); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+		b, _ := json.Marshal(struct {
+			TypeMeta
+			VolumeStatus
+		}{TypeMeta{APIVersion, KindVolumeStatus}, bad})
+		if _, err := DecodeAs[VolumeStatus](b); err == nil {
+			t.Errorf("%+v decoded", bad)
+		}
+	}
+	for _, tc := range []struct {
+		path string
+		ok   bool
+	}{{"/r/block/devices/x", true}, {"/r", false}, {"/rx/block", false}, {"/etc/x", false}, {"/s/a", true}} {
+		if err := UnderRoot("p", tc.path, []string{"/r", "/s"}); (err == nil) != tc.ok {
+			t.Errorf("UnderRoot(%s) = %v", tc.path, err)
+		}
+	}
 }

@@ -187,16 +187,26 @@ type MallocSpec struct {
 // and the device node Kata resolves. Device == socket name == controller.
 type Volume struct {
 	TypeMeta
-	Host      string      `json:"host"`
-	Name      string      `json:"name"`
-	Type      VolumeType  `json:"type"`
-	Device    string      `json:"device"`
-	Root      string      `json:"root"`
-	Bdev      string      `json:"bdev"`
-	Malloc    *MallocSpec `json:"malloc,omitempty"`
-	Minor     uint32      `json:"minor"`
-	Mounts    []string    `json:"mounts,omitempty"`
-	CreatedAt time.Time   `json:"createdAt"`
+	Host   string     `json:"host"`
+	Name   string     `json:"name"`
+	Type   VolumeType `json:"type"`
+	Device string     `json:"device"`
+	Root   string     `json:"root"`
+	// Bdev is the SPDK bdev behind the controller. With Malloc the host
+	// agent creates it; without, it must exist, and "" means whatever bdev
+	// (blk) or targets (scsi) an existing controller Device serves: the
+	// volume adopts that controller.
+	Bdev   string      `json:"bdev,omitempty"`
+	Malloc *MallocSpec `json:"malloc,omitempty"`
+	Minor  uint32      `json:"minor"`
+	// Mounts are the mount IDs Docker was told succeeded; Remove refuses
+	// while there are any.
+	Mounts []string `json:"mounts,omitempty"`
+	// Mounting are mount IDs whose Mount has not answered success (yet):
+	// Docker never sends Unmount after a failed Mount, so these never
+	// block Remove, whatever became of the Mount that recorded them.
+	Mounting  []string  `json:"mounting,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
 }
 
 // Agent is a host agent's lease-bound registration.
@@ -232,12 +242,18 @@ type VolumeStatus struct {
 	DevicePath       string `json:"devicePath,omitempty"`
 	Major            uint32 `json:"major,omitempty"`
 	Minor            uint32 `json:"minor,omitempty"`
-	// Controller, Bdev and OwnsBdev record what the agent made in SPDK, so
-	// it can undo it after the intent is gone, even across a restart.
-	Controller string    `json:"controller,omitempty"`
-	Bdev       string    `json:"bdev,omitempty"`
-	OwnsBdev   bool      `json:"ownsBdev,omitempty"`
-	UpdatedAt  time.Time `json:"updatedAt"`
+	// Controller and Bdev name the SPDK objects the volume uses. Ownership
+	// is recorded before the agent creates an object: OwnsController and
+	// OwnsBdev are set only for what the agent creates, and remove, drift
+	// repair and the clean-up after a restart delete only owned objects.
+	// Adopted says the controller existed before the volume (made by
+	// hand) and was taken as it is; it is never deleted or re-created.
+	Controller     string    `json:"controller,omitempty"`
+	Bdev           string    `json:"bdev,omitempty"`
+	OwnsController bool      `json:"ownsController,omitempty"`
+	OwnsBdev       bool      `json:"ownsBdev,omitempty"`
+	Adopted        bool      `json:"adopted,omitempty"`
+	UpdatedAt      time.Time `json:"updatedAt"`
 }
 
 // Stamp sets the time a status was written. Writers compare statuses with

@@ -245,7 +245,11 @@ func (d *Driver) create(ctx context.Context, nv *schema.Volume) error {
 		if err := CheckConflicts(vols, nv); err != nil {
 			return err
 		}
-		if nv.Minor, err = AllocateMinor(vols, nv.Type, nv.Root); err != nil {
+		taken, err := NodesOnDisk(nv.Root, nv.Type.Major(), nv.Device)
+		if err != nil {
+			return err
+		}
+		if nv.Minor, err = AllocateMinor(vols, nv.Type, nv.Root, taken); err != nil {
 			return err
 		}
 		nv.CreatedAt = time.Now().UTC().Truncate(time.Second)
@@ -303,13 +307,22 @@ func backoff(ctx context.Context, attempt int) error {
 // key since it was read, else it starts over. It returns the intent as
 // written (or as read, when fn had nothing to change) and its mod revision.
 func (d *Driver) update(ctx context.Context, name string, fn func(v *schema.Volume) (bool, error)) (*schema.Volume, int64, error) {
+	return updateIntent(ctx, d.st, d.host, name, fn)
+}
+
+func updateIntent(ctx context.Context, st *store.Client, host, name string, fn func(v *schema.Volume) (bool, error)) (*schema.Volume, int64, error) {
+	key := schema.VolumeKey(host, name)
 	for attempt := 1; ; attempt++ {
-		v, kv, err := d.get(ctx, name)
+		kv, err := st.Get(ctx, key)
 		if err != nil {
 			return nil, 0, err
 		}
-		if v == nil {
+		if kv == nil {
 			return nil, 0, errNotExist(name)
+		}
+		v, err := schema.DecodeAs[schema.Volume](kv.Value)
+		if err != nil {
+			return nil, 0, fmt.Errorf("volume %s: unreadable intent at %s: %w", name, kv.Key, err)
 		}
 		write, err := fn(v)
 		if err != nil || !write {
@@ -319,7 +332,7 @@ func (d *Driver) update(ctx context.Context, name string, fn func(v *schema.Volu
 		if err != nil {
 			return nil, 0, err
 		}
-		rev, err := d.st.Apply(ctx, store.Op{Key: kv.Key, Value: val, Guard: store.ModRevision(kv.ModRevision)})
+		rev, err := st.Apply(ctx, store.Op{Key: kv.Key, Value: val, Guard: store.ModRevision(kv.ModRevision)})
 		if err == nil {
 			return v, rev, nil
 		}
@@ -333,6 +346,36 @@ func (d *Driver) update(ctx context.Context, name string, fn func(v *schema.Volu
 			return nil, 0, err
 		}
 	}
+}
+
+// ReleaseMounts is the operators' way out (`uspacectl volume unmount`)
+// when a mount ID stays recorded although no container uses the volume:
+// Docker sends no Unmount after a Mount that failed, and a driver killed
+// after answering a Mount but before recording it leaves the ID behind.
+// It removes ids (every ID when all) from the volume's mounts with a
+// guarded write and returns the intent as written; an ID the volume does
+// not have is an error and nothing is written.
+func ReleaseMounts(ctx context.Context, st *store.Client, host, name string, ids []string, all bool) (*schema.Volume, error) {
+	if err := errors.Join(schema.ValidateHost("host", host), schema.ValidateVolumeName("volume name", name)); err != nil {
+		return nil, err
+	}
+	if all == (len(ids) > 0) {
+		return nil, errors.New("name the mount IDs to release, or all of them, not both")
+	}
+	v, _, err := updateIntent(ctx, st, host, name, func(v *schema.Volume) (bool, error) {
+		if all {
+			changed := len(v.Mounts)+len(v.Mounting) > 0
+			v.Mounts, v.Mounting = nil, nil
+			return changed, nil
+		}
+		for _, id := range ids {
+			if !RemoveMount(v, id) {
+				return false, fmt.Errorf("volume %s has no mount ID %s (mounted: %v, mounting: %v)", name, id, v.Mounts, v.Mounting)
+			}
+		}
+		return true, nil
+	})
+	return v, err
 }
 
 // Remove deletes the intent unless the volume is mounted, then waits for
@@ -354,7 +397,13 @@ func (d *Driver) Remove(r *plugin.RemoveRequest) error {
 				break
 			}
 			if n := len(v.Mounts); n > 0 {
-				return fmt.Errorf("volume %s is still in use (%d mount(s): %s)", r.Name, n, strings.Join(v.Mounts, ", "))
+				return fmt.Errorf("volume %s is still in use (%d mount(s): %s); if no container uses it any more (the driver was killed before Docker's Unmount), "+
+					"release a mount with `uspacectl volume unmount --host %s %s <mount ID>`", r.Name, n, strings.Join(v.Mounts, ", "), d.host, r.Name)
+			}
+			if len(v.Mounting) > 0 {
+				// Mounts that never answered success: Docker will send no
+				// Unmount for them.
+				d.log.Info("removing a volume with unconfirmed mount IDs", "volume", r.Name, "ids", v.Mounting)
 			}
 			rev, err = d.st.Apply(ctx, store.Op{Key: kv.Key, Delete: true, Guard: store.ModRevision(kv.ModRevision)})
 			if err == nil {
@@ -406,35 +455,40 @@ func (d *Driver) agentHint(ctx context.Context) string {
 	return ""
 }
 
-// Mount records the mount ID in the intent, waits until the host agent has
-// applied that revision (socket present, device node created) and returns
-// the device node, which Docker bind-mounts and Kata resolves to the
-// socket. On failure the mount ID is taken back out.
+// Mount records the mount ID as mounting, waits until the host agent has
+// applied that revision (socket present, device node created), records it
+// as mounted and returns the device node, which Docker bind-mounts and Kata
+// resolves to the socket. Only a mounted ID holds Remove off: Docker never
+// sends Unmount after a failed Mount, so an ID whose Mount did not answer
+// success (this driver was killed meanwhile, or the agent failed) must not
+// keep the volume in use forever. On failure the ID is taken back out.
 func (d *Driver) Mount(r *plugin.MountRequest) (*plugin.MountResponse, error) {
 	var resp *plugin.MountResponse
 	err := d.op("mount", r.Name, func(ctx context.Context) error {
 		if err := errors.Join(schema.ValidateVolumeName("volume name", r.Name), validateMountID(r.ID)); err != nil {
 			return err
 		}
-		added := false
 		v, rev, err := d.update(ctx, r.Name, func(v *schema.Volume) (bool, error) {
-			added = AddMount(v, r.ID)
-			return added, nil
+			return AddMounting(v, r.ID), nil
 		})
 		if err != nil {
 			return err
 		}
-		if err := d.waitReady(ctx, v, rev); err != nil {
-			if added {
-				// A failed Mount is never followed by an Unmount.
-				uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-				_, _, uerr := d.update(uctx, r.Name, func(v *schema.Volume) (bool, error) {
-					return RemoveMount(v, r.ID), nil
-				})
-				cancel()
-				if uerr != nil {
-					d.log.Warn("taking back the mount ID of a failed mount", "volume", r.Name, "id", r.ID, "error", uerr)
-				}
+		err = d.waitReady(ctx, v, rev)
+		if err == nil {
+			_, _, err = d.update(ctx, r.Name, func(v *schema.Volume) (bool, error) {
+				return ConfirmMount(v, r.ID), nil
+			})
+		}
+		if err != nil {
+			// A failed Mount is never followed by an Unmount.
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			_, _, uerr := d.update(uctx, r.Name, func(v *schema.Volume) (bool, error) {
+				return RemoveMount(v, r.ID), nil
+			})
+			cancel()
+			if uerr != nil && !errors.Is(uerr, ErrNotExist) {
+				d.log.Warn("taking back the mount ID of a failed mount", "volume", r.Name, "id", r.ID, "error", uerr)
 			}
 			return err
 		}
@@ -501,19 +555,9 @@ func (d *Driver) waitReady(ctx context.Context, v *schema.Volume, rev int64) err
 }
 
 // agentError turns the agent's status error into what a Docker user needs
-// to read, naming the bdev when it is one SPDK does not have.
+// to read. The agent's message already names the object and the ways out.
 func (d *Driver) agentError(v *schema.Volume, st *schema.VolumeStatus) error {
-	msg := fmt.Sprintf("volume %s: host agent of %s could not set up device %s: %s", v.Name, d.host, v.Device, st.Error)
-	if v.Malloc == nil && bdevMissing(st.Error) && !strings.Contains(st.Error, "-o size") {
-		msg += fmt.Sprintf(" (bdev %s must already exist in SPDK: create it first, e.g. `rpc.py bdev_malloc_create -b %s 64 4096`, "+
-			"or recreate the volume with -o size=<bytes> so that uspace creates it)", v.Bdev, v.Bdev)
-	}
-	return errors.New(msg)
-}
-
-func bdevMissing(msg string) bool {
-	m := strings.ToLower(msg)
-	return strings.Contains(m, "no such device") || strings.Contains(m, "does not exist") || strings.Contains(m, "not found")
+	return fmt.Errorf("volume %s: host agent of %s could not set up device %s: %s", v.Name, d.host, v.Device, st.Error)
 }
 
 // Unmount removes the mount ID from the intent. The device stays: other
@@ -644,6 +688,16 @@ func toDocker(v *schema.Volume, kv *store.KV, st *schema.VolumeStatus) *plugin.V
 		status["state"] = "ready"
 	default:
 		status["state"] = "pending"
+	}
+	if st != nil && st.ObservedRevision >= kv.CreateRevision {
+		// What the agent found: a controller made by hand is adopted (and
+		// never deleted by uspace); owned objects go with the volume.
+		status["adopted"] = st.Adopted
+		status["ownsController"] = st.OwnsController
+		status["ownsBdev"] = st.OwnsBdev
+		if st.Bdev != "" {
+			status["bdev"] = st.Bdev
+		}
 	}
 	if st != nil {
 		status["observedRevision"] = st.ObservedRevision

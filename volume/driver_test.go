@@ -260,9 +260,9 @@ func TestDriver(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := d.Mount(&plugin.MountRequest{Name: "nobdev", ID: "m1"})
-		wantErr(t, err, "volume nobdev: host agent of node1 could not set up device nobdev: vhost_create_blk_controller nobdev: No such device (bdev missing must already exist in SPDK")
-		if v, _ := intent(t, st, "nobdev"); len(v.Mounts) != 0 {
-			t.Fatalf("failed mount left %v", v.Mounts)
+		wantErr(t, err, "volume nobdev: host agent of node1 could not set up device nobdev: vhost_create_blk_controller nobdev: No such device")
+		if v, _ := intent(t, st, "nobdev"); len(v.Mounts)+len(v.Mounting) != 0 {
+			t.Fatalf("failed mount left %v %v", v.Mounts, v.Mounting)
 		}
 		if err := d.Create(&plugin.CreateRequest{Name: "flaky", Options: map[string]string{"bdev": "flaky"}}); err != nil {
 			t.Fatal(err)
@@ -279,6 +279,34 @@ func TestDriver(t *testing.T) {
 		g, err := d.Get(&plugin.GetRequest{Name: "nobdev"})
 		if err != nil || g.Volume.Status["state"] != "error" {
 			t.Fatalf("get: %v %v", g, err)
+		}
+	})
+
+	// Defect 6 of issue 18: a driver killed between recording a mount ID
+	// and taking it back after a failed Mount left Remove refusing for
+	// ever. An ID whose Mount never answered success holds nothing up; a
+	// confirmed one does, and the refusal names the way out.
+	t.Run("a mount that never answered does not block remove", func(t *testing.T) {
+		if err := d.Create(&plugin.CreateRequest{Name: "leaky", Options: map[string]string{"size": "1MiB"}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Mount(&plugin.MountRequest{Name: "leaky", ID: "ok1"}); err != nil {
+			t.Fatal(err)
+		}
+		// What a driver killed mid-Mount leaves: the ID recorded, no answer.
+		if _, _, err := d.update(ctx, "leaky", func(v *schema.Volume) (bool, error) { return AddMounting(v, "killed"), nil }); err != nil {
+			t.Fatal(err)
+		}
+		if v := mustIntent(t, st, "leaky"); !slices.Equal(v.Mounts, []string{"ok1"}) || !slices.Equal(v.Mounting, []string{"killed"}) {
+			t.Fatalf("mounts %v mounting %v", v.Mounts, v.Mounting)
+		}
+		wantErr(t, d.Remove(&plugin.RemoveRequest{Name: "leaky"}), "volume leaky is still in use (1 mount(s): ok1); if no container uses it any more")
+		wantErr(t, d.Remove(&plugin.RemoveRequest{Name: "leaky"}), "uspacectl volume unmount --host node1 leaky <mount ID>")
+		if err := d.Unmount(&plugin.UnmountRequest{Name: "leaky", ID: "ok1"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Remove(&plugin.RemoveRequest{Name: "leaky"}); err != nil {
+			t.Fatalf("remove with only an unanswered mount ID: %v", err)
 		}
 	})
 

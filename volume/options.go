@@ -36,7 +36,8 @@ const (
 	// OptBdev names the SPDK bdev behind the controller. With OptSize the
 	// agent creates it under this name (default MallocBdevName(device)) and
 	// deletes it with the volume; without OptSize it must already exist in
-	// SPDK (default: the device name) and is never deleted by uspace.
+	// SPDK and is never deleted by uspace. Without both, the volume adopts
+	// the existing controller named by OptDevice with whatever it serves.
 	OptBdev = "bdev"
 )
 
@@ -136,9 +137,10 @@ func NewVolume(host, name, root string, opts map[string]string) (*schema.Volume,
 		}
 		v.Malloc = &schema.MallocSpec{SizeBytes: size, BlockSize: uint32(bs)}
 		v.Bdev = MallocBdevName(v.Device)
-	} else {
-		v.Bdev = v.Device
 	}
+	// Without size or bdev, Bdev stays empty: the volume adopts the
+	// controller named by device as it is, with whatever it serves (the
+	// seed's flow: controller and bdev made by hand with rpc.py).
 	if b, ok := opts[OptBdev]; ok {
 		if err := schema.ValidateVolumeName("option bdev", b); err != nil {
 			return nil, err
@@ -240,7 +242,10 @@ func SameSpec(a, b *schema.Volume) bool {
 
 // describeSpec is how errors show a volume's options.
 func describeSpec(v *schema.Volume) string {
-	s := fmt.Sprintf("type=%s device=%s path=%s bdev=%s", v.Type, v.Device, v.Root, v.Bdev)
+	s := fmt.Sprintf("type=%s device=%s path=%s", v.Type, v.Device, v.Root)
+	if v.Bdev != "" {
+		s += " bdev=" + v.Bdev
+	}
 	if v.Malloc != nil {
 		s += fmt.Sprintf(" size=%d blocksize=%d", v.Malloc.SizeBytes, v.Malloc.BlockSize)
 	}

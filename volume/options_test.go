@@ -16,16 +16,18 @@ func TestNewVolumeDefaultsAndOptions(t *testing.T) {
 		opts map[string]string
 		want schema.Volume
 	}{
+		// Without size or bdev the volume adopts the controller made by
+		// hand, whatever it serves: no bdev named.
 		{"defaults as the seed", "vhostblk0", nil,
-			schema.Volume{Type: "blk", Device: "vhostblk0", Root: testRoot, Bdev: "vhostblk0"}},
+			schema.Volume{Type: "blk", Device: "vhostblk0", Root: testRoot}},
 		{"seed example", "volume0", map[string]string{"device": "vhostblk0", "type": "blk"},
-			schema.Volume{Type: "blk", Device: "vhostblk0", Root: testRoot, Bdev: "vhostblk0"}},
+			schema.Volume{Type: "blk", Device: "vhostblk0", Root: testRoot}},
 		{"seed full expansion", "vhostblk0", map[string]string{"type": "blk", "device": "vhostblk0", "path": testRoot},
-			schema.Volume{Type: "blk", Device: "vhostblk0", Root: testRoot, Bdev: "vhostblk0"}},
+			schema.Volume{Type: "blk", Device: "vhostblk0", Root: testRoot}},
 		{"upper-case type as the seed", "v1", map[string]string{"type": "SCSI"},
-			schema.Volume{Type: "scsi", Device: "v1", Root: testRoot, Bdev: "v1"}},
+			schema.Volume{Type: "scsi", Device: "v1", Root: testRoot}},
 		{"other root, trailing slash", "v1", map[string]string{"path": "/srv/vhost/"},
-			schema.Volume{Type: "blk", Device: "v1", Root: "/srv/vhost", Bdev: "v1"}},
+			schema.Volume{Type: "blk", Device: "v1", Root: "/srv/vhost"}},
 		{"existing bdev by name", "volume0", map[string]string{"device": "vhostblk0", "bdev": "Malloc0"},
 			schema.Volume{Type: "blk", Device: "vhostblk0", Root: testRoot, Bdev: "Malloc0"}},
 		{"size only", "volume0", map[string]string{"device": "vhostblk0", "size": "64MiB"},

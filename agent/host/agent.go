@@ -31,11 +31,14 @@ import (
 
 // Config is what the host agent needs besides its etcd connection.
 type Config struct {
-	Host        string
-	VPPSocket   string
-	SPDKSocket  string
-	SharedDir   string
-	VolumeRoot  string
+	Host       string
+	VPPSocket  string
+	SPDKSocket string
+	SharedDir  string
+	// VolumeRoots are the vhost-user roots (--volume-root, repeatable) the
+	// agent may create and delete volume files under: every volume's root
+	// is one of them or lies inside one.
+	VolumeRoots []string
 	MetricsAddr string
 	Version     string
 	// LeaseTTL bounds how long a dead agent still looks registered.

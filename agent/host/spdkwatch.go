@@ -2,17 +2,30 @@ package host
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
+	"slices"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/uspace-io/uspace/agent/spdk"
+	"github.com/uspace-io/uspace/schema"
 )
+
+// driftInterval is how often, while SPDK is up, the agent compares the
+// SPDK objects of its volumes with what they were: SPDK's JSON-RPC has no
+// events for a bdev or controller deleted by hand. Two listing calls over
+// the local socket; nothing reaches etcd unless something changed.
+const driftInterval = 2 * time.Second
 
 // watchSPDK holds an idle connection to SPDK's RPC socket. SPDK closes it
 // when it exits, so its loss and return are events, not something to poll
 // for: on either, every volume is reconciled again (a restarted SPDK has
-// lost its bdevs and controllers; a lost one shows in the statuses).
+// lost its bdevs and controllers; a lost one shows in the statuses). While
+// it is up, the drift check runs.
 func (a *Agent) watchSPDK(ctx context.Context) {
 	backoff := func() wait.Backoff {
 		return wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 1 << 30, Cap: 5 * time.Second}
@@ -29,14 +42,118 @@ func (a *Agent) watchSPDK(ctx context.Context) {
 			continue
 		}
 		b = backoff()
-		a.volumes.EnqueueAll()
+		// checkDrift queues every volume once it has its first look.
+		dctx, stopDrift := context.WithCancel(ctx)
+		go a.checkDrift(dctx)
 		stop := context.AfterFunc(ctx, func() { conn.Close() })
 		_, _ = io.Copy(io.Discard, conn)
 		stop()
+		stopDrift()
 		conn.Close()
 		if ctx.Err() == nil {
 			a.log.Warn("SPDK connection lost; volumes will be re-applied when it is back", "socket", a.cfg.SPDKSocket)
 			a.volumes.EnqueueAll()
 		}
 	}
+}
+
+// checkDrift re-queues every volume whose SPDK objects changed since the
+// last look: a bdev or controller deleted, re-created or changed by hand.
+// The reconcile then repairs what the volume owns and reports what it
+// adopted (never re-creating that). The first look comes before every
+// volume is queued, and a volume seen for the first time is queued too, so
+// a change between a reconcile and the look after it is never taken for
+// the starting point.
+func (a *Agent) checkDrift(ctx context.Context) {
+	last, err := a.volumeFingerprints(ctx)
+	if err != nil {
+		a.log.Debug("SPDK drift check failed", "err", err)
+	}
+	a.volumes.EnqueueAll()
+	t := time.NewTicker(driftInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cur, err := a.volumeFingerprints(ctx)
+		if err != nil {
+			a.log.Debug("SPDK drift check failed", "err", err)
+			continue
+		}
+		for key, fp := range cur {
+			if old, ok := last[key]; !ok || old != fp {
+				a.log.Info("SPDK objects of a volume changed outside uspace; reconciling", "key", key)
+				a.volumes.Enqueue(key)
+			}
+		}
+		last = cur
+	}
+}
+
+// volumeFingerprints describes, per volume intent key, the SPDK objects the
+// volume uses as SPDK reports them now.
+func (a *Agent) volumeFingerprints(ctx context.Context) (map[string]string, error) {
+	ctrls, err := a.spdk.VhostGetControllers(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	bdevs, err := a.spdk.BdevGetBdevs(ctx, "", 0)
+	if err != nil {
+		return nil, err
+	}
+	byCtrl := make(map[string]*spdk.Controller, len(ctrls))
+	for i := range ctrls {
+		byCtrl[ctrls[i].Ctrlr] = &ctrls[i]
+	}
+	byBdev := make(map[string]*spdk.Bdev, len(bdevs))
+	for i := range bdevs {
+		byBdev[bdevs[i].Name] = &bdevs[i]
+	}
+	out := map[string]string{}
+	for _, kv := range a.volumes.List() {
+		v, err := schema.DecodeAs[schema.Volume](kv.Value)
+		if err != nil {
+			continue
+		}
+		names := []string{v.Bdev}
+		k, err := schema.ParseKey(kv.Key)
+		if err != nil {
+			continue
+		}
+		if st := a.volumeStatus(schema.StatusKey(k)); st != nil {
+			names = append(names, st.Bdev)
+		}
+		var sb strings.Builder
+		if c := byCtrl[v.Device]; c != nil {
+			fmt.Fprintf(&sb, "ctrl %s %s;", c.Type(), c.Socket)
+			if blk := c.BackendSpecific.Block; blk != nil {
+				fmt.Fprintf(&sb, "bdev %q ro %t;", blk.Bdev, blk.Readonly)
+				names = append(names, blk.Bdev)
+			}
+			for _, t := range c.BackendSpecific.Scsi {
+				for _, l := range t.Luns {
+					fmt.Fprintf(&sb, "target %d lun %d %q;", t.ScsiDevNum, l.ID, l.BdevName)
+					names = append(names, l.BdevName)
+				}
+			}
+		} else {
+			sb.WriteString("no ctrl;")
+		}
+		slices.Sort(names)
+		for _, n := range slices.Compact(names) {
+			if n == "" {
+				continue
+			}
+			if b := byBdev[n]; b != nil {
+				fmt.Fprintf(&sb, "bdev %s %s %d×%d;", n, b.UUID, b.NumBlocks, b.BlockSize)
+			} else {
+				fmt.Fprintf(&sb, "no bdev %s;", n)
+			}
+		}
+		out[kv.Key] = sb.String()
+	}
+	return out, nil
 }

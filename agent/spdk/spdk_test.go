@@ -84,7 +84,7 @@ func isSocket(path string) bool {
 func TestVersion(t *testing.T) {
 	e := newEnv(t)
 	v := must(e.c.SpdkGetVersion(ctxT(t)))(t)
-	if !strings.HasPrefix(v.Version, "SPDK v24.09 git sha1 ") || v.Fields.Major != 24 || v.Fields.Minor != 9 || v.Fields.Commit == "" {
+	if !strings.HasPrefix(v.Version, "SPDK v24.09") || v.Fields.Major != 24 || v.Fields.Minor != 9 {
 		t.Fatalf("version %+v", v)
 	}
 	if e.c.Generation() != 1 {
@@ -139,7 +139,11 @@ func TestMallocBdev(t *testing.T) {
 	if !spdk.IsNotFound(err) {
 		t.Fatal("IsNotFound")
 	}
-	// SPDK names a bdev itself when no name is given.
+	// SPDK names a bdev itself when no name is given, counting unnamed
+	// attempts only: the first one collides with the named Malloc0.
+	if _, err := e.c.BdevMallocCreate(ctx, spdk.MallocBdev{NumBlocks: 8, BlockSize: 512}); !spdk.IsExists(err) {
+		t.Fatalf("first unnamed bdev after a named Malloc0: %v, want File exists", err)
+	}
 	name := must(e.c.BdevMallocCreate(ctx, spdk.MallocBdev{NumBlocks: 8, BlockSize: 512}))(t)
 	if name != "Malloc1" {
 		t.Fatalf("generated name %q", name)
@@ -282,13 +286,8 @@ func TestScsiController(t *testing.T) {
 	if err := e.c.VhostScsiControllerRemoveTarget(ctx, "vhostscsi0", 5); !spdk.IsBusy(err) {
 		t.Fatalf("empty slot: %v", err)
 	}
-	err = e.c.VhostDeleteController(ctx, "vhostscsi0")
-	wantRPC(t, err, -32602, "Device or resource busy", "vhost_delete_controller", "vhostscsi0")
-	if !spdk.IsBusy(err) {
-		t.Fatal("IsBusy")
-	}
-
-	// DeleteController removes the targets first.
+	// DeleteController removes the targets first (v24.09 would also delete
+	// a SCSI controller with its targets; older releases refuse).
 	for _, n := range []string{"vhostscsi0", "vhostscsi1"} {
 		if err := e.c.DeleteController(ctx, n); err != nil {
 			t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -104,6 +105,13 @@ func hostCmd() *cobra.Command {
 			if err := schema.ValidateHost("--host", cfg.Host); err != nil {
 				return err
 			}
+			for i, r := range cfg.VolumeRoots {
+				// A trailing slash, as the seed README writes roots, is fine.
+				cfg.VolumeRoots[i] = filepath.Clean(r)
+				if err := schema.ValidateDir("--volume-root", cfg.VolumeRoots[i]); err != nil {
+					return err
+				}
+			}
 			log := logger().With("component", "host-agent")
 			ctx, stop := signalContext()
 			defer stop()
@@ -145,7 +153,8 @@ func hostCmd() *cobra.Command {
 	f.StringVar(&cfg.VPPSocket, "vpp-socket", envOr("USPACE_VPP_SOCKET", "/run/vpp/api.sock"), "VPP binary API socket (env USPACE_VPP_SOCKET)")
 	f.StringVar(&cfg.SPDKSocket, "spdk-socket", envOr("USPACE_SPDK_SOCKET", "/var/tmp/spdk.sock"), "SPDK JSON-RPC socket (env USPACE_SPDK_SOCKET)")
 	f.StringVar(&cfg.SharedDir, "shared-dir", envOr("USPACE_SHARED_DIR", "/var/run/vpp/cni/shared"), "directory of the memif/vhost-user sockets shared with containers")
-	f.StringVar(&cfg.VolumeRoot, "volume-root", envOr("USPACE_VOLUME_ROOT", "/var/run/kata-containers/vhost-user"), "vhost-user volume root (block/sockets, block/devices)")
+	f.StringSliceVar(&cfg.VolumeRoots, "volume-root", strings.Split(envOr("USPACE_VOLUME_ROOT", "/var/run/kata-containers/vhost-user"), ","),
+		"vhost-user volume roots (block/sockets, block/devices): the volume driver's -path and every -o path root in use, repeatable or comma-separated; the agent creates and deletes volume files only inside them (env USPACE_VOLUME_ROOT)")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", envOr("USPACE_METRICS_ADDR", "127.0.0.1:9560"), "listen address for /metrics, /healthz and /readyz (empty: off)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 10*time.Second, "TTL of the agent's registration lease")
 	f.Int64Var(&memLimit, "memory-limit-mib", envInt("USPACE_MEMORY_LIMIT_MIB", defaultMemoryLimitMiB),

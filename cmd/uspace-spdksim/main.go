@@ -75,7 +75,7 @@ Signals: SIGTERM/SIGINT clean stop (sockets removed); SIGHUP crash+restart
 	f.StringVar(&controlSocket, "control-socket", "", "unix socket for fault-injection commands (one JSON object per line); empty: none")
 	f.StringVar(&stateDump, "state-dump", "", "write the simulator state as JSON to this file after every change and on exit")
 	f.StringVarP(&cpumask, "cpumask", "m", "0x1", "application core mask (spdk_tgt -m)")
-	f.Uint64Var(&memLimit, "mem-limit", 0, "bytes available to malloc bdevs (0: unlimited)")
+	f.Uint64Var(&memLimit, "mem-limit", spdksim.DefaultMemLimitBytes, "bytes available to malloc bdevs (default: what spdk_tgt -s 2048 gives them)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

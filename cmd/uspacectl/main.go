@@ -34,7 +34,7 @@ func main() {
 		defer cancel()
 		return store.Connect(ctx, etcd)
 	}
-	root.AddCommand(getCmd(connect), gcCmd(connect), authCmd(connect, &etcd))
+	root.AddCommand(getCmd(connect), gcCmd(connect), authCmd(connect, &etcd), volumeCmd(connect))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "uspacectl:", err)
 		os.Exit(1)

@@ -42,13 +42,13 @@ func TestProfileResync(t *testing.T) {
 	hostDir := harness.ShortTempDir(t)
 	sockDir := filepath.Join(hostDir, "shared")
 	cfg := host.Config{Host: bigHost, VPPSocket: filepath.Join(hostDir, "vpp", "api.sock"), SPDKSocket: filepath.Join(hostDir, "spdk.sock"),
-		SharedDir: sockDir, VolumeRoot: filepath.Join(hostDir, "vhost"), MetricsAddr: harness.FreeAddr(t), LeaseTTL: 5 * time.Second, Version: "bench"}
+		SharedDir: sockDir, VolumeRoots: []string{filepath.Join(hostDir, "vhost")}, MetricsAddr: harness.FreeAddr(t), LeaseTTL: 5 * time.Second, Version: "bench"}
 	sim, err := vppsim.Start(vppsim.Options{Socket: cfg.VPPSocket, RuntimeDir: filepath.Join(hostDir, "vpp")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sim.Close()
-	vhost := filepath.Join(cfg.VolumeRoot, "block", "sockets")
+	vhost := filepath.Join(cfg.VolumeRoots[0], "block", "sockets")
 	if err := os.MkdirAll(vhost, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -15,13 +15,15 @@
 //     {"jsonrpc":"2.0","id":<id>,"error":{"code":N,"message":"..."}}.
 //   - A request without "id" is a notification: a successful call gets no
 //     reply, but an error is still answered, with "id":null (SPDK does this).
-//   - Unparseable input: -32700 "Parse error" with "id":null, then the
-//     connection is closed (SPDK cannot resynchronise a JSON stream).
-//   - Not an object, a batch array, a missing/wrong "jsonrpc", a non-string
+//   - Unparseable input: the connection is closed without a reply (SPDK
+//     cannot resynchronise a JSON stream).
+//   - A request without "jsonrpc" is accepted.
+//   - Not an object, a batch array, a wrong "jsonrpc", a non-string
 //     "method", an id that is not a string/number/null (or longer than 128
 //     bytes), params that are neither object nor array, or any extra
 //     top-level key: -32600 "Invalid request". The reply carries the id if
-//     it was valid and the object had no unknown key, else "id":null.
+//     it was valid, the object had no unknown key and its jsonrpc and
+//     method were right, else "id":null.
 //   - Unknown method: -32601 "Method not found".
 //
 // # Methods and the error codes they really use
@@ -29,13 +31,17 @@
 // SPDK's error codes are not uniform; the simulator copies them:
 //
 //	spdk_get_version                 params present -> -32602 "spdk_get_version method requires no parameters"
-//	bdev_malloc_create               decode failure -> -32603 "spdk_json_decode_object failed";
-//	                                 num_blocks 0, block_size 0 or not a multiple of 512 -> -22 "Invalid argument";
-//	                                 name (or uuid) taken -> -17 "File exists";
-//	                                 over Options.MemLimitBytes -> -12 "Cannot allocate memory"
+//	bdev_malloc_create               decode failure (numa_id is unknown in 24.09) -> -32603
+//	                                 "spdk_json_decode_object failed"; memory is checked first:
+//	                                 block_size 0, or over Options.MemLimitBytes (even for a
+//	                                 duplicate name) -> -12 "Cannot allocate memory";
+//	                                 num_blocks 0, block_size not a multiple of 512, name "" -> -22 "Invalid argument";
+//	                                 name (or uuid) taken -> -17 "File exists". Unnamed bdevs are
+//	                                 Malloc<N>, N counting unnamed attempts only; aliases hold the UUID
 //	bdev_malloc_delete               decode failure -> -32603; unknown -> -19 "No such device"
-//	bdev_get_bdevs                   decode failure -> -32603; unknown name -> -19 (after waiting
-//	                                 up to "timeout" ms for it to appear)
+//	bdev_get_bdevs                   decode failure -> -32603; unknown name -> -19, or with a
+//	                                 "timeout" (ms) that runs out before it appears -> -110
+//	                                 "Connection timed out"
 //	vhost_create_blk_controller      decode (relaxed: extra keys tolerated) failure,
 //	                                 bad cpumask, unknown transport -> -32602 "Invalid argument";
 //	                                 unknown bdev -> -32602 "No such device";
@@ -48,8 +54,8 @@
 //	                                 -32602 "No space left on device". Result: the target number.
 //	vhost_scsi_controller_remove_target unknown ctrlr -> -32602 "No such device";
 //	                                 empty slot -> -32602 "Device or resource busy"
-//	vhost_delete_controller          unknown -> -32602 "No such device"; SCSI controller that
-//	                                 still has targets -> -32602 "Device or resource busy"
+//	vhost_delete_controller          unknown -> -32602 "No such device"; a SCSI controller's
+//	                                 targets are removed with it (result true, as v24.09 does)
 //	vhost_get_controllers            unknown name, decode failure -> -32603 ("No such device" /
 //	                                 "Invalid argument")
 //	rpc_get_methods                  the list of implemented methods

@@ -16,24 +16,26 @@ import (
 
 // Negative errno values SPDK puts into error replies, with strerror texts.
 const (
-	eNOMEM  = 12
-	eIO     = 5
-	eBUSY   = 16
-	eEXIST  = 17
-	eNODEV  = 19
-	eINVAL  = 22
-	eNOSPC  = 28
-	maxTgts = 8 // SPDK_VHOST_SCSI_CTRLR_MAX_DEVS
+	eNOMEM    = 12
+	eIO       = 5
+	eBUSY     = 16
+	eEXIST    = 17
+	eNODEV    = 19
+	eINVAL    = 22
+	eNOSPC    = 28
+	eTIMEDOUT = 110
+	maxTgts   = 8 // SPDK_VHOST_SCSI_CTRLR_MAX_DEVS
 )
 
 var strerror = map[int]string{
-	eIO:    "Input/output error",
-	eNOMEM: "Cannot allocate memory",
-	eBUSY:  "Device or resource busy",
-	eEXIST: "File exists",
-	eNODEV: "No such device",
-	eINVAL: "Invalid argument",
-	eNOSPC: "No space left on device",
+	eIO:       "Input/output error",
+	eNOMEM:    "Cannot allocate memory",
+	eBUSY:     "Device or resource busy",
+	eEXIST:    "File exists",
+	eNODEV:    "No such device",
+	eINVAL:    "Invalid argument",
+	eNOSPC:    "No space left on device",
+	eTIMEDOUT: "Connection timed out",
 }
 
 // errno is a bdev-style error: the JSON-RPC code is the raw -errno.
@@ -98,7 +100,7 @@ type versionFields struct {
 	Minor  int    `json:"minor"`
 	Patch  int    `json:"patch"`
 	Suffix string `json:"suffix"`
-	Commit string `json:"commit"`
+	Commit string `json:"commit,omitempty"`
 }
 
 type versionResult struct {
@@ -110,8 +112,12 @@ func (s *Sim) spdkGetVersion(_ *rpcConn, params json.RawMessage) (any, *rpcError
 	if params != nil {
 		return nil, &rpcError{codeInvalidParams, "spdk_get_version method requires no parameters"}
 	}
+	version := fmt.Sprintf("SPDK v%d.%02d", VersionMajor, VersionMinor)
+	if s.opts.Commit != "" {
+		version += " git sha1 " + s.opts.Commit
+	}
 	return versionResult{
-		Version: fmt.Sprintf("SPDK v%d.%02d git sha1 %s", VersionMajor, VersionMinor, s.opts.Commit),
+		Version: version,
 		Fields:  versionFields{VersionMajor, VersionMinor, VersionPatch, "", s.opts.Commit},
 	}, nil
 }
@@ -144,7 +150,6 @@ var mallocCreateFields = []field{
 	{"dif_is_head_of_md", kBool, true},
 	{"physical_block_size", kUint32, true},
 	{"dif_pi_format", kUint32, true},
-	{"numa_id", kInt32, true},
 }
 
 func (s *Sim) findBdevLocked(name string) *bdev {
@@ -163,7 +168,27 @@ func (s *Sim) bdevMallocCreate(_ *rpcConn, params json.RawMessage) (any, *rpcErr
 	}
 	numBlocks := a.u64("num_blocks")
 	blockSize := uint32(a.u64("block_size"))
-	if numBlocks == 0 || blockSize == 0 || blockSize%512 != 0 {
+	name, hasName := a.str("name")
+	if hasName && name == "" {
+		return nil, errno(eINVAL)
+	}
+	// SPDK allocates the buffer before it validates the geometry or the
+	// name: block_size 0 fails the allocation (-12), and a duplicate name
+	// while memory is short gives -12 before -17 (measured on v24.09).
+	hi, size := bits.Mul64(numBlocks, uint64(blockSize))
+	if hi != 0 || blockSize == 0 {
+		return nil, errno(eNOMEM)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var used uint64
+	for _, b := range s.bdevs {
+		used += b.numBlocks * uint64(b.blockSize)
+	}
+	if used+size > s.memLimit || used+size < used {
+		return nil, errno(eNOMEM)
+	}
+	if numBlocks == 0 || blockSize%512 != 0 {
 		return nil, errno(eINVAL)
 	}
 	if a.has("physical_block_size") {
@@ -171,24 +196,12 @@ func (s *Sim) bdevMallocCreate(_ *rpcConn, params json.RawMessage) (any, *rpcErr
 			return nil, errno(eINVAL)
 		}
 	}
-	hi, size := bits.Mul64(numBlocks, uint64(blockSize))
-	if hi != 0 {
-		return nil, errno(eNOMEM)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.opts.MemLimitBytes > 0 {
-		var used uint64
-		for _, b := range s.bdevs {
-			used += b.numBlocks * uint64(b.blockSize)
-		}
-		if used+size > s.opts.MemLimitBytes || used+size < used {
-			return nil, errno(eNOMEM)
-		}
-	}
-	name, hasName := a.str("name")
 	if !hasName {
+		// Only unnamed bdevs are numbered, and a failed attempt still uses
+		// its number up (v24.09: an unnamed create after a named Malloc0
+		// fails with -17, the next one is Malloc1).
 		name = fmt.Sprintf("Malloc%d", s.mallocCount)
+		s.mallocCount++
 	}
 	id, hasUUID := a.str("uuid")
 	if !hasUUID {
@@ -199,7 +212,6 @@ func (s *Sim) bdevMallocCreate(_ *rpcConn, params json.RawMessage) (any, *rpcErr
 		return nil, errno(eEXIST)
 	}
 	s.bdevs = append(s.bdevs, &bdev{name: name, uuid: id, blockSize: blockSize, numBlocks: numBlocks})
-	s.mallocCount++
 	s.bumpLocked()
 	s.log.Info("bdev created", "bdev", name, "num_blocks", numBlocks, "block_size", blockSize)
 	return name, nil
@@ -283,13 +295,23 @@ type bdevJSON struct {
 	Claimed            bool            `json:"claimed"`
 	Zoned              bool            `json:"zoned"`
 	SupportedIOTypes   ioTypes         `json:"supported_io_types"`
+	MemoryDomains      []memoryDomain  `json:"memory_domains"`
 	DriverSpecific     json.RawMessage `json:"driver_specific"`
 }
 
+type memoryDomain struct {
+	ID   string `json:"dma_device_id"`
+	Type int    `json:"dma_device_type"`
+}
+
+// mallocMemoryDomains is what v24.09 reports for every malloc bdev.
+var mallocMemoryDomains = []memoryDomain{{"system", 1}, {"SPDK_ACCEL_DMA_DEVICE", 2}}
+
 func (b *bdev) json() bdevJSON {
 	return bdevJSON{
-		Name:        b.name,
-		Aliases:     []string{},
+		Name: b.name,
+		// v24.09 lists the UUID among the aliases.
+		Aliases:     []string{b.uuid},
 		ProductName: "Malloc disk",
 		BlockSize:   b.blockSize,
 		NumBlocks:   b.numBlocks,
@@ -298,6 +320,7 @@ func (b *bdev) json() bdevJSON {
 			Read: true, Write: true, Unmap: true, Flush: true, Reset: true,
 			WriteZeroes: true, Zcopy: true, Abort: true, Copy: true,
 		},
+		MemoryDomains:  mallocMemoryDomains,
 		DriverSpecific: json.RawMessage(`{}`),
 	}
 }
@@ -337,6 +360,10 @@ func (s *Sim) bdevGetBdevs(rc *rpcConn, params json.RawMessage) (any, *rpcError)
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
+			if timeout > 0 {
+				// v24.09 answers a wait that ran out with -110, not -19.
+				return nil, errno(eTIMEDOUT)
+			}
 			return nil, errno(eNODEV)
 		}
 		t := time.NewTimer(left)
@@ -633,10 +660,12 @@ func (s *Sim) vhostDeleteController(_ *rpcConn, params json.RawMessage) (any, *r
 	if c == nil {
 		return nil, vhostErr(eNODEV)
 	}
-	for _, t := range c.targets {
+	// v24.09 removes the targets of a SCSI controller with it and answers
+	// true (measured), although its source reads as if it refused.
+	for n, t := range c.targets {
 		if t != nil {
-			// vhost_scsi_dev_remove: "SCSI target %d is still present."
-			return nil, vhostErr(eBUSY)
+			delete(s.scsiDevIDs, t.devID)
+			c.targets[n] = nil
 		}
 	}
 	c.closeSocket(true)

@@ -25,11 +25,14 @@ type Options struct {
 	// CoreMask is the application core mask (spdk_tgt -m); controller
 	// cpumasks must be a non-empty subset of it. Default 0x1.
 	CoreMask uint64
-	// Commit is the git sha1 reported by spdk_get_version. Default "sim0000000".
+	// Commit is the git sha1 reported by spdk_get_version. Default none:
+	// like the prebuilt v24.09 (not built from a git checkout), the
+	// version is then "SPDK v24.09" without a commit field.
 	Commit string
-	// MemLimitBytes bounds the total size of malloc bdevs (0: unlimited);
-	// beyond it bdev_malloc_create fails with -12 "Cannot allocate memory",
-	// as SPDK does when hugepage memory runs out.
+	// MemLimitBytes bounds the total size of malloc bdevs (0:
+	// DefaultMemLimitBytes; math.MaxUint64: unlimited); beyond it
+	// bdev_malloc_create fails with -12 "Cannot allocate memory", as SPDK
+	// does when its memory runs out.
 	MemLimitBytes uint64
 	// Logger receives one line per state change (Info) and per call (Debug).
 	// Default: discard.
@@ -38,6 +41,11 @@ type Options struct {
 	// that changed state and after Restart.
 	OnStateChange func()
 }
+
+// DefaultMemLimitBytes is what malloc bdevs get in `spdk_tgt --no-huge -s
+// 2048` (the set-up of ../shared/dataplanes), measured on v24.09: sixteen
+// 64 MiB bdevs and one more of 16 MiB fit, a seventeenth of 64 MiB does not.
+const DefaultMemLimitBytes = 1056 << 20
 
 // Version of SPDK the simulator reports.
 const (
@@ -61,7 +69,8 @@ type Sim struct {
 	changed     chan struct{} // closed and replaced on every state change
 	bdevs       []*bdev
 	ctrls       []*controller
-	mallocCount int
+	mallocCount int // unnamed bdevs attempted: the next Malloc<N>
+	memLimit    uint64
 	scsiDevIDs  map[int]bool
 	faults      []*Fault
 	latency     map[string]time.Duration
@@ -80,9 +89,6 @@ func Start(opts Options) (*Sim, error) {
 	if opts.CoreMask == 0 {
 		opts.CoreMask = 0x1
 	}
-	if opts.Commit == "" {
-		opts.Commit = "sim0000000"
-	}
 	dir := opts.VhostDir
 	if dir == "" {
 		wd, err := os.Getwd()
@@ -98,6 +104,9 @@ func Start(opts Options) (*Sim, error) {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("spdksim: vhost dir %s is not a directory", dir)
 	}
+	if opts.MemLimitBytes == 0 {
+		opts.MemLimitBytes = DefaultMemLimitBytes
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -109,6 +118,7 @@ func Start(opts Options) (*Sim, error) {
 		conns:      map[*rpcConn]struct{}{},
 		changed:    make(chan struct{}),
 		scsiDevIDs: map[int]bool{},
+		memLimit:   opts.MemLimitBytes,
 		latency:    map[string]time.Duration{},
 		calls:      map[string]int{},
 	}
@@ -477,12 +487,8 @@ func (s *Sim) serve(rc *rpcConn) {
 	for {
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			var se *json.SyntaxError
-			if errors.As(err, &se) {
-				// SPDK answers a parse error with id null and closes the
-				// connection: a JSON stream has no resync point.
-				s.write(rc, errorResponse(nullID, codeParseError, "Parse error"))
-			}
+			// Unparseable input: v24.09 closes the connection without a
+			// reply (measured; a JSON stream has no resync point).
 			return
 		}
 		before := s.stateVersion()
@@ -508,7 +514,6 @@ func (s *Sim) write(rc *rpcConn, resp []byte) bool {
 
 // JSON-RPC error codes (include/spdk/jsonrpc.h).
 const (
-	codeParseError     = -32700
 	codeInvalidRequest = -32600
 	codeMethodNotFound = -32601
 	codeInvalidParams  = -32602
@@ -569,12 +574,15 @@ func (s *Sim) handle(rc *rpcConn, raw json.RawMessage) ([]byte, bool) {
 			return errorResponse(nullID, codeInvalidRequest, "Invalid request"), true
 		}
 	}
-	if v, ok := obj["jsonrpc"]; !ok || jsonType(v) != '"' || !bytes.Equal(bytes.TrimSpace(v), []byte(`"2.0"`)) {
-		invalid = true
+	// A missing "jsonrpc" is accepted (v24.09 checks it only when present).
+	if v, ok := obj["jsonrpc"]; ok && (jsonType(v) != '"' || !bytes.Equal(bytes.TrimSpace(v), []byte(`"2.0"`))) {
+		// v24.09 rejects a wrong version, and a missing or non-string
+		// method, before it reads the id (measured).
+		return errorResponse(nullID, codeInvalidRequest, "Invalid request"), true
 	}
 	var method string
 	if v, ok := obj["method"]; !ok || jsonType(v) != '"' || json.Unmarshal(v, &method) != nil {
-		invalid = true
+		return errorResponse(nullID, codeInvalidRequest, "Invalid request"), true
 	}
 	id := json.RawMessage(nil) // nil: notification
 	if v, ok := obj["id"]; ok {
@@ -593,6 +601,10 @@ func (s *Sim) handle(rc *rpcConn, raw json.RawMessage) ([]byte, bool) {
 		}
 	}
 	params, hasParams := obj["params"]
+	if hasParams && jsonType(params) == 'n' {
+		// "params": null is no params to v24.09 (measured).
+		hasParams = false
+	}
 	if hasParams {
 		if t := jsonType(params); t != '{' && t != '[' {
 			invalid = true

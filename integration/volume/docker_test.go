@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/uspace-io/uspace/integration/harness"
+	"github.com/uspace-io/uspace/integration/realdp"
+	"github.com/uspace-io/uspace/schema"
 )
 
 // docker runs the docker CLI and returns its stdout; on failure the test
@@ -61,32 +63,116 @@ func buildImage(t *testing.T, tag string) {
 	t.Cleanup(func() { dockerErr("image", "rm", "-f", tag) })
 }
 
-// TestDockerCLI runs the seed README's usage section command for command
-// through the real docker CLI and daemon, with the plugin under a test name
-// (a real vhostuser-docker-volume install keeps its socket): volume0 exactly
-// as the seed (its bdev made by hand first), the others with -o size so
-// that the host agent creates their bdevs instead of a hand-run rpc.py. The
-// container runs with runc: it sees the volume as the block device node
-// the driver returned (with Kata it would become a vhost-user-blk disk).
-func TestDockerCLI(t *testing.T) {
+// backends are the SPDKs a volume test runs against: the simulator, and
+// the real SPDK 24.09 where it is installed.
+var backends = []struct {
+	name string
+	opts harness.HostOptions
+}{
+	{"spdksim", harness.HostOptions{}},
+	{"spdk-24.09", harness.HostOptions{RealSPDK: true}},
+}
+
+// startHostOn starts host node1 on the backend, skipping a real one this
+// machine does not have.
+func startHostOn(t *testing.T, e *harness.Etcd, opts harness.HostOptions) *harness.Host {
+	t.Helper()
+	if opts.RealSPDK {
+		realdp.NeedSPDK(t)
+	}
+	return e.StartHostOn(t, "node1", opts)
+}
+
+// seedRPC runs one of the seed README's `scripts/rpc.py` commands against
+// h's SPDK: SPDK's own rpc.py against a real SPDK, the same request by hand
+// against the simulator (rpc.py may not be installed).
+func seedRPC(t *testing.T, h *harness.Host, args ...string) {
+	t.Helper()
+	if h.RealSPDK != nil {
+		h.RealSPDK.RPCPy(t, args...)
+		return
+	}
+	switch {
+	case len(args) == 5 && args[0] == "bdev_malloc_create" && args[3] == "-b": // 64 4096 -b Name
+		rpc(t, h.SPDKSocket, args[0], map[string]any{"num_blocks": 16384, "block_size": 4096, "name": args[4]})
+	case len(args) == 3 && args[0] == "vhost_create_blk_controller":
+		rpc(t, h.SPDKSocket, args[0], map[string]any{"ctrlr": args[1], "dev_name": args[2], "readonly": false, "packed_ring": false})
+	case len(args) == 2 && args[0] == "vhost_create_scsi_controller":
+		rpc(t, h.SPDKSocket, args[0], map[string]any{"ctrlr": args[1]})
+	case len(args) == 4 && args[0] == "vhost_scsi_controller_add_target":
+		rpc(t, h.SPDKSocket, args[0], map[string]any{"ctrlr": args[1], "scsi_target_num": 0, "bdev_name": args[3]})
+	case len(args) == 2 && args[0] == "bdev_malloc_delete":
+		rpc(t, h.SPDKSocket, args[0], map[string]any{"name": args[1]})
+	case len(args) == 2 && args[0] == "vhost_delete_controller":
+		rpc(t, h.SPDKSocket, args[0], map[string]any{"ctrlr": args[1]})
+	default:
+		t.Fatalf("seedRPC: no translation for rpc.py %v", args)
+	}
+}
+
+// spdkState is SPDK's own account of its objects, vhost_get_controllers and
+// bdev_get_bdevs, each sorted by name: what "left exactly as it was" is
+// compared on.
+func spdkState(t *testing.T, h *harness.Host) string {
+	t.Helper()
+	var out []string
+	for _, m := range []struct{ method, key string }{{"vhost_get_controllers", "ctrlr"}, {"bdev_get_bdevs", "name"}} {
+		var objs []map[string]any
+		if err := json.Unmarshal(rpc(t, h.SPDKSocket, m.method, nil), &objs); err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(objs, func(a, b map[string]any) int { return strings.Compare(fmt.Sprint(a[m.key]), fmt.Sprint(b[m.key])) })
+		b, _ := json.MarshalIndent(objs, "", " ")
+		out = append(out, m.method+": "+string(b))
+	}
+	return strings.Join(out, "\n")
+}
+
+// dockerAvailable skips a test on a machine without a Docker daemon.
+func dockerAvailable(t *testing.T) {
+	t.Helper()
 	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
 		t.Skipf("no Docker daemon reachable (docker info: %v: %s)", err, strings.TrimSpace(string(out)))
 	}
-	// One fixed name: the daemon never forgets a v1 plugin it has used, and
-	// every call that lists volumes then waits ~15s for each one whose
-	// socket is gone, so a name per run would slow the daemon down for good.
-	const plugin = "uspace-test-vhostuser"
-	const image = plugin + ":latest"
-	vols := []string{"volume0", "volume1", "volume2"}
-	sock := filepath.Join("/run/docker/plugins", plugin+".sock")
+}
+
+// One fixed plugin name: the daemon never forgets a v1 plugin it has used,
+// and every call that lists volumes then waits ~15s for each one whose
+// socket is gone, so a name per run would slow the daemon down for good.
+const testPlugin = "uspace-test-vhostuser"
+
+// TestDockerCLI runs the seed README's commands verbatim through the real
+// docker CLI and daemon (the plugin under its test name: a real
+// vhostuser-docker-volume install keeps its own socket), against the
+// simulator and the real SPDK 24.09, for vhost-blk (the README) and
+// vhost-scsi (the same with a hand-made SCSI controller): SPDK set up by
+// hand with rpc.py as the README does, three volumes created on those
+// controllers, rm, ls, inspect, docker run. The device nodes appear (issue
+// 18 defect 1) and SPDK is left exactly as it was, compared with
+// vhost_get_controllers and bdev_get_bdevs before and after every rm
+// (defect 2). The container runs with runc: it sees the volume as the
+// block device node the driver returned (with Kata it would become a
+// vhost-user disk).
+func TestDockerCLI(t *testing.T) {
+	dockerAvailable(t)
+	const image = testPlugin + ":latest"
+	sock := filepath.Join("/run/docker/plugins", testPlugin+".sock")
 	if c, err := net.Dial("unix", sock); err == nil {
 		c.Close()
 		t.Skipf("%s is served by another process (another run of this test?)", sock)
 	}
+	buildImage(t, image)
+	for _, b := range backends {
+		for _, typ := range []string{"blk", "scsi"} {
+			t.Run(b.name+"/"+typ, func(t *testing.T) { seedREADME(t, b.opts, typ, image) })
+		}
+	}
+}
 
+func seedREADME(t *testing.T, opts harness.HostOptions, typ, image string) {
 	e := harness.StartEtcd(t)
-	h := e.StartHost(t, "node1")
-	startDriver(t, e, h, "/run/docker/plugins", plugin)
+	h := startHostOn(t, e, opts)
+	startDriver(t, e, h, "/run/docker/plugins", testPlugin)
 	created := map[string]bool{}
 	t.Cleanup(func() {
 		// Whatever failed, leave no volume behind in Docker (the driver is
@@ -95,21 +181,31 @@ func TestDockerCLI(t *testing.T) {
 			dockerErr("volume", "rm", "-f", v)
 		}
 	})
-	buildImage(t, image)
 	devices := filepath.Join(h.VolumeRoot, "block", "devices")
+	major := uint32(241)
+	ctrl := "vhostblk"
+	if typ == "scsi" {
+		major, ctrl = 242, "vhostscsi"
+	}
 
-	// The seed's way for volume0: the bdev made by hand in SPDK (rpc.py
-	// bdev_malloc_create ... -b vhostblk0), then the seed's command as it
-	// stands. The others ask the host agent for the bdev with -o size.
-	rpc(t, h.SPDKSocket, "bdev_malloc_create", map[string]any{"num_blocks": 16384, "block_size": 4096, "name": "vhostblk0"})
-
-	// Create 3 volumes
-	for i, v := range vols {
-		args := []string{"volume", "create", "--driver", plugin, "--name", v,
-			"--opt", fmt.Sprintf("device=vhostblk%d", i), "--opt", "type=blk"}
-		if i > 0 {
-			args = append(args, "--opt", "size=64MiB")
+	// "Create 3 memory based vhost-user-blk devices for later exercise"
+	for i := range 3 {
+		seedRPC(t, h, "bdev_malloc_create", "64", "4096", "-b", fmt.Sprintf("Malloc%d", i))
+	}
+	for i := range 3 {
+		if typ == "scsi" {
+			seedRPC(t, h, "vhost_create_scsi_controller", fmt.Sprintf("%s%d", ctrl, i))
+			seedRPC(t, h, "vhost_scsi_controller_add_target", fmt.Sprintf("%s%d", ctrl, i), "0", fmt.Sprintf("Malloc%d", i))
+		} else {
+			seedRPC(t, h, "vhost_create_blk_controller", fmt.Sprintf("%s%d", ctrl, i), fmt.Sprintf("Malloc%d", i))
 		}
+	}
+	handMade := spdkState(t, h)
+
+	// "Create 3 volumes"
+	vols := []string{"volume0", "volume1", "volume2"}
+	for i, v := range vols {
+		args := []string{"volume", "create", "--driver", testPlugin, "--name", v, "--opt", fmt.Sprintf("device=%s%d", ctrl, i), "--opt", "type=" + typ}
 		// No listing beforehand to find a clash: with a stale plugin in the
 		// daemon every listing costs 15s. Docker refuses a name taken by
 		// another driver, and only what this test created is removed.
@@ -122,32 +218,49 @@ func TestDockerCLI(t *testing.T) {
 		}
 		created[v] = true
 	}
+	// The nodes appear, as the seed's mknod made them: the hand-made
+	// controllers are adopted.
 	for i, v := range vols {
-		if iv, _ := intent(t, e, h, v); iv == nil || iv.Minor != uint32(i) || iv.Device != fmt.Sprintf("vhostblk%d", i) {
+		iv, rev := intent(t, e, h, v)
+		if iv == nil || iv.Minor != uint32(i) || iv.Device != fmt.Sprintf("%s%d", ctrl, i) || iv.Bdev != "" || iv.Malloc != nil {
 			t.Fatalf("%s: intent %+v", v, iv)
 		}
+		st := harness.WaitStatus[schema.VolumeStatus](t, e, volStatusKey(h, v), rev, harness.Ready)
+		if !st.Adopted || st.OwnsController || st.OwnsBdev || st.Bdev != fmt.Sprintf("Malloc%d", i) {
+			t.Fatalf("%s: status %+v, want the hand-made controller adopted, nothing owned", v, st)
+		}
+		assertNode(t, filepath.Join(devices, iv.Device), major, uint32(i))
+	}
+	if got := spdkState(t, h); got != handMade {
+		t.Fatalf("adopting changed SPDK:\n%s\nwas:\n%s", got, handMade)
 	}
 
-	// Delete a volume
+	// "Delete a volume"
 	docker(t, "volume", "rm", "volume1")
 	delete(created, "volume1")
 	if iv, _ := intent(t, e, h, "volume1"); iv != nil || status(t, e, h, "volume1") != nil {
 		t.Fatal("volume1 left in etcd")
 	}
+	if !absent(filepath.Join(devices, ctrl+"1")) {
+		t.Fatal("volume1's device node left")
+	}
+	if got := spdkState(t, h); got != handMade {
+		t.Fatalf("docker volume rm volume1 changed SPDK:\n%s\nwas:\n%s", got, handMade)
+	}
 
-	// List all volumes
+	// "List all volumes"
 	ls := docker(t, "volume", "ls", "--format", "{{.Driver}} {{.Name}}")
 	var mine []string
 	for _, line := range strings.Split(strings.TrimSpace(ls), "\n") {
-		if strings.HasPrefix(line, plugin+" ") {
-			mine = append(mine, strings.TrimPrefix(line, plugin+" "))
+		if strings.HasPrefix(line, testPlugin+" ") {
+			mine = append(mine, strings.TrimPrefix(line, testPlugin+" "))
 		}
 	}
 	if !slices.Equal(mine, []string{"volume0", "volume2"}) {
-		t.Fatalf("docker volume ls:\n%s\nwant volume0 and volume2 of driver %s", ls, plugin)
+		t.Fatalf("docker volume ls:\n%s\nwant volume0 and volume2 of driver %s", ls, testPlugin)
 	}
 
-	// Inspect a volume
+	// "Inspect a volume"
 	var inspected []struct {
 		Driver, Name, Mountpoint string
 		Status                   map[string]any
@@ -156,23 +269,25 @@ func TestDockerCLI(t *testing.T) {
 		t.Fatalf("docker volume inspect: %v %+v", err, inspected)
 	}
 	vi := inspected[0]
-	if vi.Driver != plugin || vi.Mountpoint != filepath.Join(devices, "vhostblk0") ||
-		vi.Status["type"] != "blk" || vi.Status["major"] != float64(241) || vi.Status["minor"] != float64(0) || vi.Status["device"] != "vhostblk0" {
+	if vi.Driver != testPlugin || vi.Mountpoint != filepath.Join(devices, ctrl+"0") || vi.Status["type"] != typ ||
+		vi.Status["major"] != float64(major) || vi.Status["minor"] != float64(0) || vi.Status["device"] != ctrl+"0" ||
+		vi.Status["state"] != "ready" || vi.Status["adopted"] != true || vi.Status["bdev"] != "Malloc0" {
 		t.Fatalf("docker volume inspect: %+v", vi)
 	}
 
-	// Run docker with one vhost-user volume (runc here: no Kata on build machines)
-	out := docker(t, "run", "--rm", "--volume-driver="+plugin, "-v", "volume0:/data", image, "/data")
-	if strings.TrimSpace(out) != "/data: block 241:0" {
-		t.Fatalf("container sees %q, want the device node /data: block 241:0", out)
+	// "Run docker ... with one vhost-user volume" (runc here: no Kata on
+	// build machines)
+	out := docker(t, "run", "--rm", "--volume-driver="+testPlugin, "-v", "volume0:/data", image, "/data")
+	if want := fmt.Sprintf("/data: block %d:0", major); strings.TrimSpace(out) != want {
+		t.Fatalf("container sees %q, want the device node %s", out, want)
 	}
-	assertNode(t, filepath.Join(devices, "vhostblk0"), 241, 0)
-	if iv, _ := intent(t, e, h, "volume0"); len(iv.Mounts) != 0 {
-		t.Fatalf("container gone but mounts %v recorded", iv.Mounts)
+	if iv, _ := intent(t, e, h, "volume0"); len(iv.Mounts)+len(iv.Mounting) != 0 {
+		t.Fatalf("container gone but mounts %v %v recorded", iv.Mounts, iv.Mounting)
 	}
 
-	// The seed again: after rm volume1, the next blk volume gets minor 1 back.
-	docker(t, "volume", "create", "--driver", plugin, "--name", "volume1", "--opt", "device=vhostblk1", "--opt", "size=64MiB")
+	// The seed again: after rm volume1, the next volume of the type gets
+	// minor 1 back.
+	docker(t, "volume", "create", "--driver", testPlugin, "--name", "volume1", "--opt", "device="+ctrl+"1", "--opt", "type="+typ)
 	created["volume1"] = true
 	if iv, _ := intent(t, e, h, "volume1"); iv == nil || iv.Minor != 1 {
 		t.Fatalf("recreated volume1: %+v, want minor 1", iv)
@@ -185,12 +300,10 @@ func TestDockerCLI(t *testing.T) {
 	if keys := hostKeys(t, e, h); len(keys) != 0 {
 		t.Fatalf("keys left: %v", keys)
 	}
-	// What uspace made is gone; the hand-made bdev is the operator's.
-	if snap := h.SPDK.Snapshot(); len(snap.Controllers) != 0 || len(snap.Bdevs) != 1 || snap.Bdevs[0].Name != "vhostblk0" {
-		t.Fatalf("SPDK left %+v, want only the hand-made bdev vhostblk0", snap)
+	if got := spdkState(t, h); got != handMade {
+		t.Fatalf("removing every volume changed SPDK:\n%s\nwas:\n%s", got, handMade)
 	}
-	entries, _ := os.ReadDir(devices)
-	if len(entries) != 0 {
+	if entries, _ := os.ReadDir(devices); len(entries) != 0 {
 		t.Fatalf("device nodes left: %v", entries)
 	}
 }

@@ -248,22 +248,35 @@ func absent(path string) bool {
 }
 
 // rpc sends one JSON-RPC request to SPDK's socket, as scripts/rpc.py does,
-// and returns the result.
+// and returns the result; any error fails the test.
 func rpc(t *testing.T, socket, method string, params any) json.RawMessage {
 	t.Helper()
-	c, err := net.DialTimeout("unix", socket, 5*time.Second)
+	res, err := rpcErr(socket, method, params)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return res
+}
+
+// rpcErr is rpc returning SPDK's error instead of failing.
+func rpcErr(socket, method string, params any) (json.RawMessage, error) {
+	c, err := net.DialTimeout("unix", socket, 5*time.Second)
+	if err != nil {
+		return nil, err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	req, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
-	if _, err := c.Write(req); err != nil {
-		t.Fatal(err)
+	req := map[string]any{"jsonrpc": "2.0", "id": 1, "method": method}
+	if params != nil {
+		req["params"] = params
+	}
+	b, _ := json.Marshal(req)
+	if _, err := c.Write(b); err != nil {
+		return nil, err
 	}
 	line, err := bufio.NewReader(c).ReadBytes('\n')
 	if err != nil {
-		t.Fatalf("%s: %v", method, err)
+		return nil, fmt.Errorf("%s: %w", method, err)
 	}
 	var resp struct {
 		Result json.RawMessage
@@ -272,8 +285,11 @@ func rpc(t *testing.T, socket, method string, params any) json.RawMessage {
 			Message string
 		}
 	}
-	if err := json.Unmarshal(line, &resp); err != nil || resp.Error != nil {
-		t.Fatalf("%s: %s %v", method, line, err)
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", method, line, err)
 	}
-	return resp.Result
+	if resp.Error != nil {
+		return nil, fmt.Errorf("%s: SPDK error %d %s", method, resp.Error.Code, resp.Error.Message)
+	}
+	return resp.Result, nil
 }

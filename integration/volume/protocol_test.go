@@ -10,6 +10,7 @@ import (
 
 	"github.com/uspace-io/uspace/integration/harness"
 	"github.com/uspace-io/uspace/integration/spdksim"
+	"github.com/uspace-io/uspace/schema"
 )
 
 // TestPluginProtocol is Docker's side of a volume's life, over the plugin
@@ -107,8 +108,10 @@ func TestPluginProtocol(t *testing.T) {
 		if !isSocket(filepath.Join(sockets, "vhostblk0")) {
 			t.Fatal("no vhost-user socket")
 		}
+		// The intent's last write moved m1 from mounting to mounted,
+		// after the agent had reported ready.
 		v, rev := intent(t, e, h, "volume0")
-		if s := status(t, e, h, "volume0"); s == nil || !s.Ready || s.ObservedRevision < rev || s.Minor != 0 || s.Major != 241 || !s.OwnsBdev {
+		if s := harness.WaitStatus[schema.VolumeStatus](t, e, volStatusKey(h, "volume0"), rev, harness.Ready); s.Minor != 0 || s.Major != 241 || !s.OwnsBdev || !s.OwnsController || s.Adopted {
 			t.Fatalf("status %+v at intent revision %d", s, rev)
 		}
 		if !slices.Equal(v.Mounts, []string{"m1"}) {
@@ -180,7 +183,7 @@ func TestPluginProtocol(t *testing.T) {
 
 	t.Run("missing bdev is named", func(t *testing.T) {
 		start := time.Now()
-		d.fail(t, "/VolumeDriver.Mount", idReq{"volume2", "c1"}, `bdev "nosuchbdev" does not exist in SPDK`)
+		d.fail(t, "/VolumeDriver.Mount", idReq{"volume2", "c1"}, `bdev nosuchbdev does not exist in SPDK`)
 		if time.Since(start) > 10*time.Second {
 			t.Errorf("mount took %v to report a lasting error", time.Since(start))
 		}
