@@ -31,14 +31,15 @@ import (
 // config sizes one run.
 type config struct {
 	mode string
-	// samples per latency distribution (after warm-up).
-	samples int
+	// samples per latency distribution (after warm-up); binSamples per
+	// binary's init and exec.
+	samples, binSamples int
 	// idleWindow is how long idle agents are watched for etcd reads;
 	// pollWindow how long each (time-scaled) poll loop runs.
 	idleWindow, pollWindow time.Duration
-	// tpDuration and tpWorkers size the one-host throughput run.
+	// tpDuration is each one-host throughput run's (and its floor's)
+	// length, at every concurrency of throughputConcurrency.
 	tpDuration time.Duration
-	tpWorkers  int
 	// intents is the resync size.
 	intents int
 	// costAdds are the sequential ADDs whose etcd traffic is counted;
@@ -52,11 +53,11 @@ type config struct {
 }
 
 func loadConfig() config {
-	full := config{mode: "full", samples: 200, idleWindow: 20 * time.Second, pollWindow: 3 * time.Second,
-		tpDuration: 15 * time.Second, tpWorkers: 8, intents: 10000, costAdds: 50, bigAdds: 10,
+	full := config{mode: "full", samples: 200, binSamples: 30, idleWindow: 20 * time.Second, pollWindow: 3 * time.Second,
+		tpDuration: 8 * time.Second, intents: 10000, costAdds: 50, bigAdds: 10,
 		cluster: true, clusterHosts: 10, clusterDuration: 15 * time.Second, clusterWorkers: 20}
-	quick := config{mode: "quick", samples: 15, idleWindow: 2 * time.Second, pollWindow: 500 * time.Millisecond,
-		tpDuration: 2 * time.Second, tpWorkers: 4, intents: 200, costAdds: 5, bigAdds: 3}
+	quick := config{mode: "quick", samples: 15, binSamples: 4, idleWindow: 2 * time.Second, pollWindow: 500 * time.Millisecond,
+		tpDuration: time.Second, intents: 200, costAdds: 5, bigAdds: 3}
 	c := quick
 	if v := os.Getenv("USPACE_BENCH"); (v == "full" || v == "1") && os.Getenv("BENCH_QUICK") == "" {
 		c = full
@@ -106,13 +107,15 @@ type bench struct {
 	cfg  config
 	res  *Results
 	etcd *etcdRun
-	// getBin is the exec floor's binary, opsBin the dataplane floor's; cniDir holds the `userspace`
+	// noopBin is the exec floor's binary, opsBin the dataplane floor's;
+	// cniDir holds the `userspace` plugin, hostLocal is the real host-local
 	// plugin; netns is the network namespace containers are added into.
-	getBin string
-	opsBin string
-	cniDir string
-	netns  string
-	// probe takes floor samples (a, b, b', c) on demand.
+	noopBin   string
+	opsBin    string
+	cniDir    string
+	hostLocal string
+	netns     string
+	// probe takes floor samples (a, b, b', c, d) on demand.
 	probe *probe
 	// VPP messages per operation of the floors (b) and (b').
 	hostFloorMsgs, ctrFloorMsgs float64
@@ -160,19 +163,25 @@ func TestBench(t *testing.T) {
 	cfg := loadConfig()
 	b := &bench{cfg: cfg, res: &Results{Mode: cfg.mode, Started: time.Now().UTC(), Machine: machineFacts(), Notes: []string{},
 		Config: map[string]any{"samples": cfg.samples, "intents": cfg.intents, "idleWindow": cfg.idleWindow.String(),
-			"pollWindow": cfg.pollWindow.String(), "throughputWorkers": cfg.tpWorkers, "throughputDuration": cfg.tpDuration.String(),
+			"pollWindow": cfg.pollWindow.String(), "throughputConcurrency": throughputConcurrency, "throughputDuration": cfg.tpDuration.String(),
 			"cluster": cfg.cluster, "clusterHosts": cfg.clusterHosts, "clusterWorkers": cfg.clusterWorkers}}}
 	b.res.note("etcd is the real etcd binary (one process per member, data on disk, fsync on), its request and byte counts from its own /metrics; " +
 		"agents and plugins are the built binaries as processes; VPP is vppsim over its real socket protocol, running in the test process")
-	b.res.note("the up-front floor rows are measured first; rows compared with a+b+c, a+b or a+b' use floor samples taken right before each " +
-		"measured sample (interleaved), so a load change during the run hits floor and measurement alike")
+	b.res.note("floors: (a) etcd put -> watch between two connected clients, (b) and (b') the host and container sides' VPP calls from a " +
+		"process of their own, (c) exec of a static Go binary that does nothing, (d) a fresh etcd client's dial; the up-front floor rows are " +
+		"measured first; rows compared with sums of them (c+d+2a+b, d+2a+b, 2a+b') use floor samples taken right before each measured " +
+		"sample (interleaved), so a load change during the run hits floor and measurement alike; throughput rows are compared with libcni " +
+		"ADD+DEL of a chain that only runs host-local, at the same concurrency, measured right before them")
+	b.res.note("the machine is shared: other jobs (builds and tests of other engineers) ran during the run, so the load average moved; " +
+		"interleaved floors take that into account, single-shot figures (resync, throughput) do not")
 	b.res.note("latencies are nearest-rank percentiles; with n = 15 or 20 (quick mode) p99 is the maximum")
 	t.Logf("benchmark in %s mode: %d samples, %d intents, load %s", cfg.mode, cfg.samples, cfg.intents, loadAvg())
 	start := time.Now()
 
-	bins := buildTestdata(t, "etcdget", "vppops")
-	b.getBin, b.opsBin = bins[0], bins[1]
+	bins := buildTestdata(t, "noop", "vppops")
+	b.noopBin, b.opsBin = bins[0], bins[1]
 	b.cniDir = filepath.Dir(binaries.Path(t, "userspace"))
+	b.hostLocal = binaries.Path(t, "host-local")
 	binaries.Path(t, "uspace-agent")
 	netns, err := testutils.NewNS()
 	if err != nil {
@@ -205,16 +214,24 @@ func TestBench(t *testing.T) {
 		t.Logf("results written to %s", path)
 	}
 
-	want := []string{"etcd_put_watch_floor", "vpp_ops_floor", "vpp_ops_container_floor", "exec_get_floor",
+	want := []string{"etcd_put_watch_floor", "etcd_dial_floor", "vpp_ops_floor", "vpp_ops_container_floor", "exec_floor",
+		"exec_host_local", "init_host_local", "exec_userspace",
 		"cni_add", "cni_add_inprocess", "container_convergence",
 		"poll_baseline_20s", "poll_baseline_3s", "poll_baseline_1s",
 		"idle_etcd_reads_agents", "idle_etcd_reads_poll_3s",
-		"throughput_one_host",
+		"throughput_c1", "throughput_c4", "throughput_c16",
 		"cost_add_etcd_requests", "cost_add_etcd_writes", "cost_add_etcd_bytes", "cost_txn_max_ops", "cost_txn_max_bytes",
 		"resync_adopt_" + cfg.intentsLabel(), "resync_adopt_vpp_writes", "resync_cold_" + cfg.intentsLabel(),
 		"cost_agent_rss_" + cfg.intentsLabel(), "cost_agent_goroutines_" + cfg.intentsLabel()}
 	if cfg.cluster {
 		want = append(want, "throughput_10_hosts")
+	}
+	cmds, err := os.ReadDir(filepath.Join(moduleRoot(), "cmd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cmds {
+		want = append(want, "init_"+c.Name())
 	}
 	for _, bad := range b.res.sanity(want) {
 		t.Error(bad)
