@@ -887,12 +887,39 @@ func (w *world) addInterfaceRoutes(swIfIndex uint32, a netip.Prefix) {
 	w.routes[k] = &route{key: k, source: srcInterface, paths: []fib_types.FibPath{{
 		SwIfIndex: swIfIndex, Weight: 1, Type: fib_types.FIB_API_PATH_TYPE_LOCAL, Proto: protoOf(a),
 	}}}
+	// VPP 25.02 also drops the subnet's network and broadcast addresses
+	// with /32 entries of their own.
+	for _, d := range ipv4Edges(a) {
+		k := routeKey{0, d}
+		w.routes[k] = &route{key: k, source: srcInterface, paths: []fib_types.FibPath{{
+			SwIfIndex: invalidIndex, Weight: 1, Type: fib_types.FIB_API_PATH_TYPE_DROP, Proto: protoOf(a),
+		}}}
+	}
+}
+
+// ipv4Edges are the network and broadcast /32s of an IPv4 subnet that has
+// both (shorter than /31).
+func ipv4Edges(a netip.Prefix) []netip.Prefix {
+	if !a.Addr().Is4() || a.Bits() >= 31 {
+		return nil
+	}
+	n := a.Masked().Addr().As4()
+	b := n
+	for i := a.Bits(); i < 32; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	return []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4(n), 32), netip.PrefixFrom(netip.AddrFrom4(b), 32)}
 }
 
 func (w *world) delInterfaceRoutes(swIfIndex uint32, a netip.Prefix) {
 	for _, k := range []routeKey{{0, a.Masked()}, {0, netip.PrefixFrom(a.Addr(), a.Addr().BitLen())}} {
 		if r := w.routes[k]; r != nil && r.source == srcInterface && len(r.paths) > 0 && r.paths[0].SwIfIndex == swIfIndex {
 			delete(w.routes, k)
+		}
+	}
+	for _, d := range ipv4Edges(a) {
+		if r := w.routes[routeKey{0, d}]; r != nil && r.source == srcInterface {
+			delete(w.routes, routeKey{0, d})
 		}
 	}
 }

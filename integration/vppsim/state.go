@@ -265,9 +265,9 @@ func (w *world) takeEvents() []pendingEvent {
 	return ev
 }
 
-// removeIface deletes an interface and everything hanging off it (bridge
-// membership, addresses and the routes they created, API route paths
-// through it), then frees its index for reuse.
+// removeIface deletes an interface and what VPP removes with it (bridge
+// membership, addresses and the routes they created; not the routes added
+// through the API), then frees its index for reuse.
 func (w *world) removeIface(i *iface) {
 	if i.bdID != 0 {
 		w.bdRemoveMember(i.bdID, i.swIfIndex)
@@ -275,21 +275,9 @@ func (w *world) removeIface(i *iface) {
 	for _, a := range i.addrs {
 		w.delInterfaceRoutes(i.swIfIndex, a)
 	}
-	for k, r := range w.routes {
-		if r.source != srcAPI {
-			continue
-		}
-		kept := r.paths[:0]
-		for _, p := range r.paths {
-			if p.SwIfIndex != i.swIfIndex {
-				kept = append(kept, p)
-			}
-		}
-		r.paths = kept
-		if len(r.paths) == 0 {
-			delete(w.routes, k)
-		}
-	}
+	// Routes added through the API stay, as in VPP 25.02: unresolved drop
+	// entries whose paths still name the freed index (which a new
+	// interface may take), until deleted.
 	if m := i.memif; m != nil {
 		delete(w.memifByID[m.socketID], m.id)
 		if len(w.memifByID[m.socketID]) == 0 {
