@@ -3,11 +3,13 @@
 // the same etcd, and reported as a ratio to it.
 //
 // Modes: USPACE_BENCH=full (or 1) runs the full version (200 samples,
-// 10,000 intents, 10 hosts on a 3-member cluster; under 10 minutes on 2
-// cores) and writes bin/bench-results.{json,md}. BENCH_QUICK=1, or neither
-// variable (a plain `go test ./...`), runs the quick version (15 samples,
-// 200 intents, no cluster; under a minute) and writes
-// bin/bench-results-quick.{json,md}. Both print the markdown table. The test
+// 10,000 intents, 10 hosts on a 3-member cluster, then the rows on the real
+// VPP and SPDK, each phase skipped with one line when its dataplane is
+// missing; about 15 minutes on 2 cores) and writes
+// bin/bench-results.{json,md}. BENCH_QUICK=1, or neither variable (a plain
+// `go test ./...`), runs the quick version (15 samples, 200 intents, no
+// cluster, no real dataplanes unless USPACE_BENCH_REAL=1; under a minute
+// on an idle machine) and writes bin/bench-results-quick.{json,md}. Both print the markdown table. The test
 // only fails on broken plumbing — a row missing, a ratio that is not a
 // finite positive number — never on speed: whether the issue's targets hold
 // is reported in the table.
@@ -45,6 +47,10 @@ type config struct {
 	// costAdds are the sequential ADDs whose etcd traffic is counted;
 	// bigAdds the ADDs timed on the host holding all the intents.
 	costAdds, bigAdds int
+	// real runs the rows on the real dataplanes: realSamples per latency
+	// distribution, realIntents the size of the real-VPP resync.
+	real                     bool
+	realSamples, realIntents int
 	// cluster: the 10-host, 3-member run.
 	cluster         bool
 	clusterHosts    int
@@ -53,10 +59,10 @@ type config struct {
 }
 
 func loadConfig() config {
-	full := config{mode: "full", samples: 200, binSamples: 30, idleWindow: 20 * time.Second, pollWindow: 3 * time.Second,
+	full := config{mode: "full", samples: 200, binSamples: 30, real: true, realSamples: 30, realIntents: 1000, idleWindow: 20 * time.Second, pollWindow: 3 * time.Second,
 		tpDuration: 8 * time.Second, intents: 10000, costAdds: 50, bigAdds: 10,
 		cluster: true, clusterHosts: 10, clusterDuration: 15 * time.Second, clusterWorkers: 20}
-	quick := config{mode: "quick", samples: 15, binSamples: 4, idleWindow: 2 * time.Second, pollWindow: 500 * time.Millisecond,
+	quick := config{mode: "quick", samples: 15, binSamples: 4, realSamples: 3, realIntents: 20, idleWindow: 2 * time.Second, pollWindow: 500 * time.Millisecond,
 		tpDuration: time.Second, intents: 200, costAdds: 5, bigAdds: 3}
 	c := quick
 	if v := os.Getenv("USPACE_BENCH"); (v == "full" || v == "1") && os.Getenv("BENCH_QUICK") == "" {
@@ -71,6 +77,9 @@ func loadConfig() config {
 	}
 	if os.Getenv("USPACE_BENCH_CLUSTER") == "0" {
 		c.cluster = false
+	}
+	if os.Getenv("USPACE_BENCH_REAL") == "1" {
+		c.real = true
 	}
 	return c
 }
@@ -164,9 +173,11 @@ func TestBench(t *testing.T) {
 	b := &bench{cfg: cfg, res: &Results{Mode: cfg.mode, Started: time.Now().UTC(), Machine: machineFacts(), Notes: []string{},
 		Config: map[string]any{"samples": cfg.samples, "intents": cfg.intents, "idleWindow": cfg.idleWindow.String(),
 			"pollWindow": cfg.pollWindow.String(), "throughputConcurrency": throughputConcurrency, "throughputDuration": cfg.tpDuration.String(),
-			"cluster": cfg.cluster, "clusterHosts": cfg.clusterHosts, "clusterWorkers": cfg.clusterWorkers}}}
+			"cluster": cfg.cluster, "clusterHosts": cfg.clusterHosts, "clusterWorkers": cfg.clusterWorkers,
+			"realSamples": cfg.realSamples, "realIntents": cfg.realIntents}}}
 	b.res.note("etcd is the real etcd binary (one process per member, data on disk, fsync on), its request and byte counts from its own /metrics; " +
-		"agents and plugins are the built binaries as processes; VPP is vppsim over its real socket protocol, running in the test process")
+		"agents and plugins are the built binaries as processes; VPP is vppsim over its real socket protocol, running in the test process, " +
+		"except in the real_* rows, which run on the real VPP 25.02 and SPDK 24.09 (integration/realdp)")
 	b.res.note("floors: (a) etcd put -> watch between two connected clients, (b) and (b') the host and container sides' VPP calls from a " +
 		"process of their own, (c) exec of a static Go binary that does nothing, (d) a fresh etcd client's dial; the up-front floor rows are " +
 		"measured first; rows compared with sums of them (c+d+2a+b, d+2a+b, 2a+b') use floor samples taken right before each measured " +
@@ -198,6 +209,12 @@ func TestBench(t *testing.T) {
 	t.Run("resync", b.resyncPhase)
 	if cfg.cluster {
 		t.Run("cluster", b.clusterPhase)
+	}
+	if cfg.real {
+		t.Run("real-vpp", b.realVPPPhase)
+		t.Run("real-spdk", b.realSPDKPhase)
+	} else {
+		t.Log("real dataplanes: not in quick mode (their starts alone take half a minute; the integration/realdp tier runs the same flows); USPACE_BENCH_REAL=1 adds them")
 	}
 
 	b.res.Machine["loadEnd"] = loadAvg()

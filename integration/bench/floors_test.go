@@ -473,11 +473,12 @@ func (b *bench) floorContainerOps(t *testing.T, sim *vppsim.Sim, cli *vpp.Client
 	return opsFloor{d: newDist(out), msgs: msgs.per(n), perOp: float64(msgs.total()) / float64(n)}
 }
 
-// vppOps runs testdata/vppops against sim and returns its timings.
-func (b *bench) vppOps(t *testing.T, sim *vppsim.Sim, mode string, n int) dist {
+// vppOpsAt runs testdata/vppops against the VPP API socket given, a
+// simulator's or a real VPP's, and returns its timings.
+func (b *bench) vppOpsAt(t *testing.T, socket, mode string, n int) dist {
 	t.Helper()
 	dir := harness.ShortTempDir(t)
-	cmd := exec.Command(b.opsBin, "-socket", sim.Socket(), "-dir", dir, "-mode", mode, "-n", strconv.Itoa(n), "-warmup", strconv.Itoa(warmup))
+	cmd := exec.Command(b.opsBin, "-socket", socket, "-dir", dir, "-mode", mode, "-n", strconv.Itoa(n), "-warmup", strconv.Itoa(warmup))
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -496,7 +497,7 @@ func (b *bench) vppOps(t *testing.T, sim *vppsim.Sim, mode string, n int) dist {
 // at the least.
 func (b *bench) floorColdCreate(t *testing.T, sim *vppsim.Sim, n int) time.Duration {
 	t.Helper()
-	d := b.vppOps(t, sim, "cold", n)
+	d := b.vppOpsAt(t, sim.Socket(), "cold", n)
 	if st := sim.Snapshot(); len(st.Memifs) != n {
 		t.Fatalf("cold floor: %d memifs in vppsim, want %d", len(st.Memifs), n)
 	}
