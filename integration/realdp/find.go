@@ -63,3 +63,16 @@ func NeedSPDK(t testing.TB) {
 		t.Skipf("real SPDK missing: %v", spdkErr)
 	}
 }
+
+// Missing says which real dataplane this machine lacks, "" when it has
+// both VPP and SPDK.
+func Missing() string {
+	binaries()
+	switch {
+	case vppErr != nil:
+		return vppErr.Error()
+	case spdkErr != nil:
+		return spdkErr.Error()
+	}
+	return ""
+}

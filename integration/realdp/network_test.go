@@ -63,14 +63,14 @@ func (w *world) delClean(list string, a, b *container, sockets []string) {
 	for _, c := range []*container{a, b} {
 		w.etcd.WaitGone(w.t, hostStatusKey(c, "net1"))
 		eventually(w.t, 30*time.Second, "container VPP "+c.id+" back to local0, no route", func() (bool, string) {
-			names := interfaces(w.t, c.ctr.RealVPP)
+			names := ifNames(w.t, c.ctr.RealVPP)
 			fib := c.ctr.RealVPP.CLI(w.t, "show ip fib")
 			return slices.Equal(names, []string{"local0"}) && !strings.Contains(fib, "10.99.0.0/16"),
 				strings.Join(names, " ") + "\n" + fib
 		})
 	}
 	v := w.host.RealVPP
-	if names := interfaces(w.t, v); !slices.Equal(names, []string{"local0"}) {
+	if names := ifNames(w.t, v); !slices.Equal(names, []string{"local0"}) {
 		w.t.Errorf("host VPP interfaces after DEL: %v, want local0 only", names)
 	}
 	if bd := v.CLI(w.t, "show bridge-domain"); !strings.Contains(bd, "no bridge-domains in use") {
@@ -92,11 +92,23 @@ func socketOf(t *testing.T, w *world, c *container) string {
 	return s.SocketPath
 }
 
-// TestMemifPingThroughHostBridge: two containers on the upstream memif
-// network; each container's own VPP pings the other's through the host
-// VPP's bridge domain; DEL leaves nothing behind.
-func TestMemifPingThroughHostBridge(t *testing.T) {
-	w := newWorld(t, harness.HostOptions{RealVPP: true})
+// TestRealDataplanes runs the tier's end-to-end flows on one host whose
+// VPP and SPDK are real, started once for all of them (each real instance
+// costs seconds and hundreds of MB); every flow cleans up after itself and
+// checks it did.
+func TestRealDataplanes(t *testing.T) {
+	w := newWorld(t, harness.HostOptions{RealVPP: true, RealSPDK: true})
+	t.Run("memif ping through the host bridge domain", func(t *testing.T) { memifPing(w.on(t)) })
+	t.Run("vhost-user", func(t *testing.T) { vhostUser(w.on(t)) })
+	t.Run("volumes", func(t *testing.T) { volumes(w.on(t)) })
+	t.Run("restarts", func(t *testing.T) { restarts(w.on(t)) })
+}
+
+// memifPing: two containers on the upstream memif network; each
+// container's own VPP pings the other's through the host VPP's bridge
+// domain; DEL leaves nothing behind.
+func memifPing(w *world) {
+	t := w.t
 	a, b := w.pair(memifNet)
 	t.Logf("a -> b: %s", ping(t, a.ctr.RealVPP, b.ip))
 	t.Logf("b -> a: %s", ping(t, b.ctr.RealVPP, a.ip))
@@ -106,16 +118,16 @@ func TestMemifPingThroughHostBridge(t *testing.T) {
 	w.delClean(memifNet, a, b, []string{socketOf(t, w, a), socketOf(t, w, b)})
 }
 
-// TestVhostUser: the host VPP serves a vhost-user socket per container
-// and each container's VPP is the client on that same socket; DEL clean.
-// No ping: VPP is a vhost-user backend on both ends, and two backends do
-// not carry frames between them (a container needs a virtio frontend such
-// as DPDK's virtio-user for that).
-func TestVhostUser(t *testing.T) {
-	w := newWorld(t, harness.HostOptions{RealVPP: true})
+// vhostUser: the host VPP serves a vhost-user socket per container and
+// each container's VPP is the client on that same socket; DEL clean. No
+// ping: VPP is a vhost-user backend on both ends, and two backends do not
+// carry frames between them (a container needs a virtio frontend such as
+// DPDK's virtio-user for that).
+func vhostUser(w *world) {
+	t := w.t
 	a, b := w.pair(vhostNet)
 	sockets := []string{socketOf(t, w, a), socketOf(t, w, b)}
-	if names := interfaces(t, w.host.RealVPP); len(names) != 3 {
+	if names := ifNames(t, w.host.RealVPP); len(names) != 3 {
 		t.Errorf("host VPP interfaces %v, want local0 and two VirtualEthernet", names)
 	}
 	hostView := w.host.RealVPP.CLI(t, "show vhost-user")
@@ -128,38 +140,35 @@ func TestVhostUser(t *testing.T) {
 	w.delClean(vhostNet, a, b, sockets)
 }
 
-// TestRestarts: a host VPP killed and restarted empty is re-populated and
-// the containers ping again; the same for a container VPP; a restarted
-// host agent adopts what VPP holds with zero write messages.
-func TestRestarts(t *testing.T) {
-	w := newWorld(t, harness.HostOptions{RealVPP: true})
+// restarts: a host VPP killed and restarted empty is re-populated and the
+// containers ping again; the same for a container VPP; a restarted host
+// agent adopts what VPP holds with zero write messages.
+func restarts(w *world) {
 	a, b := w.pair(memifNet)
-	ping(t, a.ctr.RealVPP, b.ip)
+	ping(w.t, a.ctr.RealVPP, b.ip)
 
-	t.Run("host VPP kill -9", func(t *testing.T) {
+	w.t.Run("host VPP kill -9", func(t *testing.T) {
 		w.host.RealVPP.Kill(t)
 		w.host.RealVPP.Start(t)
 		eventually(t, 30*time.Second, "host VPP re-populated", func() (bool, string) {
-			names := interfaces(t, w.host.RealVPP)
+			names := ifNames(t, w.host.RealVPP)
 			return len(names) == 3, strings.Join(names, " ")
 		})
 		t.Logf("a -> b after host VPP restart: %s", ping(t, a.ctr.RealVPP, b.ip))
 	})
 
-	t.Run("container VPP kill -9", func(t *testing.T) {
+	w.t.Run("container VPP kill -9", func(t *testing.T) {
 		a.ctr.RealVPP.Kill(t)
 		a.ctr.RealVPP.Start(t)
 		eventually(t, 30*time.Second, "container VPP re-populated", func() (bool, string) {
-			names := interfaces(t, a.ctr.RealVPP)
+			names := ifNames(t, a.ctr.RealVPP)
 			return len(names) == 2, strings.Join(names, " ")
 		})
 		t.Logf("a -> b after container VPP restart: %s", ping(t, a.ctr.RealVPP, b.ip))
 	})
 
-	t.Run("host agent restart adopts with zero writes", func(t *testing.T) {
+	w.t.Run("host agent restart adopts with zero writes", func(t *testing.T) {
 		proxy := realdpProxy(t, w)
-		// The agent marks the interfaces it found ready again: wait for a
-		// status write after the restart, then for the queue to drain.
 		w.host.RestartAgent(t)
 		waitAdopted(t, w, a, b)
 		if writes := proxy.Writes(); len(writes) != 0 {

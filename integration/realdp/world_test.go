@@ -74,6 +74,14 @@ func newWorld(t *testing.T, opts harness.HostOptions) *world {
 	return w
 }
 
+// on is the world as seen from a subtest: the same etcd, host and libcni,
+// failures reported to t.
+func (w *world) on(t *testing.T) *world {
+	c := *w
+	c.t = t
+	return &c
+}
+
 // netconf is an upstream userspace CNI config plus what a deployment adds:
 // where etcd is, which host this is, the shared dir, the IPAM data dir.
 func (w *world) netconf(conf string) *libcni.NetworkConfigList {
@@ -195,8 +203,8 @@ func ping(t *testing.T, v *realdp.VPP, dst string) string {
 	}
 }
 
-// interfaces are the interface names `show interface` lists.
-func interfaces(t *testing.T, v *realdp.VPP) []string {
+// ifNames are the interface names `show interface` lists.
+func ifNames(t *testing.T, v *realdp.VPP) []string {
 	t.Helper()
 	var names []string
 	for _, l := range strings.Split(v.CLI(t, "show interface"), "\n") {

@@ -134,6 +134,10 @@ type route struct {
 	key    routeKey
 	source routeSource
 	paths  []fib_types.FibPath
+	// shown is the prefix ip_route_dump reports when it is not the key's:
+	// VPP 25.02 reports an address's attached route as the address itself
+	// with the subnet's length (10.2.2.2/24, not 10.2.2.0/24).
+	shown netip.Prefix
 }
 
 // pendingEvent is an interface event to deliver after the request is
