@@ -12,6 +12,7 @@ import (
 
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store"
+	"github.com/uspace-io/uspace/store/embedetcd"
 )
 
 var (
@@ -34,7 +35,7 @@ func testStore(t *testing.T) *store.Client {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		e, err := store.StartEmbedded(ctx, store.EmbeddedConfig{Dir: dir, ClientURL: "http://127.0.0.1:0", PeerURL: "http://127.0.0.1:0"})
+		e, err := embedetcd.Start(ctx, embedetcd.Config{Dir: dir, ClientURL: "http://127.0.0.1:0", PeerURL: "http://127.0.0.1:0"})
 		if err != nil {
 			etcdErr0 = err
 			return

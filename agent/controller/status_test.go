@@ -8,12 +8,13 @@ import (
 
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store"
+	"github.com/uspace-io/uspace/store/embedetcd"
 )
 
 func TestStatusWriterBatches(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	e, err := store.StartEmbedded(ctx, store.EmbeddedConfig{Dir: t.TempDir(), ClientURL: "http://127.0.0.1:0", PeerURL: "http://127.0.0.1:0"})
+	e, err := embedetcd.Start(ctx, embedetcd.Config{Dir: t.TempDir(), ClientURL: "http://127.0.0.1:0", PeerURL: "http://127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

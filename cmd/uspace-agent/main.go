@@ -22,6 +22,7 @@ import (
 	"github.com/uspace-io/uspace/agent/host"
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store"
+	"github.com/uspace-io/uspace/store/embedetcd"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -96,7 +97,7 @@ func hostCmd() *cobra.Command {
 		etcd     store.Config
 		cfg      = host.Config{Version: version}
 		memLimit int64
-		embedded store.EmbeddedConfig
+		embedded embedetcd.Config
 	)
 	cmd := &cobra.Command{
 		Use:   "host",
@@ -167,7 +168,7 @@ func hostCmd() *cobra.Command {
 
 // startEmbedded starts the embedded etcd on the first client endpoint and
 // points the agent's own connection at it.
-func startEmbedded(ctx context.Context, e *store.EmbeddedConfig, etcd *store.Config, log *slog.Logger) (*store.Embedded, error) {
+func startEmbedded(ctx context.Context, e *embedetcd.Config, etcd *store.Config, log *slog.Logger) (*embedetcd.Etcd, error) {
 	if len(etcd.Endpoints) == 0 {
 		return nil, fmt.Errorf("--embedded-etcd: no --etcd-endpoints URL to serve clients on")
 	}
@@ -186,7 +187,7 @@ func startEmbedded(ctx context.Context, e *store.EmbeddedConfig, etcd *store.Con
 	if etcd.CACert != "" || etcd.Cert != "" {
 		return nil, fmt.Errorf("--embedded-etcd serves plain http on loopback; it takes no --etcd-cacert/--etcd-cert (run etcd itself for TLS)")
 	}
-	emb, err := store.StartEmbedded(ctx, *e)
+	emb, err := embedetcd.Start(ctx, *e)
 	if err != nil {
 		return nil, err
 	}

@@ -3,11 +3,13 @@
 // the same etcd, and reported as a ratio to it.
 //
 // Modes: USPACE_BENCH=full (or 1) runs the full version (200 samples,
-// 10,000 intents, 10 hosts on a 3-member cluster; under 10 minutes on 2
-// cores) and writes bin/bench-results.{json,md}. BENCH_QUICK=1, or neither
-// variable (a plain `go test ./...`), runs the quick version (15 samples,
-// 200 intents, no cluster; under a minute) and writes
-// bin/bench-results-quick.{json,md}. Both print the markdown table. The test
+// 10,000 intents, 10 hosts on a 3-member cluster, then the rows on the real
+// VPP and SPDK, each phase skipped with one line when its dataplane is
+// missing; about 15 minutes on 2 cores) and writes
+// bin/bench-results.{json,md}. BENCH_QUICK=1, or neither variable (a plain
+// `go test ./...`), runs the quick version (15 samples, 200 intents, no
+// cluster, no real dataplanes unless USPACE_BENCH_REAL=1; under a minute
+// on an idle machine) and writes bin/bench-results-quick.{json,md}. Both print the markdown table. The test
 // only fails on broken plumbing — a row missing, a ratio that is not a
 // finite positive number — never on speed: whether the issue's targets hold
 // is reported in the table.
@@ -31,19 +33,24 @@ import (
 // config sizes one run.
 type config struct {
 	mode string
-	// samples per latency distribution (after warm-up).
-	samples int
+	// samples per latency distribution (after warm-up); binSamples per
+	// binary's init and exec.
+	samples, binSamples int
 	// idleWindow is how long idle agents are watched for etcd reads;
 	// pollWindow how long each (time-scaled) poll loop runs.
 	idleWindow, pollWindow time.Duration
-	// tpDuration and tpWorkers size the one-host throughput run.
+	// tpDuration is each one-host throughput run's (and its floor's)
+	// length, at every concurrency of throughputConcurrency.
 	tpDuration time.Duration
-	tpWorkers  int
 	// intents is the resync size.
 	intents int
 	// costAdds are the sequential ADDs whose etcd traffic is counted;
 	// bigAdds the ADDs timed on the host holding all the intents.
 	costAdds, bigAdds int
+	// real runs the rows on the real dataplanes: realSamples per latency
+	// distribution, realIntents the size of the real-VPP resync.
+	real                     bool
+	realSamples, realIntents int
 	// cluster: the 10-host, 3-member run.
 	cluster         bool
 	clusterHosts    int
@@ -52,11 +59,11 @@ type config struct {
 }
 
 func loadConfig() config {
-	full := config{mode: "full", samples: 200, idleWindow: 20 * time.Second, pollWindow: 3 * time.Second,
-		tpDuration: 15 * time.Second, tpWorkers: 8, intents: 10000, costAdds: 50, bigAdds: 10,
+	full := config{mode: "full", samples: 200, binSamples: 30, real: true, realSamples: 30, realIntents: 1000, idleWindow: 20 * time.Second, pollWindow: 3 * time.Second,
+		tpDuration: 8 * time.Second, intents: 10000, costAdds: 50, bigAdds: 10,
 		cluster: true, clusterHosts: 10, clusterDuration: 15 * time.Second, clusterWorkers: 20}
-	quick := config{mode: "quick", samples: 15, idleWindow: 2 * time.Second, pollWindow: 500 * time.Millisecond,
-		tpDuration: 2 * time.Second, tpWorkers: 4, intents: 200, costAdds: 5, bigAdds: 3}
+	quick := config{mode: "quick", samples: 15, binSamples: 4, realSamples: 3, realIntents: 20, idleWindow: 2 * time.Second, pollWindow: 500 * time.Millisecond,
+		tpDuration: time.Second, intents: 200, costAdds: 5, bigAdds: 3}
 	c := quick
 	if v := os.Getenv("USPACE_BENCH"); (v == "full" || v == "1") && os.Getenv("BENCH_QUICK") == "" {
 		c = full
@@ -70,6 +77,9 @@ func loadConfig() config {
 	}
 	if os.Getenv("USPACE_BENCH_CLUSTER") == "0" {
 		c.cluster = false
+	}
+	if os.Getenv("USPACE_BENCH_REAL") == "1" {
+		c.real = true
 	}
 	return c
 }
@@ -106,13 +116,15 @@ type bench struct {
 	cfg  config
 	res  *Results
 	etcd *etcdRun
-	// getBin is the exec floor's binary, opsBin the dataplane floor's; cniDir holds the `userspace`
+	// noopBin is the exec floor's binary, opsBin the dataplane floor's;
+	// cniDir holds the `userspace` plugin, hostLocal is the real host-local
 	// plugin; netns is the network namespace containers are added into.
-	getBin string
-	opsBin string
-	cniDir string
-	netns  string
-	// probe takes floor samples (a, b, b', c) on demand.
+	noopBin   string
+	opsBin    string
+	cniDir    string
+	hostLocal string
+	netns     string
+	// probe takes floor samples (a, b, b', c, d) on demand.
 	probe *probe
 	// VPP messages per operation of the floors (b) and (b').
 	hostFloorMsgs, ctrFloorMsgs float64
@@ -160,19 +172,27 @@ func TestBench(t *testing.T) {
 	cfg := loadConfig()
 	b := &bench{cfg: cfg, res: &Results{Mode: cfg.mode, Started: time.Now().UTC(), Machine: machineFacts(), Notes: []string{},
 		Config: map[string]any{"samples": cfg.samples, "intents": cfg.intents, "idleWindow": cfg.idleWindow.String(),
-			"pollWindow": cfg.pollWindow.String(), "throughputWorkers": cfg.tpWorkers, "throughputDuration": cfg.tpDuration.String(),
-			"cluster": cfg.cluster, "clusterHosts": cfg.clusterHosts, "clusterWorkers": cfg.clusterWorkers}}}
+			"pollWindow": cfg.pollWindow.String(), "throughputConcurrency": throughputConcurrency, "throughputDuration": cfg.tpDuration.String(),
+			"cluster": cfg.cluster, "clusterHosts": cfg.clusterHosts, "clusterWorkers": cfg.clusterWorkers,
+			"realSamples": cfg.realSamples, "realIntents": cfg.realIntents}}}
 	b.res.note("etcd is the real etcd binary (one process per member, data on disk, fsync on), its request and byte counts from its own /metrics; " +
-		"agents and plugins are the built binaries as processes; VPP is vppsim over its real socket protocol, running in the test process")
-	b.res.note("the up-front floor rows are measured first; rows compared with a+b+c, a+b or a+b' use floor samples taken right before each " +
-		"measured sample (interleaved), so a load change during the run hits floor and measurement alike")
+		"agents and plugins are the built binaries as processes; VPP is vppsim over its real socket protocol, running in the test process, " +
+		"except in the real_* rows, which run on the real VPP 25.02 and SPDK 24.09 (integration/realdp)")
+	b.res.note("floors: (a) etcd put -> watch between two connected clients, (b) and (b') the host and container sides' VPP calls from a " +
+		"process of their own, (c) exec of a static Go binary that does nothing, (d) a fresh etcd client's dial; the up-front floor rows are " +
+		"measured first; rows compared with sums of them (c+d+2a+b, d+2a+b, 2a+b') use floor samples taken right before each measured " +
+		"sample (interleaved), so a load change during the run hits floor and measurement alike; throughput rows are compared with libcni " +
+		"ADD+DEL of a chain that only runs host-local, at the same concurrency, measured right before them")
+	b.res.note("the machine is shared: other jobs (builds and tests of other engineers) ran during the run, so the load average moved; " +
+		"interleaved floors take that into account, single-shot figures (resync, throughput) do not")
 	b.res.note("latencies are nearest-rank percentiles; with n = 15 or 20 (quick mode) p99 is the maximum")
 	t.Logf("benchmark in %s mode: %d samples, %d intents, load %s", cfg.mode, cfg.samples, cfg.intents, loadAvg())
 	start := time.Now()
 
-	bins := buildTestdata(t, "etcdget", "vppops")
-	b.getBin, b.opsBin = bins[0], bins[1]
+	bins := buildTestdata(t, "noop", "vppops")
+	b.noopBin, b.opsBin = bins[0], bins[1]
 	b.cniDir = filepath.Dir(binaries.Path(t, "userspace"))
+	b.hostLocal = binaries.Path(t, "host-local")
 	binaries.Path(t, "uspace-agent")
 	netns, err := testutils.NewNS()
 	if err != nil {
@@ -190,6 +210,12 @@ func TestBench(t *testing.T) {
 	if cfg.cluster {
 		t.Run("cluster", b.clusterPhase)
 	}
+	if cfg.real {
+		t.Run("real-vpp", b.realVPPPhase)
+		t.Run("real-spdk", b.realSPDKPhase)
+	} else {
+		t.Log("real dataplanes: not in quick mode (their starts alone take half a minute; the integration/realdp tier runs the same flows); USPACE_BENCH_REAL=1 adds them")
+	}
 
 	b.res.Machine["loadEnd"] = loadAvg()
 	b.res.Took = time.Since(start).Round(time.Second).String()
@@ -205,16 +231,24 @@ func TestBench(t *testing.T) {
 		t.Logf("results written to %s", path)
 	}
 
-	want := []string{"etcd_put_watch_floor", "vpp_ops_floor", "vpp_ops_container_floor", "exec_get_floor",
+	want := []string{"etcd_put_watch_floor", "etcd_dial_floor", "vpp_ops_floor", "vpp_ops_container_floor", "exec_floor",
+		"exec_host_local", "init_host_local", "exec_userspace",
 		"cni_add", "cni_add_inprocess", "container_convergence",
 		"poll_baseline_20s", "poll_baseline_3s", "poll_baseline_1s",
 		"idle_etcd_reads_agents", "idle_etcd_reads_poll_3s",
-		"throughput_one_host",
+		"throughput_c1", "throughput_c4", "throughput_c16",
 		"cost_add_etcd_requests", "cost_add_etcd_writes", "cost_add_etcd_bytes", "cost_txn_max_ops", "cost_txn_max_bytes",
 		"resync_adopt_" + cfg.intentsLabel(), "resync_adopt_vpp_writes", "resync_cold_" + cfg.intentsLabel(),
 		"cost_agent_rss_" + cfg.intentsLabel(), "cost_agent_goroutines_" + cfg.intentsLabel()}
 	if cfg.cluster {
 		want = append(want, "throughput_10_hosts")
+	}
+	cmds, err := os.ReadDir(filepath.Join(moduleRoot(), "cmd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cmds {
+		want = append(want, "init_"+c.Name())
 	}
 	for _, bad := range b.res.sanity(want) {
 		t.Error(bad)

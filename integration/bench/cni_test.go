@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -161,24 +159,44 @@ func (b *bench) hostPhase(t *testing.T) {
 
 	// CNI ADD through libcni, exec'ing the built plugin.
 	adds, pr, split := b.sampleAdds(t, c, h, "bench-add", c.add, c.del, true)
-	f50, f99 := pr.floor()
-	row := b.res.latencyRow("cni_add", adds, f50, f99, "a+b+c")
+	f50, f99 := pr.floor(addFloor...)
+	row := b.res.latencyRow("cni_add", adds, f50, f99, addFloorOf)
 	row.target("p50 <= 2x, p99 <= 4x", row.Ratio != nil && *row.Ratio <= 2 && row.RatioP99 != nil && *row.RatioP99 <= 4)
 	row.note("libcni AddNetworkList exec'ing the built `userspace` into a netns, no IPAM, the host agent converging vppsim; "+
-		"floors interleaved (one a, b and c sample before each ADD; the up-front floors give a+b+c = %s ms); %s", num(b.upfront("etcd_put_watch_floor", "vpp_ops_floor", "exec_get_floor")), split)
+		"floor: exec of a static binary that does nothing (c) + a fresh etcd dial (d) + the intent's put->watch to the agent and "+
+		"the status's put->watch back (2a) + the host-side VPP calls (b), interleaved (one sample of each before each ADD; "+
+		"the up-front floors give %s ms); %s", num(b.upfront("exec_floor", "etcd_dial_floor", "etcd_put_watch_floor", "etcd_put_watch_floor", "vpp_ops_floor")), split)
 
 	// The same ADD in-process: no exec.
 	inproc, pr, split := b.sampleAdds(t, c, h, "bench-inproc", c.addInProcess, c.delInProcess, false)
-	k50, _ := b.floor("etcd_connect_floor")
-	f50, f99 = pr.floor()
-	b.res.latencyRow("cni_add_inprocess", inproc, f50, f99, "a+b").
-		note("package cni's ADD called in the test process (skel.CNIFuncs.Add): the same etcd and agent work without fork/exec; "+
-			"it still dials etcd per ADD as the plugin does (store.Connect alone: p50 %s ms, not in the floor); floors interleaved; %s", num(k50), split)
+	f50, f99 = pr.floor(addFloor[1:]...)
+	b.res.latencyRow("cni_add_inprocess", inproc, f50, f99, addFloorOf[2:]).
+		note("package cni's ADD called in the test process (skel.CNIFuncs.Add): the same etcd and agent work without fork/exec, "+
+			"dialing etcd per ADD as the plugin does; floors interleaved; %s", split)
 
 	b.costPhase(t, c)
 	b.convergence(t, ctr)
 	b.pollBaseline(t)
-	b.throughput(t, "throughput_one_host", []*cniEnv{c}, b.cfg.tpWorkers, b.cfg.tpDuration, b.etcd)
+	for _, w := range throughputConcurrency {
+		b.throughput(t, fmt.Sprintf("throughput_c%d", w), []*cniEnv{c}, w, b.cfg.tpDuration, b.etcd)
+	}
+}
+
+// addFloor names the parts of an ADD's floor (probe samples summed, the
+// put->watch twice: the intent to the agent, the status back to the
+// plugin); addFloorOf says it in the table. Without exec it is addFloor[1:].
+var addFloor = []string{"c", "d", "a", "a", "b"}
+
+const addFloorOf = "c+d+2a+b"
+
+// addFloorSample takes one sample of each part of an ADD's floor.
+func (b *bench) addFloorSample(pr *pairs, withExec bool) {
+	pr.add("a", b.probe.a())
+	pr.add("b", b.probe.b("host"))
+	pr.add("d", b.probe.d())
+	if withExec {
+		pr.add("c", b.probe.c())
+	}
 }
 
 // sampleAdds times ADDs (each followed by an untimed DEL) and splits
@@ -195,11 +213,7 @@ func (b *bench) sampleAdds(t *testing.T, c *cniEnv, h *harness.Host, prefix stri
 	for i := range b.cfg.samples + warmup {
 		id := fmt.Sprintf("%s-%04d", prefix, i)
 		if i >= warmup {
-			pr.a = append(pr.a, b.probe.a())
-			pr.b = append(pr.b, b.probe.b("host"))
-			if withExec {
-				pr.c = append(pr.c, b.probe.c())
-			}
+			b.addFloorSample(pr, withExec)
 		}
 		vb := countMsgs(h.VPP)
 		start := time.Now()
@@ -322,19 +336,86 @@ func (b *bench) costPhase(t *testing.T, c *cniEnv) {
 	b.costPerAdd = add
 }
 
-// throughput runs workers that each ADD and DEL in a loop through libcni
-// for d, spread over the hosts, and compares with the same workers
-// exec'ing the floor binary (two execs per ADD+DEL).
-func (b *bench) throughput(t *testing.T, name string, envs []*cniEnv, workers int, d time.Duration, e *etcdRun) {
-	floorRate := b.execRate(t, workers, min(d, 5*time.Second), e) / 2
+// throughputConcurrency are the concurrent callers of the one-host
+// throughput rows, each against the host-local-only chain at the same
+// concurrency.
+var throughputConcurrency = []int{1, 4, 16}
 
+// cycler is what throughput drives: ADD then DEL of one container.
+type cycler struct {
+	name     string
+	add, del func(id string) error
+}
+
+func (c *cniEnv) cycler() cycler { return cycler{name: c.host.Name, add: c.add, del: c.del} }
+
+// hostLocalChain is the throughput floor: a network whose only plugin is
+// host-local (it reads the ipam section of the config it is given),
+// through the same libcni, with its own data directory.
+func (b *bench) hostLocalChain(t testing.TB) cycler {
+	t.Helper()
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"bench-host-local","plugins":[{"type":"host-local",`+
+		`"ipam":{"type":"host-local","ranges":[[{"subnet":"10.250.0.0/16"}]],"dataDir":%q}}]}`, t.TempDir())
+	list, err := libcni.NetworkConfFromBytes([]byte(conf))
+	if err != nil {
+		t.Fatalf("host-local chain %s: %v", conf, err)
+	}
+	cfg := libcni.NewCNIConfigWithCacheDir([]string{filepath.Dir(b.hostLocal)}, t.TempDir(), nil)
+	rt := func(id string) *libcni.RuntimeConf {
+		return &libcni.RuntimeConf{ContainerID: id, NetNS: b.netns, IfName: "net1"}
+	}
+	return cycler{name: "host-local",
+		add: func(id string) error { _, err := cfg.AddNetworkList(context.Background(), list, rt(id)); return err },
+		del: func(id string) error { return cfg.DelNetworkList(context.Background(), list, rt(id)) }}
+}
+
+// throughput runs workers that each ADD and DEL in a loop through libcni
+// for d, spread over the hosts, and compares with the same number of
+// workers doing the same through the host-local-only chain.
+func (b *bench) throughput(t *testing.T, name string, envs []*cniEnv, workers int, d time.Duration, e *etcdRun) {
+	floor := cycleRate(t, []cycler{b.hostLocalChain(t)}, workers, d)
+	if floor.cycles == 0 {
+		t.Errorf("%s floor: no host-local ADD+DEL completed: %v", name, floor.firstErr)
+	}
+	var cs []cycler
+	for _, c := range envs {
+		cs = append(cs, c.cycler())
+	}
 	before := e.counts(t)
+	r := cycleRate(t, cs, workers, d)
+	delta := e.counts(t).sub(before)
+	n := float64(r.cycles)
+	row := b.res.rateRow(name, "ADD+DEL/s", r.rate, floor.rate, fmt.Sprintf("host-local chain, %d callers", workers))
+	row.target(">= 0.5x the floor", r.rate >= 0.5*floor.rate)
+	row.note("%d concurrent callers over %d host(s) for %v: %d ADD+DEL cycles (p50 %s ms, p99 %s ms each), %d failed; "+
+		"etcd writes per ADD+DEL %s (keys put %s, deleted %s); floor: the same callers through libcni on a chain whose only "+
+		"plugin is host-local: %s cycles/s (p50 %s ms, p99 %s ms each)",
+		workers, len(envs), d, r.cycles, num(ms(r.lat.pct(50))), num(ms(r.lat.pct(99))), r.failures,
+		num(delta.writes()/max(n, 1)), num(delta.KeysPut/max(n, 1)), num(delta.KeysDeleted/max(n, 1)),
+		num(floor.rate), num(ms(floor.lat.pct(50))), num(ms(floor.lat.pct(99))))
+	if r.firstErr != nil {
+		row.note("first failure: %v", r.firstErr)
+	}
+	if r.cycles == 0 {
+		t.Errorf("%s: no ADD+DEL completed: %v", name, r.firstErr)
+	}
+}
+
+type cycles struct {
+	cycles, failures int
+	rate             float64
+	lat              dist
+	firstErr         error
+}
+
+// cycleRate runs workers, spread over cs, that ADD and DEL in a loop for d.
+func cycleRate(t *testing.T, cs []cycler, workers int, d time.Duration) cycles {
 	var (
-		cycles, failures atomic.Int64
-		mu               sync.Mutex
-		lat              []time.Duration
-		firstErr         error
-		wg               sync.WaitGroup
+		n, failures atomic.Int64
+		mu          sync.Mutex
+		lat         []time.Duration
+		firstErr    error
+		wg          sync.WaitGroup
 	)
 	deadline := time.Now().Add(d)
 	start := time.Now()
@@ -342,9 +423,9 @@ func (b *bench) throughput(t *testing.T, name string, envs []*cniEnv, workers in
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := envs[w%len(envs)]
+			c := cs[w%len(cs)]
 			for i := 0; time.Now().Before(deadline); i++ {
-				id := fmt.Sprintf("tp-%s-%02d-%05d", c.host.Name, w, i)
+				id := fmt.Sprintf("tp-%s-%02d-%05d", c.name, w, i)
 				s := time.Now()
 				err := c.add(id)
 				if err == nil {
@@ -360,7 +441,7 @@ func (b *bench) throughput(t *testing.T, name string, envs []*cniEnv, workers in
 					_ = c.del(id)
 					continue
 				}
-				cycles.Add(1)
+				n.Add(1)
 				mu.Lock()
 				lat = append(lat, time.Since(s))
 				mu.Unlock()
@@ -368,44 +449,6 @@ func (b *bench) throughput(t *testing.T, name string, envs []*cniEnv, workers in
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	delta := e.counts(t).sub(before)
-	n := float64(cycles.Load())
-	rate := n / elapsed.Seconds()
-	ld := newDist(lat)
-	row := b.res.rateRow(name, "ADD+DEL/s", rate, floorRate, "exec floor / 2")
-	row.note("%d workers over %d host(s) for %v: %d ADD+DEL cycles (p50 %s ms, p99 %s ms each), %d failed; "+
-		"etcd writes per ADD+DEL %s (keys put %s, deleted %s); floor: the same workers exec'ing the etcdget binary, %s execs/s",
-		workers, len(envs), d, int(n), num(ms(ld.pct(50))), num(ms(ld.pct(99))), failures.Load(),
-		num(delta.writes()/max(n, 1)), num(delta.KeysPut/max(n, 1)), num(delta.KeysDeleted/max(n, 1)), num(floorRate*2))
-	if firstErr != nil {
-		row.note("first failure: %v", firstErr)
-	}
-	if n == 0 {
-		t.Errorf("%s: no ADD+DEL completed: %v", name, firstErr)
-	}
-}
-
-// execRate is how many times per second workers can exec the floor binary.
-func (b *bench) execRate(t *testing.T, workers int, d time.Duration, e *etcdRun) float64 {
-	var count atomic.Int64
-	var wg sync.WaitGroup
-	deadline := time.Now().Add(d)
-	start := time.Now()
-	eps := strings.Join(e.Endpoints, ",")
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(deadline) {
-				if err := exec.Command(b.getBin, eps, "/bench/floor").Run(); err != nil {
-					t.Errorf("etcdget: %v", err)
-					return
-				}
-				count.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	return float64(count.Load()) / time.Since(start).Seconds()
+	return cycles{cycles: int(n.Load()), failures: int(failures.Load()), rate: float64(n.Load()) / time.Since(start).Seconds(),
+		lat: newDist(lat), firstErr: firstErr}
 }

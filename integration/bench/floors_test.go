@@ -18,6 +18,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/uspace-io/uspace/agent/vpp"
 	"github.com/uspace-io/uspace/agent/vppstate"
@@ -35,22 +37,22 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // machine the load changes during a run, and a floor sample taken right
 // before each measured sample sees the same load.
 type probe struct {
-	t      testing.TB
-	writer *clientv3.Client
-	ch     clientv3.WatchChan
-	seq    int
-	getBin string
-	eps    string
-	ops    *exec.Cmd
-	opsIn  io.Writer
-	opsOut *bufio.Scanner
+	t       testing.TB
+	writer  *clientv3.Client
+	ch      clientv3.WatchChan
+	seq     int
+	noopBin string
+	eps     []string
+	ops     *exec.Cmd
+	opsIn   io.Writer
+	opsOut  *bufio.Scanner
 }
 
 const probeKey = "/bench/floor/put-watch"
 
 func (b *bench) newProbe(t *testing.T) *probe {
 	t.Helper()
-	p := &probe{t: t, writer: connectStore(t, b.etcd.Endpoints).Etcd(), getBin: b.getBin, eps: strings.Join(b.etcd.Endpoints, ",")}
+	p := &probe{t: t, writer: connectStore(t, b.etcd.Endpoints).Etcd(), noopBin: b.noopBin, eps: b.etcd.Endpoints}
 	reader := connectStore(t, b.etcd.Endpoints).Etcd()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -127,13 +129,28 @@ func (p *probe) b(mode string) time.Duration {
 	return time.Duration(ns)
 }
 
-// c: exec of a static Go binary that dials etcd and does one get.
+// c: fork+exec of a static Go binary that does nothing.
 func (p *probe) c() time.Duration {
 	start := time.Now()
-	if o, err := exec.Command(p.getBin, p.eps, probeKey).CombinedOutput(); err != nil {
-		p.t.Fatalf("etcdget: %v\n%s", err, o)
+	if o, err := exec.Command(p.noopBin).CombinedOutput(); err != nil {
+		p.t.Fatalf("noop: %v\n%s", err, o)
 	}
 	return time.Since(start)
+}
+
+// d: a fresh etcd client's dial (TCP, HTTP/2 set-up; blocking until the
+// connection is up) and its close, the least a process that starts per
+// call must do before its first request.
+func (p *probe) d() time.Duration {
+	start := time.Now()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: p.eps, DialTimeout: 10 * time.Second, Logger: zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithBlock()}})
+	if err != nil {
+		p.t.Fatalf("dial etcd: %v", err)
+	}
+	took := time.Since(start)
+	cli.Close()
+	return took
 }
 
 // samples takes n floor samples after warm-up.
@@ -147,13 +164,30 @@ func samples(n int, f func() time.Duration) dist {
 	return newDist(out)
 }
 
-// pairs collects floor samples taken next to measured ones.
-type pairs struct{ a, b, c []time.Duration }
+// pairs collects floor samples taken next to measured ones: per part
+// (one of the probe's a, b, c, d, in the order they are summed), its
+// samples.
+type pairs struct {
+	names []string
+	parts map[string][]time.Duration
+}
 
-// floor is the sum of the p50s (and of the p99s) of the parts taken.
-func (p *pairs) floor() (p50, p99 float64) {
-	for _, xs := range [][]time.Duration{p.a, p.b, p.c} {
-		if len(xs) > 0 {
+func (p *pairs) add(part string, d time.Duration) {
+	if p.parts == nil {
+		p.parts = map[string][]time.Duration{}
+	}
+	if _, ok := p.parts[part]; !ok {
+		p.names = append(p.names, part)
+	}
+	p.parts[part] = append(p.parts[part], d)
+}
+
+// floor is the sum of the p50s (and of the p99s) of the parts taken; a
+// part named twice in counts (the two etcd hops of an ADD) is added that
+// many times.
+func (p *pairs) floor(counts ...string) (p50, p99 float64) {
+	for _, name := range counts {
+		if xs := p.parts[name]; len(xs) > 0 {
 			d := newDist(xs)
 			p50 += ms(d.pct(50))
 			p99 += ms(d.pct(99))
@@ -162,15 +196,23 @@ func (p *pairs) floor() (p50, p99 float64) {
 	return p50, p99
 }
 
+// p50 is one part's median in ms.
+func (p *pairs) p50(part string) float64 { return ms(newDist(p.parts[part]).pct(50)) }
+
 // floors measures, before anything else, (a) etcd put -> watch event at
-// another client, (b) the VPP calls of an ADD's host side and (b') of a
-// container side straight through agent/vpp from their own process, (c)
-// exec of a static binary that dials etcd and does one get.
+// another, connected client, (b) the VPP calls of an ADD's host side and
+// (b') of a container side straight through agent/vpp from their own
+// process, (c) exec of a static Go binary that does nothing, (d) a fresh
+// etcd client's dial; and, as floors of their own, host-local's exec.
 func (b *bench) floors(t *testing.T) {
 	n := b.cfg.samples
 	p := b.probe
 	b.res.floorRow("etcd_put_watch_floor", samples(n, p.a),
-		"(a) a put by one client until another client's watch delivers it, raw clientv3")
+		"(a) a put by one connected client until another connected client's watch delivers it, raw clientv3")
+	b.res.floorRow("etcd_dial_floor", samples(n, p.d),
+		fmt.Sprintf("(d) a fresh raw clientv3 client's blocking dial (TCP + HTTP/2 set-up), measured apart from (a) because "+
+			"a plugin exec'd per call must dial; store.Connect as the plugin calls it (its logger, the dial, a MemberList "+
+			"check): p50 %s ms", num(ms(b.floorConnect(t, n).pct(50)))))
 
 	sim, cli := startSim(t)
 	bd := b.floorHostOps(t, sim, cli, n)
@@ -185,21 +227,24 @@ func (b *bench) floors(t *testing.T) {
 			bc.msgs, num(ms(bc.d.pct(50)))))
 	b.hostFloorMsgs, b.ctrFloorMsgs = bd.perOp, bc.perOp
 
-	b.res.floorRow("etcd_connect_floor", b.floorConnect(t, n),
-		"store.Connect + Close as the plugin dials etcd (gRPC dial, blocking, MemberList check); not part of a+b+c")
-	b.res.floorRow("exec_get_floor", samples(n, p.c),
-		"(c) fork+exec of a static Go binary (testdata/etcdget) that dials etcd and does one get")
-	plugin := filepath.Join(b.cniDir, "userspace")
-	b.res.floorRow("exec_userspace_version", samples(n, func() time.Duration {
-		cmd := exec.Command(plugin)
-		cmd.Env = append(cmd.Environ(), "CNI_COMMAND=VERSION")
-		cmd.Stdin = strings.NewReader(`{"cniVersion":"1.0.0"}`)
-		start := time.Now()
-		if o, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("userspace VERSION: %v\n%s", err, o)
-		}
-		return time.Since(start)
-	}), "fork+exec of the built `userspace` plugin answering VERSION: its own start-up cost, no etcd; not part of a+b+c")
+	b.res.floorRow("exec_floor", samples(n, p.c),
+		"(c) fork+exec of a static Go binary that does nothing (testdata/noop): the least any exec'd plugin costs")
+	b.res.floorRow("exec_host_local", samples(n, func() time.Duration { return execVersion(t, b.hostLocal) }),
+		"fork+exec of the real host-local IPAM plugin answering CNI VERSION: what every plugin that uses IPAM pays on top "+
+			"of its own exec; not part of any sum")
+	b.binaries(t)
+}
+
+// execVersion times one fork+exec of a CNI plugin answering VERSION.
+func execVersion(t testing.TB, bin string) time.Duration {
+	cmd := exec.Command(bin)
+	cmd.Env = append(cmd.Environ(), "CNI_COMMAND=VERSION")
+	cmd.Stdin = strings.NewReader(`{"cniVersion":"1.0.0"}`)
+	start := time.Now()
+	if o, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s VERSION: %v\n%s", bin, err, o)
+	}
+	return time.Since(start)
 }
 
 func (b *bench) floorConnect(t *testing.T, n int) dist {
@@ -428,11 +473,12 @@ func (b *bench) floorContainerOps(t *testing.T, sim *vppsim.Sim, cli *vpp.Client
 	return opsFloor{d: newDist(out), msgs: msgs.per(n), perOp: float64(msgs.total()) / float64(n)}
 }
 
-// vppOps runs testdata/vppops against sim and returns its timings.
-func (b *bench) vppOps(t *testing.T, sim *vppsim.Sim, mode string, n int) dist {
+// vppOpsAt runs testdata/vppops against the VPP API socket given, a
+// simulator's or a real VPP's, and returns its timings.
+func (b *bench) vppOpsAt(t *testing.T, socket, mode string, n int) dist {
 	t.Helper()
 	dir := harness.ShortTempDir(t)
-	cmd := exec.Command(b.opsBin, "-socket", sim.Socket(), "-dir", dir, "-mode", mode, "-n", strconv.Itoa(n), "-warmup", strconv.Itoa(warmup))
+	cmd := exec.Command(b.opsBin, "-socket", socket, "-dir", dir, "-mode", mode, "-n", strconv.Itoa(n), "-warmup", strconv.Itoa(warmup))
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -451,7 +497,7 @@ func (b *bench) vppOps(t *testing.T, sim *vppsim.Sim, mode string, n int) dist {
 // at the least.
 func (b *bench) floorColdCreate(t *testing.T, sim *vppsim.Sim, n int) time.Duration {
 	t.Helper()
-	d := b.vppOps(t, sim, "cold", n)
+	d := b.vppOpsAt(t, sim.Socket(), "cold", n)
 	if st := sim.Snapshot(); len(st.Memifs) != n {
 		t.Fatalf("cold floor: %d memifs in vppsim, want %d", len(st.Memifs), n)
 	}

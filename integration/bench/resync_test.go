@@ -219,9 +219,7 @@ func (b *bench) resyncPhase(t *testing.T) {
 	var pr pairs
 	var per etcdCounts
 	for i := range k {
-		pr.a = append(pr.a, b.probe.a())
-		pr.b = append(pr.b, b.probe.b("host"))
-		pr.c = append(pr.c, b.probe.c())
+		b.addFloorSample(&pr, true)
 		before := b.etcd.counts(t)
 		s := time.Now()
 		if err := c.add(fmt.Sprintf("bench-big-%04d", i)); err != nil {
@@ -237,8 +235,8 @@ func (b *bench) resyncPhase(t *testing.T) {
 			t.Fatalf("DEL on %s: %v", bigHost, err)
 		}
 	}
-	f50, f99 := pr.floor()
-	b.res.latencyRow("cni_add_at_"+label, newDist(lat), f50, f99, "a+b+c").
+	f50, f99 := pr.floor(addFloor...)
+	b.res.latencyRow("cni_add_at_"+label, newDist(lat), f50, f99, addFloorOf).
 		note("the same ADD on the host that already holds %d interfaces; floors interleaved", n)
 	empty := b.costPerAdd.RxBytes + b.costPerAdd.TxBytes
 	b.res.valueRow("cost_add_etcd_bytes_at_"+label, "B/ADD", per.RxBytes+per.TxBytes, empty, "same on an empty host").

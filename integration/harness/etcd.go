@@ -8,6 +8,7 @@ import (
 	"go.etcd.io/etcd/tests/v3/framework/integration"
 
 	"github.com/uspace-io/uspace/store"
+	"github.com/uspace-io/uspace/store/embedetcd"
 )
 
 // Etcd is a real etcd for a test: Endpoints for processes, Store for the
@@ -18,7 +19,7 @@ type Etcd struct {
 	// Cluster is set when the etcd is a tests/v3 multi-member cluster.
 	Cluster *integration.Cluster
 	// Embedded is set for a single embedded member.
-	Embedded *store.Embedded
+	Embedded *embedetcd.Etcd
 }
 
 // StartEtcd runs a single-node embedded etcd on free loopback ports.
@@ -26,7 +27,7 @@ func StartEtcd(t testing.TB) *Etcd {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	e, err := store.StartEmbedded(ctx, store.EmbeddedConfig{
+	e, err := embedetcd.Start(ctx, embedetcd.Config{
 		Dir:       t.TempDir(),
 		ClientURL: "http://127.0.0.1:0",
 		PeerURL:   "http://127.0.0.1:0",

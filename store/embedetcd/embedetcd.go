@@ -1,4 +1,9 @@
-package store
+// Package embedetcd runs a single-member etcd inside the process: the host
+// agent's `--embedded-etcd` set-up and the tests' etcd. It is a package of
+// its own because the etcd server is most of a binary: package store, which
+// the CNI plugin, the volume driver and uspacectl link, must not pull it in
+// (every exec of the plugin would pay its package initialisation).
+package embedetcd
 
 import (
 	"context"
@@ -13,8 +18,8 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// EmbeddedConfig describes a single-node etcd run inside the process.
-type EmbeddedConfig struct {
+// Config describes a single-node etcd run inside the process.
+type Config struct {
 	// Dir holds the data; a restart on the same Dir keeps it.
 	Dir string
 	// ClientURL is where clients connect (default http://127.0.0.1:2379).
@@ -28,24 +33,24 @@ type EmbeddedConfig struct {
 }
 
 const (
-	embeddedReadyTimeout = time.Minute
+	readyTimeout = time.Minute
 	// Without compaction a long-running default set-up grows its history
 	// until etcd hits its space quota and refuses writes. An hour keeps
 	// enough history for any watcher that is merely reconnecting; one that
 	// falls further behind resyncs.
-	embeddedCompactionRetention = "1h"
+	compactionRetention = "1h"
 )
 
-// Embedded is a running in-process etcd.
-type Embedded struct {
+// Etcd is a running in-process etcd.
+type Etcd struct {
 	etcd      *embed.Etcd
 	endpoints []string
 	logLevel  zap.AtomicLevel
 }
 
-// StartEmbedded starts a single-node etcd and returns once it serves
+// Start starts a single-node etcd and returns once it serves
 // clients, or fails when it cannot within a minute or before ctx ends.
-func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
+func Start(ctx context.Context, cfg Config) (*Etcd, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("embedded etcd: no data directory given")
 	}
@@ -87,13 +92,13 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	ecfg.LogLevel = "error"
 	ecfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(logger)
 	ecfg.AutoCompactionMode = embed.CompactorModePeriodic
-	ecfg.AutoCompactionRetention = embeddedCompactionRetention
+	ecfg.AutoCompactionRetention = compactionRetention
 
 	e, err := embed.StartEtcd(ecfg)
 	if err != nil {
 		return nil, fmt.Errorf("embedded etcd in %s: starting: %w", cfg.Dir, err)
 	}
-	timer := time.NewTimer(embeddedReadyTimeout)
+	timer := time.NewTimer(readyTimeout)
 	defer timer.Stop()
 	select {
 	case <-e.Server.ReadyNotify():
@@ -102,12 +107,12 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		return nil, fmt.Errorf("embedded etcd in %s: failed while starting: %w", cfg.Dir, err)
 	case <-timer.C:
 		e.Close()
-		return nil, fmt.Errorf("embedded etcd in %s: not ready after %v", cfg.Dir, embeddedReadyTimeout)
+		return nil, fmt.Errorf("embedded etcd in %s: not ready after %v", cfg.Dir, readyTimeout)
 	case <-ctx.Done():
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd in %s: waiting until ready: %w", cfg.Dir, ctx.Err())
 	}
-	out := &Embedded{etcd: e, logLevel: level}
+	out := &Etcd{etcd: e, logLevel: level}
 	for _, l := range e.Clients {
 		out.endpoints = append(out.endpoints, clientURL.Scheme+"://"+l.Addr().String())
 	}
@@ -115,14 +120,14 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 }
 
 // Endpoints are the client URLs the server listens on, with real ports.
-func (e *Embedded) Endpoints() []string { return e.endpoints }
+func (e *Etcd) Endpoints() []string { return e.endpoints }
 
 // Err delivers an error if the server fails after starting, so a process
 // that depends on it can stop instead of serving without a store.
-func (e *Embedded) Err() <-chan error { return e.etcd.Err() }
+func (e *Etcd) Err() <-chan error { return e.etcd.Err() }
 
 // Close stops the server; data stays in Dir.
-func (e *Embedded) Close() {
+func (e *Etcd) Close() {
 	e.logLevel.SetLevel(zapcore.FatalLevel)
 	e.etcd.Close()
 }

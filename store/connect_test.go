@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,52 +10,18 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+
+	"github.com/uspace-io/uspace/store/embedetcd"
 )
 
-func startEmbedded(t *testing.T, dir string) *Embedded {
+// startEmbedded runs a real etcd in the test process on free ports.
+func startEmbedded(t *testing.T, dir string) *embedetcd.Etcd {
 	t.Helper()
-	e, err := StartEmbedded(context.Background(), EmbeddedConfig{Dir: dir, ClientURL: "http://127.0.0.1:0", PeerURL: "http://127.0.0.1:0"})
+	e, err := embedetcd.Start(context.Background(), embedetcd.Config{Dir: dir, ClientURL: "http://127.0.0.1:0", PeerURL: "http://127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return e
-}
-
-func TestEmbedded(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "etcd")
-	ctx := context.Background()
-
-	e := startEmbedded(t, dir)
-	u, err := url.Parse(e.Endpoints()[0])
-	if err != nil || len(e.Endpoints()) != 1 || u.Port() == "0" || u.Port() == "" {
-		t.Fatalf("endpoints %v: want one with the real port", e.Endpoints())
-	}
-	c, err := Connect(ctx, Config{Endpoints: e.Endpoints()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rev, err := c.Apply(ctx, Op{Key: "/uspace/v1/networks/n1", Value: []byte(`{"mtu":1500}`), Guard: CreateOnly()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	e.Close()
-
-	e = startEmbedded(t, dir)
-	defer e.Close()
-	c, err = Connect(ctx, Config{Endpoints: e.Endpoints()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	kv, err := c.Get(ctx, "/uspace/v1/networks/n1")
-	if err != nil || kv == nil || string(kv.Value) != `{"mtu":1500}` || kv.ModRevision != rev {
-		t.Fatalf("after restart: %+v, %v; want the value written at %d", kv, err, rev)
-	}
-
-	if _, err := StartEmbedded(ctx, EmbeddedConfig{}); err == nil || err.Error() != "embedded etcd: no data directory given" {
-		t.Fatalf("no dir: %v", err)
-	}
 }
 
 // Against a real etcd: a TLS mismatch names the handshake, the password
