@@ -152,6 +152,21 @@ func (o *Volume) DevicePath() string { return filepath.Join(o.Root, "block", "de
 
 func (o *Agent) Validate() error { return ValidateHost("host", o.Host) }
 
-func (o *InterfaceStatus) Validate() error { return nil }
+// Validate checks what an agent acts on when the status outlives its
+// intent: the socket path it may remove must be one an intent could hold.
+func (o *InterfaceStatus) Validate() error {
+	var errs []error
+	if o.SocketPath != "" {
+		errs = append(errs, ValidateSocketPath("socketPath", o.SocketPath, ""))
+	}
+	return errors.Join(append(errs, validateRetrying(o.Retrying, o.Error))...)
+}
 
-func (o *VolumeStatus) Validate() error { return nil }
+func (o *VolumeStatus) Validate() error { return validateRetrying(o.Retrying, o.Error) }
+
+func validateRetrying(retrying bool, err string) error {
+	if retrying && err == "" {
+		return fieldErr("retrying", "true", "needs the error that is being retried")
+	}
+	return nil
+}
