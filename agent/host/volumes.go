@@ -70,7 +70,7 @@ func (a *Agent) reconcileVolume(ctx context.Context, key string, kv *store.KV) e
 		}
 	}
 	if err := a.applyVolume(ctx, v); err != nil {
-		st.Error = err.Error()
+		st.Error, st.Retrying = err.Error(), volumeTransient(err)
 		if werr := a.status.Put(ctx, sk, st); werr != nil {
 			return errors.Join(err, werr)
 		}
