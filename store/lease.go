@@ -50,8 +50,10 @@ type Registration struct {
 // seconds; etcd raises it to its minimum) and keeps the lease alive (the
 // etcd client renews it every ttl/3).
 //
-// The put is create-only: while another lease holds key, Register fails
-// with a *HeldError naming the holder. While the lease lives, a deleted key
+// The put is create-only: while another lease holds key, Register waits
+// as long as that lease has left (a holder that crashed leaves its key
+// until then) and then fails with a *HeldError naming the holder, which
+// kept its lease alive and is therefore live. While the lease lives, a deleted key
 // is put back at once (an operator's `etcdctl del` does not unregister a
 // live agent); a key taken over by another lease ends the registration with
 // a *HeldError. When the lease is lost (expired during a partition, revoked
@@ -69,11 +71,35 @@ func (c *Client) Register(ctx context.Context, key string, value func() []byte, 
 		done:  make(chan struct{}),
 	}
 	k, err := r.register(ctx, 0)
+	var held *HeldError
+	if errors.As(err, &held) && r.awaitRelease(ctx, held) {
+		k, err = r.register(ctx, 0)
+	}
 	if err != nil {
 		return nil, err
 	}
 	go r.run(ctx, k)
 	return r, nil
+}
+
+// releaseMargin is added to a holder's remaining TTL when waiting for it to
+// expire: etcd reports TTLs in whole seconds and expires leases on the
+// leader's clock.
+const releaseMargin = 2 * time.Second
+
+// awaitRelease waits for a held key to go, for as long as the holder's
+// lease has left. A holder that died without revoking (SIGKILL, a crash,
+// a power cut) leaves its key until its lease expires, and its successor
+// must not be refused for that; a holder that is alive keeps renewing its
+// lease, so its key is still there after that time.
+func (r *Registration) awaitRelease(ctx context.Context, held *HeldError) bool {
+	if held.TTL < 0 {
+		return false
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Duration(held.TTL)*time.Second+releaseMargin)
+	defer cancel()
+	_, err := r.c.WaitFor(wctx, r.key, 0, func(kv *KV) (bool, error) { return kv == nil, nil })
+	return err == nil
 }
 
 // LeaseID is the lease the key is currently bound to, 0 while it is not

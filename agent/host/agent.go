@@ -253,8 +253,8 @@ func (a *Agent) registrationError(err error) error {
 	if ag, derr := schema.DecodeAs[schema.Agent](held.Value); derr == nil {
 		holder = fmt.Sprintf("version %s started at %s", ag.Version, ag.StartedAt.Format(time.RFC3339))
 	}
-	return fmt.Errorf("another host agent is registered for host %s at %s (%s, lease %x, %ds left unless kept alive): stop it first, or give this one another --host: %w",
-		a.cfg.Host, held.Key, holder, held.Lease, held.TTL, err)
+	return fmt.Errorf("another host agent is live for host %s: %s holds %s under lease %x, which it keeps alive; stop it first, or give this agent another --host",
+		a.cfg.Host, holder, held.Key, held.Lease)
 }
 
 // enqueueStatusOrphan queues the intent key a status mirrors, so the

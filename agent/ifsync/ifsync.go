@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 
@@ -52,9 +54,13 @@ func (r *Reconciler) Refused() []string {
 
 // Transient reports an error the agent retries on its own without a
 // change of intent: the dataplane is unreachable, restarting or too slow
-// to answer. Other errors are terminal for the intent's revision.
+// to answer, or the connection broke under a call. Other errors (VPP
+// refused the request, a directory is missing) are terminal for the
+// intent's revision.
 func Transient(err error) bool {
-	return errors.Is(err, vpp.ErrNotConnected) || errors.Is(err, context.DeadlineExceeded)
+	var ne *net.OpError
+	return errors.Is(err, vpp.ErrNotConnected) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.As(err, &ne)
 }
 
 // Reconcile is a controller.ReconcileFunc.
