@@ -986,9 +986,14 @@ func TestAddWaitsThroughTransientErrors(t *testing.T) {
 	if ce := cniError(t, err); ce.Code != types.ErrTryAgainLater || !strings.Contains(ce.Msg, "still retrying") || !strings.Contains(ce.Msg, "not connected") {
 		t.Fatalf("ADD while VPP stays away: %v", err)
 	}
-	if left := e.hostKeys(); len(left) != 0 {
+	if left := e.keys(schema.HostPrefix(e.hostName) + "interfaces/"); len(left) != 0 {
 		t.Errorf("intents not rolled back: %v", left)
 	}
+	// The agent removes the status once it can look at VPP again.
+	if err := e.host.VPP.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "the rolled-back attachment's status to go", func() bool { return len(e.hostKeys()) == 0 })
 	if got := e.ipamFiles("memif-network"); len(got) != 0 {
 		t.Errorf("IPAM not released: %v", got)
 	}
