@@ -71,9 +71,10 @@ func TestOneAgentPerHost(t *testing.T) {
 	}
 
 	t.Run("etcdctl del is undone", func(t *testing.T) {
+		etcdctl := binaries.Path(t, "etcdctl")
 		for range 3 {
 			start := time.Now()
-			out, err := exec.Command(binaries.Path(t, "etcdctl"), "--endpoints", strings.Join(e.Endpoints, ","), "del", schema.AgentKey(h.Name)).CombinedOutput()
+			out, err := exec.Command(etcdctl, "--endpoints", strings.Join(e.Endpoints, ","), "del", schema.AgentKey(h.Name)).CombinedOutput()
 			if err != nil || strings.TrimSpace(string(out)) != "1" {
 				t.Fatalf("etcdctl del: %v %s", err, out)
 			}
