@@ -13,16 +13,29 @@ import (
 	"go.fd.io/govpp/api"
 
 	"github.com/uspace-io/uspace/agent/vpp"
+	"github.com/uspace-io/uspace/integration/realdp"
 	"github.com/uspace-io/uspace/integration/vppsim"
 )
 
-// env is one simulator plus one connected driver client.
+// env is one dataplane (the simulator, or a real VPP when sim is nil) plus
+// one connected driver client.
 type env struct {
 	t      testing.TB
 	dir    string // short temp dir for sockets (sun_path is 108 bytes)
 	sim    *vppsim.Sim
 	client *vpp.Client
 	ctx    context.Context
+}
+
+// onBoth runs a test that needs no fault injection against vppsim and,
+// where this machine has one, a real VPP 25.02: the same calls must get
+// the same answers from both.
+func onBoth(t *testing.T, test func(t *testing.T, e *env)) {
+	t.Run("vppsim", func(t *testing.T) { test(t, newEnv(t, vppsim.Options{})) })
+	t.Run("real VPP", func(t *testing.T) {
+		v := realdp.StartVPP(t, realdp.VPPOptions{Name: "driver"})
+		test(t, connect(t, shortTempDir(t), v.APISocket, nil, true))
+	})
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -51,12 +64,19 @@ func newEnv(t testing.TB, opts vppsim.Options) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sim.Close() })
+	return connect(t, dir, opts.Socket, sim, len(opts.Exclude) == 0)
+}
+
+// connect dials the dataplane at socket and, when wait, waits until the
+// client is connected.
+func connect(t testing.TB, dir, socket string, sim *vppsim.Sim, wait bool) *env {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
-	c := vpp.Dial(vpp.Config{Socket: opts.Socket, Logger: quietLogger(), RequestTimeout: 5 * time.Second})
+	c := vpp.Dial(vpp.Config{Socket: socket, Logger: quietLogger(), RequestTimeout: 5 * time.Second})
 	t.Cleanup(func() { _ = c.Close() })
 	e := &env{t: t, dir: dir, sim: sim, client: c, ctx: ctx}
-	if len(opts.Exclude) == 0 {
+	if wait {
 		wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
 		defer wcancel()
 		if err := c.WaitConnected(wctx); err != nil {

@@ -179,7 +179,7 @@ func kindOf(err error) error {
 		return nil
 	}
 	switch api.VPPApiError(rv) {
-	case api.INVALID_SW_IF_INDEX, api.NO_SUCH_ENTRY, api.NO_SUCH_FIB:
+	case api.INVALID_SW_IF_INDEX, api.NO_SUCH_ENTRY, api.NO_SUCH_FIB, api.NO_MATCHING_INTERFACE:
 		return ErrNotFound
 	case api.IF_ALREADY_EXISTS, api.SUBIF_ALREADY_EXISTS, api.VALUE_EXIST, api.ENTRY_ALREADY_EXISTS,
 		api.BD_ALREADY_EXISTS, api.BD_IN_USE, api.ADDRESS_IN_USE, api.UNEXPECTED_INTF_STATE:

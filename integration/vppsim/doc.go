@@ -26,8 +26,21 @@
 //
 // Like a real VPP it creates socket files: a memif in master role listens on
 // its socket file (SOCK_SEQPACKET, as VPP does) and a vhost-user interface in
-// server mode listens on its path (SOCK_STREAM); the file is removed when the
-// last master on that socket, or the vhost-user interface, is deleted.
+// server mode listens on its path (SOCK_STREAM). As VPP 25.02 does, the
+// memif socket file stays on disk after its last master goes (the vhost-user
+// one is removed with its interface).
+//
+// Where it answers differently from VPP 25.02 was measured side by side
+// (integration/realdp's differential test sends both the same calls and
+// compares every answer) and changed to match: a socket filename in a
+// missing directory is accepted and the master on it fails (-14); routes
+// added through the API stay after their interface goes; an address's
+// routes exist only while its interface is up, the attached one shown as
+// the address with the subnet length, plus network and broadcast /32
+// drops; an IP-mode memif is type 0 with link MTU 0 and refuses a MAC (-9);
+// a memif_create in inject-punt mode crashes VPP, so it crashes the
+// simulator too (every connection closes, the state restarts empty).
+// Not simulated: frames (no data path), so nothing here can ping.
 //
 // Fault controls (Go API and the JSON control protocol of ServeControl): fail
 // the next N calls of a named message with a retval, add latency, drop all
