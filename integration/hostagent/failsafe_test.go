@@ -91,6 +91,22 @@ func TestOneAgentPerHost(t *testing.T) {
 		}
 	})
 
+	t.Run("gc refuses a live host whose registration was deleted", func(t *testing.T) {
+		rev := putMemifs(t, e, h, []string{"keep"}, 0)
+		waitIfReady(t, e, h, "keep", "net1", rev)
+		if _, err := e.Store.Etcd().Delete(context.Background(), schema.AgentKey(h.Name)); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(binaries.Path(t, "uspacectl"), "--etcd-endpoints", strings.Join(e.Endpoints, ","), "gc", "--host", h.Name).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "agent") {
+			t.Fatalf("gc of a live host: %v\n%s", err, out)
+		}
+		if kv, err := e.Store.Get(context.Background(), ifKey(h, "keep", "net1")); err != nil || kv == nil {
+			t.Fatalf("gc removed a live host's intent: %v", err)
+		}
+		t.Logf("gc refused: %s", out)
+	})
+
 	t.Run("stopped first: the next one starts", func(t *testing.T) {
 		if err := h.Agent.Stop(10 * time.Second); err != nil {
 			t.Fatalf("first agent's exit: %v", err)
