@@ -15,10 +15,10 @@ export USPACE_BIN_DIR := $(BIN)
 all: build
 
 # Debian packages the tests use: ip (network namespaces), systemd-analyze
-# (checks the units in deployments/systemd).
+# (checks the units in deployments/systemd), gcc (the race detector needs cgo).
 deps:
-	@command -v ip >/dev/null && command -v systemd-analyze >/dev/null || \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iproute2 systemd)
+	@command -v ip >/dev/null && command -v systemd-analyze >/dev/null && command -v gcc >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iproute2 systemd gcc libc6-dev)
 	$(GO) mod download
 
 # The real dataplanes (VPP 25.02, SPDK 24.09) for the real-dataplane test

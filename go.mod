@@ -18,6 +18,7 @@ require (
 	go.etcd.io/etcd/tests/v3 v3.6.6
 	go.fd.io/govpp v0.12.0
 	go.uber.org/zap v1.27.0
+	golang.org/x/sync v0.16.0
 	golang.org/x/sys v0.35.0
 	google.golang.org/grpc v1.71.1
 	k8s.io/api v0.32.3
@@ -26,8 +27,6 @@ require (
 	k8s.io/utils v0.0.0-20241104100929-3ea5e8cea738
 	sigs.k8s.io/yaml v1.4.0
 )
-
-require golang.org/x/sync v0.16.0 // indirect
 
 require (
 	github.com/Microsoft/go-winio v0.6.2 // indirect

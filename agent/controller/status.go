@@ -195,9 +195,12 @@ func (w *StatusWriter) Flush(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	failures := w.failures
-	for len(w.pending) > 0 || w.flushing {
+	for {
 		if w.terminal != nil {
 			return fmt.Errorf("write statuses: %w", w.terminal)
+		}
+		if len(w.pending) == 0 && !w.flushing {
+			return nil
 		}
 		if w.failures != failures {
 			return fmt.Errorf("write statuses: %w", w.lastErr)
@@ -212,7 +215,6 @@ func (w *StatusWriter) Flush(ctx context.Context) error {
 		}
 		w.idle.Wait()
 	}
-	return nil
 }
 
 // flushBackoff bounds the wait between retries of a failed write.
