@@ -146,7 +146,8 @@ func TestStatusWriterPermissionErrorIsTerminal(t *testing.T) {
 	if err := os.WriteFile(pwFile, []byte(pw), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Connect(ctx, store.Config{Endpoints: e.Endpoints(), Username: role.Name, PasswordFile: pwFile})
+	// Generous: password checks (bcrypt) are slow on a loaded machine under -race.
+	st, err := store.Connect(ctx, store.Config{Endpoints: e.Endpoints(), Username: role.Name, PasswordFile: pwFile, DialTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -203,9 +203,9 @@ func containerCmd() *cobra.Command {
 		cfg  = container.Config{Identity: container.Identity{
 			CNIContainerID: os.Getenv("CNI_CONTAINERID"),
 			PodNamespace:   os.Getenv("POD_NAMESPACE"),
-			PodName:      os.Getenv("POD_NAME"),
-			ProcRoot:     "/proc",
-			Hostname:     hostname,
+			PodName:        os.Getenv("POD_NAME"),
+			ProcRoot:       "/proc",
+			Hostname:       hostname,
 		}}
 	)
 	cmd := &cobra.Command{

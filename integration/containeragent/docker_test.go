@@ -106,9 +106,9 @@ func TestDockerRunFlow(t *testing.T) {
 			"memif": map[string]any{"role": "master", "mode": "ethernet"}, "bridge": map[string]any{"bridgeName": "4"}},
 		"container": map[string]any{"engine": "vpp", "iftype": "memif", "netType": "interface",
 			"memif": map[string]any{"role": "slave", "mode": "ethernet"}},
-		"ipam": map[string]any{"type": "host-local", "subnet": "10.56.217.0/24", "dataDir": filepath.Join(dir, "ipam")},
+		"ipam":      map[string]any{"type": "host-local", "subnet": "10.56.217.0/24", "dataDir": filepath.Join(dir, "ipam")},
 		"sharedDir": h.SharedDir,
-		"uspace": map[string]any{"etcd": map[string]any{"endpoints": e.Endpoints}, "host": host, "addTimeout": "20s"},
+		"uspace":    map[string]any{"etcd": map[string]any{"endpoints": e.Endpoints}, "host": host, "addTimeout": "20s"},
 	}
 	stdin, _ := json.Marshal(conf)
 	pluginDir := filepath.Dir(binaries.Path(t, "userspace"))

@@ -54,7 +54,9 @@ func newInProcessHost(t *testing.T, e *harness.Etcd, name string) *inProcessHost
 func (h *inProcessHost) run(e *harness.Etcd, cfg host.Config) (stop func() error, done <-chan error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- host.New(cfg, e.Store, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))).Run(ctx) }()
+	go func() {
+		errc <- host.New(cfg, e.Store, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))).Run(ctx)
+	}()
 	return func() error { cancel(); return <-errc }, errc
 }
 
