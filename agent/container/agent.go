@@ -186,10 +186,16 @@ func (a *Agent) once(ctx context.Context) error {
 		return err
 	}
 	var errs []error
+	n := 0
 	for _, kv := range kvs {
 		if k, err := schema.ParseKey(kv.Key); err == nil && k.Kind == schema.KindContainerInterfaceKey {
+			n++
 			errs = append(errs, a.ifsync.Reconcile(ctx, kv.Key, &kv))
 		}
+	}
+	if n == 0 {
+		return fmt.Errorf("no interface intents for container %s on host %s (%s is empty): was the CNI ADD made with this container ID?",
+			a.container, a.cfg.Host, schema.ContainerPrefix(a.cfg.Host, a.container))
 	}
 	// Status writes are asynchronous; the process ends after this.
 	errs = append(errs, a.status.Flush(ctx))

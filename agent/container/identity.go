@@ -24,7 +24,7 @@ import (
 // Every source that applies is tried, in the order of sources(); the first
 // that matches exactly one container's meta wins.
 type Identity struct {
-	ContainerID string // given (--container-id): used once its meta exists
+	ContainerID string // given (--container-id): used as is
 	// CNIContainerID is CNI_CONTAINERID when the launcher passed it on: in
 	// the docker-run flow it is the sandbox's ID, which the CNI ADD used.
 	CNIContainerID string
@@ -152,6 +152,12 @@ func describe(srcs []source) string {
 // them until one matches, saying after NoMatchReport which identities it
 // tried.
 func (id Identity) Discover(ctx context.Context, st *store.Client, host string, once bool, log *slog.Logger) (string, error) {
+	if id.ContainerID != "" {
+		// Given: the agent may start before the CNI ADD, and watches that
+		// container's prefix until its intents come.
+		log.Info("container identified", "container", id.ContainerID, "by", "--container-id")
+		return id.ContainerID, nil
+	}
 	srcs := id.sources()
 	var (
 		mu      sync.Mutex

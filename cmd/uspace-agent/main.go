@@ -211,15 +211,16 @@ func containerCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "container",
 		Short: "Run the container agent: converge this container's VPP to its intents",
-		Long: `Runs beside the container's own VPP. The container is the first of these
-that matches a container with intents on this host: --container-id
-(USPACE_CONTAINER_ID), CNI_CONTAINERID, the Kubernetes pod
+		Long: `Runs beside the container's own VPP. The container is --container-id
+(USPACE_CONTAINER_ID) when given; otherwise the first of these that matches
+a container with intents on this host: CNI_CONTAINERID, the Kubernetes pod
 (POD_NAMESPACE/POD_NAME), every Docker container ID in /proc/self/cgroup and
 /proc/self/mountinfo (with --net=container:<sandbox> the sandbox's ID, which
 the CNI ADD used, is among them), the hostname as a container ID prefix.
 Each attempt is logged at debug level (USPACE_LOG_LEVEL=debug), the winner
 at info. Without a match the agent waits for a CNI ADD and says every 30 s
-what it tried; with --once it fails at once saying so. It exits non-zero
+what it tried; with --once it fails at once saying so (and when the given
+container has no interface intents). It exits non-zero
 when etcd stops accepting its identity (checked every --etcd-dial-timeout).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := schema.ValidateHost("--host", cfg.Host); err != nil {
