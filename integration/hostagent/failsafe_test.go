@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -284,4 +286,28 @@ func TestContainerStatusRemovedWithItsIntent(t *testing.T) {
 	if kvs, _, err := e.Store.List(context.Background(), schema.StatusContainerPrefix(h.Name, "live")); err != nil || len(kvs) != 1 {
 		t.Fatalf("the live container's status: %v, %v", kvs, err)
 	}
+}
+
+// An intent cannot make the host agent create directories outside
+// --shared-dir: a socket elsewhere needs its directory to exist, and the
+// status says so (terminal, not retrying) instead of the agent making it.
+func TestSocketDirectoryOnlyUnderSharedDir(t *testing.T) {
+	e := harness.StartEtcd(t)
+	h := e.StartHost(t, "node1")
+	outside := filepath.Join(harness.ShortTempDir(t), "not", "made")
+	hi := memifIntent(h, "out", "net1", 0)
+	hi.Memif.SocketPath = filepath.Join(outside, "x.sock")
+	rev := e.Put(t, map[string]schema.Object{ifKey(h, "out", "net1"): hi})
+	s := harness.WaitStatus[schema.InterfaceStatus](t, e, ifStatusKey(h, "out", "net1"), rev, func(s *schema.InterfaceStatus) bool { return s.Error != "" })
+	if !strings.Contains(s.Error, "does not exist") || s.Retrying {
+		t.Fatalf("status %+v, want a terminal error saying the directory does not exist", s)
+	}
+	if _, err := os.Stat(outside); err == nil {
+		t.Fatalf("the agent created %s outside --shared-dir", outside)
+	}
+	// Under --shared-dir the agent makes the directory itself.
+	in := memifIntent(h, "in", "net1", 0)
+	in.Memif.SocketPath = filepath.Join(h.SharedDir, "sub", "dir", "y.sock")
+	rev = e.Put(t, map[string]schema.Object{ifKey(h, "in", "net1"): in})
+	waitIfReady(t, e, h, "in", "net1", rev)
 }
