@@ -15,10 +15,10 @@ export USPACE_BIN_DIR := $(BIN)
 all: build
 
 # Debian packages the tests use: ip (network namespaces), systemd-analyze
-# (checks the units in deployments/systemd).
+# (checks the units in deployments/systemd), gcc (the race detector needs cgo).
 deps:
-	@command -v ip >/dev/null && command -v systemd-analyze >/dev/null || \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iproute2 systemd)
+	@command -v ip >/dev/null && command -v systemd-analyze >/dev/null && command -v gcc >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iproute2 systemd gcc libc6-dev)
 	$(GO) mod download
 
 # The real dataplanes (VPP 25.02, SPDK 24.09) for the real-dataplane test
@@ -59,8 +59,13 @@ lint:
 		echo "$(LEAN_CMDS) must not link the etcd server, but link:"; echo "$$out"; exit 1; fi
 
 # Everything, unit and integration, in one run; well under 15 minutes on 2 cores.
+# The packages of concurrent code (and the in-process agent tests) run under
+# the race detector, which needs cgo; everything else runs once without it.
+RACE_PKGS := ./agent/... ./store/... ./cni/... ./volume/...
 test: build tools dataplanes lint
-	$(GO) test -count=1 -timeout 14m ./...
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 10m $(RACE_PKGS)
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 10m -run '^TestInProcess' ./integration/hostagent/ ./integration/containeragent/
+	$(GO) test -count=1 -timeout 14m $$($(GO) list ./... | grep -vE '/uspace/(agent|store|cni|volume)(/|$$)')
 
 integration: build tools dataplanes
 	$(GO) test -count=1 -timeout 14m ./integration/...

@@ -18,6 +18,7 @@ require (
 	go.etcd.io/etcd/tests/v3 v3.6.6
 	go.fd.io/govpp v0.12.0
 	go.uber.org/zap v1.27.0
+	golang.org/x/sync v0.16.0
 	golang.org/x/sys v0.35.0
 	google.golang.org/grpc v1.71.1
 	k8s.io/api v0.32.3

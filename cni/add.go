@@ -127,14 +127,19 @@ func (p *plugin) cmdAdd(args *skel.CmdArgs) error {
 	return types.PrintResult(res, conf.CNIVersion)
 }
 
-// failAdd undoes a failed ADD and returns its error.
+// failAdd undoes a failed ADD and returns its error. It follows the one
+// IPAM rule DEL follows too: addresses are released only once no intent
+// can still hold them. When deleting the intents fails they stay
+// allocated (releasing them would let IPAM hand them out twice); the
+// runtime's DEL after the failed ADD removes both.
 func (p *plugin) failAdd(inv *invocation, st *store.Client, intents, ipam bool, cause error) error {
 	inv.log.Error("ADD failed, rolling back", "err", cause)
 	var errs []error
 	if intents {
 		ctx, cancel := cleanupCtx(inv.deadline, minCleanupEtcd)
 		if _, _, err := deleteAttachment(ctx, st, inv.att); err != nil {
-			errs = append(errs, fmt.Errorf("deleting the intents: %w", err))
+			errs = append(errs, fmt.Errorf("deleting the intents: %w; IPAM not released while they may hold its addresses", err))
+			ipam = false
 		}
 		cancel()
 	}
@@ -165,7 +170,9 @@ func joinDetails(a, b string) string {
 }
 
 // waitReady waits for the host agent's status of this attachment to reach
-// rev and be ready, or to report an error.
+// rev and be ready. A terminal error in that status fails at once; a
+// transient one (retrying: VPP not connected, say) is waited through, and
+// the deadline passing while the agent retries is CNI's "try again later".
 func (p *plugin) waitReady(ctx context.Context, st *store.Client, inv *invocation, rev int64, timeout time.Duration) (*schema.InterfaceStatus, error) {
 	statusKey := schema.StatusKey(inv.att.HostKey())
 	var last *schema.InterfaceStatus
@@ -181,7 +188,7 @@ func (p *plugin) waitReady(ctx context.Context, st *store.Client, inv *invocatio
 		if s.ObservedRevision < rev {
 			return false, nil
 		}
-		if s.Error != "" {
+		if s.Error != "" && !s.Retrying {
 			return false, &agentError{s.Error}
 		}
 		return s.Ready, nil
@@ -196,6 +203,11 @@ func (p *plugin) waitReady(ctx context.Context, st *store.Client, inv *invocatio
 	}
 	if ctx.Err() == nil {
 		return nil, etcdErr("waiting for the host agent", err)
+	}
+	if last != nil && last.ObservedRevision >= rev && last.Retrying {
+		return nil, types.NewError(types.ErrTryAgainLater, fmt.Sprintf(
+			"host agent on %s was still retrying interface %s of container %s after %v: %s",
+			inv.att.Host, inv.att.IfName, inv.att.ContainerID, timeout, last.Error), "")
 	}
 	// Timed out: say whether an agent is there at all.
 	agentKey := schema.AgentKey(inv.att.Host)

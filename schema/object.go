@@ -169,7 +169,15 @@ func (o *Volume) DevicePath() string { return filepath.Join(o.Root, "block", "de
 
 func (o *Agent) Validate() error { return ValidateHost("host", o.Host) }
 
-func (o *InterfaceStatus) Validate() error { return nil }
+// Validate checks what an agent acts on when the status outlives its
+// intent: the socket path it may remove must be one an intent could hold.
+func (o *InterfaceStatus) Validate() error {
+	var errs []error
+	if o.SocketPath != "" {
+		errs = append(errs, ValidateSocketPath("socketPath", o.SocketPath, ""))
+	}
+	return errors.Join(append(errs, validateRetrying(o.Retrying, o.Error))...)
+}
 
 // Validate checks the paths a volume status names: the host agent deletes
 // them when the volume goes, so each must be exactly the layout of a volume
@@ -202,7 +210,7 @@ func (o *VolumeStatus) Validate() error {
 	if o.Bdev != "" {
 		errs = append(errs, ValidateVolumeName("bdev", o.Bdev))
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, validateRetrying(o.Retrying, o.Error))...)
 }
 
 // SplitVolumePath splits a volume's device node or socket path,
@@ -233,4 +241,11 @@ func UnderRoot(field, path string, roots []string) error {
 		}
 	}
 	return fieldErr(field, path, "lies outside the volume roots %v", roots)
+}
+
+func validateRetrying(retrying bool, err string) error {
+	if retrying && err == "" {
+		return fieldErr("retrying", "true", "needs the error that is being retried")
+	}
+	return nil
 }

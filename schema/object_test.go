@@ -232,3 +232,19 @@ func TestVolumeStatusPaths(t *testing.T) {
 		}
 	}
 }
+
+// A status's socket path is what an agent may remove once the intent is
+// gone: it is held to the rules of an intent's.
+func TestInterfaceStatusValidatesItsPaths(t *testing.T) {
+	for _, p := range []string{"relative.sock", "/a/../etc/x", "/a//b"} {
+		if err := (&InterfaceStatus{SocketPath: p}).Validate(); err == nil {
+			t.Errorf("status with socketPath %q accepted", p)
+		}
+	}
+	if err := (&InterfaceStatus{Retrying: true}).Validate(); err == nil {
+		t.Error("retrying without an error accepted")
+	}
+	if err := (&InterfaceStatus{SocketPath: "/run/x.sock", Error: "e", Retrying: true}).Validate(); err != nil {
+		t.Error(err)
+	}
+}

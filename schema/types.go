@@ -223,13 +223,20 @@ type Agent struct {
 // container side.
 type InterfaceStatus struct {
 	TypeMeta
-	ObservedRevision int64     `json:"observedRevision"`
-	Ready            bool      `json:"ready"`
-	Error            string    `json:"error,omitempty"`
-	SwIfIndex        uint32    `json:"swIfIndex,omitempty"`
-	SocketPath       string    `json:"socketPath,omitempty"`
-	Bridge           uint32    `json:"bridgeDomain,omitempty"`
-	UpdatedAt        time.Time `json:"updatedAt"`
+	ObservedRevision int64  `json:"observedRevision"`
+	Ready            bool   `json:"ready"`
+	Error            string `json:"error,omitempty"`
+	// Retrying marks Error as transient: the dataplane is unreachable or
+	// restarting and the agent keeps retrying on its own, so a writer
+	// waiting for this status keeps waiting until its own deadline and then
+	// answers "try again later". An Error without Retrying is terminal for
+	// this revision of the intent (a value the dataplane refuses): the
+	// writer fails at once with it.
+	Retrying   bool      `json:"retrying,omitempty"`
+	SwIfIndex  uint32    `json:"swIfIndex,omitempty"`
+	SocketPath string    `json:"socketPath,omitempty"`
+	Bridge     uint32    `json:"bridgeDomain,omitempty"`
+	UpdatedAt  time.Time `json:"updatedAt"`
 }
 
 // VolumeStatus is what the host agent applied for a volume intent.
@@ -238,10 +245,12 @@ type VolumeStatus struct {
 	ObservedRevision int64  `json:"observedRevision"`
 	Ready            bool   `json:"ready"`
 	Error            string `json:"error,omitempty"`
-	SocketPath       string `json:"socketPath,omitempty"`
-	DevicePath       string `json:"devicePath,omitempty"`
-	Major            uint32 `json:"major,omitempty"`
-	Minor            uint32 `json:"minor,omitempty"`
+	// Retrying marks Error as transient, as in InterfaceStatus.
+	Retrying   bool   `json:"retrying,omitempty"`
+	SocketPath string `json:"socketPath,omitempty"`
+	DevicePath string `json:"devicePath,omitempty"`
+	Major      uint32 `json:"major,omitempty"`
+	Minor      uint32 `json:"minor,omitempty"`
 	// Controller and Bdev name the SPDK objects the volume uses. Ownership
 	// is recorded before the agent creates an object: OwnsController and
 	// OwnsBdev are set only for what the agent creates, and remove, drift

@@ -101,3 +101,86 @@ func TestRegister(t *testing.T) {
 		}
 	})
 }
+
+// One key, one live registration: a second is refused naming the holder,
+// a deleted key is put back while the lease lives, and a key taken over by
+// another lease ends the registration instead of fighting over it.
+func TestRegisterIsExclusiveAndSelfHealing(t *testing.T) {
+	integration.BeforeTest(t)
+	clus := integration.NewCluster(t, &integration.ClusterConfig{Size: 1})
+	defer clus.Terminate(t)
+	c := New(clus.Client(0))
+	ctx := context.Background()
+	const key = "hosts/h1/agent"
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	first, err := c.Register(rctx, key, func() []byte { return []byte("first") }, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("second registration refused, naming the holder", func(t *testing.T) {
+		_, err := c.Register(ctx, key, func() []byte { return []byte("second") }, 5*time.Second)
+		var held *HeldError
+		if !errors.As(err, &held) {
+			t.Fatalf("second Register: %v, want a HeldError", err)
+		}
+		if held.Lease != first.LeaseID() || string(held.Value) != "first" || held.TTL <= 0 {
+			t.Fatalf("HeldError %+v, want lease %x value first and a TTL", held, first.LeaseID())
+		}
+		kv, err := c.Get(ctx, key)
+		if err != nil || kv == nil || string(kv.Value) != "first" || clientv3.LeaseID(kv.Lease) != first.LeaseID() {
+			t.Fatalf("key after the refused registration: %+v, %v", kv, err)
+		}
+	})
+
+	t.Run("deleted key put back under the same lease", func(t *testing.T) {
+		for range 3 {
+			rev := mustDelete(t, c, key)
+			wctx, wcancel := context.WithTimeout(ctx, eventTimeout)
+			kv, err := c.WaitFor(wctx, key, rev, func(kv *KV) (bool, error) { return kv != nil, nil })
+			wcancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if clientv3.LeaseID(kv.Lease) != first.LeaseID() || kv.ModRevision <= rev {
+				t.Fatalf("key back as %+v, want it under lease %x after revision %d", kv, first.LeaseID(), rev)
+			}
+		}
+	})
+
+	t.Run("key taken by another lease ends the registration", func(t *testing.T) {
+		old := first.LeaseID()
+		grant, err := c.Etcd().Grant(ctx, 30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Etcd().Put(ctx, key, "usurper", clientv3.WithLease(grant.ID)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-first.Done():
+		case <-time.After(eventTimeout):
+			t.Fatal("registration still running after its key was taken")
+		}
+		var held *HeldError
+		if !errors.As(first.Err(), &held) || held.Lease != grant.ID {
+			t.Fatalf("Err() = %v, want a HeldError naming lease %x", first.Err(), grant.ID)
+		}
+		if ttl, err := c.Etcd().TimeToLive(ctx, old); err != nil || ttl.TTL != -1 {
+			t.Fatalf("the pushed-out lease %x: %+v, %v; want it revoked", old, ttl, err)
+		}
+		if kv, _ := c.Get(ctx, key); kv == nil || string(kv.Value) != "usurper" {
+			t.Fatalf("key after the take-over: %+v", kv)
+		}
+	})
+}
+
+func mustDelete(t *testing.T, c *Client, key string) int64 {
+	t.Helper()
+	resp, err := c.Etcd().Delete(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Header.Revision
+}

@@ -201,10 +201,20 @@ func (c *Client) classify(err error) error {
 	switch {
 	case c.etcd.Ctx().Err() != nil:
 		return backoff.Permanent(fmt.Errorf("%w (etcd client closed)", err))
-	case errors.Is(err, rpctypes.ErrPermissionDenied),
-		errors.Is(err, rpctypes.ErrAuthFailed),
-		errors.Is(err, rpctypes.ErrUserEmpty):
+	case IsDenied(err):
 		return backoff.Permanent(err)
 	}
 	return err
+}
+
+// IsDenied reports an error that retrying cannot cure because etcd refuses
+// this identity: permission denied, authentication failed (a deleted user,
+// a changed password), no user given.
+func IsDenied(err error) bool {
+	return errors.Is(err, rpctypes.ErrPermissionDenied) ||
+		errors.Is(err, rpctypes.ErrAuthFailed) ||
+		errors.Is(err, rpctypes.ErrUserEmpty) ||
+		errors.Is(err, rpctypes.ErrUserNotFound) ||
+		errors.Is(err, rpctypes.ErrGRPCPermissionDenied) ||
+		errors.Is(err, rpctypes.ErrGRPCAuthFailed)
 }

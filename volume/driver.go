@@ -55,8 +55,6 @@ type Driver struct {
 	root    string
 	timeout time.Duration
 	log     *slog.Logger
-	// errGrace is errGrace; tests shorten it.
-	errGrace time.Duration
 
 	// ctx ends when the process shuts down; inflight lets it wait for the
 	// requests that are still running.
@@ -82,7 +80,7 @@ func New(ctx context.Context, st *store.Client, cfg Config) (*Driver, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Driver{st: st, host: cfg.Host, root: root, timeout: cfg.Timeout, log: cfg.Log, errGrace: errGrace, ctx: ctx}, nil
+	return &Driver{st: st, host: cfg.Host, root: root, timeout: cfg.Timeout, log: cfg.Log, ctx: ctx}, nil
 }
 
 // Handler is the Docker plugin protocol handler for d.
@@ -498,26 +496,17 @@ func (d *Driver) Mount(r *plugin.MountRequest) (*plugin.MountResponse, error) {
 	return resp, err
 }
 
-// errGrace is how long Mount keeps waiting after the host agent first
-// reports an error for the awaited revision: the agent retries failed
-// reconciles with backoff, so a passing hiccup (SPDK restarting) still ends
-// in a mount, while a lasting error (a missing bdev) is reported soon.
-const errGrace = 3 * time.Second
-
-// waitReady waits for a status that has applied rev and is ready. An error
-// for that revision that persists for errGrace is returned as the user's
-// error.
+// waitReady waits for a status that has applied rev and is ready, with
+// the rule CNI ADD follows: a terminal error for that revision is the
+// user's error at once; a transient one (retrying: SPDK unreachable or
+// restarting) is waited through until the timeout, which then says the
+// agent was still retrying.
 func (d *Driver) waitReady(ctx context.Context, v *schema.Volume, rev int64) error {
 	wctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	gctx, graceOver := context.WithCancel(wctx)
-	defer graceOver()
-	var (
-		st        *schema.VolumeStatus
-		failing   *schema.VolumeStatus
-		graceOnce sync.Once
-	)
-	_, err := d.st.WaitFor(gctx, d.statusKey(v.Name), rev, func(kv *store.KV) (bool, error) {
+	var st *schema.VolumeStatus
+	errTerminal := errors.New("terminal status error")
+	_, err := d.st.WaitFor(wctx, d.statusKey(v.Name), rev, func(kv *store.KV) (bool, error) {
 		if kv == nil {
 			return false, nil
 		}
@@ -529,25 +518,26 @@ func (d *Driver) waitReady(ctx context.Context, v *schema.Volume, rev int64) err
 		if s.ObservedRevision < rev {
 			return false, nil
 		}
-		if s.Error != "" {
-			failing = s
-			graceOnce.Do(func() { time.AfterFunc(d.errGrace, graceOver) })
-			return false, nil
+		if s.Error != "" && !s.Retrying {
+			return false, errTerminal
 		}
-		failing = nil
 		return s.Ready, nil
 	})
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, errTerminal):
+		return d.agentError(v, st)
 	case ctx.Err() != nil:
 		return err
-	case failing != nil:
-		return d.agentError(v, failing)
 	case wctx.Err() != nil:
 		msg := fmt.Sprintf("volume %s: the host agent of %s has not set up device %s within %v", v.Name, d.host, v.Device, d.timeout)
 		if st != nil && st.Error != "" {
-			msg += fmt.Sprintf(" (last status, for revision %d: %s)", st.ObservedRevision, st.Error)
+			state := "last status"
+			if st.Retrying {
+				state = "still retrying"
+			}
+			msg += fmt.Sprintf(" (%s, for revision %d: %s)", state, st.ObservedRevision, st.Error)
 		}
 		return errors.New(msg + d.agentHint(ctx))
 	}

@@ -51,17 +51,19 @@ func fakeAgent(ctx context.Context, t *testing.T, st *store.Client) {
 		if kv.CreateRevision == kv.ModRevision {
 			// As the real agent: handles first, marked in progress.
 			pending := *s
-			pending.Ready, pending.Error = false, "applying"
+			pending.Ready = false
 			write(pending)
 		}
 		switch v.Bdev {
 		case "missing":
 			s.Ready, s.Error = false, "vhost_create_blk_controller "+v.Device+": No such device"
-		case "flaky": // fails, then the agent's retry succeeds
+		case "flaky": // fails transiently for longer than any grace, then the agent's retry succeeds
 			failed := *s
-			failed.Ready, failed.Error = false, "SPDK connection lost"
+			failed.Ready, failed.Error, failed.Retrying = false, "spdk: connection failed", true
 			write(failed)
-			time.Sleep(500 * time.Millisecond)
+			time.Sleep(2 * time.Second)
+		case "down": // SPDK never comes back
+			s.Ready, s.Error, s.Retrying = false, "spdk: connection failed", true
 		}
 		write(*s)
 	}
@@ -137,7 +139,6 @@ func TestDriver(t *testing.T) {
 
 	fakeAgent(ctx, t, st)
 	d := newTestDriver(t, st, 10*time.Second)
-	d.errGrace = time.Second
 
 	t.Run("concurrent creates get distinct lowest minors", func(t *testing.T) {
 		const n = 12
@@ -268,7 +269,17 @@ func TestDriver(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := d.Mount(&plugin.MountRequest{Name: "flaky", ID: "m1"}); err != nil {
-			t.Fatalf("a passing agent error failed the mount: %v", err)
+			t.Fatalf("a transient (retrying) agent error failed the mount: %v", err)
+		}
+		// Retrying until the timeout: the answer says so.
+		short := newTestDriver(t, st, time.Second)
+		if err := short.Create(&plugin.CreateRequest{Name: "spdkdown", Options: map[string]string{"bdev": "down"}}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = short.Mount(&plugin.MountRequest{Name: "spdkdown", ID: "m1"})
+		wantErr(t, err, "has not set up device spdkdown within 1s (still retrying, for revision")
+		if err := d.Remove(&plugin.RemoveRequest{Name: "spdkdown"}); err != nil {
+			t.Fatal(err)
 		}
 		if err := d.Unmount(&plugin.UnmountRequest{Name: "flaky", ID: "m1"}); err != nil {
 			t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/uspace-io/uspace/agent/controller"
 	"github.com/uspace-io/uspace/agent/ifsync"
@@ -30,7 +32,14 @@ type Config struct {
 	SharedDir string
 	// Once applies the current intents and returns (init containers).
 	Once bool
+	// ProbeInterval is how often the agent checks that etcd still accepts
+	// its identity (see probe); 0 means DefaultProbeInterval.
+	ProbeInterval time.Duration
 }
+
+// DefaultProbeInterval: a revoked or deleted etcd identity ends the agent
+// within about this long plus one request.
+const DefaultProbeInterval = 5 * time.Second
 
 type Agent struct {
 	cfg       Config
@@ -44,30 +53,89 @@ type Agent struct {
 }
 
 func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
+	if cfg.ProbeInterval <= 0 {
+		cfg.ProbeInterval = DefaultProbeInterval
+	}
 	return &Agent{cfg: cfg, st: st, log: log, status: controller.NewStatusWriter(st)}
 }
 
 // Run converges until ctx ends (nil after a clean shutdown) or, with Once,
-// until the current intents are applied.
+// until the current intents are applied. It returns an error naming the
+// cause when it cannot go on: etcd refuses its identity (probe, watch or
+// status writes), its client was closed, or (Once) no container with
+// intents matches it. Transient losses of etcd or VPP are ridden out.
 func (a *Agent) Run(ctx context.Context) error {
-	id, err := a.cfg.Identity.Discover(ctx, a.st, a.cfg.Host)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.probe(gctx) })
+	g.Go(func() error {
+		err := a.serve(gctx)
+		if err == nil && a.cfg.Once {
+			// Done: end the probe too.
+			return errOnceDone
 		}
+		return err
+	})
+	err := g.Wait()
+	switch {
+	case errors.Is(err, errOnceDone):
+		return nil
+	case errors.Is(ctx.Err(), context.Canceled):
+		// Stopped (SIGTERM): whatever the goroutines said on the way out.
+		return nil
+	}
+	return err
+}
+
+var errOnceDone = errors.New("intents applied once")
+
+// probe checks every ProbeInterval that etcd still accepts this agent's
+// identity: a watch that is already open keeps delivering after the user
+// is deleted or its password changed, so without a request now and then
+// the agent would go on as if nothing happened, converging nothing new.
+// One count-only, serializable read of the host's container metas (which
+// this identity may read) per interval.
+func (a *Agent) probe(ctx context.Context) error {
+	t := time.NewTicker(a.cfg.ProbeInterval)
+	defer t.Stop()
+	prefix := schema.ContainersPrefix(a.cfg.Host)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, a.cfg.ProbeInterval)
+		_, err := a.st.Etcd().Get(rctx, prefix, clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithSerializable(), clientv3.WithLimit(1))
+		cancel()
+		switch {
+		case err == nil || ctx.Err() != nil:
+		case store.IsDenied(err):
+			return fmt.Errorf("etcd no longer accepts this container agent's identity (reading %s): %w", prefix, err)
+		case a.st.Etcd().Ctx().Err() != nil:
+			return fmt.Errorf("etcd client closed: %w", err)
+		default:
+			a.log.Warn("etcd unreachable; retrying", "err", err)
+		}
+	}
+}
+
+// serve finds the container, then converges it until ctx ends.
+func (a *Agent) serve(ctx context.Context) error {
+	id, err := a.cfg.Identity.Discover(ctx, a.st, a.cfg.Host, a.cfg.Once, a.log)
+	if err != nil {
 		return err
 	}
 	if err := schema.ValidateContainerID("container", id); err != nil {
 		return err
 	}
 	a.container = id
-	a.log = a.log.With("container", id)
-	a.log.Info("serving container", "host", a.cfg.Host)
+	log := a.log.With("container", id)
+	log.Info("serving container", "host", a.cfg.Host)
 
 	// The client reconnects with backoff: VPP may start after the agent.
-	a.vpp = vpp.Dial(vpp.Config{Socket: a.cfg.VPPSocket, ClientName: "uspace-container-agent", Logger: a.log})
+	a.vpp = vpp.Dial(vpp.Config{Socket: a.cfg.VPPSocket, ClientName: "uspace-container-agent", Logger: log})
 	defer a.vpp.Close()
-	a.ifsync = &ifsync.Reconciler{VS: vppstate.NewCache(a.vpp, a.cfg.SharedDir, a.log), Status: a.status, Spec: interfaceSpec}
+	a.ifsync = &ifsync.Reconciler{VS: vppstate.NewCache(a.vpp, a.cfg.SharedDir, log), Status: a.status, Spec: interfaceSpec, Log: log}
 	if _, err := a.status.Load(ctx, schema.StatusContainerPrefix(a.cfg.Host, id)); err != nil {
 		return err
 	}
@@ -75,39 +143,36 @@ func (a *Agent) Run(ctx context.Context) error {
 		return a.once(ctx)
 	}
 
-	a.ifaces = controller.New("container-interfaces", a.ifsync.Reconcile, controller.NewMetrics(prometheus.NewRegistry()), a.log)
+	a.ifaces = controller.New("container-interfaces", a.ifsync.Reconcile, controller.NewMetrics(prometheus.NewRegistry()), log)
 	a.ifsync.Desired = a.ifaces.List
-	errc := make(chan error, 1)
-	go func() { errc <- a.st.ListWatch(ctx, schema.ContainerPrefix(a.cfg.Host, id), a.onEvent) }()
-	go a.watchVPP(ctx)
-	select {
-	case <-a.ifaces.Synced():
-	case err := <-errc:
-		return ignoreCanceled(err)
-	}
-	// Statuses without an intent: the interface went while we were away.
-	for _, k := range a.status.Keys() {
-		if pk, err := schema.ParseKey(k); err == nil {
-			a.ifaces.Enqueue(pk.IntentOf().String())
+	// Every goroutine below belongs to g; the first to fail ends the rest.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.st.ListWatch(gctx, schema.ContainerPrefix(a.cfg.Host, id), a.onEvent) })
+	g.Go(func() error { a.watchVPP(gctx, log); return nil })
+	g.Go(func() error {
+		select {
+		case <-a.status.Failed():
+			return fmt.Errorf("container agent for %s: %w", id, a.status.Err())
+		case <-gctx.Done():
+			return nil
 		}
-	}
-	done := make(chan struct{})
-	go func() { a.ifaces.Run(ctx, 1); close(done) }()
-	select {
-	case <-ctx.Done():
-		<-done
+	})
+	g.Go(func() error {
+		select {
+		case <-a.ifaces.Synced():
+		case <-gctx.Done():
+			return nil
+		}
+		// Statuses without an intent: the interface went while we were away.
+		for _, k := range a.status.Keys() {
+			if pk, err := schema.ParseKey(k); err == nil {
+				a.ifaces.Enqueue(pk.IntentOf().String())
+			}
+		}
+		a.ifaces.Run(gctx, 1)
 		return nil
-	case err := <-errc:
-		<-done
-		return ignoreCanceled(err)
-	}
-}
-
-func ignoreCanceled(err error) error {
-	if errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
+	})
+	return g.Wait()
 }
 
 // once waits (bounded by ctx) for VPP, applies every current intent once
@@ -121,10 +186,16 @@ func (a *Agent) once(ctx context.Context) error {
 		return err
 	}
 	var errs []error
+	n := 0
 	for _, kv := range kvs {
 		if k, err := schema.ParseKey(kv.Key); err == nil && k.Kind == schema.KindContainerInterfaceKey {
+			n++
 			errs = append(errs, a.ifsync.Reconcile(ctx, kv.Key, &kv))
 		}
+	}
+	if n == 0 {
+		return fmt.Errorf("no interface intents for container %s on host %s (%s is empty): was the CNI ADD made with this container ID?",
+			a.container, a.cfg.Host, schema.ContainerPrefix(a.cfg.Host, a.container))
 	}
 	// Status writes are asynchronous; the process ends after this.
 	errs = append(errs, a.status.Flush(ctx))
@@ -157,13 +228,16 @@ func (a *Agent) onEvent(ev store.Event) error {
 
 // watchVPP re-applies everything after VPP (re)connects: a restarted VPP
 // has lost its state, and a disconnect shows in the statuses.
-func (a *Agent) watchVPP(ctx context.Context) {
+func (a *Agent) watchVPP(ctx context.Context, log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case ev := <-a.vpp.Events():
-			a.log.Info("VPP connection changed", "event", ev.Type, "err", ev.Err)
+		case ev, ok := <-a.vpp.Events():
+			if !ok {
+				return // the client was closed
+			}
+			log.Info("VPP connection changed", "event", ev.Type, "err", ev.Err)
 			a.ifaces.Enqueue(ifsync.SweepKey)
 			a.ifaces.EnqueueAll()
 		}

@@ -29,7 +29,10 @@ type Status interface {
 // is in flight, further changes gather for the next one, so a burst (the
 // initial sync) costs one fsync per batch instead of one per key. A failed
 // transaction is retried with backoff until it succeeds or a newer change
-// to the same key replaces it.
+// to the same key replaces it, except when etcd refuses this identity
+// (permission denied, authentication failed): retrying cannot cure that,
+// so the writer stops, Put and Delete fail with that error from then on,
+// and Failed is closed so the agent can exit and say why.
 type StatusWriter struct {
 	st   *store.Client
 	mu   sync.Mutex
@@ -39,16 +42,44 @@ type StatusWriter struct {
 	pending  map[string]store.Op
 	order    []string
 	flushing bool
-	inflight int        // changes in the transaction being written
-	failures int        // failed transactions so far
-	lastErr  error      // of the last failed transaction
+	inflight int   // changes in the transaction being written
+	failures int   // failed transactions so far
+	lastErr  error // of the last failed transaction
+	failing  bool  // the last transaction failed
+	terminal error // etcd refused this identity: nothing more is written
+	failed   chan struct{}
 	idle     *sync.Cond // signalled when nothing is pending or in flight, and on failures
 }
 
 func NewStatusWriter(st *store.Client) *StatusWriter {
-	w := &StatusWriter{st: st, last: map[string][]byte{}, pending: map[string]store.Op{}}
+	w := &StatusWriter{st: st, last: map[string][]byte{}, pending: map[string]store.Op{}, failed: make(chan struct{})}
 	w.idle = sync.NewCond(&w.mu)
 	return w
+}
+
+// Failed is closed when a write failed for good (Err says why).
+func (w *StatusWriter) Failed() <-chan struct{} { return w.failed }
+
+// Err is why statuses are not being written right now: the terminal error,
+// or the error of the last transaction while it is being retried; nil
+// while writes succeed.
+func (w *StatusWriter) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.terminal != nil {
+		return w.terminal
+	}
+	if w.failing {
+		return w.lastErr
+	}
+	return nil
+}
+
+// Failures counts the status transactions that failed so far.
+func (w *StatusWriter) Failures() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.failures
 }
 
 // Load reads the statuses under prefix, so a restarted agent neither
@@ -87,7 +118,11 @@ func (w *StatusWriter) Put(ctx context.Context, key string, s Status) error {
 	}
 	w.mu.Lock()
 	prev, ok := w.last[key]
+	terminal := w.terminal
 	w.mu.Unlock()
+	if terminal != nil {
+		return fmt.Errorf("write status %s: %w", key, terminal)
+	}
 	if ok && bytes.Equal(prev, norm) {
 		return nil
 	}
@@ -109,6 +144,22 @@ func (w *StatusWriter) Delete(ctx context.Context, key string) error {
 	defer w.mu.Unlock()
 	if _, ok := w.last[key]; !ok {
 		return nil
+	}
+	return w.deleteLocked(ctx, key)
+}
+
+// DeleteAny removes the status at key whoever wrote it: the statuses of a
+// container agent, which outlive the container when it stops before its
+// interfaces are deleted.
+func (w *StatusWriter) DeleteAny(ctx context.Context, key string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.deleteLocked(ctx, key)
+}
+
+func (w *StatusWriter) deleteLocked(ctx context.Context, key string) error {
+	if w.terminal != nil {
+		return fmt.Errorf("delete status %s: %w", key, w.terminal)
 	}
 	delete(w.last, key)
 	w.enqueueLocked(ctx, store.Op{Key: key, Delete: true})
@@ -144,7 +195,13 @@ func (w *StatusWriter) Flush(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	failures := w.failures
-	for len(w.pending) > 0 || w.flushing {
+	for {
+		if w.terminal != nil {
+			return fmt.Errorf("write statuses: %w", w.terminal)
+		}
+		if len(w.pending) == 0 && !w.flushing {
+			return nil
+		}
 		if w.failures != failures {
 			return fmt.Errorf("write statuses: %w", w.lastErr)
 		}
@@ -158,7 +215,6 @@ func (w *StatusWriter) Flush(ctx context.Context) error {
 		}
 		w.idle.Wait()
 	}
-	return nil
 }
 
 // flushBackoff bounds the wait between retries of a failed write.
@@ -191,9 +247,22 @@ func (w *StatusWriter) flush(ctx context.Context) {
 		w.mu.Lock()
 		w.inflight = 0
 		if err == nil {
+			w.failing = false
 			w.mu.Unlock()
 			delay = flushBaseDelay
 			continue
+		}
+		w.failures++
+		w.lastErr, w.failing = err, true
+		if store.IsDenied(err) {
+			// Nothing this writer could write again will be accepted.
+			w.terminal = fmt.Errorf("etcd refuses status writes: %w", err)
+			w.flushing = false
+			close(w.failed)
+			w.idle.Broadcast()
+			w.mu.Unlock()
+			slog.Error("status write refused by etcd; giving up", "keys", len(batch), "err", err)
+			return
 		}
 		// Put the batch back in front, except where a newer change took
 		// its place meanwhile, and retry after a pause.
@@ -205,12 +274,10 @@ func (w *StatusWriter) flush(ctx context.Context) {
 			}
 		}
 		w.order = append(requeue, w.order...)
-		w.failures++
-		w.lastErr = err
 		w.idle.Broadcast()
 		w.mu.Unlock()
 		if ctx.Err() == nil {
-			slog.Warn("status write failed, will retry", "keys", len(batch), "err", err)
+			slog.Error("status write failed, will retry", "keys", len(batch), "retryIn", delay, "err", err)
 		}
 		select {
 		case <-ctx.Done():

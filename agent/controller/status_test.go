@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -111,5 +112,69 @@ func TestStatusWriterBatches(t *testing.T) {
 	}
 	if got := rev(); got != before+1 {
 		t.Fatalf("loaded status was rewritten: revision %d -> %d", before, got)
+	}
+}
+
+// A status write etcd refuses (no permission) is not retried forever in
+// silence: the writer stops, says why (Err, Failed), counts it, and every
+// later Put fails with that reason.
+func TestStatusWriterPermissionErrorIsTerminal(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e, err := embedetcd.Start(ctx, embedetcd.Config{Dir: t.TempDir(), ClientURL: "http://127.0.0.1:0", PeerURL: "http://127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	admin, err := store.Connect(ctx, store.Config{Endpoints: e.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	// A container identity may write only its host's container statuses.
+	const pw = "a-password-for-this-test"
+	role := store.ContainersRole("h1")
+	if _, err := admin.EnsureIdentity(ctx, role, store.UserSpec{Password: pw}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.EnsureRoot(ctx, "root-pw"); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.EnableAuth(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pwFile := t.TempDir() + "/pw"
+	if err := os.WriteFile(pwFile, []byte(pw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Generous: password checks (bcrypt) are slow on a loaded machine under -race.
+	st, err := store.Connect(ctx, store.Config{Endpoints: e.Endpoints(), Username: role.Name, PasswordFile: pwFile, DialTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	w := NewStatusWriter(st)
+	outside := schema.StatusKey(schema.Key{Kind: schema.KindInterfaceKey, Host: "h1", Container: "c", Interface: "eth0"})
+	if err := w.Put(ctx, outside, &schema.InterfaceStatus{ObservedRevision: 1, Ready: true}); err != nil {
+		t.Fatalf("first Put (asynchronous): %v", err)
+	}
+	select {
+	case <-w.Failed():
+	case <-ctx.Done():
+		t.Fatal("a refused status write was retried without end")
+	}
+	if err := w.Err(); err == nil || !store.IsDenied(err) {
+		t.Fatalf("Err() = %v, want etcd's permission error", err)
+	}
+	if w.Failures() != 1 {
+		t.Errorf("%d failures counted, want 1", w.Failures())
+	}
+	if err := w.Flush(ctx); err == nil {
+		t.Error("Flush after a refused write succeeded")
+	}
+	inside := schema.StatusKey(schema.Key{Kind: schema.KindContainerInterfaceKey, Host: "h1", Container: "c", Interface: "eth0"})
+	if err := w.Put(ctx, inside, &schema.InterfaceStatus{ObservedRevision: 1, Ready: true}); err == nil || !store.IsDenied(err) {
+		t.Fatalf("Put after the writer gave up: %v, want the refusal", err)
 	}
 }

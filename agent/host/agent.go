@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -62,6 +64,11 @@ type Agent struct {
 
 	ifaces  *controller.Controller
 	volumes *controller.Controller
+	// containers holds the container-side interface intents, only to
+	// remove the statuses of those that are gone.
+	containers *controller.Controller
+	// registration is this host's, once made.
+	regn atomic.Pointer[store.Registration]
 
 	ifsync *ifsync.Reconciler
 
@@ -88,12 +95,14 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 		started:  time.Now().UTC(),
 	}
 	m := controller.NewMetrics(a.reg)
-	a.ifsync = &ifsync.Reconciler{Status: a.status, Spec: a.interfaceSpec}
+	a.ifsync = &ifsync.Reconciler{Status: a.status, Spec: a.interfaceSpec, Log: a.log}
 	a.ifaces = controller.New("interfaces", a.ifsync.Reconcile, m, a.log)
 	a.ifsync.Desired = a.ifaces.List
 	a.volumes = controller.New("volumes", a.reconcileVolume, m, a.log)
+	a.containers = controller.New("container-statuses", a.reconcileContainerStatus, m, a.log)
 	m.RegisterQueue(a.reg, a.ifaces)
 	m.RegisterQueue(a.reg, a.volumes)
+	m.RegisterStatusWriter(a.reg, a.status)
 	a.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -102,6 +111,10 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 			Help: "Revisions etcd was ahead of the last event the host watch delivered (non-zero while it catches up).",
 		}, func() float64 { return float64(max(0, a.currentRev.Load()-a.lastRev.Load())) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "uspace_sweep_refused_interfaces",
+			Help: "uspace-tagged interfaces the last sweep left in VPP because nothing proved them this host's (wrong --host, empty or other etcd?).",
+		}, func() float64 { return float64(len(a.ifsync.Refused())) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "uspace_status_writes_pending",
 			Help: "Status changes made by reconciles that are not in etcd yet (status writes are batched).",
 		}, func() float64 { return float64(a.status.Pending()) }),
@@ -109,10 +122,21 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 	return a
 }
 
-// Run converges until ctx ends. It returns nil after a clean shutdown.
+// Run converges until ctx ends. It returns nil after a clean shutdown, and
+// an error naming the cause when it cannot go on: another agent holds this
+// host's registration, etcd refuses this identity (watch, registration or
+// status writes), or the watch fails for good. Transient losses (etcd,
+// VPP, SPDK unreachable) are retried, never returned.
 func (a *Agent) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	a.spdk = spdk.New(a.cfg.SPDKSocket, spdk.WithLogger(a.log))
+	defer a.spdk.Close()
+	// The VPP client connects in the background and reports (re)connects as
+	// events: the agent starts, registers and reports "VPP not connected"
+	// while VPP is down, and re-applies everything once it is up. It is
+	// made before the HTTP server starts, which reads it.
+	a.vpp = vpp.Dial(vpp.Config{Socket: a.cfg.VPPSocket, ClientName: "uspace-host-agent", Logger: a.log})
+	defer a.vpp.Close()
+	a.ifsync.VS = vppstate.NewCache(a.vpp, a.cfg.SharedDir, a.log)
 
 	srv, err := a.serveHTTP()
 	if err != nil {
@@ -120,14 +144,49 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer srv.Close()
 
-	a.spdk = spdk.New(a.cfg.SPDKSocket, spdk.WithLogger(a.log))
-	defer a.spdk.Close()
-	// The VPP client connects in the background and reports (re)connects as
-	// events: the agent starts, registers and reports "VPP not connected"
-	// while VPP is down, and re-applies everything once it is up.
-	a.vpp = vpp.Dial(vpp.Config{Socket: a.cfg.VPPSocket, ClientName: "uspace-host-agent", Logger: a.log})
-	defer a.vpp.Close()
-	a.ifsync.VS = vppstate.NewCache(a.vpp, a.cfg.SharedDir, a.log)
+	// Every goroutine below belongs to g: the first to fail ends them all,
+	// and Run returns only once each has.
+	g, gctx := errgroup.WithContext(ctx)
+	reg, err := a.st.Register(gctx, schema.AgentKey(a.cfg.Host), a.registration, a.cfg.LeaseTTL)
+	if err != nil {
+		return a.registrationError(err)
+	}
+	a.regn.Store(reg)
+	g.Go(func() error {
+		select {
+		case <-reg.Done():
+			if gctx.Err() == nil {
+				return a.registrationError(reg.Err())
+			}
+		case <-gctx.Done():
+		}
+		return nil
+	})
+	g.Go(func() error {
+		select {
+		case <-a.status.Failed():
+			return fmt.Errorf("host agent %s: %w", a.cfg.Host, a.status.Err())
+		case <-gctx.Done():
+			return nil
+		}
+	})
+	g.Go(func() error { return a.st.ListWatch(gctx, schema.HostPrefix(a.cfg.Host), a.onHostEvent) })
+	g.Go(func() error { return a.st.ListWatch(gctx, schema.NetworksPrefix(), a.onNetworkEvent) })
+	g.Go(func() error { a.watchDataplanes(gctx); return nil })
+	g.Go(func() error { a.watchSPDK(gctx); return nil })
+	g.Go(func() error { return a.converge(gctx, g) })
+	err = g.Wait()
+	// g's context has ended: the registration revokes its lease.
+	<-reg.Done()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// converge loads what the workers start from, starts them in g and
+// returns.
+func (a *Agent) converge(ctx context.Context, g *errgroup.Group) error {
 	// A short grace for the first connection spares the first round of
 	// reconciles a burst of "not connected" statuses.
 	wctx, wcancel := context.WithTimeout(ctx, vppStartGrace)
@@ -138,57 +197,35 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	// Reading VPP's state, this host's statuses and its intents are
 	// independent: they overlap, and the workers start once all are in.
-	warmed := make(chan struct{})
-	go func() {
-		defer close(warmed)
+	var load errgroup.Group
+	load.Go(func() error {
 		if err := a.ifsync.VS.Warm(ctx); err != nil {
 			a.log.Info("VPP state not read ahead; the first sweep reads it", "err", err)
 		}
-	}()
-	// Statuses whose intent is gone are the record of what to undo.
-	type loaded struct {
-		kvs []store.KV
-		err error
-	}
-	prevc := make(chan loaded, 1)
-	go func() {
-		kvs, err := a.status.Load(ctx, schema.StatusHostPrefix(a.cfg.Host))
-		prevc <- loaded{kvs, err}
-	}()
-
-	reg, err := a.st.Register(ctx, schema.AgentKey(a.cfg.Host), a.registration, a.cfg.LeaseTTL)
-	if err != nil {
-		return fmt.Errorf("register host agent %s: %w", a.cfg.Host, err)
-	}
-
-	errc := make(chan error, 3)
-	go func() {
-		errc <- a.st.ListWatch(ctx, schema.HostPrefix(a.cfg.Host), a.onHostEvent)
-	}()
-	go func() {
-		errc <- a.st.ListWatch(ctx, schema.NetworksPrefix(), a.onNetworkEvent)
-	}()
-	go a.watchDataplanes(ctx)
-	go a.watchSPDK(ctx)
-
-	select {
-	case <-a.ifaces.Synced():
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
 		return nil
+	})
+	// Statuses whose intent is gone are the record of what to undo.
+	var prev []store.KV
+	load.Go(func() (err error) {
+		prev, err = a.status.Load(ctx, schema.StatusHostPrefix(a.cfg.Host))
+		return err
+	})
+	for _, c := range []*controller.Controller{a.ifaces, a.volumes, a.containers} {
+		select {
+		case <-c.Synced():
+		case <-ctx.Done():
+			_ = load.Wait()
+			return nil
+		}
 	}
-	<-a.volumes.Synced()
-	prev := <-prevc
-	if prev.err != nil {
-		return prev.err
+	if err := load.Wait(); err != nil {
+		return err
 	}
-	for _, kv := range prev.kvs {
+	for _, kv := range prev {
 		if k, err := schema.ParseKey(kv.Key); err == nil {
 			a.enqueueStatusOrphan(k)
 		}
 	}
-	<-warmed
 
 	// The start-up burst (every intent, status and VPP object decoded at
 	// once) leaves the heap far above what the agent keeps: return it to
@@ -200,26 +237,27 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		debug.FreeOSMemory()
 	})
-
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); a.ifaces.Run(ctx, 1) }()
-	go func() { defer wg.Done(); a.volumes.Run(ctx, 1) }()
+	g.Go(func() error { a.ifaces.Run(ctx, 1); return nil })
+	g.Go(func() error { a.volumes.Run(ctx, 1); return nil })
+	g.Go(func() error { a.containers.Run(ctx, 1); return nil })
 	a.ready.Store(true)
 	a.log.Info("host agent running", "vppSocket", a.cfg.VPPSocket, "spdkSocket", a.cfg.SPDKSocket)
+	return nil
+}
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		if !errors.Is(err, context.Canceled) {
-			runErr = err
-		}
+// registrationError says who holds this host's registration when that is
+// why registering failed.
+func (a *Agent) registrationError(err error) error {
+	var held *store.HeldError
+	if !errors.As(err, &held) {
+		return fmt.Errorf("register host agent %s: %w", a.cfg.Host, err)
 	}
-	cancel()
-	wg.Wait()
-	<-reg.Done()
-	return runErr
+	holder := string(held.Value)
+	if ag, derr := schema.DecodeAs[schema.Agent](held.Value); derr == nil {
+		holder = fmt.Sprintf("version %s started at %s", ag.Version, ag.StartedAt.Format(time.RFC3339))
+	}
+	return fmt.Errorf("another host agent is live for host %s: %s holds %s under lease %x, which it keeps alive; stop it first, or give this agent another --host",
+		a.cfg.Host, holder, held.Key, held.Lease)
 }
 
 // enqueueStatusOrphan queues the intent key a status mirrors, so the
@@ -230,7 +268,25 @@ func (a *Agent) enqueueStatusOrphan(k schema.Key) {
 		a.ifaces.Enqueue(k.IntentOf().String())
 	case schema.KindVolumeKey:
 		a.volumes.Enqueue(k.IntentOf().String())
+	case schema.KindContainerInterfaceKey:
+		a.containers.Enqueue(k.IntentOf().String())
 	}
+}
+
+// reconcileContainerStatus removes the status of a container-side
+// interface whose intent is gone. The container agent removes it itself
+// when it sees the delete; a container stopped before its interfaces were
+// deleted (the order Docker and Kubernetes use) no longer can, and only
+// this agent holds the right to everything under the host's status prefix.
+func (a *Agent) reconcileContainerStatus(ctx context.Context, key string, kv *store.KV) error {
+	if kv != nil {
+		return nil
+	}
+	k, err := schema.ParseKey(key)
+	if err != nil {
+		return nil
+	}
+	return a.status.DeleteAny(ctx, schema.StatusKey(k))
 }
 
 func (a *Agent) registration() []byte {
@@ -253,7 +309,7 @@ func (a *Agent) registration() []byte {
 func (a *Agent) onHostEvent(ev store.Event) error {
 	switch ev.Type {
 	case store.Sync:
-		var ifs, vols []store.KV
+		var ifs, vols, cifs []store.KV
 		for _, kv := range ev.Snapshot {
 			k, err := schema.ParseKey(kv.Key)
 			if err != nil {
@@ -265,10 +321,13 @@ func (a *Agent) onHostEvent(ev store.Event) error {
 				ifs = append(ifs, kv)
 			case schema.KindVolumeKey:
 				vols = append(vols, kv)
+			case schema.KindContainerInterfaceKey:
+				cifs = append(cifs, kv)
 			}
 		}
 		a.ifaces.Replace(ifs, ifsync.SweepKey)
 		a.volumes.Replace(vols)
+		a.containers.Replace(cifs)
 	case store.Put, store.Delete:
 		k, err := schema.ParseKey(ev.KV.Key)
 		if err != nil {
@@ -296,6 +355,8 @@ func (a *Agent) controllerFor(kind schema.KeyKind) *controller.Controller {
 		return a.ifaces
 	case schema.KindVolumeKey:
 		return a.volumes
+	case schema.KindContainerInterfaceKey:
+		return a.containers
 	}
 	return nil
 }
@@ -334,17 +395,40 @@ func (a *Agent) network(name string) (schema.Network, bool) {
 	return n, ok
 }
 
+// readiness says whether the agent does its job, and what stops it: not
+// synced yet, not registered, statuses not reaching etcd, or a sweep that
+// refused to remove interfaces nothing proves this host's.
+func (a *Agent) readiness() (bool, map[string]any) {
+	state := map[string]any{
+		"synced":       a.ready.Load(),
+		"vppConnected": a.vpp.Connected(),
+		"queue":        map[string]int{"interfaces": a.ifaces.Len(), "volumes": a.volumes.Len()},
+	}
+	ready := a.ready.Load()
+	if reg := a.regn.Load(); reg == nil || reg.Err() != nil {
+		ready = false
+		if reg != nil {
+			state["registration"] = reg.Err().Error()
+		}
+	}
+	if err := a.status.Err(); err != nil {
+		ready = false
+		state["statusWrites"] = err.Error()
+	}
+	if refused := a.ifsync.Refused(); len(refused) > 0 {
+		ready = false
+		state["sweepRefused"] = fmt.Sprintf("%d uspace-tagged interfaces in VPP match no intent or status of host %s; left alone (wrong --host, or an empty or other etcd?)", len(refused), a.cfg.Host)
+	}
+	return ready, state
+}
+
 func (a *Agent) serveHTTP() (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		state := map[string]any{
-			"synced":       a.ready.Load(),
-			"vppConnected": a.vpp != nil && a.vpp.Connected(),
-			"queue":        map[string]int{"interfaces": a.ifaces.Len(), "volumes": a.volumes.Len()},
-		}
-		if !a.ready.Load() {
+		ready, state := a.readiness()
+		if !ready {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 		_ = json.NewEncoder(w).Encode(state)

@@ -28,7 +28,10 @@ func (a *Agent) watchDataplanes(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case ev := <-a.vpp.Events():
+		case ev, ok := <-a.vpp.Events():
+			if !ok {
+				return // the client was closed
+			}
 			a.log.Info("VPP connection changed", "event", ev.Type, "version", ev.Version.Version, "restarted", ev.Restarted, "err", ev.Err)
 			a.ifaces.Enqueue(ifsync.SweepKey)
 			a.ifaces.EnqueueAll()

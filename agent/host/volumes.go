@@ -128,7 +128,8 @@ func (a *Agent) reconcileVolume(ctx context.Context, key string, kv *store.KV) e
 // intent or SPDK changes (a mount, the drift check): it is not retried.
 func (a *Agent) volumeFailed(ctx context.Context, sk string, st *schema.VolumeStatus, err error) error {
 	st.Ready = false
-	st.Error = err.Error()
+	// A refusal is terminal; SPDK unreachable or slow is worth waiting on.
+	st.Error, st.Retrying = err.Error(), volumeTransient(err)
 	if werr := a.status.Put(ctx, sk, st); werr != nil {
 		return errors.Join(err, werr)
 	}

@@ -3,9 +3,7 @@ package vppstate
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 
 	"github.com/uspace-io/uspace/agent/vpp"
@@ -33,19 +31,22 @@ func (s *State) CreateMissing(ctx context.Context, specs []Spec) error {
 	}
 	// Socket filenames, with their directories.
 	var socks []vpp.MemifSocket
+	// dirs: whether each socket directory is there (made if ours to make).
 	newSock, dirs := map[string]bool{}, map[string]bool{}
 	for _, spec := range todo {
 		path := spec.Memif.SocketPath
 		if _, ok := s.sockets[path]; ok || newSock[path] {
 			continue
 		}
-		newSock[path] = true
-		if dir := filepath.Dir(path); !dirs[dir] {
-			dirs[dir] = true
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return fmt.Errorf("create memif socket directory: %w", err)
-			}
+		dir := filepath.Dir(path)
+		if _, seen := dirs[dir]; !seen {
+			dirs[dir] = s.socketDir(path) == nil
 		}
+		if !dirs[dir] {
+			// The interface's own reconcile reports why.
+			continue
+		}
+		newSock[path] = true
 		socks = append(socks, vpp.MemifSocket{ID: max(s.nextSocket, 1) + uint32(len(socks)), Filename: path})
 	}
 	failed, err := itemErrs(s.vpp.AddMemifSockets(ctx, socks))

@@ -37,7 +37,7 @@ func (c *Cache) Get(ctx context.Context) (*State, error) {
 	}
 	c.drop()
 	if !c.vpp.Connected() {
-		return nil, errors.New("VPP is not connected")
+		return nil, fmt.Errorf("read VPP state: %w", vpp.ErrNotConnected)
 	}
 	s, err := Load(ctx, c.vpp, c.root)
 	if err != nil {
@@ -46,6 +46,10 @@ func (c *Cache) Get(ctx context.Context) (*State, error) {
 	c.s, c.gen = s, gen
 	return s, nil
 }
+
+// Connected reports whether VPP is connected right now: a call that failed
+// while it is not was cut short by the outage, not refused by VPP.
+func (c *Cache) Connected() bool { return c.vpp.Connected() }
 
 // drop forgets the view; the next one reads VPP again (routes included).
 func (c *Cache) drop() {
@@ -69,30 +73,51 @@ func (c *Cache) Warm(ctx context.Context) error {
 	return nil
 }
 
-// Sweep reloads VPP's state (unless Warm just loaded it) and removes every
-// interface uspace owns whose owner (Owner of an intent key) is not wanted,
-// then every empty bridge domain it created: what was deleted while the
-// agent was down, or left by a crash between creating an interface and
-// recording it. It returns the view it swept.
-func (c *Cache) Sweep(ctx context.Context, wanted map[string]bool) (*State, error) {
+// Sweep reloads VPP's state (unless Warm just loaded it) and removes the
+// interfaces uspace owns that no intent wants, then every empty bridge
+// domain it created: what was deleted while the agent was down, or left by
+// a crash between creating an interface and recording it. It returns the
+// view it swept and the tagged interfaces it refused to remove.
+//
+// Only what this agent can tell is its own goes: an owner in proven (the
+// owner of an intent this agent has a status for), or any tagged orphan
+// once some tagged interface in VPP is wanted or proven (the VPP is
+// demonstrably this agent's, so the rest are crash leftovers). A VPP whose
+// tagged interfaces match nothing wanted or proven (the agent runs with
+// the wrong --host, against an empty or another etcd, or on another VPP)
+// loses nothing: those interfaces are refused and left alone.
+func (c *Cache) Sweep(ctx context.Context, wanted, proven map[string]bool) (*State, []string, error) {
 	if !c.warm {
 		c.drop()
 	}
 	c.warm = false
 	s, err := c.Get(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var errs []error
+	var orphans []string
+	ours := false
 	for _, owner := range s.Owners() {
-		if !wanted[owner] {
-			c.log.Info("removing orphan interface", "owner", owner)
-			errs = append(errs, s.Remove(ctx, owner))
+		if wanted[owner] || proven[owner] {
+			ours = true
 		}
+		if !wanted[owner] {
+			orphans = append(orphans, owner)
+		}
+	}
+	var refused []string
+	var errs []error
+	for _, owner := range orphans {
+		if !ours && !proven[owner] {
+			refused = append(refused, owner)
+			continue
+		}
+		c.log.Info("removing orphan interface", "owner", owner)
+		errs = append(errs, s.Remove(ctx, owner))
 	}
 	errs = append(errs, s.PruneBridges(ctx))
 	if err := errors.Join(errs...); err != nil {
-		return nil, c.Failed(fmt.Errorf("sweep orphans: %w", err))
+		return nil, refused, c.Failed(fmt.Errorf("sweep orphans: %w", err))
 	}
-	return s, nil
+	return s, refused, nil
 }

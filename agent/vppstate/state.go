@@ -229,8 +229,8 @@ func (s *State) create(ctx context.Context, spec Spec) (uint32, error) {
 	switch spec.Type {
 	case schema.IfTypeMemif:
 		m := spec.Memif
-		if err := os.MkdirAll(filepath.Dir(m.SocketPath), 0o755); err != nil {
-			return 0, fmt.Errorf("create memif socket directory: %w", err)
+		if err := s.socketDir(m.SocketPath); err != nil {
+			return 0, err
 		}
 		sid, err := s.socketID(ctx, m.SocketPath)
 		if err != nil {
@@ -244,8 +244,8 @@ func (s *State) create(ctx context.Context, spec Spec) (uint32, error) {
 		s.memifs[mf.SwIfIndex] = mf
 		i = vpp.Interface{SwIfIndex: mf.SwIfIndex, Name: mf.Name, Tag: mf.Tag, MAC: mf.MAC, AdminUp: mf.AdminUp}
 	case schema.IfTypeVhostUser:
-		if err := os.MkdirAll(filepath.Dir(spec.Vhost.SocketPath), 0o755); err != nil {
-			return 0, fmt.Errorf("create vhost-user socket directory: %w", err)
+		if err := s.socketDir(spec.Vhost.SocketPath); err != nil {
+			return 0, err
 		}
 		v, err := s.vpp.CreateVhostUser(ctx, vpp.VhostUserSpec{Owner: spec.Owner, SocketPath: spec.Vhost.SocketPath,
 			Server: spec.Vhost.Mode == schema.VhostServer, MAC: mac})
@@ -485,6 +485,24 @@ func (s *State) releaseSocket(ctx context.Context, id uint32, listener bool) err
 			return nil
 		}
 		return s.removeSocketFile(path)
+	}
+	return nil
+}
+
+// socketDir makes the directory of a socket VPP is about to create (VPP
+// itself does not), but only under the socket root: an intent cannot make
+// the agent create directories anywhere else. Elsewhere (a config's own
+// sharedDir) the directory must exist already.
+func (s *State) socketDir(path string) error {
+	dir := filepath.Dir(path)
+	if s.owns(path) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("create socket directory %s: %w", dir, err)
+		}
+		return nil
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("socket directory %s does not exist, and it lies outside %s, the only directory this agent creates socket directories in", dir, s.socketRoot)
 	}
 	return nil
 }

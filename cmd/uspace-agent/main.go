@@ -211,19 +211,27 @@ func containerCmd() *cobra.Command {
 	var (
 		etcd store.Config
 		cfg  = container.Config{Identity: container.Identity{
-			PodNamespace: os.Getenv("POD_NAMESPACE"),
-			PodName:      os.Getenv("POD_NAME"),
-			ProcRoot:     "/proc",
-			Hostname:     hostname,
+			CNIContainerID: os.Getenv("CNI_CONTAINERID"),
+			PodNamespace:   os.Getenv("POD_NAMESPACE"),
+			PodName:        os.Getenv("POD_NAME"),
+			ProcRoot:       "/proc",
+			Hostname:       hostname,
 		}}
 	)
 	cmd := &cobra.Command{
 		Use:   "container",
 		Short: "Run the container agent: converge this container's VPP to its intents",
-		Long: `Runs beside the container's own VPP. The container is --container-id, or
-is discovered: the Kubernetes pod (POD_NAMESPACE/POD_NAME) among the host's
-containers, else the Docker container ID from /proc/self/cgroup or
-/proc/self/mountinfo, else the hostname as a container ID prefix.`,
+		Long: `Runs beside the container's own VPP. The container is --container-id
+(USPACE_CONTAINER_ID) when given; otherwise the first of these that matches
+a container with intents on this host: CNI_CONTAINERID, the Kubernetes pod
+(POD_NAMESPACE/POD_NAME), every Docker container ID in /proc/self/cgroup and
+/proc/self/mountinfo (with --net=container:<sandbox> the sandbox's ID, which
+the CNI ADD used, is among them), the hostname as a container ID prefix.
+Each attempt is logged at debug level (USPACE_LOG_LEVEL=debug), the winner
+at info. Without a match the agent waits for a CNI ADD and says every 30 s
+what it tried; with --once it fails at once saying so (and when the given
+container has no interface intents). It exits non-zero
+when etcd stops accepting its identity (checked every --etcd-dial-timeout).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := schema.ValidateHost("--host", cfg.Host); err != nil {
 				return err
@@ -241,6 +249,7 @@ containers, else the Docker container ID from /proc/self/cgroup or
 				return err
 			}
 			defer st.Close()
+			cfg.ProbeInterval = etcd.DialTimeout
 			return container.New(cfg, st, log).Run(ctx)
 		},
 	}

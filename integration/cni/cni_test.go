@@ -916,11 +916,13 @@ func TestEtcdLostAfterCommit(t *testing.T) {
 	})
 	proxy.Cut()
 	err := <-done
-	if err == nil || !strings.Contains(err.Error(), "rollback incomplete") {
+	if err == nil || !strings.Contains(err.Error(), "rollback incomplete") || !strings.Contains(err.Error(), "IPAM not released") {
 		t.Fatalf("ADD with etcd lost after its commit: %v", err)
 	}
-	if got := e.ipamFiles("memif-network"); len(got) != 0 {
-		t.Errorf("IPAM not released (it needs no etcd): %v", got)
+	// The rule DEL follows: the intents that may still hold the address
+	// keep it allocated, or IPAM could hand it out twice.
+	if got := e.ipamFiles("memif-network"); len(got) != 1 {
+		t.Errorf("IPAM allocations after a roll-back that could not delete the intents: %v, want the one kept", got)
 	}
 	e.host.RestartAgent(t)
 	if err := e.cni.DelNetworkList(bg(), e.netconf(readmeMemif, nil), rc); err != nil {
@@ -929,7 +931,70 @@ func TestEtcdLostAfterCommit(t *testing.T) {
 	if left := e.hostKeys(); len(left) != 0 {
 		t.Errorf("left after DEL: %v", left)
 	}
+	if got := e.ipamFiles("memif-network"); len(got) != 0 {
+		t.Errorf("IPAM not released by the DEL: %v", got)
+	}
 	if snap := e.host.VPP.Snapshot(); len(snap.Memifs) != 0 {
 		t.Errorf("vppsim: %s", js(snap.Memifs))
+	}
+}
+
+// A VPP that is reconnecting is a transient error: ADD waits through it
+// (the status says retrying) and succeeds once VPP is back within the
+// timeout; when it stays away ADD answers "try again later" (11) with the
+// agent's error, rolled back. A terminal error fails at once.
+func TestAddWaitsThroughTransientErrors(t *testing.T) {
+	e := newEnv(t, true)
+	netns := newNS(t)
+	list := e.netconf(readmeMemif, func(m map[string]any) { sect(m, "uspace")["addTimeout"] = "20s" })
+	if err := e.host.VPP.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.cni.AddNetworkList(bg(), list, rt("vpp-back", netns.Path(), "net1"))
+		done <- err
+	}()
+	k, err := schema.ParseKey(schema.InterfaceKey(e.hostName, "vpp-back", "net1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	statusKey := schema.StatusKey(k)
+	eventually(t, 15*time.Second, "a retrying status", func() bool {
+		kv, err := e.etcd.Store.Get(bg(), statusKey)
+		if err != nil || kv == nil {
+			return false
+		}
+		s, err := schema.DecodeAs[schema.InterfaceStatus](kv.Value)
+		return err == nil && s.Retrying && !s.Ready
+	})
+	if err := e.host.VPP.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("ADD through a VPP reconnect: %v", err)
+	}
+	if err := e.cni.DelNetworkList(bg(), list, rt("vpp-back", netns.Path(), "net1")); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := e.host.VPP.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	short := e.netconf(readmeMemif, func(m map[string]any) { sect(m, "uspace")["addTimeout"] = "3s" })
+	_, err = e.cni.AddNetworkList(bg(), short, rt("vpp-gone", netns.Path(), "net1"))
+	if ce := cniError(t, err); ce.Code != types.ErrTryAgainLater || !strings.Contains(ce.Msg, "still retrying") || !strings.Contains(ce.Msg, "not connected") {
+		t.Fatalf("ADD while VPP stays away: %v", err)
+	}
+	if left := e.keys(schema.HostPrefix(e.hostName) + "interfaces/"); len(left) != 0 {
+		t.Errorf("intents not rolled back: %v", left)
+	}
+	// The agent removes the status once it can look at VPP again.
+	if err := e.host.VPP.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "the rolled-back attachment's status to go", func() bool { return len(e.hostKeys()) == 0 })
+	if got := e.ipamFiles("memif-network"); len(got) != 0 {
+		t.Errorf("IPAM not released: %v", got)
 	}
 }

@@ -1,0 +1,15 @@
+package host
+
+import (
+	"context"
+	"errors"
+
+	"github.com/uspace-io/uspace/agent/spdk"
+)
+
+// volumeTransient reports a volume error the agent retries on its own
+// without a change of intent (schema.VolumeStatus.Retrying): SPDK is
+// unreachable or too slow to answer. What SPDK refuses is terminal.
+func volumeTransient(err error) bool {
+	return errors.Is(err, spdk.ErrConnection) || errors.Is(err, context.DeadlineExceeded)
+}

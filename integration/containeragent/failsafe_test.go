@@ -1,0 +1,105 @@
+package containeragent_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/uspace-io/uspace/integration/harness"
+	"github.com/uspace-io/uspace/schema"
+	"github.com/uspace-io/uspace/store"
+)
+
+// waitExit waits for the agent to end and returns its output; it fails
+// the test when the agent keeps running or exits with status 0.
+func waitExit(t *testing.T, c *harness.Container, within time.Duration) string {
+	t.Helper()
+	select {
+	case <-c.Agent.Exited():
+	case <-time.After(within):
+		t.Fatalf("container agent still running after %v:\n%s", within, c.Agent.Output())
+	}
+	if err := c.Agent.Stop(time.Second); err == nil {
+		t.Fatalf("container agent exited with status 0:\n%s", c.Agent.Output())
+	}
+	return c.Agent.Output()
+}
+
+// An agent whose etcd user is deleted while it runs exits non-zero,
+// naming the cause, within its dial timeout plus a request, instead of
+// running on without converging anything.
+func TestExitsWhenItsEtcdUserIsDeleted(t *testing.T) {
+	e := harness.StartEtcd(t)
+	shared := harness.ShortTempDir(t)
+	const id = "ctr-auth"
+	rev := e.Put(t, map[string]schema.Object{
+		schema.ContainerMetaKey(host, id): meta(id, "net1"),
+		ifKey(id, "net1"):                 memif(shared, id, "net1", "10.1.1.9/24"),
+	})
+
+	ctx := context.Background()
+	role := store.ContainersRole(host)
+	pw, err := store.GeneratePassword()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pwFile := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(pwFile, []byte(pw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Store.EnsureIdentity(ctx, role, store.UserSpec{Password: pw}); err != nil {
+		t.Fatal(err)
+	}
+	const rootPW = "root-password-of-this-test"
+	if _, err := e.Store.EnsureRoot(ctx, rootPW); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Store.EnableAuth(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rootCli, err := clientv3.New(clientv3.Config{Endpoints: e.Endpoints, Username: store.RootUser, Password: rootPW, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := store.New(rootCli)
+	defer root.Close()
+	t.Cleanup(func() { _ = rootCli.Close() })
+
+	c := e.StartContainer(t, host, shared, []string{"--container-id", id,
+		"--etcd-user", role.Name, "--etcd-password-file", pwFile, "--etcd-dial-timeout", "2s"})
+	as := &harness.Etcd{Endpoints: e.Endpoints, Store: root}
+	harness.WaitStatus[schema.InterfaceStatus](t, as, statusKey(id, "net1"), rev, harness.Ready[schema.InterfaceStatus])
+
+	start := time.Now()
+	if _, err := root.RemoveIdentity(ctx, role.Name); err != nil {
+		t.Fatal(err)
+	}
+	out := waitExit(t, c, 30*time.Second)
+	t.Logf("agent exited %v after its user was deleted (dial timeout 2s)", time.Since(start))
+	// Whichever request meets the refusal first (the watch, the identity
+	// probe, a status write) ends the agent with etcd's reason.
+	if !strings.Contains(out, "uspace-agent: ") || !strings.Contains(out[strings.LastIndex(out, "uspace-agent: "):], "authentication failed") {
+		t.Fatalf("exit does not name the cause:\n%s", out)
+	}
+}
+
+// --once with nothing to go by but identities that match no container
+// fails at once, naming every identity it tried, instead of hanging.
+func TestOnceWithoutMatchSaysWhatItTried(t *testing.T) {
+	e := harness.StartEtcd(t)
+	shared := harness.ShortTempDir(t)
+	e.Put(t, map[string]schema.Object{schema.ContainerMetaKey(host, "someone-else"): meta("someone-else", "net1")})
+	c := e.StartContainer(t, host, shared, []string{"--once"}, "HOSTNAME=nomatch12", "POD_NAMESPACE=", "POD_NAME=",
+		"CNI_CONTAINERID=not-here", "USPACE_CONTAINER_ID=")
+	out := waitExit(t, c, harness.WaitTimeout)
+	for _, want := range []string{"no container with intents on this host matches", "CNI_CONTAINERID not-here", "hostname nomatch12"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
