@@ -273,11 +273,15 @@ func (a *Agent) enqueueStatusOrphan(k schema.Key) {
 	}
 }
 
-// reconcileContainerStatus removes the status of a container-side
-// interface whose intent is gone. The container agent removes it itself
-// when it sees the delete; a container stopped before its interfaces were
-// deleted (the order Docker and Kubernetes use) no longer can, and only
-// this agent holds the right to everything under the host's status prefix.
+// reconcileContainerStatus removes the statuses of container-side
+// interfaces whose intents are gone once their container is gone too (its
+// meta deleted, as the CNI DEL of its last interface does). While the
+// container lives its agent removes its own statuses, after taking the
+// interface out of its VPP; a container stopped before its interfaces
+// were deleted (the order Docker and Kubernetes use) no longer can, and
+// only this agent holds the right to everything under the host's status
+// prefix. The containers controller holds container interface and meta
+// keys.
 func (a *Agent) reconcileContainerStatus(ctx context.Context, key string, kv *store.KV) error {
 	if kv != nil {
 		return nil
@@ -286,7 +290,30 @@ func (a *Agent) reconcileContainerStatus(ctx context.Context, key string, kv *st
 	if err != nil {
 		return nil
 	}
-	return a.status.DeleteAny(ctx, schema.StatusKey(k))
+	switch k.Kind {
+	case schema.KindContainerInterfaceKey:
+		if _, alive := a.containers.Get(schema.ContainerMetaKey(k.Host, k.Container)); alive {
+			return nil
+		}
+		return a.status.DeleteAny(ctx, schema.StatusKey(k))
+	case schema.KindContainerMetaKey:
+		kvs, _, err := a.st.List(ctx, schema.StatusContainerPrefix(k.Host, k.Container))
+		if err != nil {
+			return fmt.Errorf("list statuses of container %s: %w", k.Container, err)
+		}
+		var errs []error
+		for _, st := range kvs {
+			sk, err := schema.ParseKey(st.Key)
+			if err != nil {
+				continue
+			}
+			if _, wanted := a.containers.Get(sk.IntentOf().String()); !wanted {
+				errs = append(errs, a.status.DeleteAny(ctx, st.Key))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	return nil
 }
 
 func (a *Agent) registration() []byte {
@@ -321,7 +348,7 @@ func (a *Agent) onHostEvent(ev store.Event) error {
 				ifs = append(ifs, kv)
 			case schema.KindVolumeKey:
 				vols = append(vols, kv)
-			case schema.KindContainerInterfaceKey:
+			case schema.KindContainerInterfaceKey, schema.KindContainerMetaKey:
 				cifs = append(cifs, kv)
 			}
 		}
@@ -355,7 +382,7 @@ func (a *Agent) controllerFor(kind schema.KeyKind) *controller.Controller {
 		return a.ifaces
 	case schema.KindVolumeKey:
 		return a.volumes
-	case schema.KindContainerInterfaceKey:
+	case schema.KindContainerInterfaceKey, schema.KindContainerMetaKey:
 		return a.containers
 	}
 	return nil

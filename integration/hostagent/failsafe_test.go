@@ -286,6 +286,20 @@ func TestContainerStatusRemovedWithItsIntent(t *testing.T) {
 	if kvs, _, err := e.Store.List(context.Background(), schema.StatusContainerPrefix(h.Name, "live")); err != nil || len(kvs) != 1 {
 		t.Fatalf("the live container's status: %v, %v", kvs, err)
 	}
+
+	// While its container lives (its meta is there), an interface's status
+	// is its container agent's to remove, after the interface leaves the
+	// container's VPP; once the meta goes, the host agent removes it.
+	mk := schema.ContainerMetaKey(h.Name, "live")
+	e.Put(t, map[string]schema.Object{mk: &schema.ContainerMeta{Host: h.Name, Container: "live", Interfaces: []string{"net1"}}})
+	e.Delete(t, live)
+	probeRev = putMemifs(t, e, h, []string{"probe2"}, 0)
+	waitIfReady(t, e, h, "probe2", "net1", probeRev)
+	if kvs, _, err := e.Store.List(context.Background(), schema.StatusContainerPrefix(h.Name, "live")); err != nil || len(kvs) != 1 {
+		t.Fatalf("the host agent removed a status of a live container (meta present): %v, %v", kvs, err)
+	}
+	e.Delete(t, mk)
+	e.WaitGone(t, schema.StatusKey(lk))
 }
 
 // An intent cannot make the host agent create directories outside
