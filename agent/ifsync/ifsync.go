@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	"github.com/uspace-io/uspace/agent/controller"
+	"github.com/uspace-io/uspace/agent/vpp"
 	"github.com/uspace-io/uspace/agent/vppstate"
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store"
@@ -47,13 +48,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, key string, kv *store.KV) er
 	if kv != nil {
 		if spec, err = r.Spec(vppstate.Owner(key), kv.Value); err != nil {
 			// Retrying cannot fix a bad value; report it and wait for a new one.
-			return r.report(ctx, sk, kv.ModRevision, 0, spec, err)
+			return r.report(ctx, sk, kv.ModRevision, vpp.Interface{}, spec, err)
 		}
 	}
 	vs, err := r.VS.Get(ctx)
 	if err != nil {
 		if kv != nil {
-			return errors.Join(err, r.report(ctx, sk, kv.ModRevision, 0, spec, err))
+			return errors.Join(err, r.report(ctx, sk, kv.ModRevision, vpp.Interface{}, spec, err))
 		}
 		return err
 	}
@@ -64,15 +65,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, key string, kv *store.KV) er
 		return r.Status.Delete(ctx, sk)
 	}
 	idx, err := vs.Ensure(ctx, spec)
+	itf, _ := vs.Lookup(spec.Owner)
 	if err != nil {
 		err = r.VS.Failed(fmt.Errorf("apply interface %s: %w", k.Interface, err))
-		return errors.Join(err, r.report(ctx, sk, kv.ModRevision, idx, spec, err))
+		return errors.Join(err, r.report(ctx, sk, kv.ModRevision, vpp.Interface{SwIfIndex: idx, Name: itf.Name}, spec, err))
 	}
-	return r.report(ctx, sk, kv.ModRevision, idx, spec, nil)
+	return r.report(ctx, sk, kv.ModRevision, itf, spec, nil)
 }
 
-func (r *Reconciler) report(ctx context.Context, sk string, rev int64, idx uint32, spec vppstate.Spec, applyErr error) error {
-	st := &schema.InterfaceStatus{ObservedRevision: rev, SwIfIndex: idx, Ready: applyErr == nil, Bridge: spec.Bridge}
+// report writes the status: itf is the interface as the agent's view of
+// VPP holds it (zero when there is none).
+func (r *Reconciler) report(ctx context.Context, sk string, rev int64, itf vpp.Interface, spec vppstate.Spec, applyErr error) error {
+	st := &schema.InterfaceStatus{ObservedRevision: rev, SwIfIndex: itf.SwIfIndex, InterfaceName: itf.Name, Ready: applyErr == nil, Bridge: spec.Bridge}
 	switch {
 	case spec.Memif != nil:
 		st.SocketPath = spec.Memif.SocketPath

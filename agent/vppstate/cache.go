@@ -82,9 +82,9 @@ func (c *Cache) Warm(ctx context.Context) error {
 
 // Sweep reloads VPP's state (unless Warm just loaded it) and removes every
 // interface uspace owns whose owner (Owner of an intent key) is not wanted,
-// then every empty bridge domain it created: what was deleted while the
-// agent was down, or left by a crash between creating an interface and
-// recording it. It returns the view it swept.
+// then every empty bridge domain it created and every unused memif socket
+// filename under the socket root: what was deleted while the agent was
+// down, or left by a crash between creating an interface and recording it. It returns the view it swept.
 func (c *Cache) Sweep(ctx context.Context, wanted map[string]bool) (*State, error) {
 	if !c.warm {
 		c.drop()
@@ -101,7 +101,7 @@ func (c *Cache) Sweep(ctx context.Context, wanted map[string]bool) (*State, erro
 			errs = append(errs, s.Remove(ctx, owner))
 		}
 	}
-	errs = append(errs, s.PruneBridges(ctx))
+	errs = append(errs, s.PruneBridges(ctx), s.PruneSockets(ctx))
 	if err := errors.Join(errs...); err != nil {
 		return nil, c.Failed(fmt.Errorf("sweep orphans: %w", err))
 	}
