@@ -22,6 +22,12 @@ import (
 // interfaces, so it never races one of them.
 const SweepKey = "sweep"
 
+// DriftKey is queued when VPP reports interface events; its reconcile
+// finds the interfaces someone else deleted or set admin down, records
+// that in their statuses and queues their keys, whose reconciles repair
+// them.
+const DriftKey = "drift"
+
 // SpecFunc turns an intent value into the interface to converge.
 type SpecFunc func(owner string, value []byte) (vppstate.Spec, error)
 
@@ -32,12 +38,24 @@ type Reconciler struct {
 	Spec   SpecFunc
 	// Desired lists the desired keys and values, for the sweep.
 	Desired func() []store.KV
+	// Enqueue queues one key and EnqueueAll every desired key: how a
+	// drift gets its interfaces reconciled.
+	Enqueue    func(key string)
+	EnqueueAll func()
+
+	// drifted holds the drifts found and not yet repaired, by owner: a
+	// repair that fails says what it was repairing. Only the one
+	// reconcile worker touches it.
+	drifted map[string]vppstate.Drift
 }
 
 // Reconcile is a controller.ReconcileFunc.
 func (r *Reconciler) Reconcile(ctx context.Context, key string, kv *store.KV) error {
-	if key == SweepKey {
+	switch key {
+	case SweepKey:
 		return r.sweep(ctx)
+	case DriftKey:
+		return r.drift(ctx)
 	}
 	k, err := schema.ParseKey(key)
 	if err != nil {
@@ -66,11 +84,64 @@ func (r *Reconciler) Reconcile(ctx context.Context, key string, kv *store.KV) er
 	}
 	idx, err := vs.Ensure(ctx, spec)
 	itf, _ := vs.Lookup(spec.Owner)
+	d, drifted := r.drifted[spec.Owner]
 	if err != nil {
+		if drifted {
+			err = fmt.Errorf("repair after %s: %w", d, err)
+		}
 		err = r.VS.Failed(fmt.Errorf("apply interface %s: %w", k.Interface, err))
 		return errors.Join(err, r.report(ctx, sk, kv.ModRevision, vpp.Interface{SwIfIndex: idx, Name: itf.Name}, spec, err))
 	}
+	delete(r.drifted, spec.Owner)
 	return r.report(ctx, sk, kv.ModRevision, itf, spec, nil)
+}
+
+// drift handles VPP's interface events: each interface of an intent that
+// someone else deleted or set admin down gets a status saying so (so that
+// CNI CHECK fails until it is repaired) and its key queued for repair.
+func (r *Reconciler) drift(ctx context.Context) error {
+	drifts, known := r.VS.Drifted(ctx)
+	if !known {
+		r.EnqueueAll()
+		return nil
+	}
+	if len(drifts) == 0 {
+		return nil
+	}
+	if r.drifted == nil {
+		r.drifted = map[string]vppstate.Drift{}
+	}
+	for _, d := range drifts {
+		r.drifted[d.Owner] = d
+	}
+	var errs []error
+	desired := map[string]bool{}
+	for _, kv := range r.Desired() {
+		owner := vppstate.Owner(kv.Key)
+		desired[owner] = true
+		d, ok := r.drifted[owner]
+		if !ok {
+			continue
+		}
+		k, err := schema.ParseKey(kv.Key)
+		if err != nil {
+			continue
+		}
+		spec, err := r.Spec(owner, kv.Value)
+		if err != nil {
+			continue // its own reconcile reports the bad value
+		}
+		errs = append(errs, r.report(ctx, schema.StatusKey(k), kv.ModRevision, vpp.Interface{SwIfIndex: d.SwIfIndex, Name: d.Name}, spec,
+			fmt.Errorf("%s; repairing it", d)))
+		r.Enqueue(kv.Key)
+	}
+	// An interface no intent wants is the sweep's business, not a repair.
+	for owner := range r.drifted {
+		if !desired[owner] {
+			delete(r.drifted, owner)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // report writes the status: itf is the interface as the agent's view of
