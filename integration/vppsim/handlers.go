@@ -294,6 +294,10 @@ func (s *Sim) memifCreate(a memifArgs) (int32, uint32) {
 	if !isMaster {
 		i.memif.role = memif.MEMIF_ROLE_API_SLAVE
 	}
+	if !i.ethernet {
+		// As VPP 25.02 lists an IP-mode memif: "memif12/0 ... 0/0/0/0".
+		i.linkMtu, i.mtu = 0, [4]uint32{}
+	}
 	if i.ethernet {
 		if a.hwAddr != (ethernet_types.MacAddress{}) {
 			i.mac = a.hwAddr
@@ -787,10 +791,9 @@ func hSwInterfaceTagAddDel(s *Sim, _ *client, req *interfaces.SwInterfaceTagAddD
 }
 
 func (s *Sim) ifDetails(i *iface) *interfaces.SwInterfaceDetails {
+	// VPP 25.02 reports an IP-mode memif as type 0 (hardware) too, with
+	// link MTU 0 and no MAC.
 	typ := interface_types.IF_API_TYPE_HARDWARE
-	if i.memif != nil && i.memif.mode == memif.MEMIF_MODE_API_IP {
-		typ = interface_types.IF_API_TYPE_P2P
-	}
 	return &interfaces.SwInterfaceDetails{
 		SwIfIndex:        interface_types.InterfaceIndex(i.swIfIndex),
 		SupSwIfIndex:     i.swIfIndex,
