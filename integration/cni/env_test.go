@@ -191,14 +191,19 @@ func (n *testNS) Delete(t *testing.T) {
 // from that thread with Pdeathsig (the harness's agent) is killed with it.
 func newNS(t *testing.T) *testNS {
 	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	n := &testNS{name: fmt.Sprintf("uspace-cni-%x", b)}
+	n := &testNS{name: "uspace-cni-" + newNSName()}
 	if out, err := exec.Command("ip", "netns", "add", n.name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add %s: %v: %s", n.name, err, out)
 	}
 	t.Cleanup(func() { n.Delete(t) })
 	return n
+}
+
+// newNSName is a random name part, unique to this test run.
+func newNSName() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%x", b)
 }
 
 // rt is the runtime config Multus would send: its own K8S_POD_* pairs and
