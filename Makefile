@@ -10,7 +10,7 @@ GOFLAGS   := -trimpath
 export CGO_ENABLED := 0
 export USPACE_BIN_DIR := $(BIN)
 
-.PHONY: all build tools test lint demo bench integration deps clean
+.PHONY: all build tools test lint demo bench integration deps dataplanes clean
 
 all: build
 
@@ -20,6 +20,22 @@ deps:
 	@command -v ip >/dev/null && command -v systemd-analyze >/dev/null || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iproute2 systemd)
 	$(GO) mod download
+
+# The real dataplanes (VPP 25.02, SPDK 24.09) for the real-dataplane test
+# tier (integration/realdp) and the demo: unpacked from
+# USPACE_DATAPLANES_DIR (default ../shared/dataplanes) into /opt, with their
+# Debian run-time packages. A vpp/spdk_tgt the user already has (named by
+# USPACE_VPP_BIN / USPACE_SPDK_BIN, or on PATH) is used as it is; with
+# neither, nothing is installed and the tier skips, saying what is missing.
+USPACE_DATAPLANES_DIR ?= $(abspath $(CURDIR)/../shared/dataplanes)
+VPP_RUNTIME_DEBS  := libunwind8 libssl3
+SPDK_RUNTIME_DEBS := librte-eal23 librte-vhost23 librte-bus-pci23 librte-pci23 librte-ethdev23 \
+	librte-mbuf23 librte-mempool23 librte-mempool-ring23 librte-ring23 librte-hash23 librte-cryptodev23 \
+	librte-dmadev23 librte-kvargs23 librte-meter23 librte-net23 librte-power23 librte-rcu23 \
+	librte-telemetry23 librte-timer23 libaio1 libssl3 libkeyutils1 libuuid1 libnuma1 libfdt1 libbsd0 python3
+dataplanes:
+	@USPACE_DATAPLANES_DIR="$(USPACE_DATAPLANES_DIR)" VPP_DEBS="$(VPP_RUNTIME_DEBS)" SPDK_DEBS="$(SPDK_RUNTIME_DEBS)" \
+		deployments/dataplanes/install.sh
 
 build: deps
 	@mkdir -p $(BIN)
@@ -36,10 +52,10 @@ lint:
 	$(GO) vet ./...
 
 # Everything, unit and integration, in one run; well under 15 minutes on 2 cores.
-test: build tools lint
+test: build tools dataplanes lint
 	$(GO) test -count=1 -timeout 14m ./...
 
-integration: build tools
+integration: build tools dataplanes
 	$(GO) test -count=1 -timeout 14m ./integration/...
 
 # Not in `make test`: DURATION (default 10m) of random CNI ADD/DEL, volume
@@ -54,7 +70,7 @@ soak: build tools
 
 # The main job: etcd, agents, simulated VPP/SPDK, a real CNI ADD into a
 # network namespace, a volume, then the state; cleans up on exit or Ctrl-C.
-demo: build tools
+demo: build tools dataplanes
 	BIN=$(BIN) deployments/demo/demo.sh
 
 # The benchmark (integration/bench): floors first, then every figure as a
@@ -62,7 +78,7 @@ demo: build tools
 # bin/bench-results.{json,md} (log: bin/bench.log). Under 10 minutes on 2
 # cores. `make test` runs its quick version (BENCH_QUICK=1, under a minute,
 # sanity checks only) as part of ./..., so it cannot rot.
-bench: build tools
+bench: build tools dataplanes
 	@bash -o pipefail -c 'USPACE_BENCH=full $(GO) test -count=1 -timeout 15m -v -run "^TestBench$$" ./integration/bench/ 2>&1 \
 		| tee $(BIN)/bench.log | grep --line-buffered -v "^=== "'
 

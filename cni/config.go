@@ -341,11 +341,11 @@ func (c *NetConf) validateMemif() []string {
 	default:
 		p = append(p, fieldProblem("container.memif.role", ct.Role, "must be %q or %q", schema.MemifMaster, schema.MemifSlave))
 	}
-	if !validMemifMode(h.Mode) {
-		p = append(p, fieldProblem("host.memif.mode", h.Mode, "must be %q (default), %q or %q", schema.MemifEthernet, schema.MemifIP, schema.MemifInjectPunt))
+	if why := memifModeProblem(h.Mode); why != "" {
+		p = append(p, fieldProblem("host.memif.mode", h.Mode, "%s", why))
 	}
-	if !validMemifMode(ct.Mode) {
-		p = append(p, fieldProblem("container.memif.mode", ct.Mode, "must be %q, %q or %q", schema.MemifEthernet, schema.MemifIP, schema.MemifInjectPunt))
+	if why := memifModeProblem(ct.Mode); why != "" {
+		p = append(p, fieldProblem("container.memif.mode", ct.Mode, "%s", why))
 	} else if ct.Mode != "" && schema.MemifMode(ct.Mode) != c.hostMemifMode() {
 		p = append(p, fieldProblem("container.memif.mode", ct.Mode, "differs from the host's mode %q: memif refuses to connect ends of different modes", c.hostMemifMode()))
 	}
@@ -381,12 +381,15 @@ func (c *NetConf) validateVhost() []string {
 	return p
 }
 
-func validMemifMode(m string) bool {
+// memifModeProblem says why a memif mode cannot be used, "" when it can.
+func memifModeProblem(m string) string {
 	switch schema.MemifMode(m) {
-	case "", schema.MemifEthernet, schema.MemifIP, schema.MemifInjectPunt:
-		return true
+	case "", schema.MemifEthernet, schema.MemifIP:
+		return ""
+	case schema.MemifInjectPunt:
+		return fmt.Sprintf("is not supported: VPP 25.02 crashes creating an inject-punt memif (use %q or %q)", schema.MemifEthernet, schema.MemifIP)
 	}
-	return false
+	return fmt.Sprintf("must be %q (default) or %q", schema.MemifEthernet, schema.MemifIP)
 }
 
 // validSocketfile accepts a bare file name: the directory is sharedDir.

@@ -208,6 +208,8 @@ func TestBadConfigsNameTheirField(t *testing.T) {
 		{"role missing", mod(`"role":"master",`, ``), "host.memif.role", types.ErrInvalidNetworkConfig},
 		{"same roles", mod(`"role":"slave"`, `"role":"master"`), "container.memif.role", types.ErrInvalidNetworkConfig},
 		{"mode", mod(`"memif":{"role":"master","mode":"ethernet"}`, `"memif":{"role":"master","mode":"tun"}`), "host.memif.mode", types.ErrInvalidNetworkConfig},
+		{"host inject-punt (crashes VPP 25.02)", mod(`"memif":{"role":"master","mode":"ethernet"}`, `"memif":{"role":"master","mode":"inject-punt"}`), "host.memif.mode", types.ErrInvalidNetworkConfig},
+		{"container inject-punt (crashes VPP 25.02)", mod(`"memif":{"role":"slave","mode":"ethernet"}`, `"memif":{"role":"slave","mode":"inject-punt"}`), "container.memif.mode", types.ErrInvalidNetworkConfig},
 		{"mode mismatch", mod(`"memif":{"role":"slave","mode":"ethernet"}`, `"memif":{"role":"slave","mode":"ip"}`), "container.memif.mode", types.ErrInvalidNetworkConfig},
 		{"socketfile path", mod(`"mode":"ethernet"}`, `"mode":"ethernet","socketfile":"../x.sock"}`), "host.memif.socketfile", types.ErrInvalidNetworkConfig},
 		{"host wrong type", mod(`"host":{"engine":"vpp","iftype":"memif","netType":"bridge",

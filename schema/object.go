@@ -10,10 +10,19 @@ import (
 func (s *MemifSpec) validate(field, root string) error {
 	return errors.Join(
 		oneOf(field+".role", s.Role, MemifMaster, MemifSlave),
-		oneOf(field+".mode", s.Mode, MemifEthernet, MemifIP, MemifInjectPunt),
+		memifMode(field+".mode", s.Mode),
 		ValidateSocketPath(field+".socketPath", s.SocketPath, root),
 		ringSize(field+".ringSize", s.RingSize),
 	)
+}
+
+// memifMode refuses inject-punt by name: VPP 25.02 crashes creating such a
+// memif, so no intent may ask for one.
+func memifMode(field string, m MemifMode) error {
+	if m == MemifInjectPunt {
+		return fieldErr(field, string(m), "is not supported: VPP 25.02 crashes creating an inject-punt memif; use \"ethernet\" or \"ip\"")
+	}
+	return oneOf(field, m, MemifEthernet, MemifIP)
 }
 
 // ringSize accepts 0 (VPP default) or a power of two VPP accepts.

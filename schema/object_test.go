@@ -97,6 +97,7 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"ifname with colon", func() Object { o := goodHostMemif(); o.Name = "eth0:1"; return o }(), "name"},
 		{"bad memif role", func() Object { o := goodHostMemif(); o.Memif.Role = "leader"; return o }(), "memif.role"},
 		{"bad memif mode", func() Object { o := goodHostMemif(); o.Memif.Mode = "tun"; return o }(), "memif.mode"},
+		{"inject-punt memif (crashes VPP 25.02)", func() Object { o := goodHostMemif(); o.Memif.Mode = MemifInjectPunt; return o }(), "memif.mode"},
 		{"relative socket", func() Object { o := goodHostMemif(); o.Memif.SocketPath = "memif.sock"; return o }(), "memif.socketPath"},
 		{"socket with dotdot", func() Object { o := goodHostMemif(); o.Memif.SocketPath = "/run/../etc/x.sock"; return o }(), "memif.socketPath"},
 		{"socket too long", func() Object { o := goodHostMemif(); o.Memif.SocketPath = "/" + strings.Repeat("a", 107); return o }(), "memif.socketPath"},

@@ -208,7 +208,11 @@ func validateMemif(spec MemifSpec) (string, error) {
 	if spec.Role > MemifSlave {
 		return "", fmt.Errorf("unknown memif role %d", spec.Role)
 	}
-	if spec.Mode > MemifPuntInject {
+	switch {
+	case spec.Mode == MemifPuntInject:
+		// Never sent: VPP 25.02 crashes (SIGSEGV) creating such a memif.
+		return "", fmt.Errorf("memif mode %s: refused, VPP 25.02 crashes creating it", spec.Mode)
+	case spec.Mode > MemifPuntInject:
 		return "", fmt.Errorf("unknown memif mode %d", spec.Mode)
 	}
 	if spec.RingSize != 0 && spec.RingSize&(spec.RingSize-1) != 0 {

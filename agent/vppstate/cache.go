@@ -7,7 +7,6 @@ import (
 	"log/slog"
 
 	"github.com/uspace-io/uspace/agent/vpp"
-	"github.com/uspace-io/uspace/schema"
 )
 
 // Cache keeps one State between reconciles and drops it whenever a call
@@ -19,10 +18,6 @@ type Cache struct {
 	log  *slog.Logger
 	s    *State
 	gen  uint64 // the VPP connection s was loaded from
-	// routes outlive a dropped view while VPP stays the same: no dump
-	// tells which routes uspace added, only this record does.
-	routes    map[uint32][]schema.Route
-	routesGen uint64
 	// warm is set by Warm: the next Sweep may use the view as it is.
 	warm bool
 }
@@ -48,18 +43,12 @@ func (c *Cache) Get(ctx context.Context) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read VPP state: %w", err)
 	}
-	if c.routesGen == gen {
-		s.keepRoutes(c.routes)
-	}
 	c.s, c.gen = s, gen
 	return s, nil
 }
 
-// drop forgets the view, keeping its record of routes.
+// drop forgets the view; the next one reads VPP again (routes included).
 func (c *Cache) drop() {
-	if c.s != nil {
-		c.routes, c.routesGen = c.s.routes, c.gen
-	}
 	c.s = nil
 }
 

@@ -50,14 +50,17 @@ type Spec struct {
 
 // State is what VPP holds, as far as the agent needs it.
 type State struct {
-	vpp     *vpp.Client
-	ifs     map[uint32]vpp.Interface
-	memifs  map[uint32]vpp.Memif
-	vhosts  map[uint32]vpp.VhostUser
-	addrs   map[uint32][]netip.Prefix // read lazily, only where a spec has addresses
-	routes  map[uint32][]schema.Route // applied by this State
-	byOwner map[string]uint32
-	sockets map[string]uint32 // memif socket filename -> socket id
+	vpp    *vpp.Client
+	ifs    map[uint32]vpp.Interface
+	memifs map[uint32]vpp.Memif
+	vhosts map[uint32]vpp.VhostUser
+	addrs  map[uint32][]netip.Prefix // read lazily, only where a spec has addresses
+	routes map[uint32][]schema.Route // applied through each interface (routes.go)
+	// routesRead is set once this view has read back the routes through
+	// its interfaces from VPP (routes.go, adoptRoutes).
+	routesRead bool
+	byOwner    map[string]uint32
+	sockets    map[string]uint32 // memif socket filename -> socket id
 	// nextSocket is above every socket id in use: ids are never reused
 	// within one load, so allocating one costs no scan.
 	nextSocket uint32
@@ -121,16 +124,6 @@ func Load(ctx context.Context, c *vpp.Client, socketRoot string) (*State, error)
 		}
 	}
 	return s, nil
-}
-
-// keepRoutes takes over the routes an earlier view of the same VPP
-// applied, for the interfaces that are still there.
-func (s *State) keepRoutes(routes map[uint32][]schema.Route) {
-	for idx, rs := range routes {
-		if _, ok := s.ifs[idx]; ok {
-			s.routes[idx] = rs
-		}
-	}
 }
 
 // Lookup returns the interface owned by owner.
@@ -204,8 +197,6 @@ func memifMode(m schema.MemifMode) vpp.MemifMode {
 	switch m {
 	case schema.MemifIP:
 		return vpp.MemifIP
-	case schema.MemifInjectPunt:
-		return vpp.MemifPuntInject
 	}
 	return vpp.MemifEthernet
 }
@@ -324,15 +315,12 @@ func (s *State) converge(ctx context.Context, idx uint32, spec Spec) error {
 }
 
 func (s *State) convergeAddresses(ctx context.Context, idx uint32, cidrs []string) error {
-	have, known := s.addrs[idx]
-	if len(cidrs) == 0 && !known {
+	if _, known := s.addrs[idx]; len(cidrs) == 0 && !known {
 		return nil
 	}
-	if !known {
-		var err error
-		if have, err = s.vpp.InterfaceAddresses(ctx, idx); err != nil {
-			return err
-		}
+	have, err := s.addresses(ctx, idx)
+	if err != nil {
+		return err
 	}
 	want := make([]netip.Prefix, 0, len(cidrs))
 	for _, c := range cidrs {
@@ -359,50 +347,6 @@ func (s *State) convergeAddresses(ctx context.Context, idx uint32, cidrs []strin
 		}
 	}
 	s.addrs[idx] = have
-	return nil
-}
-
-// convergeRoutes adds the routes not yet applied through this interface.
-// Routes are not dumped back: the interface owns them, and VPP removes
-// them with the interface.
-func (s *State) convergeRoutes(ctx context.Context, idx uint32, routes []schema.Route) error {
-	// Routes this State applied that the intent dropped go first. Routes
-	// applied before a reload are not known here; they leave with the
-	// interface.
-	kept := s.routes[idx][:0:0]
-	for _, r := range s.routes[idx] {
-		if slices.Contains(routes, r) {
-			kept = append(kept, r)
-			continue
-		}
-		dst, err := netip.ParsePrefix(r.Dst)
-		if err != nil {
-			return fmt.Errorf("route %q: %w", r.Dst, err)
-		}
-		if err := s.vpp.DeleteRoute(ctx, 0, dst); err != nil {
-			return err
-		}
-	}
-	s.routes[idx] = kept
-	for _, r := range routes {
-		if slices.Contains(s.routes[idx], r) {
-			continue
-		}
-		dst, err := netip.ParsePrefix(r.Dst)
-		if err != nil {
-			return fmt.Errorf("route %q: %w", r.Dst, err)
-		}
-		path := vpp.RoutePath{SwIfIndex: idx}
-		if r.GW != "" {
-			if path.Gateway, err = netip.ParseAddr(r.GW); err != nil {
-				return fmt.Errorf("route %s via %q: %w", r.Dst, r.GW, err)
-			}
-		}
-		if err := s.vpp.AddRoute(ctx, vpp.Route{Prefix: dst, Paths: []vpp.RoutePath{path}}); err != nil {
-			return err
-		}
-		s.routes[idx] = append(s.routes[idx], r)
-	}
 	return nil
 }
 
@@ -509,8 +453,8 @@ func (s *State) PruneBridges(ctx context.Context) error {
 }
 
 // Remove deletes the interface owned by owner and what only it used: its
-// bridge domain membership (and the domain when it empties), its memif
-// socket filename and socket file. Absent is not an error.
+// routes, its bridge domain membership (and the domain when it empties),
+// its memif socket filename and socket file. Absent is not an error.
 func (s *State) Remove(ctx context.Context, owner string) error {
 	idx, ok := s.byOwner[owner]
 	if !ok {
@@ -520,6 +464,11 @@ func (s *State) Remove(ctx context.Context, owner string) error {
 		if err := s.detach(ctx, idx, id); err != nil {
 			return err
 		}
+	}
+	// VPP keeps routes after their interface goes (unresolved, on an index
+	// a new interface may take): they go first.
+	if err := s.removeRoutes(ctx, idx); err != nil {
+		return err
 	}
 	if err := s.deleteIf(ctx, idx); err != nil {
 		return err

@@ -6,31 +6,56 @@ import (
 	"testing"
 
 	"github.com/uspace-io/uspace/integration/binaries"
+	"github.com/uspace-io/uspace/integration/realdp"
 	"github.com/uspace-io/uspace/integration/vppsim"
 )
 
-// Container is a simulated application container: its own VPP simulator
-// and a container agent process.
+// Container is an application container of a test: its own VPP
+// (a simulator, or a real VPP in the container's network namespace) and a
+// container agent process.
 type Container struct {
 	Host      string
 	VPPSocket string
 	SharedDir string
-	VPP       *vppsim.Sim
-	Agent     *Proc
+	// VPP is the simulator; nil when RealVPP runs instead.
+	VPP     *vppsim.Sim
+	RealVPP *realdp.VPP
+	Agent   *Proc
+}
+
+// ContainerOptions choose a container's VPP.
+type ContainerOptions struct {
+	// RealVPP runs a real VPP in Netns (a path such as
+	// /var/run/netns/<name>) instead of the simulator.
+	RealVPP bool
+	Netns   string
 }
 
 // StartContainer starts a VPP simulator for a container on host and a
 // container agent with extra flags (e.g. --container-id) and env.
 func (e *Etcd) StartContainer(t testing.TB, host, sharedDir string, flags []string, env ...string) *Container {
 	t.Helper()
-	dir := ShortTempDir(t)
-	c := &Container{Host: host, VPPSocket: filepath.Join(dir, "api.sock"), SharedDir: sharedDir}
-	var err error
-	c.VPP, err = vppsim.Start(vppsim.Options{Socket: c.VPPSocket, RuntimeDir: dir})
-	if err != nil {
-		t.Fatalf("start container vppsim: %v", err)
+	return e.StartContainerOn(t, host, sharedDir, ContainerOptions{}, flags, env...)
+}
+
+// StartContainerOn starts the container's VPP as opts choose and a
+// container agent with extra flags and env.
+func (e *Etcd) StartContainerOn(t testing.TB, host, sharedDir string, opts ContainerOptions, flags []string, env ...string) *Container {
+	t.Helper()
+	c := &Container{Host: host, SharedDir: sharedDir}
+	if opts.RealVPP {
+		c.RealVPP = realdp.StartVPP(t, realdp.VPPOptions{Name: "ctr", Netns: opts.Netns})
+		c.VPPSocket = c.RealVPP.APISocket
+	} else {
+		dir := ShortTempDir(t)
+		c.VPPSocket = filepath.Join(dir, "api.sock")
+		var err error
+		c.VPP, err = vppsim.Start(vppsim.Options{Socket: c.VPPSocket, RuntimeDir: dir})
+		if err != nil {
+			t.Fatalf("start container vppsim: %v", err)
+		}
+		t.Cleanup(func() { c.VPP.Close() })
 	}
-	t.Cleanup(func() { c.VPP.Close() })
 	args := append([]string{"container",
 		"--host", host,
 		"--etcd-endpoints", strings.Join(e.Endpoints, ","),

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/uspace-io/uspace/integration/binaries"
+	"github.com/uspace-io/uspace/integration/realdp"
 	"github.com/uspace-io/uspace/integration/spdksim"
 	"github.com/uspace-io/uspace/integration/vppsim"
 	"github.com/uspace-io/uspace/schema"
@@ -23,8 +24,8 @@ import (
 // for lease-expiry scenarios, long enough for a loaded CI machine.
 const LeaseTTL = 8 * time.Second
 
-// Host is one simulated host: its VPP and SPDK simulators (in this process,
-// over real sockets) and its host agent (a real process).
+// Host is one host of a test: its VPP and SPDK (simulators in this process
+// over real sockets, or real ones) and its host agent (a real process).
 type Host struct {
 	Name       string
 	Dir        string
@@ -34,10 +35,14 @@ type Host struct {
 	VolumeRoot string
 	// MetricsAddr is where the agent serves /metrics, /healthz, /readyz.
 	MetricsAddr string
-	VPP         *vppsim.Sim
-	SPDK        *spdksim.Sim
-	Agent       *Proc
-	etcd        *Etcd
+	// VPP and SPDK are the simulators; nil when the host runs the real
+	// dataplane in RealVPP / RealSPDK instead.
+	VPP      *vppsim.Sim
+	SPDK     *spdksim.Sim
+	RealVPP  *realdp.VPP
+	RealSPDK *realdp.SPDK
+	Agent    *Proc
+	etcd     *Etcd
 }
 
 // ShortTempDir makes a temporary directory with a short path: unix socket
@@ -63,9 +68,25 @@ func FreeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
+// HostOptions choose a host's dataplanes: the simulators (the default) or
+// the real VPP and SPDK of integration/realdp.
+type HostOptions struct {
+	RealVPP  bool
+	RealSPDK bool
+}
+
 // StartHost starts the simulators and the host agent for host name, and
 // waits until the agent has registered.
 func (e *Etcd) StartHost(t testing.TB, name string) *Host {
+	t.Helper()
+	return e.StartHostOn(t, name, HostOptions{})
+}
+
+// StartHostOn starts the host's dataplanes as opts choose and its host
+// agent, and waits until the agent has registered. With a real dataplane
+// the matching simulator field (VPP, SPDK) is nil and RealVPP / RealSPDK is
+// set.
+func (e *Etcd) StartHostOn(t testing.TB, name string, opts HostOptions) *Host {
 	t.Helper()
 	dir := ShortTempDir(t)
 	h := &Host{
@@ -78,21 +99,32 @@ func (e *Etcd) StartHost(t testing.TB, name string) *Host {
 		MetricsAddr: FreeAddr(t),
 		etcd:        e,
 	}
-	var err error
-	h.VPP, err = vppsim.Start(vppsim.Options{Socket: h.VPPSocket, RuntimeDir: filepath.Join(dir, "vpp")})
-	if err != nil {
-		t.Fatalf("start vppsim: %v", err)
+	if opts.RealVPP {
+		h.RealVPP = realdp.StartVPP(t, realdp.VPPOptions{Name: name})
+		h.VPPSocket = h.RealVPP.APISocket
+	} else {
+		var err error
+		h.VPP, err = vppsim.Start(vppsim.Options{Socket: h.VPPSocket, RuntimeDir: filepath.Join(dir, "vpp")})
+		if err != nil {
+			t.Fatalf("start vppsim: %v", err)
+		}
+		t.Cleanup(func() { h.VPP.Close() })
 	}
-	t.Cleanup(func() { h.VPP.Close() })
 	sockets := filepath.Join(h.VolumeRoot, "block", "sockets")
 	if err := os.MkdirAll(sockets, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	h.SPDK, err = spdksim.Start(spdksim.Options{RPCSocket: h.SPDKSocket, VhostDir: sockets})
-	if err != nil {
-		t.Fatalf("start spdksim: %v", err)
+	if opts.RealSPDK {
+		h.RealSPDK = realdp.StartSPDK(t, realdp.SPDKOptions{VhostDir: sockets})
+		h.SPDKSocket = h.RealSPDK.RPCSocket
+	} else {
+		var err error
+		h.SPDK, err = spdksim.Start(spdksim.Options{RPCSocket: h.SPDKSocket, VhostDir: sockets})
+		if err != nil {
+			t.Fatalf("start spdksim: %v", err)
+		}
+		t.Cleanup(func() { h.SPDK.Close() })
 	}
-	t.Cleanup(func() { h.SPDK.Close() })
 	h.Agent = StartProc(t, "host agent "+name, binaries.Path(t, "uspace-agent"), h.AgentArgs())
 	h.waitRegistered(t, 0)
 	return h

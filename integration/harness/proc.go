@@ -8,11 +8,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/uspace-io/uspace/integration/spawn"
 )
 
 // Proc is a child process whose output is kept for the test log.
@@ -72,9 +73,8 @@ func (p *Proc) Start() error {
 	cmd := exec.Command(p.Args[0], p.Args[1:]...)
 	cmd.Env = append(os.Environ(), p.Env...)
 	cmd.Stdout, cmd.Stderr = p.out, p.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	fmt.Fprintf(p.out, "=== start %v\n", p.Args)
-	if err := spawn(cmd); err != nil {
+	if err := spawn.Start(cmd); err != nil {
 		return err
 	}
 	done := make(chan struct{})
@@ -141,30 +141,4 @@ func (p *Proc) Output() string {
 		return ""
 	}
 	return p.out.String()
-}
-
-// Linux sends Pdeathsig when the *thread* that forked the child exits, and
-// Go retires threads that a goroutine locked and left (netns helpers do
-// that). So every child is started from one locked thread that lives as
-// long as the test process: children die with the tests, and only then.
-var spawnc = make(chan spawnReq)
-
-type spawnReq struct {
-	cmd  *exec.Cmd
-	errc chan error
-}
-
-func init() {
-	go func() {
-		runtime.LockOSThread()
-		for r := range spawnc {
-			r.errc <- r.cmd.Start()
-		}
-	}()
-}
-
-func spawn(cmd *exec.Cmd) error {
-	errc := make(chan error)
-	spawnc <- spawnReq{cmd, errc}
-	return <-errc
 }

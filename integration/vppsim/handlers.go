@@ -154,12 +154,9 @@ func (w *world) memifSocketFilenameAddDel(isAdd bool, id uint32, filename string
 			return rvSyscallError1
 		}
 		filename = filepath.Join(w.runtimeDir, filename)
-	} else {
-		dir := filepath.Dir(filename)
-		if err := syscall.Access(dir, 0x2|0x4); err != nil { // W_OK|R_OK
-			return rvInvalidArgument
-		}
 	}
+	// An absolute filename in a missing directory is accepted, as VPP
+	// 25.02 does: the master memif on it fails then (-14).
 	if ms := w.sockets[id]; ms != nil {
 		if ms.filename == filename {
 			return rvOK // silently accept identical add
@@ -294,10 +291,6 @@ func (s *Sim) memifCreate(a memifArgs) (int32, uint32) {
 	if !isMaster {
 		i.memif.role = memif.MEMIF_ROLE_API_SLAVE
 	}
-	if !i.ethernet {
-		// As VPP 25.02 lists an IP-mode memif: "memif12/0 ... 0/0/0/0".
-		i.linkMtu, i.mtu = 0, [4]uint32{}
-	}
 	if i.ethernet {
 		if a.hwAddr != (ethernet_types.MacAddress{}) {
 			i.mac = a.hwAddr
@@ -344,7 +337,8 @@ func hMemifDelete(s *Sim, _ *client, req *memif.MemifDelete) *memif.MemifDeleteR
 		if ms.refCnt <= 0 {
 			ms.refCnt = 0
 			if ms.ln != nil {
-				ms.ln.close(true)
+				// VPP 25.02 stops listening but leaves the socket file.
+				ms.ln.close(false)
 				ms.ln = nil
 			}
 		}
@@ -675,6 +669,15 @@ func hSwInterfaceSetFlags(s *Sim, _ *client, req *interfaces.SwInterfaceSetFlags
 	if up != i.adminUp {
 		i.adminUp = up
 		w.events = append(w.events, pendingEvent{swIfIndex: i.swIfIndex, flags: w.flags(i)})
+		// As ip4/ip6_sw_interface_admin_up_down: an address's attached and
+		// local routes exist only while the interface is up.
+		for _, a := range i.addrs {
+			if up {
+				w.addInterfaceRoutes(i.swIfIndex, a)
+			} else {
+				w.delInterfaceRoutes(i.swIfIndex, a)
+			}
+		}
 	}
 	return &interfaces.SwInterfaceSetFlagsReply{}
 }
@@ -759,7 +762,9 @@ func hSwInterfaceAddDelAddress(s *Sim, _ *client, req *interfaces.SwInterfaceAdd
 		}
 	}
 	i.addrs = append(i.addrs, p)
-	w.addInterfaceRoutes(i.swIfIndex, p)
+	if i.adminUp {
+		w.addInterfaceRoutes(i.swIfIndex, p)
+	}
 	return &interfaces.SwInterfaceAddDelAddressReply{}
 }
 
@@ -791,16 +796,17 @@ func hSwInterfaceTagAddDel(s *Sim, _ *client, req *interfaces.SwInterfaceTagAddD
 }
 
 func (s *Sim) ifDetails(i *iface) *interfaces.SwInterfaceDetails {
-	// VPP 25.02 reports an IP-mode memif as type 0 (hardware) too, with
-	// link MTU 0 and no MAC.
-	typ := interface_types.IF_API_TYPE_HARDWARE
+	linkMtu := i.linkMtu
+	if i.memif != nil && i.memif.mode == memif.MEMIF_MODE_API_IP {
+		linkMtu = 0 // VPP 25.02 reports an IP-mode memif as type 0, link MTU 0
+	}
 	return &interfaces.SwInterfaceDetails{
 		SwIfIndex:        interface_types.InterfaceIndex(i.swIfIndex),
 		SupSwIfIndex:     i.swIfIndex,
 		L2Address:        i.mac,
 		Flags:            s.st.flags(i),
-		Type:             typ,
-		LinkMtu:          i.linkMtu,
+		Type:             interface_types.IF_API_TYPE_HARDWARE,
+		LinkMtu:          linkMtu,
 		Mtu:              append([]uint32(nil), i.mtu[:]...),
 		InterfaceName:    i.name,
 		InterfaceDevType: i.kind.devType(),
@@ -886,7 +892,7 @@ func (w *world) addInterfaceRoutes(swIfIndex uint32, a netip.Prefix) {
 	host := netip.PrefixFrom(a.Addr(), a.Addr().BitLen())
 	if a.Bits() < a.Addr().BitLen() {
 		k := routeKey{0, a.Masked()}
-		w.routes[k] = &route{key: k, source: srcInterface, paths: []fib_types.FibPath{{
+		w.routes[k] = &route{key: k, source: srcInterface, shown: a, paths: []fib_types.FibPath{{
 			SwIfIndex: swIfIndex, Weight: 1, Type: fib_types.FIB_API_PATH_TYPE_NORMAL, Proto: protoOf(a),
 		}}}
 	}
@@ -894,12 +900,39 @@ func (w *world) addInterfaceRoutes(swIfIndex uint32, a netip.Prefix) {
 	w.routes[k] = &route{key: k, source: srcInterface, paths: []fib_types.FibPath{{
 		SwIfIndex: swIfIndex, Weight: 1, Type: fib_types.FIB_API_PATH_TYPE_LOCAL, Proto: protoOf(a),
 	}}}
+	// VPP 25.02 also drops the subnet's network and broadcast addresses
+	// with /32 entries of their own.
+	for _, d := range ipv4Edges(a) {
+		k := routeKey{0, d}
+		w.routes[k] = &route{key: k, source: srcInterface, paths: []fib_types.FibPath{{
+			SwIfIndex: invalidIndex, Weight: 1, Type: fib_types.FIB_API_PATH_TYPE_DROP, Proto: protoOf(a),
+		}}}
+	}
+}
+
+// ipv4Edges are the network and broadcast /32s of an IPv4 subnet that has
+// both (shorter than /31).
+func ipv4Edges(a netip.Prefix) []netip.Prefix {
+	if !a.Addr().Is4() || a.Bits() >= 31 {
+		return nil
+	}
+	n := a.Masked().Addr().As4()
+	b := n
+	for i := a.Bits(); i < 32; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	return []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4(n), 32), netip.PrefixFrom(netip.AddrFrom4(b), 32)}
 }
 
 func (w *world) delInterfaceRoutes(swIfIndex uint32, a netip.Prefix) {
 	for _, k := range []routeKey{{0, a.Masked()}, {0, netip.PrefixFrom(a.Addr(), a.Addr().BitLen())}} {
 		if r := w.routes[k]; r != nil && r.source == srcInterface && len(r.paths) > 0 && r.paths[0].SwIfIndex == swIfIndex {
 			delete(w.routes, k)
+		}
+	}
+	for _, d := range ipv4Edges(a) {
+		if r := w.routes[routeKey{0, d}]; r != nil && r.source == srcInterface {
+			delete(w.routes, routeKey{0, d})
 		}
 	}
 }
@@ -996,9 +1029,13 @@ func hIPRouteDump(s *Sim, _ *client, req *ip.IPRouteDump) []*ip.IPRouteDetails {
 		if r.key.prefix.Addr().Is6() != req.Table.IsIP6 {
 			continue
 		}
+		shown := r.key.prefix
+		if r.shown.IsValid() {
+			shown = r.shown
+		}
 		out = append(out, &ip.IPRouteDetails{Route: ip.IPRoute{
 			TableID: 0,
-			Prefix:  prefixToAPI(r.key.prefix),
+			Prefix:  prefixToAPI(shown),
 			NPaths:  uint8(len(r.paths)),
 			Paths:   append([]fib_types.FibPath(nil), r.paths...),
 		}})

@@ -134,6 +134,10 @@ type route struct {
 	key    routeKey
 	source routeSource
 	paths  []fib_types.FibPath
+	// shown is the prefix ip_route_dump reports when it is not the key's:
+	// VPP 25.02 reports an address's attached route as the address itself
+	// with the subnet's length (10.2.2.2/24, not 10.2.2.0/24).
+	shown netip.Prefix
 }
 
 // pendingEvent is an interface event to deliver after the request is
@@ -265,9 +269,9 @@ func (w *world) takeEvents() []pendingEvent {
 	return ev
 }
 
-// removeIface deletes an interface and everything hanging off it (bridge
-// membership, addresses and the routes they created, API route paths
-// through it), then frees its index for reuse.
+// removeIface deletes an interface and what VPP removes with it (bridge
+// membership, addresses and the routes they created; not the routes added
+// through the API), then frees its index for reuse.
 func (w *world) removeIface(i *iface) {
 	if i.bdID != 0 {
 		w.bdRemoveMember(i.bdID, i.swIfIndex)
@@ -275,21 +279,9 @@ func (w *world) removeIface(i *iface) {
 	for _, a := range i.addrs {
 		w.delInterfaceRoutes(i.swIfIndex, a)
 	}
-	for k, r := range w.routes {
-		if r.source != srcAPI {
-			continue
-		}
-		kept := r.paths[:0]
-		for _, p := range r.paths {
-			if p.SwIfIndex != i.swIfIndex {
-				kept = append(kept, p)
-			}
-		}
-		r.paths = kept
-		if len(r.paths) == 0 {
-			delete(w.routes, k)
-		}
-	}
+	// Routes added through the API stay, as in VPP 25.02: unresolved drop
+	// entries whose paths still name the freed index (which a new
+	// interface may take), until deleted.
 	if m := i.memif; m != nil {
 		delete(w.memifByID[m.socketID], m.id)
 		if len(w.memifByID[m.socketID]) == 0 {

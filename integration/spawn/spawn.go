@@ -1,0 +1,41 @@
+// Package spawn starts the test suites' child processes (agents, real VPP
+// and SPDK) so that they die with the test process, and only then.
+//
+// Linux sends Pdeathsig when the *thread* that forked the child exits, and
+// Go retires threads that a goroutine locked and left (netns helpers do
+// that). So every child is started from one locked thread that lives as
+// long as the test process.
+package spawn
+
+import (
+	"os/exec"
+	"runtime"
+	"syscall"
+)
+
+var reqs = make(chan req)
+
+type req struct {
+	cmd  *exec.Cmd
+	errc chan error
+}
+
+func init() {
+	go func() {
+		runtime.LockOSThread()
+		for r := range reqs {
+			r.errc <- r.cmd.Start()
+		}
+	}()
+}
+
+// Start starts cmd with Pdeathsig SIGKILL from the long-lived thread.
+func Start(cmd *exec.Cmd) error {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	errc := make(chan error)
+	reqs <- req{cmd, errc}
+	return <-errc
+}
