@@ -316,7 +316,8 @@ func TestResultVersions(t *testing.T) {
 		}
 	}
 	// Without a name from the agent: a stable name that fits IFNAMSIZ.
-	if n := HostIfName(in.Host, nil); len(n) > 15 || n != HostIfName(in.Host, &schema.InterfaceStatus{}) || strings.Contains(n, "/") {
+	if n := HostIfName(in.Host, nil); len(n) > 15 || n != HostIfName(in.Host, &schema.InterfaceStatus{}) || strings.Contains(n, "/") ||
+		n != HostIfName(in.Host, &schema.InterfaceStatus{InterfaceName: "VirtualEthernet0/0/0"}) {
 		t.Errorf("fallback host name %q", n)
 	}
 	if _, err := BuildResult("0.2.0", in, testAtt.Netns, nil, nil); err != nil {

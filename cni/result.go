@@ -65,12 +65,17 @@ func BuildResult(cniVersion string, in *Intents, netns string, dns *types.DNS, s
 	return out, nil
 }
 
+// maxIfName is the longest interface name Linux takes (IFNAMSIZ less its
+// NUL), what runtimes and Multus expect of a result's interface names.
+const maxIfName = 15
+
 // HostIfName names the host side in a result: VPP's interface name as the
-// agent reported it ("memif1/0"), else (an agent that does not report it)
-// a stable name of at most 15 bytes derived from the intent key. Never the
-// socket path: runtimes and Multus expect an interface name.
+// agent reported it when it fits in maxIfName bytes ("memif1/0"), else
+// (VPP's "VirtualEthernet0/0/0", or an agent that did not report it) a
+// stable "us-" name of 15 bytes derived from the intent key. Never the
+// socket path.
 func HostIfName(h *schema.HostInterface, st *schema.InterfaceStatus) string {
-	if st != nil && st.InterfaceName != "" {
+	if st != nil && st.InterfaceName != "" && len(st.InterfaceName) <= maxIfName {
 		return st.InterfaceName
 	}
 	key := schema.Key{Kind: schema.KindInterfaceKey, Host: h.Host, Container: h.Container, Interface: h.Name}

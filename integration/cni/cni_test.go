@@ -451,8 +451,9 @@ func (e *env) meta(id string) *schema.ContainerMeta {
 // change the attachment is refused by the plugin's intent check, before
 // IPAM. Neither touches the first attachment: its intents, nor its IPAM
 // reservation.
-func TestRepeatAdd(t *testing.T) {
-	e := newEnv(t, true)
+func TestRepeatAdd(t *testing.T) { dataplanes(t, testRepeatAdd) }
+
+func testRepeatAdd(t *testing.T, e *env) {
 	netns := newNS(t)
 	noIPAM := e.netconf(readmeMemif, func(m map[string]any) { delete(m, "ipam"); m["cniVersion"] = "1.0.0" })
 	r := rt("repeat", netns.Path(), "net1")

@@ -15,6 +15,8 @@ import (
 
 	"github.com/uspace-io/uspace/agent/vpp"
 	"github.com/uspace-io/uspace/cni"
+	"github.com/uspace-io/uspace/integration/harness"
+	"github.com/uspace-io/uspace/integration/realdp"
 	"github.com/uspace-io/uspace/schema"
 )
 
@@ -26,6 +28,10 @@ import (
 // where it is installed.
 func dataplanes(t *testing.T, f func(t *testing.T, e *env)) {
 	t.Run("vppsim", func(t *testing.T) { f(t, newEnv(t, true)) })
+	t.Run("vpp", func(t *testing.T) {
+		realdp.NeedVPP(t)
+		f(t, newEnvOn(t, harness.HostOptions{RealVPP: true}))
+	})
 }
 
 // vppClient connects to the host's VPP as a second API client.

@@ -109,11 +109,25 @@ type env struct {
 
 func newEnv(t *testing.T, withHost bool) *env {
 	t.Helper()
-	e := &env{t: t, hostName: "node-1", bin: cniBinDir(t), confDir: t.TempDir(), cacheDir: t.TempDir(), ipamDir: t.TempDir()}
-	e.etcd = harness.StartEtcd(t)
+	e := newEnvNoHost(t)
 	if withHost {
 		e.host = e.etcd.StartHost(t, e.hostName)
 	}
+	return e
+}
+
+// newEnvOn is newEnv with a host whose dataplanes opts choose (real VPP).
+func newEnvOn(t *testing.T, opts harness.HostOptions) *env {
+	t.Helper()
+	e := newEnvNoHost(t)
+	e.host = e.etcd.StartHostOn(t, e.hostName, opts)
+	return e
+}
+
+func newEnvNoHost(t *testing.T) *env {
+	t.Helper()
+	e := &env{t: t, hostName: "node-1", bin: cniBinDir(t), confDir: t.TempDir(), cacheDir: t.TempDir(), ipamDir: t.TempDir()}
+	e.etcd = harness.StartEtcd(t)
 	e.cni = libcni.NewCNIConfigWithCacheDir([]string{e.bin}, e.cacheDir, nil)
 	return e
 }
