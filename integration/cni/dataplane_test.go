@@ -316,6 +316,22 @@ func TestFailedAddLeavesNothingInVPP(t *testing.T) {
 			e.assertNothingLeft(c, "memif-network")
 			os.Remove(sock)
 		}
+		if e.host.VPP != nil {
+			// vppsim only (real VPP cannot be made to fail this call):
+			// joining the bridge domain fails, after the agent created the
+			// domain for this memif alone; the domain goes too.
+			if err := e.host.VPP.FailNext("sw_interface_set_l2_bridge", 1000, -1); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.cni.AddNetworkList(bg(), list, rt("failedbd", newNS(t).Path(), "net1")); err == nil {
+				t.Fatal("ADD succeeded although joining the bridge failed")
+			}
+			e.host.VPP.ClearFaults()
+			eventually(t, 10*time.Second, "the agent to undo the ADD whose bridge join failed", func() bool {
+				return e.vppState(c).leftovers() == "" && len(e.hostKeys()) == 0
+			})
+			e.assertNothingLeft(c, "memif-network")
+		}
 		netns := newNS(t)
 		r := rt("afterwards", netns.Path(), "net1")
 		if _, err := e.cni.AddNetworkList(bg(), list, r); err != nil {
