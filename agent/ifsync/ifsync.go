@@ -102,8 +102,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, key string, kv *store.KV) er
 func (r *Reconciler) drift(ctx context.Context) error {
 	drifts, known := r.VS.Drifted(ctx)
 	if !known {
-		r.EnqueueAll()
-		return nil
+		return r.enqueueMissing(ctx)
 	}
 	if len(drifts) == 0 {
 		return nil
@@ -158,6 +157,24 @@ func (r *Reconciler) report(ctx context.Context, sk string, rev int64, itf vpp.I
 		st.Error = applyErr.Error()
 	}
 	return r.Status.Put(ctx, sk, st)
+}
+
+// enqueueMissing queues every desired key whose interface VPP lacks or
+// holds admin down: what drift events that could not be told apart may
+// have been about, at the cost of one hash per key rather than a
+// reconcile of every key.
+func (r *Reconciler) enqueueMissing(ctx context.Context) error {
+	vs, err := r.VS.Get(ctx)
+	if err != nil {
+		r.EnqueueAll()
+		return nil
+	}
+	for _, kv := range r.Desired() {
+		if itf, ok := vs.Lookup(vppstate.Owner(kv.Key)); !ok || !itf.AdminUp {
+			r.Enqueue(kv.Key)
+		}
+	}
+	return nil
 }
 
 func (r *Reconciler) sweep(ctx context.Context) error {

@@ -3,6 +3,8 @@ package vppstate
 import (
 	"context"
 	"fmt"
+
+	"github.com/uspace-io/uspace/agent/vpp"
 )
 
 // Drift is an interface uspace made that someone else deleted or set
@@ -29,16 +31,14 @@ func (d Drift) String() string {
 // Any drift drops the view, so the reconciles that repair it reload VPP's
 // state. known is false when the events could not be matched to owners
 // (no view of the current connection, or VPP did not answer): the caller
-// must then check every interface.
+// must then check every interface against a fresh view.
 func (c *Cache) Drifted(ctx context.Context) (drifts []Drift, known bool) {
 	gen := c.vpp.Generation()
-	var evs []uint32
-	deleted := map[uint32]bool{}
+	var evs []vpp.InterfaceEvent
 	for _, ev := range c.vpp.TakeInterfaceEvents() {
 		// Events of an earlier connection: its reconnect resyncs anyway.
 		if ev.Generation == gen {
-			evs = append(evs, ev.SwIfIndex)
-			deleted[ev.SwIfIndex] = ev.Deleted
+			evs = append(evs, ev)
 		}
 	}
 	if len(evs) == 0 {
@@ -47,28 +47,66 @@ func (c *Cache) Drifted(ctx context.Context) (drifts []Drift, known bool) {
 	if c.s == nil || c.gen != gen {
 		return nil, false
 	}
-	for _, idx := range evs {
-		have, ok := c.s.ifs[idx]
+	var suspects []vpp.Interface
+	for _, ev := range evs {
+		have, ok := c.s.ifs[ev.SwIfIndex]
 		owner, mine := have.Owner()
-		if !ok || !mine || c.s.byOwner[owner] != idx {
+		if !ok || !mine || c.s.byOwner[owner] != ev.SwIfIndex {
 			continue // not uspace's, or already removed by the agent
 		}
-		if !deleted[idx] && !have.AdminUp {
-			continue // the view does not claim it up: nothing to contradict
+		if ev.Deleted || (have.AdminUp && !ev.AdminUp) {
+			suspects = append(suspects, have)
 		}
-		now, exists, err := c.vpp.LookupInterface(ctx, idx)
-		if err != nil {
-			c.log.Warn("reading back an interface VPP reported changed failed", "swIfIndex", idx, "err", err)
-			c.drop()
-			return nil, false
-		}
-		if exists && now.Tag == have.Tag && now.AdminUp {
+	}
+	if len(suspects) == 0 {
+		return nil, true
+	}
+	now, err := c.readBack(ctx, suspects)
+	if err != nil {
+		c.log.Warn("reading back interfaces VPP reported changed failed", "err", err)
+		c.drop()
+		return nil, false
+	}
+	for _, have := range suspects {
+		i, exists := now[have.SwIfIndex]
+		if exists && i.Tag == have.Tag && i.AdminUp {
 			continue // an echo of the agent's own change
 		}
-		drifts = append(drifts, Drift{Owner: owner, Name: have.Name, SwIfIndex: idx, Deleted: !exists || now.Tag != have.Tag})
+		owner, _ := have.Owner()
+		drifts = append(drifts, Drift{Owner: owner, Name: have.Name, SwIfIndex: have.SwIfIndex, Deleted: !exists || i.Tag != have.Tag})
 	}
 	if len(drifts) > 0 {
 		c.drop()
 	}
 	return drifts, true
+}
+
+// readBackOneByOne bounds the suspects read one interface dump each;
+// beyond it one dump of every interface is cheaper.
+const readBackOneByOne = 16
+
+// readBack reads the suspects' interfaces as VPP holds them now; an
+// interface VPP no longer has is absent from the map.
+func (c *Cache) readBack(ctx context.Context, suspects []vpp.Interface) (map[uint32]vpp.Interface, error) {
+	out := make(map[uint32]vpp.Interface, len(suspects))
+	if len(suspects) > readBackOneByOne {
+		all, err := c.vpp.Interfaces(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, i := range all {
+			out[i.SwIfIndex] = i
+		}
+		return out, nil
+	}
+	for _, have := range suspects {
+		i, ok, err := c.vpp.LookupInterface(ctx, have.SwIfIndex)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out[i.SwIfIndex] = i
+		}
+	}
+	return out, nil
 }
