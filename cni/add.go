@@ -10,6 +10,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store"
@@ -62,8 +63,15 @@ func (p *plugin) cmdAdd(args *skel.CmdArgs) error {
 	conf, att := inv.conf, inv.att
 
 	// Everything that can be checked without IPAM is checked before it.
-	if _, err := BuildIntents(conf, att, nil, start); err != nil {
+	pre, err := BuildIntents(conf, att, nil, start)
+	if err != nil {
 		return err
+	}
+	if err := ns.IsNSorErr(args.Netns); err != nil {
+		// The container agent would configure a namespace nobody runs in:
+		// fail before anything is reserved or written.
+		return types.NewError(types.ErrUnknownContainer,
+			fmt.Sprintf("CNI_NETNS %s of container %s is not a network namespace", args.Netns, args.ContainerID), err.Error())
 	}
 	st, err := inv.connect(ctx)
 	if err != nil {
@@ -71,6 +79,29 @@ func (p *plugin) cmdAdd(args *skel.CmdArgs) error {
 		return err
 	}
 	defer st.Close()
+
+	// A repeated ADD is answered from the intents in place, before IPAM:
+	// an IPAM plugin asked again for the same container ID and ifname
+	// refuses (host-local: "duplicate allocation is not allowed").
+	prior, rev, err := priorAttachment(ctx, st, pre, att, conf.IPAM.Type != "")
+	if err != nil {
+		return refuseOrFail(inv, err)
+	}
+	if prior != nil {
+		inv.log.Info("repeated ADD: the attachment's intents are in place", "revision", rev)
+		status, err := p.waitReady(ctx, st, inv, rev, timeout)
+		if err != nil {
+			// The intents and the address are the earlier ADD's, not this
+			// one's to undo.
+			inv.log.Error("repeated ADD failed; the earlier ADD's intents stay", "err", err)
+			return err
+		}
+		res, err := BuildResult(conf.CNIVersion, prior, args.Netns, nil, status)
+		if err != nil {
+			return err
+		}
+		return types.PrintResult(res, conf.CNIVersion)
+	}
 
 	var ipamRes *types100.Result
 	if conf.IPAM.Type != "" {
@@ -96,11 +127,7 @@ func (p *plugin) cmdAdd(args *skel.CmdArgs) error {
 	if err != nil {
 		var ex *errExists
 		if errors.As(err, &ex) {
-			// The attachment belongs to someone else (same container ID and
-			// ifname, hence the same IPAM allocation): leave both alone.
-			err = types.NewError(types.ErrInternal, ex.msg, "")
-			inv.log.Error("ADD refused", "err", err)
-			return err
+			return refuseOrFail(inv, err)
 		}
 		// Only a transaction that may have been applied needs undoing;
 		// failing before it (etcd gone while reading) wrote nothing.
@@ -108,7 +135,8 @@ func (p *plugin) cmdAdd(args *skel.CmdArgs) error {
 	}
 	inv.log.Info("intents written", "revision", w.Rev, "repeat", w.Adopted)
 
-	if _, err := p.waitReady(ctx, st, inv, w.Rev, timeout); err != nil {
+	status, err := p.waitReady(ctx, st, inv, w.Rev, timeout)
+	if err != nil {
 		if w.Adopted {
 			// A repeat of an ADD whose intents were already in place (an
 			// IPAM that hands the same container ID and ifname its address
@@ -119,12 +147,29 @@ func (p *plugin) cmdAdd(args *skel.CmdArgs) error {
 		}
 		return p.failAdd(inv, st, true, true, err)
 	}
-	res, err := BuildResult(conf.CNIVersion, in, args.Netns, ipamRes)
+	var dns *types.DNS
+	if ipamRes != nil {
+		dns = &ipamRes.DNS
+	}
+	res, err := BuildResult(conf.CNIVersion, in, args.Netns, dns, status)
 	if err != nil {
 		return p.failAdd(inv, st, true, true, err)
 	}
 	inv.log.Info("ADD done", "revision", w.Rev, "took", p.now().Sub(start))
 	return types.PrintResult(res, conf.CNIVersion)
+}
+
+// refuseOrFail returns the error of an ADD that found the attachment
+// taken: an *errExists (same container ID and ifname, hence the same IPAM
+// allocation, but other settings) becomes a CNI error and both are left
+// alone; any other error is returned as it is.
+func refuseOrFail(inv *invocation, err error) error {
+	var ex *errExists
+	if errors.As(err, &ex) {
+		err = types.NewError(types.ErrInternal, ex.msg, "")
+		inv.log.Error("ADD refused", "err", err)
+	}
+	return err
 }
 
 // failAdd undoes a failed ADD and returns its error. It follows the one

@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -170,10 +172,24 @@ func decodeNetConf(data []byte) (*NetConf, error) {
 		return nil, decodeErr(err)
 	}
 	conf.lenientFields()
-	if conf.SharedDir == "" {
-		conf.SharedDir = DefaultSharedDir
-	}
+	conf.SharedDir = normalizeSharedDir(conf.SharedDir)
 	return conf, nil
+}
+
+// normalizeSharedDir defaults an empty sharedDir and cleans an absolute
+// one: upstream joined file names onto it, so configs and NADs written
+// "/var/run/vpp/cni/shared/" (or with "//" or "/./") worked there and must
+// here. A relative path or one with ".." is left as written, for
+// validation to reject naming the field: cleaning could silently move the
+// sockets somewhere the writer did not mean.
+func normalizeSharedDir(dir string) string {
+	switch {
+	case dir == "":
+		return DefaultSharedDir
+	case !filepath.IsAbs(dir) || slices.Contains(strings.Split(dir, "/"), ".."):
+		return dir
+	}
+	return filepath.Clean(dir)
 }
 
 // ParseConfig decodes and validates a network config. Everything that can

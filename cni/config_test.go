@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -373,5 +374,28 @@ func TestParseArgs(t *testing.T) {
 	}
 	if a := ParseArgs(""); a != (PodArgs{}) {
 		t.Errorf("empty: %+v", a)
+	}
+}
+
+// sharedDir as upstream configs write it is cleaned; what cleaning would
+// move elsewhere (relative, "..") is still refused naming the field.
+func TestSharedDirNormalised(t *testing.T) {
+	withDir := func(dir string) string {
+		return strings.Replace(readmeMemif, `"type":"userspace"`, `"type":"userspace","sharedDir":`+strconv.Quote(dir), 1)
+	}
+	for dir, want := range map[string]string{
+		"/var/run/vpp/cni/shared/":  "/var/run/vpp/cni/shared",
+		"/var/run//vpp/cni/shared":  "/var/run/vpp/cni/shared",
+		"/var/run/vpp/./cni/shared": "/var/run/vpp/cni/shared",
+		"/run/uspace":               "/run/uspace",
+	} {
+		if c := mustParse(t, withDir(dir)); c.SharedDir != want {
+			t.Errorf("sharedDir %q became %q, want %q", dir, c.SharedDir, want)
+		}
+	}
+	for _, dir := range []string{"/var/run/../shared", "relative/dir/", "shared/"} {
+		if _, err := ParseConfig([]byte(withDir(dir))); err == nil || !strings.Contains(err.Error(), "sharedDir") {
+			t.Errorf("sharedDir %q: %v", dir, err)
+		}
 	}
 }

@@ -49,8 +49,8 @@ func validAttachments(stdin []byte) (map[types.GCAttachment]bool, bool, error) {
 }
 
 // cmdGC deletes the intents of this network (HostInterface.Network, the
-// network the ADD came from; ContainerMeta.Network names only a container's
-// first network) on this host for every attachment not in
+// network the ADD came from, or the meta's entry for the interface) on this
+// host for every attachment not in
 // cni.dev/valid-attachments, and releases their IPAM allocations.
 //
 // Without the key (what `cnitool gc` sends) GC deletes nothing: an absent
@@ -108,17 +108,17 @@ func (p *plugin) cmdGC(args *skel.CmdArgs) error {
 	if err != nil {
 		return etcdErr("listing this host's containers", err)
 	}
-	metaNet := map[string]string{}
+	metas := map[string]*schema.ContainerMeta{}
 	for _, kv := range ctrSide {
 		if k, err := schema.ParseKey(kv.Key); err == nil && k.Kind == schema.KindContainerMetaKey {
 			if m, err := schema.DecodeAs[schema.ContainerMeta](kv.Value); err == nil {
-				metaNet[k.Container] = m.Network
+				metas[k.Container] = m
 			}
 		}
 	}
 	for _, kv := range ctrSide {
 		k, err := schema.ParseKey(kv.Key)
-		if err != nil || k.Kind != schema.KindContainerInterfaceKey || metaNet[k.Container] != inv.conf.Name {
+		if err != nil || k.Kind != schema.KindContainerInterfaceKey || metaNetwork(metas[k.Container], k.Interface) != inv.conf.Name {
 			continue
 		}
 		if a := (types.GCAttachment{ContainerID: k.Container, IfName: k.Interface}); !valid[a] && !withHostSide[a] {
@@ -168,4 +168,17 @@ func (p *plugin) ipamDelFor(ctx context.Context, inv *invocation, a types.GCAtta
 		IfName:      a.IfName,
 		Path:        p.cniPath(),
 	}, nil)
+}
+
+// metaNetwork is the network an interface of the container was added
+// from, as its meta records it: per interface, or (values written before
+// Networks existed) the container's first network.
+func metaNetwork(m *schema.ContainerMeta, ifname string) string {
+	if m == nil {
+		return ""
+	}
+	if n, ok := m.Networks[ifname]; ok {
+		return n
+	}
+	return m.Network
 }

@@ -161,6 +161,11 @@ func BuildIntents(conf *NetConf, att Attachment, ipam *types100.Result, now time
 		role := schema.MemifRole(conf.Host.Memif.Role)
 		h.Memif = &schema.MemifSpec{Role: role, Mode: mode, SocketPath: sock}
 		ct.Memif = &schema.MemifSpec{Role: role.Opposite(), Mode: mode, SocketPath: sock}
+		if mode != schema.MemifEthernet {
+			// An IP-mode memif carries IP packets, no Ethernet frames: it
+			// has no MAC (VPP answers -9 Unimplemented to setting one).
+			h.MAC, ct.MAC = "", ""
+		}
 	case schema.IfTypeVhostUser:
 		mode := conf.hostVhostMode()
 		h.Vhost = &schema.VhostSpec{Mode: mode, SocketPath: sock}
@@ -174,6 +179,7 @@ func BuildIntents(conf *NetConf, att Attachment, ipam *types100.Result, now time
 		Container:    att.ContainerID,
 		Netns:        att.Netns,
 		Network:      conf.Name,
+		Networks:     map[string]string{att.IfName: conf.Name},
 		PodNamespace: att.Pod.Namespace,
 		PodName:      att.Pod.Name,
 		PodUID:       att.Pod.UID,

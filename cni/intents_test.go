@@ -274,7 +274,8 @@ func TestResultVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, v := range []string{"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"} {
-		r, err := BuildResult(v, in, testAtt.Netns, testIPAM(t))
+		dns := testIPAM(t).DNS
+		r, err := BuildResult(v, in, testAtt.Netns, &dns, &schema.InterfaceStatus{InterfaceName: "memif3/0"})
 		if err != nil {
 			t.Fatalf("%s: %v", v, err)
 		}
@@ -289,6 +290,7 @@ func TestResultVersions(t *testing.T) {
 			CNIVersion string `json:"cniVersion"`
 			Interfaces []struct {
 				Name, Mac, Sandbox string
+				SocketPath         *string `json:"socketPath"`
 			}
 			IPs []struct {
 				Version   string `json:"version"`
@@ -301,15 +303,24 @@ func TestResultVersions(t *testing.T) {
 			t.Fatal(err)
 		}
 		if out.CNIVersion != v || len(out.Interfaces) != 2 || out.Interfaces[1].Sandbox != testAtt.Netns || out.Interfaces[1].Name != "net1" ||
-			out.Interfaces[0].Sandbox != "" || out.Interfaces[0].Name != in.Host.Memif.SocketPath ||
+			out.Interfaces[0].Sandbox != "" || out.Interfaces[0].Name != "memif3/0" ||
 			len(out.IPs) != 1 || out.IPs[0].Address != "10.56.217.131/24" || *out.IPs[0].Interface != 1 || len(out.DNS.Nameservers) != 1 {
 			t.Errorf("%s: %s", v, buf.String())
+		}
+		// socketPath exists from CNI 1.1 on; older results must not carry it.
+		if sp := out.Interfaces[0].SocketPath; (v == "1.1.0") != (sp != nil) || (sp != nil && *sp != in.Host.Memif.SocketPath) {
+			t.Errorf("%s: host socketPath %v: %s", v, sp, buf.String())
 		}
 		if strings.HasPrefix(v, "0.") && out.IPs[0].Version != "4" {
 			t.Errorf("%s: ip version %q: %s", v, out.IPs[0].Version, buf.String())
 		}
 	}
-	if _, err := BuildResult("0.2.0", in, testAtt.Netns, nil); err != nil {
+	// Without a name from the agent: a stable name that fits IFNAMSIZ.
+	if n := HostIfName(in.Host, nil); len(n) > 15 || n != HostIfName(in.Host, &schema.InterfaceStatus{}) || strings.Contains(n, "/") ||
+		n != HostIfName(in.Host, &schema.InterfaceStatus{InterfaceName: "VirtualEthernet0/0/0"}) {
+		t.Errorf("fallback host name %q", n)
+	}
+	if _, err := BuildResult("0.2.0", in, testAtt.Netns, nil, nil); err != nil {
 		// 0.2.0 has no interfaces; converting still works, the plugin does
 		// not advertise it anyway.
 		t.Logf("0.2.0: %v", err)

@@ -1,32 +1,61 @@
 package cni
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"net"
 
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/uspace-io/uspace/schema"
 )
 
-// BuildResult is the ADD result: the host-side interface (named by its
-// socket path, no sandbox), the container-side interface (sandbox = netns),
-// and the IPAM addresses, routes and DNS, printed in cniVersion. ipam may be
-// nil (no IPAM).
-func BuildResult(cniVersion string, in *Intents, netns string, ipam *types100.Result) (types.Result, error) {
+// socketPathVersion is the first CNI version whose result interfaces have
+// a socketPath field.
+const socketPathVersion = "1.1.0"
+
+// BuildResult is the ADD result, printed in cniVersion: the host-side
+// interface (named as the host agent's status reports VPP's name for it,
+// with its socket path in socketPath from CNI 1.1 on, no sandbox), the
+// container-side interface (sandbox = netns), and the container side's
+// addresses and routes as the intent holds them. Built from the intents
+// alone (DNS aside, which uspace does not store: dns is IPAM's, nil on a
+// repeated ADD), so a repeated ADD answers what the first did. st may be
+// nil (no status).
+func BuildResult(cniVersion string, in *Intents, netns string, dns *types.DNS, st *schema.InterfaceStatus) (types.Result, error) {
 	r := &types100.Result{CNIVersion: types100.ImplementedSpecVersion}
-	hostName := socketOf(in.Host)
+	host := &types100.Interface{Name: HostIfName(in.Host, st), Mac: in.Host.MAC}
+	if ok, _ := version.GreaterThanOrEqualTo(cniVersion, socketPathVersion); ok {
+		host.SocketPath = socketOf(in.Host)
+	}
 	r.Interfaces = []*types100.Interface{
-		{Name: hostName, Mac: in.Host.MAC},
+		host,
 		{Name: in.Container.Name, Mac: in.Container.MAC, Sandbox: netns},
 	}
-	if ipam != nil {
-		idx := 1
-		for _, ip := range ipam.IPs {
-			c := *ip
-			c.Interface = &idx
-			r.IPs = append(r.IPs, &c)
+	idx := 1
+	for _, a := range in.Container.IPs {
+		ip, n, err := net.ParseCIDR(a.Address)
+		if err != nil {
+			return nil, types.NewError(types.ErrInternal, fmt.Sprintf("container-side intent address %q", a.Address), err.Error())
 		}
-		r.Routes = ipam.Routes
-		r.DNS = ipam.DNS
+		if v4 := ip.To4(); v4 != nil {
+			ip = v4
+		}
+		c := &types100.IPConfig{Interface: &idx, Address: net.IPNet{IP: ip, Mask: n.Mask}, Gateway: net.ParseIP(a.Gateway)}
+		r.IPs = append(r.IPs, c)
+	}
+	for _, rt := range in.Container.Routes {
+		_, dst, err := net.ParseCIDR(rt.Dst)
+		if err != nil {
+			return nil, types.NewError(types.ErrInternal, fmt.Sprintf("container-side intent route %q", rt.Dst), err.Error())
+		}
+		r.Routes = append(r.Routes, &types.Route{Dst: *dst, GW: net.ParseIP(rt.GW)})
+	}
+	if dns != nil {
+		r.DNS = *dns
 	}
 	out, err := r.GetAsVersion(cniVersion)
 	if err != nil {
@@ -34,6 +63,24 @@ func BuildResult(cniVersion string, in *Intents, netns string, ipam *types100.Re
 			fmt.Sprintf("cannot print the result as cniVersion %q", cniVersion), err.Error())
 	}
 	return out, nil
+}
+
+// maxIfName is the longest interface name Linux takes (IFNAMSIZ less its
+// NUL), what runtimes and Multus expect of a result's interface names.
+const maxIfName = 15
+
+// HostIfName names the host side in a result: VPP's interface name as the
+// agent reported it when it fits in maxIfName bytes ("memif1/0"), else
+// (VPP's "VirtualEthernet0/0/0", or an agent that did not report it) a
+// stable "us-" name of 15 bytes derived from the intent key. Never the
+// socket path.
+func HostIfName(h *schema.HostInterface, st *schema.InterfaceStatus) string {
+	if st != nil && st.InterfaceName != "" && len(st.InterfaceName) <= maxIfName {
+		return st.InterfaceName
+	}
+	key := schema.Key{Kind: schema.KindInterfaceKey, Host: h.Host, Container: h.Container, Interface: h.Name}
+	sum := sha256.Sum256([]byte(key.String()))
+	return "us-" + hex.EncodeToString(sum[:])[:12]
 }
 
 // ipamResult converts whatever version the IPAM plugin printed.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -199,6 +200,8 @@ func writeIntents(ctx context.Context, st *store.Client, in *Intents, att Attach
 					meta.Netns = att.Netns
 				}
 				fillPod(&meta, in.Meta)
+				meta.Networks = networksOf(old.Networks, meta.Interfaces)
+				maps.Copy(meta.Networks, in.Meta.Networks)
 			}
 		}
 		metaVal, err := schema.Encode(&meta)
@@ -226,6 +229,46 @@ func writeIntents(ctx context.Context, st *store.Client, in *Intents, att Attach
 	}
 }
 
+// priorAttachment looks, before IPAM runs, for the attachment in etcd.
+// Absent: nil. Present with exactly what this ADD would write, addresses
+// and routes aside when the config has IPAM (they are what the earlier
+// ADD's IPAM handed out): the intents in place and the revision of the
+// host-side one, a repeated ADD. Present otherwise: *errExists. in is the
+// ADD's intents built without IPAM; it is not changed.
+func priorAttachment(ctx context.Context, st *store.Client, in *Intents, att Attachment, withIPAM bool) (*Intents, int64, error) {
+	cur, err := readAttachment(ctx, st, att)
+	if err != nil {
+		return nil, 0, etcdErr("reading the attachment", err)
+	}
+	if cur.host == nil {
+		return nil, 0, nil
+	}
+	host, ctr := *in.Host, *in.Container
+	if h, err := schema.DecodeAs[schema.HostInterface](cur.host.Value); err == nil && h.Memif != nil && host.Memif != nil {
+		// The memif id is the one the earlier ADD allocated.
+		hm, cm := *host.Memif, *ctr.Memif
+		hm.ID, cm.ID = h.Memif.ID, h.Memif.ID
+		host.Memif, ctr.Memif = &hm, &cm
+	}
+	if cur.ctr != nil && withIPAM {
+		if c, err := schema.DecodeAs[schema.ContainerInterface](cur.ctr.Value); err == nil {
+			ctr.IPs, ctr.Routes = c.IPs, c.Routes
+		}
+	}
+	hostVal, err := schema.Encode(&host)
+	if err != nil {
+		return nil, 0, configErr([]string{err.Error()})
+	}
+	ctrVal, err := schema.Encode(&ctr)
+	if err != nil {
+		return nil, 0, configErr([]string{err.Error()})
+	}
+	if err := sameAttachment(cur, hostVal, ctrVal, att); err != nil {
+		return nil, 0, err
+	}
+	return &Intents{Host: &host, Container: &ctr}, cur.host.ModRevision, nil
+}
+
 // sameAttachment accepts existing intents identical to ours.
 func sameAttachment(cur *attachmentState, hostVal, ctrVal []byte, att Attachment) error {
 	what := fmt.Sprintf("container %s interface %s already exists in etcd with different", att.ContainerID, att.IfName)
@@ -242,6 +285,17 @@ func sameAttachment(cur *attachmentState, hostVal, ctrVal []byte, att Attachment
 		return &errExists{fmt.Sprintf("%s container meta (netns or interfaces): DEL it first", what)}
 	}
 	return nil
+}
+
+// networksOf keeps the entries of networks whose interface is in ifnames.
+func networksOf(networks map[string]string, ifnames []string) map[string]string {
+	out := make(map[string]string, len(ifnames))
+	for _, n := range ifnames {
+		if net, ok := networks[n]; ok {
+			out[n] = net
+		}
+	}
+	return out
 }
 
 func fillPod(dst, src *schema.ContainerMeta) {
@@ -290,8 +344,10 @@ func deleteAttachment(ctx context.Context, st *store.Client, att Attachment) (*s
 		if cur.meta != nil {
 			if len(cur.others) == 0 {
 				ops = append(ops, op{key: metaKey, del: true, guardRev: cur.meta.ModRevision})
-			} else if m, err := schema.DecodeAs[schema.ContainerMeta](cur.meta.Value); err == nil && !slices.Equal(m.Interfaces, cur.others) {
+			} else if m, err := schema.DecodeAs[schema.ContainerMeta](cur.meta.Value); err == nil &&
+				(!slices.Equal(m.Interfaces, cur.others) || len(m.Networks) != len(networksOf(m.Networks, cur.others))) {
 				m.Interfaces = cur.others
+				m.Networks = networksOf(m.Networks, cur.others)
 				if val, err := schema.Encode(m); err == nil {
 					ops = append(ops, op{key: metaKey, value: val, guardRev: cur.meta.ModRevision})
 				}

@@ -115,6 +115,9 @@ func (o *ContainerMeta) Validate() error {
 	for i, n := range o.Interfaces {
 		errs = append(errs, ValidateIfName(fmt.Sprintf("interfaces[%d]", i), n))
 	}
+	for ifname, n := range o.Networks {
+		errs = append(errs, ValidateIfName("networks", ifname), ValidateNetworkName(fmt.Sprintf("networks[%s]", ifname), n))
+	}
 	return errors.Join(errs...)
 }
 

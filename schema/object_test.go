@@ -31,6 +31,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 			Memif: &MemifSpec{Role: MemifSlave, Mode: MemifIP, SocketPath: "/var/run/vpp/cni/shared/memif.sock"},
 			IPs:   []IPAddress{{Address: "10.1.1.2/24", Gateway: "10.1.1.1"}}, Routes: []Route{{Dst: "0.0.0.0/0", GW: "10.1.1.1"}}},
 		&ContainerMeta{Host: "h", Container: "c", Interfaces: []string{"net1"}},
+		&ContainerMeta{Host: "h", Container: "c", Interfaces: []string{"net1", "net2"}, Networks: map[string]string{"net1": "a", "net2": "b"}},
 		&Network{Name: "memif-network", Bridge: 4},
 		goodVolume(),
 		&Agent{Host: "h", Version: "dev"},
@@ -126,6 +127,8 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"volume size", func() Object { o := goodVolume(); o.Malloc.SizeBytes = 4097; return o }(), "malloc.sizeBytes"},
 		{"volume socket too long", func() Object { o := goodVolume(); o.Root = "/" + strings.Repeat("r", 100); return o }(), "device"},
 		{"network id", &Network{Name: "n"}, "bridgeDomain"},
+		{"meta network name", &ContainerMeta{Host: "h", Container: "c", Interfaces: []string{"net1"}, Networks: map[string]string{"net1": "../n"}}, "networks[net1]"},
+		{"meta network ifname", &ContainerMeta{Host: "h", Container: "c", Networks: map[string]string{"a/b": "n"}}, "networks"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -139,15 +139,21 @@ type ContainerInterface struct {
 // DEL, GC and identity discovery need nothing but etcd.
 type ContainerMeta struct {
 	TypeMeta
-	Host         string    `json:"host"`
-	Container    string    `json:"container"`
-	Netns        string    `json:"netns,omitempty"`
-	Network      string    `json:"network,omitempty"`
-	PodNamespace string    `json:"podNamespace,omitempty"`
-	PodName      string    `json:"podName,omitempty"`
-	PodUID       string    `json:"podUID,omitempty"`
-	Interfaces   []string  `json:"interfaces"`
-	CreatedAt    time.Time `json:"createdAt"`
+	Host      string `json:"host"`
+	Container string `json:"container"`
+	Netns     string `json:"netns,omitempty"`
+	// Network is the network of the container's first attachment, kept
+	// for readers of the first v1 values; Networks has every one.
+	Network string `json:"network,omitempty"`
+	// Networks maps each interface of Interfaces to the network (CNI
+	// config name) it was added from: a container attached to several
+	// networks (Multus) has one entry per attachment.
+	Networks     map[string]string `json:"networks,omitempty"`
+	PodNamespace string            `json:"podNamespace,omitempty"`
+	PodName      string            `json:"podName,omitempty"`
+	PodUID       string            `json:"podUID,omitempty"`
+	Interfaces   []string          `json:"interfaces"`
+	CreatedAt    time.Time         `json:"createdAt"`
 }
 
 // Network is an L2 network. It is optional: without it a bridge domain is
@@ -220,7 +226,8 @@ type Agent struct {
 }
 
 // InterfaceStatus is what an agent applied for an interface intent, host or
-// container side.
+// container side. InterfaceName is the dataplane's name of the interface
+// (VPP's "memif1/0", "VirtualEthernet0/0/0") as the agent last saw it.
 type InterfaceStatus struct {
 	TypeMeta
 	ObservedRevision int64  `json:"observedRevision"`
@@ -232,11 +239,12 @@ type InterfaceStatus struct {
 	// answers "try again later". An Error without Retrying is terminal for
 	// this revision of the intent (a value the dataplane refuses): the
 	// writer fails at once with it.
-	Retrying   bool      `json:"retrying,omitempty"`
-	SwIfIndex  uint32    `json:"swIfIndex,omitempty"`
-	SocketPath string    `json:"socketPath,omitempty"`
-	Bridge     uint32    `json:"bridgeDomain,omitempty"`
-	UpdatedAt  time.Time `json:"updatedAt"`
+	Retrying      bool      `json:"retrying,omitempty"`
+	SwIfIndex     uint32    `json:"swIfIndex,omitempty"`
+	SocketPath    string    `json:"socketPath,omitempty"`
+	InterfaceName string    `json:"interfaceName,omitempty"`
+	Bridge        uint32    `json:"bridgeDomain,omitempty"`
+	UpdatedAt     time.Time `json:"updatedAt"`
 }
 
 // VolumeStatus is what the host agent applied for a volume intent.

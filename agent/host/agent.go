@@ -98,6 +98,8 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 	a.ifsync = &ifsync.Reconciler{Status: a.status, Spec: a.interfaceSpec, Log: a.log}
 	a.ifaces = controller.New("interfaces", a.ifsync.Reconcile, m, a.log)
 	a.ifsync.Desired = a.ifaces.List
+	a.ifsync.Enqueue = a.ifaces.Enqueue
+	a.ifsync.EnqueueAll = a.ifaces.EnqueueAll
 	a.volumes = controller.New("volumes", a.reconcileVolume, m, a.log)
 	a.containers = controller.New("container-statuses", a.reconcileContainerStatus, m, a.log)
 	m.RegisterQueue(a.reg, a.ifaces)
@@ -134,7 +136,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// events: the agent starts, registers and reports "VPP not connected"
 	// while VPP is down, and re-applies everything once it is up. It is
 	// made before the HTTP server starts, which reads it.
-	a.vpp = vpp.Dial(vpp.Config{Socket: a.cfg.VPPSocket, ClientName: "uspace-host-agent", Logger: a.log})
+	a.vpp = vpp.Dial(vpp.Config{Socket: a.cfg.VPPSocket, ClientName: "uspace-host-agent", Logger: a.log, InterfaceEvents: true})
 	defer a.vpp.Close()
 	a.ifsync.VS = vppstate.NewCache(a.vpp, a.cfg.SharedDir, a.log)
 

@@ -22,7 +22,9 @@ func (a *Agent) interfaceSpec(owner string, value []byte) (vppstate.Spec, error)
 }
 
 // watchDataplanes re-applies everything after VPP or SPDK (re)connects:
-// a restarted dataplane has lost its state.
+// a restarted dataplane has lost its state. VPP's interface events (one
+// of the agent's interfaces deleted or set down behind its back) queue
+// the drift check.
 func (a *Agent) watchDataplanes(ctx context.Context) {
 	for {
 		select {
@@ -35,6 +37,8 @@ func (a *Agent) watchDataplanes(ctx context.Context) {
 			a.log.Info("VPP connection changed", "event", ev.Type, "version", ev.Version.Version, "restarted", ev.Restarted, "err", ev.Err)
 			a.ifaces.Enqueue(ifsync.SweepKey)
 			a.ifaces.EnqueueAll()
+		case <-a.vpp.InterfaceEvents():
+			a.ifaces.Enqueue(ifsync.DriftKey)
 		}
 	}
 }

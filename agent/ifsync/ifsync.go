@@ -27,6 +27,12 @@ import (
 // interfaces, so it never races one of them.
 const SweepKey = "sweep"
 
+// DriftKey is queued when VPP reports interface events; its reconcile
+// finds the interfaces someone else deleted or set admin down, records
+// that in their statuses and queues their keys, whose reconciles repair
+// them.
+const DriftKey = "drift"
+
 // SpecFunc turns an intent value into the interface to converge.
 type SpecFunc func(owner string, value []byte) (vppstate.Spec, error)
 
@@ -39,6 +45,16 @@ type Reconciler struct {
 	Desired func() []store.KV
 	// Log receives the sweep's refusals.
 	Log *slog.Logger
+
+	// Enqueue queues one key and EnqueueAll every desired key: how a
+	// drift gets its interfaces reconciled.
+	Enqueue    func(key string)
+	EnqueueAll func()
+
+	// drifted holds the drifts found and not yet repaired, by owner: a
+	// repair that fails says what it was repairing. Only the one
+	// reconcile worker touches it.
+	drifted map[string]vppstate.Drift
 
 	mu      sync.Mutex
 	refused []string // owners the last sweep refused to remove
@@ -65,8 +81,11 @@ func Transient(err error) bool {
 
 // Reconcile is a controller.ReconcileFunc.
 func (r *Reconciler) Reconcile(ctx context.Context, key string, kv *store.KV) error {
-	if key == SweepKey {
+	switch key {
+	case SweepKey:
 		return r.sweep(ctx)
+	case DriftKey:
+		return r.drift(ctx)
 	}
 	k, err := schema.ParseKey(key)
 	if err != nil {
@@ -77,13 +96,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, key string, kv *store.KV) er
 	if kv != nil {
 		if spec, err = r.Spec(vppstate.Owner(key), kv.Value); err != nil {
 			// Retrying cannot fix a bad value; report it and wait for a new one.
-			return r.report(ctx, sk, kv.ModRevision, 0, spec, err, false)
+			return r.report(ctx, sk, kv.ModRevision, vpp.Interface{}, spec, err, false)
 		}
 	}
 	vs, err := r.VS.Get(ctx)
 	if err != nil {
 		if kv != nil {
-			return errors.Join(err, r.report(ctx, sk, kv.ModRevision, 0, spec, err, r.retrying(err)))
+			return errors.Join(err, r.report(ctx, sk, kv.ModRevision, vpp.Interface{}, spec, err, r.retrying(err)))
 		}
 		return err
 	}
@@ -94,19 +113,74 @@ func (r *Reconciler) Reconcile(ctx context.Context, key string, kv *store.KV) er
 		return r.Status.Delete(ctx, sk)
 	}
 	idx, err := vs.Ensure(ctx, spec)
+	itf, _ := vs.Lookup(spec.Owner)
+	d, drifted := r.drifted[spec.Owner]
 	if err != nil {
+		if drifted {
+			err = fmt.Errorf("repair after %s: %w", d, err)
+		}
 		err = r.VS.Failed(fmt.Errorf("apply interface %s: %w", k.Interface, err))
-		return errors.Join(err, r.report(ctx, sk, kv.ModRevision, idx, spec, err, r.retrying(err)))
+		return errors.Join(err, r.report(ctx, sk, kv.ModRevision, vpp.Interface{SwIfIndex: idx, Name: itf.Name}, spec, err, r.retrying(err)))
 	}
-	return r.report(ctx, sk, kv.ModRevision, idx, spec, nil, false)
+	delete(r.drifted, spec.Owner)
+	return r.report(ctx, sk, kv.ModRevision, itf, spec, nil, false)
 }
 
 // retrying says whether a failure to apply is transient: by its kind, or
 // because VPP is gone now (a call cut short by the outage).
 func (r *Reconciler) retrying(err error) bool { return Transient(err) || !r.VS.Connected() }
 
-func (r *Reconciler) report(ctx context.Context, sk string, rev int64, idx uint32, spec vppstate.Spec, applyErr error, retrying bool) error {
-	st := &schema.InterfaceStatus{ObservedRevision: rev, SwIfIndex: idx, Ready: applyErr == nil, Bridge: spec.Bridge}
+// drift handles VPP's interface events: each interface of an intent that
+// someone else deleted or set admin down gets a status saying so (so that
+// CNI CHECK fails until it is repaired) and its key queued for repair.
+func (r *Reconciler) drift(ctx context.Context) error {
+	drifts, known := r.VS.Drifted(ctx)
+	if !known {
+		return r.enqueueMissing(ctx)
+	}
+	if len(drifts) == 0 {
+		return nil
+	}
+	if r.drifted == nil {
+		r.drifted = map[string]vppstate.Drift{}
+	}
+	for _, d := range drifts {
+		r.drifted[d.Owner] = d
+	}
+	var errs []error
+	desired := map[string]bool{}
+	for _, kv := range r.Desired() {
+		owner := vppstate.Owner(kv.Key)
+		desired[owner] = true
+		d, ok := r.drifted[owner]
+		if !ok {
+			continue
+		}
+		k, err := schema.ParseKey(kv.Key)
+		if err != nil {
+			continue
+		}
+		spec, err := r.Spec(owner, kv.Value)
+		if err != nil {
+			continue // its own reconcile reports the bad value
+		}
+		errs = append(errs, r.report(ctx, schema.StatusKey(k), kv.ModRevision, vpp.Interface{SwIfIndex: d.SwIfIndex, Name: d.Name}, spec,
+			fmt.Errorf("%s; repairing it", d), true))
+		r.Enqueue(kv.Key)
+	}
+	// An interface no intent wants is the sweep's business, not a repair.
+	for owner := range r.drifted {
+		if !desired[owner] {
+			delete(r.drifted, owner)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// report writes the status: itf is the interface as the agent's view of
+// VPP holds it (zero when there is none).
+func (r *Reconciler) report(ctx context.Context, sk string, rev int64, itf vpp.Interface, spec vppstate.Spec, applyErr error, retrying bool) error {
+	st := &schema.InterfaceStatus{ObservedRevision: rev, SwIfIndex: itf.SwIfIndex, InterfaceName: itf.Name, Ready: applyErr == nil, Bridge: spec.Bridge}
 	switch {
 	case spec.Memif != nil:
 		st.SocketPath = spec.Memif.SocketPath
@@ -118,6 +192,24 @@ func (r *Reconciler) report(ctx context.Context, sk string, rev int64, idx uint3
 		st.Retrying = retrying
 	}
 	return r.Status.Put(ctx, sk, st)
+}
+
+// enqueueMissing queues every desired key whose interface VPP lacks or
+// holds admin down: what drift events that could not be told apart may
+// have been about, at the cost of one hash per key rather than a
+// reconcile of every key.
+func (r *Reconciler) enqueueMissing(ctx context.Context) error {
+	vs, err := r.VS.Get(ctx)
+	if err != nil {
+		r.EnqueueAll()
+		return nil
+	}
+	for _, kv := range r.Desired() {
+		if itf, ok := vs.Lookup(vppstate.Owner(kv.Key)); !ok || !itf.AdminUp {
+			r.Enqueue(kv.Key)
+		}
+	}
+	return nil
 }
 
 func (r *Reconciler) sweep(ctx context.Context) error {

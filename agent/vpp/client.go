@@ -50,6 +50,11 @@ type Config struct {
 	PipelineWindow int
 	// Logger receives the driver's logs (default slog.Default()).
 	Logger *slog.Logger
+	// InterfaceEvents subscribes every connection to VPP's interface
+	// events (want_interface_events), delivered through InterfaceEvents
+	// and TakeInterfaceEvents: how an agent learns, without polling, that
+	// someone else deleted or downed an interface it made.
+	InterfaceEvents bool
 }
 
 // EventType says what happened to the connection.
@@ -139,6 +144,8 @@ type Client struct {
 
 	events chan Event
 	evMu   sync.Mutex
+
+	ifev ifEvents // guarded by mu
 }
 
 // Dial starts a client. It returns at once; the connection is established in
@@ -180,6 +187,7 @@ func Dial(cfg Config) *Client {
 		done:   make(chan struct{}),
 		ready:  make(chan struct{}),
 		events: make(chan Event, 32),
+		ifev:   ifEvents{pending: map[uint32]InterfaceEvent{}, ready: make(chan struct{}, 1)},
 	}
 	go c.supervise()
 	return c
@@ -292,6 +300,9 @@ func (c *Client) supervise() {
 // runCycle connects once and watches the connection until it is lost or
 // the client closes.
 func (c *Client) runCycle(ctx context.Context) {
+	// What watches this connection (interface events) ends with it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	adapter := socketclient.NewVppClient(c.cfg.Socket)
 	adapter.SetClientName(c.cfg.ClientName)
 	conn, err := core.Connect(adapter)
@@ -414,6 +425,16 @@ func (c *Client) onConnected(ctx context.Context, conn *core.Connection) *sessio
 		}
 	}
 
+	if s.err == nil && c.cfg.InterfaceEvents {
+		// Subscribed before the connection is published: the resync its
+		// EventConnected starts misses no change made after its dumps.
+		if err := c.watchInterfaces(ctx, s); err != nil {
+			c.log.Warn("subscribing to interface events failed", "err", err)
+			c.noteErr(err)
+			return nil
+		}
+	}
+
 	c.mu.Lock()
 	c.generation++
 	s.generation = c.generation
@@ -478,6 +499,8 @@ func RequiredMessages() []api.Message {
 		(*interfaces.SwInterfaceAddDelAddress)(nil), (*interfaces.SwInterfaceAddDelAddressReply)(nil),
 		(*interfaces.SwInterfaceTagAddDel)(nil), (*interfaces.SwInterfaceTagAddDelReply)(nil),
 		(*interfaces.SwInterfaceDump)(nil), (*interfaces.SwInterfaceDetails)(nil),
+		(*interfaces.WantInterfaceEvents)(nil), (*interfaces.WantInterfaceEventsReply)(nil),
+		(*interfaces.SwInterfaceEvent)(nil),
 
 		(*ip.IPAddressDump)(nil), (*ip.IPAddressDetails)(nil),
 		(*ip.IPRouteAddDel)(nil), (*ip.IPRouteAddDelReply)(nil),

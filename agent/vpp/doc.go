@@ -41,6 +41,13 @@
 // mismatched messages and the VPP version, and operations fail with that
 // *IncompatibleError until a compatible VPP is connected.
 //
+// Interface events: a client dialled with Config.InterfaceEvents
+// subscribes each connection to sw_interface_event (want_interface_events)
+// before publishing it, and keeps the latest event per sw_if_index (a
+// deletion is never hidden by what came after it) until
+// TakeInterfaceEvents; InterfaceEvents() signals that some wait. No
+// polling: VPP pushes them.
+//
 // Throughput: single operations cost one round trip each (plus reads where
 // idempotency needs them). For bulk work Pipeline sends many requests on one
 // GoVPP stream without waiting for each reply (a bounded window of requests

@@ -727,3 +727,65 @@ func TestUntaggedDumps(t *testing.T) {
 		t.Fatalf("vhost-users %+v, tagged %+v", vs, tv)
 	}
 }
+
+// TestInterfaceEvents: a client dialled with InterfaceEvents hears what
+// another API client does to interfaces (created, set down, deleted), one
+// coalesced event per sw_if_index, a deletion kept even when the index is
+// reused; a client without it hears nothing.
+func TestInterfaceEvents(t *testing.T) {
+	e := newEnv(t, vppsim.Options{})
+	watcher := vpp.Dial(vpp.Config{Socket: e.sim.Socket(), Logger: quietLogger(), InterfaceEvents: true})
+	t.Cleanup(func() { _ = watcher.Close() })
+	ok(t, watcher.WaitConnected(e.ctx))
+	c, ctx := e.client, e.ctx
+	take := func(want int) []vpp.InterfaceEvent {
+		t.Helper()
+		var got []vpp.InterfaceEvent
+		deadline := time.After(10 * time.Second)
+		for len(got) < want {
+			select {
+			case <-watcher.InterfaceEvents():
+				got = append(got, watcher.TakeInterfaceEvents()...)
+			case <-deadline:
+				t.Fatalf("events %+v, want %d", got, want)
+			}
+		}
+		return got
+	}
+
+	sid := must(c.EnsureMemifSocket(ctx, e.path("shared", "ev.sock")))(t)
+	m := must(c.CreateMemif(ctx, vpp.MemifSpec{Owner: "ev", SocketID: sid, Role: vpp.MemifMaster}))(t)
+	ok(t, c.SetAdminUp(ctx, m.SwIfIndex, true))
+	evs := take(1)
+	if evs[0].SwIfIndex != m.SwIfIndex || evs[0].Generation != watcher.Generation() {
+		t.Fatalf("events after create %+v", evs)
+	}
+	// The latest state of the index, once the admin-up event is in.
+	for !evs[len(evs)-1].AdminUp {
+		evs = take(1)
+	}
+
+	ok(t, c.SetAdminUp(ctx, m.SwIfIndex, false))
+	if evs := take(1); evs[0].SwIfIndex != m.SwIfIndex || evs[0].AdminUp || evs[0].Deleted {
+		t.Fatalf("events after admin down %+v", evs)
+	}
+
+	// Deleted, and the index reused by a new memif before anyone takes the
+	// events: the deletion is still reported.
+	ok(t, c.DeleteMemif(ctx, m.SwIfIndex))
+	m2 := must(c.CreateMemif(ctx, vpp.MemifSpec{Owner: "ev2", SocketID: sid, ID: 1, Role: vpp.MemifMaster}))(t)
+	if m2.SwIfIndex != m.SwIfIndex {
+		t.Skipf("index not reused (%d, %d): nothing more to check", m.SwIfIndex, m2.SwIfIndex)
+	}
+	// Let both events reach the watcher before taking them: the deletion
+	// must survive the later event of the same index.
+	time.Sleep(100 * time.Millisecond)
+	if evs := take(1); len(evs) != 1 || !evs[0].Deleted {
+		t.Fatalf("events after delete and reuse %+v", evs)
+	}
+	select {
+	case <-c.InterfaceEvents():
+		t.Fatal("a client without InterfaceEvents signalled events")
+	default:
+	}
+}

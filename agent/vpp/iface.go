@@ -157,6 +157,22 @@ func (c *Client) Interface(ctx context.Context, swIfIndex uint32) (Interface, er
 	return i, nil
 }
 
+// LookupInterface reads one interface (without addresses); ok is false
+// when VPP has none at that index.
+func (c *Client) LookupInterface(ctx context.Context, swIfIndex uint32) (_ Interface, ok bool, _ error) {
+	const op = "get interface"
+	s, rctx, cancel, err := c.begin(ctx, op, ifObj(swIfIndex))
+	if err != nil {
+		return Interface{}, false, err
+	}
+	defer cancel()
+	i, ok, err := lookupIface(rctx, s, swIfIndex)
+	if err != nil {
+		return Interface{}, false, opErr(op, ifObj(swIfIndex), nil, err)
+	}
+	return i, ok, nil
+}
+
 // InterfaceAddresses lists the IPv4 and IPv6 addresses of an interface.
 func (c *Client) InterfaceAddresses(ctx context.Context, swIfIndex uint32) ([]netip.Prefix, error) {
 	const op = "dump addresses"

@@ -3,7 +3,6 @@ package vppstate
 import (
 	"context"
 	"errors"
-	"net"
 	"path/filepath"
 
 	"github.com/uspace-io/uspace/agent/vpp"
@@ -69,12 +68,9 @@ func (s *State) CreateMissing(ctx context.Context, specs []Spec) error {
 		if !ok {
 			continue
 		}
-		var mac net.HardwareAddr
-		if spec.MAC != "" {
-			var err error
-			if mac, err = net.ParseMAC(spec.MAC); err != nil {
-				continue // Ensure reports it
-			}
+		mac, err := spec.mac()
+		if err != nil {
+			continue // Ensure reports it
 		}
 		mspecs = append(mspecs, vpp.MemifSpec{Owner: spec.Owner, SocketID: sid, ID: m.ID,
 			Role: memifRole(m.Role), Mode: memifMode(m.Mode), RingSize: m.RingSize, BufferSize: m.BufferSize, MAC: mac})

@@ -75,8 +75,9 @@ func (c *Cache) Warm(ctx context.Context) error {
 
 // Sweep reloads VPP's state (unless Warm just loaded it) and removes the
 // interfaces uspace owns that no intent wants, then every empty bridge
-// domain it created: what was deleted while the agent was down, or left by
-// a crash between creating an interface and recording it. It returns the
+// domain it created and every unused memif socket filename under the
+// socket root: what was deleted while the agent was down, or left by a
+// crash between creating an interface and recording it. It returns the
 // view it swept and the tagged interfaces it refused to remove.
 //
 // Only what this agent can tell is its own goes: an owner in proven (the
@@ -115,7 +116,7 @@ func (c *Cache) Sweep(ctx context.Context, wanted, proven map[string]bool) (*Sta
 		c.log.Info("removing orphan interface", "owner", owner)
 		errs = append(errs, s.Remove(ctx, owner))
 	}
-	errs = append(errs, s.PruneBridges(ctx))
+	errs = append(errs, s.PruneBridges(ctx), s.PruneSockets(ctx))
 	if err := errors.Join(errs...); err != nil {
 		return nil, refused, c.Failed(fmt.Errorf("sweep orphans: %w", err))
 	}

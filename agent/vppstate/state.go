@@ -217,13 +217,24 @@ func (s *State) socketID(ctx context.Context, path string) (uint32, error) {
 	return next, nil
 }
 
+// mac is the MAC spec asks for, nil when it names none or the interface
+// cannot have one: an IP-mode memif has no L2 address, and VPP answers -9
+// (Unimplemented) to setting it.
+func (spec Spec) mac() (net.HardwareAddr, error) {
+	if spec.MAC == "" || (spec.Memif != nil && spec.Memif.Mode != "" && spec.Memif.Mode != schema.MemifEthernet) {
+		return nil, nil
+	}
+	mac, err := net.ParseMAC(spec.MAC)
+	if err != nil {
+		return nil, fmt.Errorf("MAC of %s: %w", spec.Owner, err)
+	}
+	return mac, nil
+}
+
 func (s *State) create(ctx context.Context, spec Spec) (uint32, error) {
-	var mac net.HardwareAddr
-	if spec.MAC != "" {
-		var err error
-		if mac, err = net.ParseMAC(spec.MAC); err != nil {
-			return 0, fmt.Errorf("create interface for %s: %w", spec.Owner, err)
-		}
+	mac, err := spec.mac()
+	if err != nil {
+		return 0, fmt.Errorf("create interface: %w", err)
 	}
 	var i vpp.Interface
 	switch spec.Type {
@@ -239,7 +250,9 @@ func (s *State) create(ctx context.Context, spec Spec) (uint32, error) {
 		mf, err := s.vpp.CreateMemif(ctx, vpp.MemifSpec{Owner: spec.Owner, SocketID: sid, ID: m.ID,
 			Role: memifRole(m.Role), Mode: memifMode(m.Mode), RingSize: m.RingSize, BufferSize: m.BufferSize, MAC: mac})
 		if err != nil {
-			return 0, err
+			// No memif, so nothing would ever release the socket filename
+			// registered for it: drop it now unless another memif uses it.
+			return 0, errors.Join(err, s.releaseSocket(ctx, sid, m.Role == schema.MemifMaster))
 		}
 		s.memifs[mf.SwIfIndex] = mf
 		i = vpp.Interface{SwIfIndex: mf.SwIfIndex, Name: mf.Name, Tag: mf.Tag, MAC: mf.MAC, AdminUp: mf.AdminUp}
@@ -274,11 +287,11 @@ func (s *State) converge(ctx context.Context, idx uint32, spec Spec) error {
 		}
 		cur.MTU = spec.MTU
 	}
-	if spec.MAC != "" {
-		mac, err := net.ParseMAC(spec.MAC)
-		if err != nil {
-			return fmt.Errorf("set MAC of %s: %w", spec.Owner, err)
-		}
+	mac, err := spec.mac()
+	if err != nil {
+		return fmt.Errorf("set MAC: %w", err)
+	}
+	if mac != nil {
 		if !bytes.Equal(cur.MAC, mac) {
 			if err := s.vpp.SetMAC(ctx, idx, mac); err != nil {
 				return err
@@ -368,11 +381,14 @@ func (s *State) convergeBridge(ctx context.Context, idx, want uint32) error {
 		if bd, err = s.vpp.CreateBridgeDomain(ctx, vpp.DefaultBridgeDomain(want, bridgeOwner)); err != nil {
 			return err
 		}
+		s.bds[want] = bd
 	}
 	// The domain is known to exist: dumped by Load or created above, and
 	// the view is dropped whenever a call fails.
 	if err := s.vpp.AddToKnownBridge(ctx, idx, want, 0); err != nil {
-		return err
+		// A domain made for this interface alone must not outlive the
+		// failure: an ADD that fails here leaves nothing in VPP.
+		return errors.Join(err, s.pruneBridge(ctx, want))
 	}
 	s.joined(idx, want, bd)
 	return nil
@@ -401,6 +417,29 @@ func (s *State) pruneBridge(ctx context.Context, id uint32) error {
 	}
 	delete(s.bds, id)
 	return nil
+}
+
+// PruneSockets removes every memif socket filename under the socket root
+// that no memif uses: one registered for a memif whose creation then
+// failed before the agent could release it (a crash in between). Files
+// elsewhere are left alone: nothing says they are uspace's.
+func (s *State) PruneSockets(ctx context.Context) error {
+	used := make(map[uint32]bool, len(s.memifs))
+	for _, m := range s.memifs {
+		used[m.SocketID] = true
+	}
+	var errs []error
+	for path, id := range s.sockets {
+		if id == 0 || used[id] || !s.owns(path) {
+			continue
+		}
+		if err := s.vpp.DeleteMemifSocket(ctx, id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		delete(s.sockets, path)
+	}
+	return errors.Join(errs...)
 }
 
 // PruneBridges removes every empty bridge domain uspace created, e.g. one

@@ -179,9 +179,11 @@ func TestCNIAcrossHosts(t *testing.T) {
 			if len(r.Interfaces) != 2 || len(r.IPs) != 1 {
 				t.Fatalf("%s/%s: result %+v", c.h.Name, a.id, r)
 			}
+			// The host side is named as VPP names it (one socket per
+			// interface here, so the names differ as the sockets do).
 			sock := r.Interfaces[0].Name
-			if !strings.HasPrefix(sock, c.h.SharedDir+"/") {
-				t.Errorf("%s/%s: socket %s not under the host's shared dir", c.h.Name, a.id, sock)
+			if len(sock) > 15 || !strings.HasPrefix(sock, "memif") {
+				t.Errorf("%s/%s: host-side interface %q is not VPP's memif name", c.h.Name, a.id, sock)
 			}
 			if ip := r.IPs[0].Address.IP; !subnet.Contains(netip.MustParseAddr(ip.String())) {
 				t.Errorf("%s/%s: address %s not from %s", c.h.Name, a.id, ip, subnet)

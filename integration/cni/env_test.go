@@ -109,11 +109,25 @@ type env struct {
 
 func newEnv(t *testing.T, withHost bool) *env {
 	t.Helper()
-	e := &env{t: t, hostName: "node-1", bin: cniBinDir(t), confDir: t.TempDir(), cacheDir: t.TempDir(), ipamDir: t.TempDir()}
-	e.etcd = harness.StartEtcd(t)
+	e := newEnvNoHost(t)
 	if withHost {
 		e.host = e.etcd.StartHost(t, e.hostName)
 	}
+	return e
+}
+
+// newEnvOn is newEnv with a host whose dataplanes opts choose (real VPP).
+func newEnvOn(t *testing.T, opts harness.HostOptions) *env {
+	t.Helper()
+	e := newEnvNoHost(t)
+	e.host = e.etcd.StartHostOn(t, e.hostName, opts)
+	return e
+}
+
+func newEnvNoHost(t *testing.T) *env {
+	t.Helper()
+	e := &env{t: t, hostName: "node-1", bin: cniBinDir(t), confDir: t.TempDir(), cacheDir: t.TempDir(), ipamDir: t.TempDir()}
+	e.etcd = harness.StartEtcd(t)
 	e.cni = libcni.NewCNIConfigWithCacheDir([]string{e.bin}, e.cacheDir, nil)
 	return e
 }
@@ -191,14 +205,19 @@ func (n *testNS) Delete(t *testing.T) {
 // from that thread with Pdeathsig (the harness's agent) is killed with it.
 func newNS(t *testing.T) *testNS {
 	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	n := &testNS{name: fmt.Sprintf("uspace-cni-%x", b)}
+	n := &testNS{name: "uspace-cni-" + newNSName()}
 	if out, err := exec.Command("ip", "netns", "add", n.name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add %s: %v: %s", n.name, err, out)
 	}
 	t.Cleanup(func() { n.Delete(t) })
 	return n
+}
+
+// newNSName is a random name part, unique to this test run.
+func newNSName() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%x", b)
 }
 
 // rt is the runtime config Multus would send: its own K8S_POD_* pairs and

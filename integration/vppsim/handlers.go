@@ -293,6 +293,8 @@ func (s *Sim) memifCreate(a memifArgs) (int32, uint32) {
 		}
 	}
 	w.ifaces[i.swIfIndex] = i
+	// VPP announces every new interface (flags 0: admin and link down).
+	w.events = append(w.events, pendingEvent{swIfIndex: i.swIfIndex})
 	if w.memifByID[a.socketID] == nil {
 		w.memifByID[a.socketID] = map[uint32]*iface{}
 	}
@@ -435,6 +437,8 @@ func (s *Sim) vhostCreate(a vhostArgs) (int32, uint32) {
 		i.mac = w.randomMAC()
 	}
 	w.ifaces[i.swIfIndex] = i
+	// VPP announces every new interface (flags 0: admin and link down).
+	w.events = append(w.events, pendingEvent{swIfIndex: i.swIfIndex})
 	w.vhostByPath[a.sockFilename] = i
 	return rvOK, i.swIfIndex
 }
