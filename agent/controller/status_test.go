@@ -12,19 +12,27 @@ import (
 	"github.com/uspace-io/uspace/store/embedetcd"
 )
 
-func TestStatusWriterBatches(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+// startEtcd runs an embedded etcd for one test and connects to it; the
+// test's cleanup stops both.
+func startEtcd(ctx context.Context, t *testing.T) (*embedetcd.Etcd, *store.Client) {
+	t.Helper()
 	e, err := embedetcd.Start(ctx, embedetcd.Config{Dir: t.TempDir(), ClientURL: "http://127.0.0.1:0", PeerURL: "http://127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.Close()
+	t.Cleanup(func() { e.Close() })
 	st, err := store.Connect(ctx, store.Config{Endpoints: e.Endpoints()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
+	return e, st
+}
+
+func TestStatusWriterBatches(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, st := startEtcd(ctx, t)
 
 	rev := func() int64 {
 		t.Helper()
@@ -121,16 +129,7 @@ func TestStatusWriterBatches(t *testing.T) {
 func TestStatusWriterPermissionErrorIsTerminal(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	e, err := embedetcd.Start(ctx, embedetcd.Config{Dir: t.TempDir(), ClientURL: "http://127.0.0.1:0", PeerURL: "http://127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	admin, err := store.Connect(ctx, store.Config{Endpoints: e.Endpoints()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
+	e, admin := startEtcd(ctx, t)
 	// A container identity may write only its host's container statuses.
 	const pw = "a-password-for-this-test"
 	role := store.ContainersRole("h1")

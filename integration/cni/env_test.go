@@ -75,23 +75,7 @@ func cniBinDir(t testing.TB) string {
 	return binaries.Dir(t, "userspace", "host-local")
 }
 
-func TestMain(m *testing.M) {
-	// The plugin reads /etc/uspace/uspace.conf when USPACE_CONFIG is not
-	// set; point it at an empty file so the machine's own config never
-	// leaks into the tests.
-	dir, err := os.MkdirTemp("", "uspace-cni-conf-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	empty := filepath.Join(dir, "uspace.conf")
-	_ = os.WriteFile(empty, []byte("{}"), 0o600)
-	os.Setenv("USPACE_CONFIG", empty)
-	os.Unsetenv("USPACE_HOST")
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(harness.RunIsolated(m)) }
 
 // env is one test's world: etcd, optionally a host (vppsim + real agent),
 // the plugin directory, a libcni with its own cache, an IPAM data dir.

@@ -176,20 +176,13 @@ func (p *APIProxy) Counts() map[string]int {
 	return m
 }
 
-// Reset forgets the counts so far.
-func (p *APIProxy) Reset() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	clear(p.counts)
-}
-
 // Writes are the counted requests that may change VPP's state: everything
 // but dumps, pings, show_* queries, event subscriptions and the socket
 // client's own handshake.
 func (p *APIProxy) Writes() map[string]int {
 	w := map[string]int{}
 	for name, n := range p.Counts() {
-		if IsReadOnly(name) {
+		if readOnly(name) {
 			continue
 		}
 		w[name] = n
@@ -197,8 +190,8 @@ func (p *APIProxy) Writes() map[string]int {
 	return w
 }
 
-// IsReadOnly tells a request that changes nothing in VPP.
-func IsReadOnly(name string) bool {
+// readOnly tells a request that changes nothing in VPP.
+func readOnly(name string) bool {
 	switch {
 	case strings.HasSuffix(name, "_dump"), strings.HasPrefix(name, "show_"),
 		strings.HasPrefix(name, "want_"), strings.HasPrefix(name, "sockclnt_"),

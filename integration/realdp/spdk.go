@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,9 +19,6 @@ type SPDKOptions struct {
 	// VhostDir is where vhost controllers' sockets go (-S); made when
 	// missing. "" puts them in the instance's own directory.
 	VhostDir string
-	// MemMiB is the memory size (-s); 2048 (the default) fits 16 malloc
-	// bdevs of 64 MiB, 1024 only one.
-	MemMiB int
 }
 
 // SPDK is one real spdk_tgt.
@@ -50,11 +46,8 @@ func StartSPDK(t testing.TB, opts SPDKOptions) *SPDK {
 	if err := os.MkdirAll(s.VhostDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	mem := opts.MemMiB
-	if mem == 0 {
-		mem = 2048
-	}
-	s.proc = &spawn.Proc{Name: "spdk_tgt", Args: []string{spdkBin, "--no-huge", "-s", strconv.Itoa(mem), "-m", "0x1",
+	// -s 2048 fits 16 malloc bdevs of 64 MiB (1024 only one).
+	s.proc = &spawn.Proc{Name: "spdk_tgt", Args: []string{spdkBin, "--no-huge", "-s", "2048", "-m", "0x1",
 		"--disable-cpumask-locks", "-S", s.VhostDir, "-r", s.RPCSocket}}
 	t.Cleanup(func() {
 		s.Kill(t)

@@ -59,9 +59,6 @@ type VPPOptions struct {
 	// Netns is the path of the network namespace VPP runs in (a
 	// container's VPP runs in the container's); "" runs it in the test's.
 	Netns string
-	// Plugins are enabled besides memif, vhost and ping, e.g. "vxlan",
-	// "af_packet".
-	Plugins []string
 }
 
 // VPP is one real VPP instance.
@@ -94,9 +91,8 @@ func StartVPP(t testing.TB, opts VPPOptions) *VPP {
 		CLISocket: filepath.Join(dir, "cli.sock"),
 		prefix:    "uspace-" + name + "-" + hex.EncodeToString(suffix[:]),
 	}
-	plugins := append([]string{"memif", "vhost", "ping"}, opts.Plugins...)
 	var enable strings.Builder
-	for _, p := range plugins {
+	for _, p := range []string{"memif", "vhost", "ping"} {
 		fmt.Fprintf(&enable, "  plugin %s_plugin.so { enable }\n", p)
 	}
 	conf := strings.NewReplacer(

@@ -5,10 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -26,22 +24,7 @@ import (
 
 const hostName = "node1"
 
-func TestMain(m *testing.M) {
-	// The plugin reads /etc/uspace/uspace.conf unless USPACE_CONFIG names
-	// another file: keep the machine's own config out of the tests.
-	dir, err := os.MkdirTemp("", "uspace-rdp-conf-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	empty := filepath.Join(dir, "uspace.conf")
-	_ = os.WriteFile(empty, []byte("{}"), 0o600)
-	os.Setenv("USPACE_CONFIG", empty)
-	os.Unsetenv("USPACE_HOST")
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(harness.RunIsolated(m)) }
 
 // world is one test's set-up: etcd, a host whose dataplanes are real, and
 // libcni running the built plugin and the real host-local.
