@@ -23,6 +23,9 @@ func (*Volume) kind() string             { return KindVolume }
 func (*Agent) kind() string              { return KindAgent }
 func (*InterfaceStatus) kind() string    { return KindInterfaceStatus }
 func (*VolumeStatus) kind() string       { return KindVolumeStatus }
+func (*Member) kind() string             { return KindMember }
+func (*Tunnel) kind() string             { return KindTunnel }
+func (*Uplink) kind() string             { return KindUplink }
 
 func (m *TypeMeta) set(kind string) { m.APIVersion, m.Kind = APIVersion, kind }
 
@@ -34,6 +37,9 @@ func (o *Volume) setTypeMeta()             { o.set(o.kind()) }
 func (o *Agent) setTypeMeta()              { o.set(o.kind()) }
 func (o *InterfaceStatus) setTypeMeta()    { o.set(o.kind()) }
 func (o *VolumeStatus) setTypeMeta()       { o.set(o.kind()) }
+func (o *Member) setTypeMeta()             { o.set(o.kind()) }
+func (o *Tunnel) setTypeMeta()             { o.set(o.kind()) }
+func (o *Uplink) setTypeMeta()             { o.set(o.kind()) }
 
 // Encode validates o, stamps apiVersion and kind, and marshals it.
 func Encode(o Object) ([]byte, error) {
@@ -75,6 +81,12 @@ func Decode(data []byte) (Object, error) {
 		o = new(InterfaceStatus)
 	case KindVolumeStatus:
 		o = new(VolumeStatus)
+	case KindMember:
+		o = new(Member)
+	case KindTunnel:
+		o = new(Tunnel)
+	case KindUplink:
+		o = new(Uplink)
 	default:
 		return nil, fmt.Errorf("decode value: unknown kind %q", tm.Kind)
 	}

@@ -20,6 +20,7 @@ const (
 	hostsSeg    = "hosts"
 	networksSeg = "networks"
 	statusSeg   = "status"
+	membersSeg  = "members"
 )
 
 // KeyKind names what a key holds.
@@ -32,6 +33,14 @@ const (
 	KindContainerMetaKey      KeyKind = "containerMeta"
 	KindContainerInterfaceKey KeyKind = "containerInterface"
 	KindNetworkKey            KeyKind = "network"
+	// KindMemberKey is members/<host>/<network>: a host's membership of
+	// a network that spans hosts, readable by every host.
+	KindMemberKey KeyKind = "member"
+	// KindTunnelKey (hosts/<host>/tunnels/<network>/<peer>) and
+	// KindUplinkKey (hosts/<host>/uplink) name what a host agent derives
+	// for itself; only their statuses are stored.
+	KindTunnelKey KeyKind = "tunnel"
+	KindUplinkKey KeyKind = "uplink"
 )
 
 // Key is a parsed uspace key. Status is true for keys under status/, which
@@ -44,6 +53,7 @@ type Key struct {
 	Interface string
 	Volume    string
 	Network   string
+	Peer      string
 }
 
 // String builds the key. It is the only place that joins key segments.
@@ -52,6 +62,12 @@ func (k Key) String() string {
 	switch k.Kind {
 	case KindNetworkKey:
 		segs = []string{networksSeg, k.Network}
+	case KindMemberKey:
+		segs = []string{membersSeg, k.Host, k.Network}
+	case KindTunnelKey:
+		segs = []string{hostsSeg, k.Host, "tunnels", k.Network, k.Peer}
+	case KindUplinkKey:
+		segs = []string{hostsSeg, k.Host, "uplink"}
 	case KindAgentKey:
 		segs = []string{hostsSeg, k.Host, "agent"}
 	case KindInterfaceKey:
@@ -97,6 +113,16 @@ func ContainerInterfaceKey(host, container, ifname string) string {
 
 func NetworkKey(network string) string { return Key{Kind: KindNetworkKey, Network: network}.String() }
 
+func MemberKey(host, network string) string {
+	return Key{Kind: KindMemberKey, Host: host, Network: network}.String()
+}
+
+func TunnelKey(host, network, peer string) string {
+	return Key{Kind: KindTunnelKey, Host: host, Network: network, Peer: peer}.String()
+}
+
+func UplinkKey(host string) string { return Key{Kind: KindUplinkKey, Host: host}.String() }
+
 // StatusKey returns the status key mirroring the intent key of the same
 // kind and names.
 func StatusKey(k Key) string { return k.StatusOf().String() }
@@ -121,6 +147,12 @@ func ContainersPrefix(host string) string { return HostPrefix(host) + "container
 func ContainerPrefix(host, container string) string { return ContainersPrefix(host) + container + "/" }
 
 func NetworksPrefix() string { return Root + networksSeg + "/" }
+
+// MembersPrefix holds every host's memberships; MemberHostPrefix one
+// host's, the only part of it that host may write.
+func MembersPrefix() string { return Root + membersSeg + "/" }
+
+func MemberHostPrefix(host string) string { return MembersPrefix() + host + "/" }
 
 func StatusPrefix() string { return Root + statusSeg + "/" }
 
@@ -151,11 +183,17 @@ func ParseKey(key string) (Key, error) {
 	switch {
 	case segs[0] == networksSeg && len(segs) == 2:
 		k.Kind, k.Network = KindNetworkKey, segs[1]
+	case segs[0] == membersSeg && len(segs) == 3 && !k.Status:
+		k.Kind, k.Host, k.Network = KindMemberKey, segs[1], segs[2]
 	case segs[0] == hostsSeg && len(segs) >= 3:
 		k.Host = segs[1]
 		switch tail := segs[2:]; {
 		case len(tail) == 1 && tail[0] == "agent":
 			k.Kind = KindAgentKey
+		case len(tail) == 1 && tail[0] == "uplink":
+			k.Kind = KindUplinkKey
+		case len(tail) == 3 && tail[0] == "tunnels":
+			k.Kind, k.Network, k.Peer = KindTunnelKey, tail[1], tail[2]
 		case len(tail) == 3 && tail[0] == "interfaces":
 			k.Kind, k.Container, k.Interface = KindInterfaceKey, tail[1], tail[2]
 		case len(tail) == 2 && tail[0] == "volumes":
@@ -192,6 +230,12 @@ func (k Key) validate() error {
 	}
 	if k.Kind == KindVolumeKey {
 		checks = append(checks, ValidateVolumeName("volume", k.Volume))
+	}
+	if k.Kind == KindMemberKey || k.Kind == KindTunnelKey {
+		checks = append(checks, ValidateNetworkName("network", k.Network))
+	}
+	if k.Kind == KindTunnelKey {
+		checks = append(checks, ValidateHost("peer", k.Peer))
 	}
 	for _, err := range checks {
 		if err != nil {

@@ -19,6 +19,10 @@ func TestKeyRoundTrip(t *testing.T) {
 		{"/uspace/v1/status/hosts/h/interfaces/c1/net1", Key{Kind: KindInterfaceKey, Status: true, Host: "h", Container: "c1", Interface: "net1"}},
 		{"/uspace/v1/status/hosts/h/containers/c1/interfaces/eth0", Key{Kind: KindContainerInterfaceKey, Status: true, Host: "h", Container: "c1", Interface: "eth0"}},
 		{"/uspace/v1/status/hosts/h/volumes/volume0", Key{Kind: KindVolumeKey, Status: true, Host: "h", Volume: "volume0"}},
+		{"/uspace/v1/members/h/net-a", Key{Kind: KindMemberKey, Host: "h", Network: "net-a"}},
+		{"/uspace/v1/hosts/h/tunnels/net-a/h2", Key{Kind: KindTunnelKey, Host: "h", Network: "net-a", Peer: "h2"}},
+		{"/uspace/v1/status/hosts/h/tunnels/net-a/h2", Key{Kind: KindTunnelKey, Status: true, Host: "h", Network: "net-a", Peer: "h2"}},
+		{"/uspace/v1/status/hosts/h/uplink", Key{Kind: KindUplinkKey, Status: true, Host: "h"}},
 	}
 	for _, c := range cases {
 		got, err := ParseKey(c.key)
@@ -42,6 +46,9 @@ func TestKeyHelpersMatchLayout(t *testing.T) {
 		ContainerMetaKey("h", "c"):           "/uspace/v1/hosts/h/containers/c/meta",
 		ContainerInterfaceKey("h", "c", "i"): "/uspace/v1/hosts/h/containers/c/interfaces/i",
 		NetworkKey("n"):                      "/uspace/v1/networks/n",
+		MemberKey("h", "n"):                  "/uspace/v1/members/h/n",
+		TunnelKey("h", "n", "p"):             "/uspace/v1/hosts/h/tunnels/n/p",
+		UplinkKey("h"):                       "/uspace/v1/hosts/h/uplink",
 		StatusKey(Key{Kind: KindVolumeKey, Host: "h", Volume: "vv"}): "/uspace/v1/status/hosts/h/volumes/vv",
 		StatusContainerPrefix("h", "c"):                              "/uspace/v1/status/hosts/h/containers/c/",
 		ContainerPrefix("h", "c"):                                    "/uspace/v1/hosts/h/containers/c/",
@@ -55,6 +62,9 @@ func TestKeyHelpersMatchLayout(t *testing.T) {
 	// A prefix of one host must not cover another whose name extends it.
 	if strings.HasPrefix(AgentKey("ab"), HostPrefix("a")) {
 		t.Error("HostPrefix(a) covers host ab")
+	}
+	if strings.HasPrefix(MemberKey("ab", "n"), MemberHostPrefix("a")) {
+		t.Error("MemberHostPrefix(a) covers host ab")
 	}
 }
 

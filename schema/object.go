@@ -77,6 +77,12 @@ func (o *HostInterface) Validate() error {
 	if o.NetType == NetTypeInterface && o.Bridge != 0 {
 		errs = append(errs, fieldErr("bridgeDomain", fmt.Sprint(o.Bridge), "netType interface takes no bridge domain"))
 	}
+	if o.VNI != 0 {
+		errs = append(errs, ValidateVNI("vni", o.VNI))
+		if o.NetType != NetTypeBridge || o.Network == "" {
+			errs = append(errs, fieldErr("vni", fmt.Sprint(o.VNI), "only an interface of netType bridge on a named network can span hosts"))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -123,6 +129,9 @@ func (o *ContainerMeta) Validate() error {
 
 func (o *Network) Validate() error {
 	errs := []error{ValidateNetworkName("name", o.Name), ValidateMTU("mtu", o.MTU)}
+	if o.VNI != 0 {
+		errs = append(errs, ValidateVNI("vni", o.VNI))
+	}
 	if o.Bridge == 0 {
 		errs = append(errs, fieldErr("bridgeDomain", "0", "must be 1 or more"))
 	}
@@ -251,4 +260,37 @@ func validateRetrying(retrying bool, err string) error {
 		return fieldErr("retrying", "true", "needs the error that is being retried")
 	}
 	return nil
+}
+
+func (o *Member) Validate() error {
+	return errors.Join(
+		ValidateHost("host", o.Host),
+		ValidateNetworkName("network", o.Network),
+		ValidateVNI("vni", o.VNI),
+		ValidateIP("underlay", o.Underlay),
+	)
+}
+
+func (o *Tunnel) Validate() error {
+	errs := []error{
+		ValidateHost("host", o.Host),
+		ValidateNetworkName("network", o.Network),
+		ValidateHost("peer", o.Peer),
+	}
+	if o.Error != "" {
+		return errors.Join(errs...)
+	}
+	errs = append(errs, ValidateVNI("vni", o.VNI), ValidateIP("src", o.Src), ValidateIP("dst", o.Dst))
+	if o.Bridge == 0 {
+		errs = append(errs, fieldErr("bridgeDomain", "0", "must be 1 or more"))
+	}
+	return errors.Join(errs...)
+}
+
+func (o *Uplink) Validate() error {
+	return errors.Join(
+		ValidateHost("host", o.Host),
+		ValidateIfName("hostIfName", o.HostIfName),
+		ValidateCIDR("address", o.Address),
+	)
 }

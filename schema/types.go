@@ -15,6 +15,9 @@ const (
 	KindAgent              = "Agent"
 	KindInterfaceStatus    = "InterfaceStatus"
 	KindVolumeStatus       = "VolumeStatus"
+	KindMember             = "Member"
+	KindTunnel             = "Tunnel"
+	KindUplink             = "Uplink"
 )
 
 type TypeMeta struct {
@@ -27,6 +30,10 @@ type IfType string
 const (
 	IfTypeMemif     IfType = "memif"
 	IfTypeVhostUser IfType = "vhostuser"
+	// The host agent's own interfaces for networks that span hosts: never
+	// in an intent a writer makes.
+	IfTypeVXLAN    IfType = "vxlan"
+	IfTypeAFPacket IfType = "afpacket"
 )
 
 type NetType string
@@ -96,17 +103,21 @@ type VhostSpec struct {
 // creates in the host's VPP.
 type HostInterface struct {
 	TypeMeta
-	Host      string     `json:"host"`
-	Container string     `json:"container"`
-	Name      string     `json:"name"`
-	Type      IfType     `json:"type"`
-	NetType   NetType    `json:"netType"`
-	Network   string     `json:"network,omitempty"`
-	Bridge    uint32     `json:"bridgeDomain,omitempty"`
-	Memif     *MemifSpec `json:"memif,omitempty"`
-	Vhost     *VhostSpec `json:"vhost,omitempty"`
-	MTU       uint32     `json:"mtu,omitempty"`
-	MAC       string     `json:"mac,omitempty"`
+	Host      string  `json:"host"`
+	Container string  `json:"container"`
+	Name      string  `json:"name"`
+	Type      IfType  `json:"type"`
+	NetType   NetType `json:"netType"`
+	Network   string  `json:"network,omitempty"`
+	Bridge    uint32  `json:"bridgeDomain,omitempty"`
+	// VNI makes the network span hosts: its bridge domain is joined to
+	// every other host with members of the network by a VXLAN tunnel of
+	// this VNI. 0: the network's own VNI (Network.VNI), if any.
+	VNI   uint32     `json:"vni,omitempty"`
+	Memif *MemifSpec `json:"memif,omitempty"`
+	Vhost *VhostSpec `json:"vhost,omitempty"`
+	MTU   uint32     `json:"mtu,omitempty"`
+	MAC   string     `json:"mac,omitempty"`
 }
 
 type IPAddress struct {
@@ -163,6 +174,48 @@ type Network struct {
 	Name   string `json:"name"`
 	Bridge uint32 `json:"bridgeDomain"`
 	MTU    uint32 `json:"mtu,omitempty"`
+	// VNI makes the network span hosts (see HostInterface.VNI).
+	VNI uint32 `json:"vni,omitempty"`
+}
+
+// Member says that a host has interfaces on a network that spans hosts,
+// and where VXLAN tunnels to it end. A host agent publishes one per such
+// network under its own members prefix, bound to its registration lease:
+// a host that dies leaves every network when its lease expires.
+type Member struct {
+	TypeMeta
+	Host    string `json:"host"`
+	Network string `json:"network"`
+	VNI     uint32 `json:"vni"`
+	// Underlay is the host's tunnel end point (an IP address).
+	Underlay string `json:"underlay"`
+}
+
+// Tunnel is what a host agent derives from this host's and a peer's
+// Member of one network: a VXLAN tunnel to the peer in the network's
+// bridge domain. It is never stored; its status is, under the tunnel key.
+type Tunnel struct {
+	TypeMeta
+	Host    string `json:"host"`
+	Network string `json:"network"`
+	Peer    string `json:"peer"`
+	VNI     uint32 `json:"vni"`
+	Src     string `json:"src"`
+	Dst     string `json:"dst"`
+	Bridge  uint32 `json:"bridgeDomain"`
+	// Error, when set, is why no tunnel can be made (the peer's VNI
+	// differs): reported in the tunnel's status.
+	Error string `json:"error,omitempty"`
+}
+
+// Uplink is a host agent's underlay interface, derived from its flags: an
+// af_packet interface on a Linux interface, carrying the underlay address.
+// It is never stored; its status is, under the uplink key.
+type Uplink struct {
+	TypeMeta
+	Host       string `json:"host"`
+	HostIfName string `json:"hostIfName"`
+	Address    string `json:"address"` // CIDR
 }
 
 type VolumeType string

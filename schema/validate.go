@@ -178,3 +178,15 @@ func oneOf[T ~string](field string, v T, allowed ...T) error {
 	}
 	return fieldErr(field, string(v), "must be one of %v", allowed)
 }
+
+// MaxVNI is the largest VXLAN network identifier (24 bits).
+const MaxVNI = 1<<24 - 1
+
+// ValidateVNI accepts a VXLAN network identifier from 1 to MaxVNI (0 means
+// "none" throughout the schema).
+func ValidateVNI(field string, vni uint32) error {
+	if vni == 0 || vni > MaxVNI {
+		return fieldErr(field, fmt.Sprint(vni), "must be a VXLAN network identifier from 1 to %d", MaxVNI)
+	}
+	return nil
+}
