@@ -40,6 +40,8 @@ type Registration struct {
 	value func() []byte
 	ttl   int64
 	done  chan struct{}
+	// granted gets a token each time the key is bound to a new lease.
+	granted chan struct{}
 
 	mu    sync.Mutex
 	lease clientv3.LeaseID
@@ -69,6 +71,8 @@ func (c *Client) Register(ctx context.Context, key string, value func() []byte, 
 		value: value,
 		ttl:   max(1, int64(math.Ceil(ttl.Seconds()))),
 		done:  make(chan struct{}),
+
+		granted: make(chan struct{}, 1),
 	}
 	k, err := r.register(ctx, 0)
 	var held *HeldError
@@ -109,6 +113,11 @@ func (r *Registration) LeaseID() clientv3.LeaseID {
 	defer r.mu.Unlock()
 	return r.lease
 }
+
+// Granted receives a token whenever the key is bound to a new lease (the
+// first registration included): whoever binds other keys to LeaseID, so
+// that they go when the registration's lease goes, binds them again.
+func (r *Registration) Granted() <-chan struct{} { return r.granted }
 
 // Err says why the key is not registered right now (nil while it is).
 func (r *Registration) Err() error {
@@ -165,6 +174,10 @@ func (r *Registration) register(ctx context.Context, prev clientv3.LeaseID) (*ke
 		return nil, fmt.Errorf("registering %q: keeping lease %x alive: %w", r.key, grant.ID, err)
 	}
 	r.set(grant.ID, nil)
+	select {
+	case r.granted <- struct{}{}:
+	default: // a token is pending already
+	}
 	return &kept{lease: grant.ID, value: value, alive: alive, stop: stop}, nil
 }
 

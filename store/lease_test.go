@@ -47,6 +47,11 @@ func TestRegister(t *testing.T) {
 		}
 		lease := clientv3.LeaseID(kv.Lease)
 		eventually(t, "registration reports the new lease", func() bool { return reg.LeaseID() == lease })
+		select {
+		case <-reg.Granted():
+		case <-time.After(eventTimeout):
+			t.Fatal("Granted() gave no token for the new lease")
+		}
 		if reg.Err() != nil {
 			t.Fatalf("registered, yet Err() = %v", reg.Err())
 		}

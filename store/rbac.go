@@ -117,12 +117,15 @@ func AdminRole() Role {
 }
 
 // HostRole is uspace-host-<host>: readwrite on the host's intents and
-// statuses, read on networks.
+// statuses, read on networks, read on every host's memberships of
+// networks that span hosts and readwrite on its own.
 func HostRole(host string) Role {
 	return Role{Name: HostIdentity(host), Grants: []Grant{
 		{schema.HostPrefix(host), ReadWrite},
 		{schema.StatusHostPrefix(host), ReadWrite},
 		{schema.NetworksPrefix(), Read},
+		{schema.MembersPrefix(), Read},
+		{schema.MemberHostPrefix(host), ReadWrite},
 	}}
 }
 
@@ -507,7 +510,7 @@ func Scopes(identity string, otherHosts ...string) ([]Scope, error) {
 	if !ok {
 		host, ok = strings.CutPrefix(identity, containersIdentityPrefix)
 	}
-	prefixes := []string{schema.ProjectPrefix, schema.Root, schema.NetworksPrefix(), schema.HostsPrefix(), schema.StatusPrefix()}
+	prefixes := []string{schema.ProjectPrefix, schema.Root, schema.NetworksPrefix(), schema.HostsPrefix(), schema.StatusPrefix(), schema.MembersPrefix()}
 	if ok {
 		hosts := []string{host, host + "0"}
 		for _, h := range otherHosts {
@@ -518,7 +521,7 @@ func Scopes(identity string, otherHosts ...string) ([]Scope, error) {
 		for _, h := range hosts {
 			prefixes = append(prefixes,
 				schema.HostPrefix(h), schema.InterfacesPrefix(h), schema.VolumesPrefix(h), schema.ContainersPrefix(h),
-				schema.StatusHostPrefix(h), schema.StatusContainersPrefix(h))
+				schema.StatusHostPrefix(h), schema.StatusContainersPrefix(h), schema.MemberHostPrefix(h))
 		}
 	}
 	var out []Scope

@@ -28,7 +28,7 @@ func TestRolesMatchDesign(t *testing.T) {
 		want string
 	}{
 		{AdminRole(), "readwrite /uspace/"},
-		{HostRole("a"), "read /uspace/v1/networks/; readwrite /uspace/v1/hosts/a/; readwrite /uspace/v1/status/hosts/a/"},
+		{HostRole("a"), "read /uspace/v1/members/; read /uspace/v1/networks/; readwrite /uspace/v1/hosts/a/; readwrite /uspace/v1/members/a/; readwrite /uspace/v1/status/hosts/a/"},
 		{ContainersRole("a"), "read /uspace/v1/hosts/a/containers/; readwrite /uspace/v1/status/hosts/a/containers/"},
 	} {
 		if got := grants(tc.role); got != tc.want {
@@ -77,6 +77,10 @@ func TestScopes(t *testing.T) {
 			"/uspace/v1/hosts/a0/containers/":        NoAccess,
 			"/uspace/v1/status/hosts/a0/":            NoAccess,
 			"/uspace/v1/status/hosts/a0/containers/": NoAccess,
+			// Every host reads every membership, writes only its own.
+			"/uspace/v1/members/":    Read,
+			"/uspace/v1/members/a/":  ReadWrite,
+			"/uspace/v1/members/a0/": Read,
 		},
 		"uspace-containers-a": {
 			"/uspace/":                               NoAccess,
@@ -96,8 +100,12 @@ func TestScopes(t *testing.T) {
 			"/uspace/v1/hosts/a0/containers/":        NoAccess,
 			"/uspace/v1/status/hosts/a0/":            NoAccess,
 			"/uspace/v1/status/hosts/a0/containers/": NoAccess,
+			"/uspace/v1/members/":                    NoAccess,
+			"/uspace/v1/members/a/":                  NoAccess,
+			"/uspace/v1/members/a0/":                 NoAccess,
 		},
 		"uspace-admin": {
+			"/uspace/v1/members/":  ReadWrite,
 			"/uspace/":             ReadWrite,
 			"/uspace/v1/":          ReadWrite,
 			"/uspace/v1/networks/": ReadWrite,

@@ -29,7 +29,8 @@ func authCmd(connect connectFunc, shared *store.Config) *cobra.Command {
 		Short: "Set up etcd auth for uspace: roles and users per host, credential files, checks by trying",
 		Long: `Set up etcd's role-based access for uspace, as DESIGN.md's Security table says:
 
-  uspace-host-<host>        read/write hosts/<host>/ and status/hosts/<host>/, read networks/
+  uspace-host-<host>        read/write hosts/<host>/, status/hosts/<host>/ and members/<host>/,
+                            read networks/ and members/
   uspace-containers-<host>  read hosts/<host>/containers/, write status/hosts/<host>/containers/
   uspace-admin              read/write /uspace/
 

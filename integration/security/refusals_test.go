@@ -143,8 +143,9 @@ func watchErr(c *store.Client, prefix string) error {
 // Host a's credentials: a's own scope works, including a lease-bound
 // registration, a watch and the statuses; everything of host ab, any
 // network write and any read outside a's scope are refused; a transaction
-// mixing a's keys with ab's is refused whole. Proved for both ways to log
-// in. Nothing of ab's changes.
+// mixing a's keys with ab's is refused whole. Every host's memberships of
+// networks that span hosts can be read and watched, only a's own written.
+// Proved for both ways to log in. Nothing of ab's changes.
 func TestHostCredentials(t *testing.T) {
 	t.Parallel()
 	sc := newSecretScan(t)
@@ -165,7 +166,8 @@ func TestHostCredentials(t *testing.T) {
 		schema.StatusKey(schema.Key{Kind: schema.KindContainerInterfaceKey, Host: hostB, Container: "c1", Interface: "eth0"}),
 	}
 	network := schema.NetworkKey("net1")
-	seeded := seed(t, e, append(bKeys, network)...)
+	bMember := schema.MemberKey(hostB, "net1")
+	seeded := seed(t, e, append(bKeys, network, bMember)...)
 
 	own := []string{
 		schema.InterfaceKey(hostA, "c1", "eth0"),
@@ -174,6 +176,7 @@ func TestHostCredentials(t *testing.T) {
 		schema.ContainerInterfaceKey(hostA, "c1", "eth0"),
 		schema.StatusKey(schema.Key{Kind: schema.KindInterfaceKey, Host: hostA, Container: "c1", Interface: "eth0"}),
 		schema.StatusKey(schema.Key{Kind: schema.KindVolumeKey, Host: hostA, Volume: "vol1"}),
+		schema.MemberKey(hostA, "net1"),
 	}
 	for _, login := range logins {
 		t.Run(login.name, func(t *testing.T) {
@@ -187,7 +190,7 @@ func TestHostCredentials(t *testing.T) {
 			}
 			_, err := c.Apply(ctx, ops...)
 			allowed(t, sc, "one transaction writing a's intents and statuses", err)
-			for _, p := range []string{schema.HostPrefix(hostA), schema.StatusHostPrefix(hostA), schema.NetworksPrefix()} {
+			for _, p := range []string{schema.HostPrefix(hostA), schema.StatusHostPrefix(hostA), schema.NetworksPrefix(), schema.MembersPrefix()} {
 				kvs, _, err := c.List(ctx, p)
 				allowed(t, sc, "list "+p, err)
 				allowed(t, sc, "watch "+p, watchErr(c, p))
@@ -216,7 +219,9 @@ func TestHostCredentials(t *testing.T) {
 			// Host ab: no write, no delete, no read, no watch.
 			tryWrites(t, sc, c, append(bKeys, schema.HostPrefix(hostB), schema.StatusHostPrefix(hostB))...)
 			tryReads(t, sc, c, append(bKeys, schema.HostPrefix(hostB), schema.StatusHostPrefix(hostB), schema.ContainersPrefix(hostB))...)
-			// Nor anything above its own prefixes, nor a network.
+			// Nor ab's membership (it may read it: tunnels to ab come from
+			// it), nor anything above its own prefixes, nor a network.
+			tryWrites(t, sc, c, bMember, schema.MemberKey(hostB, "net2"), schema.MemberHostPrefix(hostB), schema.MembersPrefix())
 			tryWrites(t, sc, c, network, schema.NetworkKey("net2"))
 			tryReads(t, sc, c, schema.HostsPrefix(), schema.StatusPrefix(), schema.Root)
 
@@ -234,7 +239,7 @@ func TestHostCredentials(t *testing.T) {
 			cancel()
 			refused(t, sc, "ListWatch "+schema.HostPrefix(hostB), err)
 
-			untouched(t, e, seeded, mixed, schema.InterfaceKey(hostB, "c9", "eth0"), schema.NetworkKey("net2"))
+			untouched(t, e, seeded, mixed, schema.InterfaceKey(hostB, "c9", "eth0"), schema.NetworkKey("net2"), schema.MemberKey(hostB, "net2"))
 		})
 	}
 	if kvs, _, err := e.Root.List(ctx, schema.HostPrefix(hostA)); err != nil || len(kvs) != 0 {
@@ -267,6 +272,7 @@ func TestContainerCredentials(t *testing.T) {
 		schema.NetworkKey("net1"),
 		schema.ContainerMetaKey(hostB, "c2"),
 		schema.ContainerInterfaceKey(hostB, "c2", "eth0"),
+		schema.MemberKey(hostA, "net1"),
 	}
 	hostStatus := schema.StatusKey(schema.Key{Kind: schema.KindInterfaceKey, Host: hostA, Container: "c1", Interface: "eth0"})
 	bStatus := schema.StatusKey(schema.Key{Kind: schema.KindContainerInterfaceKey, Host: hostB, Container: "c2", Interface: "eth0"})
@@ -295,7 +301,7 @@ func TestContainerCredentials(t *testing.T) {
 			tryReads(t, sc, c,
 				schema.ContainersPrefix(hostB), schema.ContainerMetaKey(hostB, "c2"),
 				schema.InterfacesPrefix(hostA), schema.VolumesPrefix(hostA), schema.AgentKey(hostA),
-				schema.NetworksPrefix(), hostStatus, schema.StatusContainersPrefix(hostB))
+				schema.NetworksPrefix(), hostStatus, schema.StatusContainersPrefix(hostB), schema.MembersPrefix())
 			_, _, err = c.List(ctx, schema.StatusContainerPrefix(hostA, "c1"))
 			allowed(t, sc, "read own container statuses", err)
 			_, err = c.Apply(ctx, store.Op{Key: ownStatus, Value: []byte(`{}`), Guard: store.CreateOnly()})

@@ -108,6 +108,8 @@ func TestAuthCommand(t *testing.T) {
 			"role uspace-host-"+h+": granted readwrite "+schema.HostPrefix(h)+"\n",
 			"role uspace-host-"+h+": granted readwrite "+schema.StatusHostPrefix(h)+"\n",
 			"role uspace-host-"+h+": granted read "+schema.NetworksPrefix()+"\n",
+			"role uspace-host-"+h+": granted read "+schema.MembersPrefix()+"\n",
+			"role uspace-host-"+h+": granted readwrite "+schema.MemberHostPrefix(h)+"\n",
 			"role uspace-containers-"+h+": granted read "+schema.ContainersPrefix(h)+"\n",
 			"role uspace-containers-"+h+": granted readwrite "+schema.StatusContainersPrefix(h)+"\n",
 			"user uspace-host-"+h+": granted role uspace-host-"+h+"\n",
