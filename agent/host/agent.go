@@ -48,6 +48,13 @@ type Config struct {
 	// MemoryLimit is the Go runtime's soft memory limit in bytes, applied
 	// once the start-up burst is over; 0 leaves the runtime's own.
 	MemoryLimit int64
+	// Underlay (an address with prefix length) and Uplink (a Linux
+	// interface) join this host to networks that span hosts: the agent
+	// makes an af_packet interface on Uplink carrying Underlay, and VXLAN
+	// tunnels from Underlay's address. Both empty: networks stay on this
+	// host.
+	Underlay string
+	Uplink   string
 }
 
 const vppStartGrace = 5 * time.Second
@@ -67,6 +74,10 @@ type Agent struct {
 	// containers holds the container-side interface intents, only to
 	// remove the statuses of those that are gone.
 	containers *controller.Controller
+	// members publishes this host's memberships of networks that span
+	// hosts; cross is nil unless the agent joins such networks.
+	members *controller.Controller
+	cross   *crossHost
 	// registration is this host's, once made.
 	regn atomic.Pointer[store.Registration]
 
@@ -102,6 +113,8 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 	a.ifsync.EnqueueAll = a.ifaces.EnqueueAll
 	a.volumes = controller.New("volumes", a.reconcileVolume, m, a.log)
 	a.containers = controller.New("container-statuses", a.reconcileContainerStatus, m, a.log)
+	pub := &publisher{st: st, agent: a}
+	a.members = controller.New("memberships", pub.reconcile, m, a.log)
 	m.RegisterQueue(a.reg, a.ifaces)
 	m.RegisterQueue(a.reg, a.volumes)
 	m.RegisterStatusWriter(a.reg, a.status)
@@ -130,6 +143,11 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 // status writes), or the watch fails for good. Transient losses (etcd,
 // VPP, SPDK unreachable) are retried, never returned.
 func (a *Agent) Run(ctx context.Context) error {
+	x, err := newCrossHost(a.cfg.Host, a.cfg.Underlay, a.cfg.Uplink)
+	if err != nil {
+		return err
+	}
+	a.cross = x
 	a.spdk = spdk.New(a.cfg.SPDKSocket, spdk.WithLogger(a.log))
 	defer a.spdk.Close()
 	// The VPP client connects in the background and reports (re)connects as
@@ -176,6 +194,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	g.Go(func() error { return a.st.ListWatch(gctx, schema.NetworksPrefix(), a.onNetworkEvent) })
 	g.Go(func() error { a.watchDataplanes(gctx); return nil })
 	g.Go(func() error { a.watchSPDK(gctx); return nil })
+	if a.cross != nil {
+		a.runCrossHost(gctx, g, reg)
+	}
 	g.Go(func() error { return a.converge(gctx, g) })
 	err = g.Wait()
 	// g's context has ended: the registration revokes its lease.
@@ -212,9 +233,16 @@ func (a *Agent) converge(ctx context.Context, g *errgroup.Group) error {
 		prev, err = a.status.Load(ctx, schema.StatusHostPrefix(a.cfg.Host))
 		return err
 	})
-	for _, c := range []*controller.Controller{a.ifaces, a.volumes, a.containers} {
+	synced := []<-chan struct{}{a.ifaces.Synced(), a.volumes.Synced(), a.containers.Synced()}
+	if a.cross != nil {
+		// Tunnels are desired only once every membership is known: a
+		// worker started earlier would remove the ones that survived a
+		// restart and make them again.
+		synced = append(synced, a.cross.synced)
+	}
+	for _, c := range synced {
 		select {
-		case <-c.Synced():
+		case <-c:
 		case <-ctx.Done():
 			_ = load.Wait()
 			return nil
@@ -242,6 +270,7 @@ func (a *Agent) converge(ctx context.Context, g *errgroup.Group) error {
 	g.Go(func() error { a.ifaces.Run(ctx, 1); return nil })
 	g.Go(func() error { a.volumes.Run(ctx, 1); return nil })
 	g.Go(func() error { a.containers.Run(ctx, 1); return nil })
+	g.Go(func() error { a.members.Run(ctx, 1); return nil })
 	a.ready.Store(true)
 	a.log.Info("host agent running", "vppSocket", a.cfg.VPPSocket, "spdkSocket", a.cfg.SPDKSocket)
 	return nil
@@ -266,7 +295,7 @@ func (a *Agent) registrationError(err error) error {
 // reconcile of a key without intent undoes what the status recorded.
 func (a *Agent) enqueueStatusOrphan(k schema.Key) {
 	switch k.Kind {
-	case schema.KindInterfaceKey:
+	case schema.KindInterfaceKey, schema.KindTunnelKey, schema.KindUplinkKey:
 		a.ifaces.Enqueue(k.IntentOf().String())
 	case schema.KindVolumeKey:
 		a.volumes.Enqueue(k.IntentOf().String())
@@ -354,7 +383,7 @@ func (a *Agent) onHostEvent(ev store.Event) error {
 				cifs = append(cifs, kv)
 			}
 		}
-		a.ifaces.Replace(ifs, ifsync.SweepKey)
+		a.replaceInterfaces(ifs)
 		a.volumes.Replace(vols)
 		a.containers.Replace(cifs)
 	case store.Put, store.Delete:
@@ -371,6 +400,9 @@ func (a *Agent) onHostEvent(ev store.Event) error {
 			c.Upsert(ev.KV)
 		} else {
 			c.Delete(ev.KV.Key)
+		}
+		if k.Kind == schema.KindInterfaceKey && a.cross != nil {
+			a.interfaceChanged(ev)
 		}
 	}
 	a.lastRev.Store(ev.Revision)
@@ -411,8 +443,12 @@ func (a *Agent) onNetworkEvent(ev store.Event) error {
 	}
 	a.netMu.Unlock()
 	if ev.Type != store.Progress {
-		// A network's settings shape every member's bridge domain.
+		// A network's settings shape every member's bridge domain, and
+		// its VNI whether it spans hosts.
 		a.ifaces.EnqueueAll()
+		if a.cross != nil {
+			a.crossHostChanged()
+		}
 	}
 	return nil
 }

@@ -107,7 +107,7 @@ func (s *State) CreateMissing(ctx context.Context, specs []Spec) error {
 	}
 	for i, p := range ports {
 		if !failed(i) {
-			s.joined(p.SwIfIndex, p.BdID, s.bds[p.BdID])
+			s.joined(p.SwIfIndex, p.BdID, 0, s.bds[p.BdID])
 		}
 	}
 	if failed, err = itemErrs(s.vpp.SetAdminUps(ctx, up)); err != nil {

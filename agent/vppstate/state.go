@@ -46,6 +46,18 @@ type Spec struct {
 	Addresses []string // CIDRs
 	Routes    []schema.Route
 	Bridge    uint32 // 0: not in a bridge domain
+	// SplitHorizon is the interface's split-horizon group in Bridge: a
+	// frame entering through a group is never flooded back into it, so
+	// the full mesh of tunnels between hosts forms no loop.
+	SplitHorizon uint8
+	Tunnel       *Tunnel // IfTypeVXLAN
+	HostIf       string  // IfTypeAFPacket: the Linux interface
+}
+
+// Tunnel is a VXLAN tunnel's immutable settings.
+type Tunnel struct {
+	Src, Dst netip.Addr
+	VNI      uint32
 }
 
 // State is what VPP holds, as far as the agent needs it.
@@ -54,6 +66,8 @@ type State struct {
 	ifs    map[uint32]vpp.Interface
 	memifs map[uint32]vpp.Memif
 	vhosts map[uint32]vpp.VhostUser
+	vxlans map[uint32]vpp.VXLANTunnel
+	afpkts map[uint32]vpp.AFPacket
 	addrs  map[uint32][]netip.Prefix // read lazily, only where a spec has addresses
 	routes map[uint32][]schema.Route // applied through each interface (routes.go)
 	// routesRead is set once this view has read back the routes through
@@ -75,6 +89,7 @@ type State struct {
 func Load(ctx context.Context, c *vpp.Client, socketRoot string) (*State, error) {
 	s := &State{vpp: c, socketRoot: socketRoot,
 		ifs: map[uint32]vpp.Interface{}, memifs: map[uint32]vpp.Memif{}, vhosts: map[uint32]vpp.VhostUser{},
+		vxlans: map[uint32]vpp.VXLANTunnel{}, afpkts: map[uint32]vpp.AFPacket{},
 		addrs: map[uint32][]netip.Prefix{}, routes: map[uint32][]schema.Route{},
 		byOwner: map[string]uint32{}, sockets: map[string]uint32{}, bds: map[uint32]vpp.BridgeDomain{}, bdOf: map[uint32]uint32{}}
 	ifs, err := c.Interfaces(ctx)
@@ -96,6 +111,9 @@ func Load(ctx context.Context, c *vpp.Client, socketRoot string) (*State, error)
 	}
 	bds, err := c.BridgeDomains(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.loadCrossHost(ctx); err != nil {
 		return nil, err
 	}
 	for _, i := range ifs {
@@ -182,6 +200,12 @@ func (s *State) matches(idx uint32, spec Spec) bool {
 	case schema.IfTypeVhostUser:
 		v, ok := s.vhosts[idx]
 		return ok && v.SocketPath == spec.Vhost.SocketPath && v.Server == (spec.Vhost.Mode == schema.VhostServer)
+	case schema.IfTypeVXLAN:
+		t, ok := s.vxlans[idx]
+		return ok && spec.Tunnel != nil && t.Src == spec.Tunnel.Src && t.Dst == spec.Tunnel.Dst && t.VNI == spec.Tunnel.VNI
+	case schema.IfTypeAFPacket:
+		a, ok := s.afpkts[idx]
+		return ok && a.HostIfName == spec.HostIf
 	}
 	return false
 }
@@ -267,6 +291,10 @@ func (s *State) create(ctx context.Context, spec Spec) (uint32, error) {
 		}
 		s.vhosts[v.SwIfIndex] = v
 		i = vpp.Interface{SwIfIndex: v.SwIfIndex, Name: v.Name, Tag: v.Tag, MAC: v.MAC, AdminUp: v.AdminUp}
+	case schema.IfTypeVXLAN, schema.IfTypeAFPacket:
+		if i, err = s.createCrossHost(ctx, spec); err != nil {
+			return 0, err
+		}
 	default:
 		return 0, fmt.Errorf("create interface for %s: unknown type %q", spec.Owner, spec.Type)
 	}
@@ -302,7 +330,7 @@ func (s *State) converge(ctx context.Context, idx uint32, spec Spec) error {
 	if err := s.convergeAddresses(ctx, idx, spec.Addresses); err != nil {
 		return err
 	}
-	if err := s.convergeBridge(ctx, idx, spec.Bridge); err != nil {
+	if err := s.convergeBridge(ctx, idx, spec.Bridge, spec.SplitHorizon); err != nil {
 		return err
 	}
 	if !cur.AdminUp {
@@ -355,16 +383,26 @@ func (s *State) bridgeOf(idx uint32) (uint32, bool) {
 	return id, ok
 }
 
+// shgOf is idx's split-horizon group in bridge domain id.
+func (s *State) shgOf(idx, id uint32) uint8 {
+	for _, m := range s.bds[id].Members {
+		if m.SwIfIndex == idx {
+			return m.SHG
+		}
+	}
+	return 0
+}
+
 // joined records that idx was put into bridge domain bd.
-func (s *State) joined(idx, id uint32, bd vpp.BridgeDomain) {
-	bd.Members = append(bd.Members, vpp.BridgeMember{SwIfIndex: idx})
+func (s *State) joined(idx, id uint32, shg uint8, bd vpp.BridgeDomain) {
+	bd.Members = append(bd.Members, vpp.BridgeMember{SwIfIndex: idx, SHG: shg})
 	s.bds[id] = bd
 	s.bdOf[idx] = id
 }
 
-func (s *State) convergeBridge(ctx context.Context, idx, want uint32) error {
+func (s *State) convergeBridge(ctx context.Context, idx, want uint32, shg uint8) error {
 	cur, in := s.bridgeOf(idx)
-	if in && cur == want {
+	if in && cur == want && s.shgOf(idx, cur) == shg {
 		return nil
 	}
 	if in {
@@ -385,12 +423,12 @@ func (s *State) convergeBridge(ctx context.Context, idx, want uint32) error {
 	}
 	// The domain is known to exist: dumped by Load or created above, and
 	// the view is dropped whenever a call fails.
-	if err := s.vpp.AddToKnownBridge(ctx, idx, want, 0); err != nil {
+	if err := s.vpp.AddToKnownBridge(ctx, idx, want, shg); err != nil {
 		// A domain made for this interface alone must not outlive the
 		// failure: an ADD that fails here leaves nothing in VPP.
 		return errors.Join(err, s.pruneBridge(ctx, want))
 	}
-	s.joined(idx, want, bd)
+	s.joined(idx, want, shg, bd)
 	return nil
 }
 
@@ -498,7 +536,10 @@ func (s *State) deleteIf(ctx context.Context, idx uint32) error {
 		}
 		return s.removeSocketFile(v.SocketPath)
 	}
-	return fmt.Errorf("delete interface %d: neither memif nor vhost-user", idx)
+	if ok, err := s.deleteCrossHost(ctx, idx); ok || err != nil {
+		return err
+	}
+	return fmt.Errorf("delete interface %d: neither memif, vhost-user, VXLAN tunnel nor af_packet", idx)
 }
 
 // releaseSocket drops a memif socket filename that the memif just deleted

@@ -157,6 +157,10 @@ func hostCmd() *cobra.Command {
 	f.StringSliceVar(&cfg.VolumeRoots, "volume-root", strings.Split(envOr("USPACE_VOLUME_ROOT", "/var/run/kata-containers/vhost-user"), ","),
 		"vhost-user volume roots (block/sockets, block/devices): the volume driver's -path and every -o path root in use, repeatable or comma-separated; the agent creates and deletes volume files only inside them (env USPACE_VOLUME_ROOT)")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", envOr("USPACE_METRICS_ADDR", "127.0.0.1:9560"), "listen address for /metrics, /healthz and /readyz (empty: off)")
+	f.StringVar(&cfg.Underlay, "underlay-ip", os.Getenv("USPACE_UNDERLAY_IP"),
+		"this host's VXLAN tunnel end point, an address with prefix length (e.g. 192.168.77.1/24) the agent puts on the uplink; with --uplink, networks with a VNI span hosts (env USPACE_UNDERLAY_IP)")
+	f.StringVar(&cfg.Uplink, "uplink", os.Getenv("USPACE_UPLINK"),
+		"the Linux interface that reaches the other hosts' underlay addresses: the agent makes an af_packet interface on it in VPP (env USPACE_UPLINK)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 10*time.Second, "TTL of the agent's registration lease")
 	f.Int64Var(&memLimit, "memory-limit-mib", envInt("USPACE_MEMORY_LIMIT_MIB", defaultMemoryLimitMiB),
 		"soft memory limit of the Go runtime in MiB, 0: none; GOMEMLIMIT overrides it (env USPACE_MEMORY_LIMIT_MIB); off by default with --embedded-etcd")
