@@ -320,6 +320,9 @@ func (c *NetConf) validate() []string {
 		}
 	}
 	p = append(p, c.USpace.validate()...)
+	if v := c.USpace.VNI; v != 0 && schema.NetType(h.NetType) != schema.NetTypeBridge {
+		add(fieldProblem("uspace.vni", fmt.Sprint(v), "only a network of host.netType %q can span hosts", schema.NetTypeBridge))
+	}
 	return p
 }
 

@@ -223,6 +223,8 @@ func TestBadConfigsNameTheirField(t *testing.T) {
 		{"uspace addTimeout", mod(`"type":"userspace"`, `"type":"userspace","uspace":{"addTimeout":"ten seconds"}`), "uspace.addTimeout", types.ErrInvalidNetworkConfig},
 		{"uspace dialTimeout", mod(`"type":"userspace"`, `"type":"userspace","uspace":{"etcd":{"dialTimeout":"soon"}}`), "uspace.etcd.dialTimeout", types.ErrInvalidNetworkConfig},
 		{"uspace endpoints type", mod(`"type":"userspace"`, `"type":"userspace","uspace":{"etcd":{"endpoints":"127.0.0.1:2379"}}`), "endpoints", types.ErrInvalidNetworkConfig},
+		{"uspace vni zero-extended over 24 bits", mod(`"type":"userspace"`, `"type":"userspace","uspace":{"vni":16777216}`), "uspace.vni", types.ErrInvalidNetworkConfig},
+		{"uspace vni without bridge", strings.Replace(mod(`"type":"userspace"`, `"type":"userspace","uspace":{"vni":4242}`), `"netType":"bridge"`, `"netType":"interface"`, 1), "uspace.vni", types.ErrInvalidNetworkConfig},
 		{"runtime mac", mod(`"type":"userspace"`, `"type":"userspace","runtimeConfig":{"mac":"zz"}`), "runtimeConfig.mac", types.ErrInvalidNetworkConfig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -147,6 +147,7 @@ func BuildIntents(conf *NetConf, att Attachment, ipam *types100.Result, now time
 			return nil, configErr([]string{prob})
 		}
 		h.Bridge = bd
+		h.VNI = conf.USpace.VNI
 	}
 	ct := &schema.ContainerInterface{
 		Host:      att.Host,

@@ -87,6 +87,21 @@ func TestBuildIntentsMemifBridge(t *testing.T) {
 	}
 }
 
+// uspace.vni reaches the host intent: the network spans hosts.
+func TestBuildIntentsVNI(t *testing.T) {
+	c := mustParse(t, strings.Replace(readmeMemif, `"type":"userspace"`, `"type":"userspace","uspace":{"vni":4242}`, 1))
+	in, err := BuildIntents(c, testAtt, testIPAM(t), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Host.VNI != 4242 || in.Host.Bridge != 4 || in.Host.Network != "memif-network" {
+		t.Errorf("host intent: vni %d bridge %d network %q", in.Host.VNI, in.Host.Bridge, in.Host.Network)
+	}
+	if _, err := schema.Encode(in.Host); err != nil {
+		t.Errorf("host intent with a VNI does not validate: %v", err)
+	}
+}
+
 func TestBuildIntentsVhostAndInterface(t *testing.T) {
 	conf := strings.Replace(vhostVPP, `"netType":"bridge"`, `"netType":"interface"`, 1)
 	c := mustParse(t, conf)

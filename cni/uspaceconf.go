@@ -47,6 +47,12 @@ type USpaceConf struct {
 	AddTimeout Duration `json:"addTimeout,omitempty"`
 	// DelTimeout bounds how long DEL waits for the agent to report removal.
 	DelTimeout Duration `json:"delTimeout,omitempty"`
+	// VNI makes the network span hosts: its bridge domain is joined by
+	// VXLAN tunnels of this VNI to every other host with members of the
+	// network (hosts whose agents run with --underlay-ip and --uplink).
+	// 0: the VNI of the network's Network object in etcd, if any. A
+	// network's own setting, so never taken from the defaults file.
+	VNI uint32 `json:"vni,omitempty"`
 }
 
 // EtcdConf is store.Config with a dialTimeout that may be written as a
@@ -154,6 +160,11 @@ func (u *USpaceConf) validate() []string {
 			p = append(p, err.Error())
 		}
 	}
+	if u.VNI != 0 {
+		if err := schema.ValidateVNI("uspace.vni", u.VNI); err != nil {
+			p = append(p, err.Error())
+		}
+	}
 	if u.AddTimeout < 0 {
 		p = append(p, fieldProblem("uspace.addTimeout", time.Duration(u.AddTimeout).String(), "must not be negative"))
 	}
@@ -205,6 +216,9 @@ func (u USpaceConf) Resolve(env Environment) (USpaceConf, error) {
 		}
 		if p := file.validate(); len(p) > 0 {
 			return u, configErr([]string{fmt.Sprintf("uspace defaults file %s: %s", path, strings.Join(p, "; "))})
+		}
+		if file.VNI != 0 {
+			return u, configErr([]string{fmt.Sprintf("uspace defaults file %s: vni %d: a VNI belongs to one network; set uspace.vni in that network's config", path, file.VNI)})
 		}
 	case errors.Is(err, fs.ErrNotExist) && !explicit:
 	default:
