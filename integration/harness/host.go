@@ -43,6 +43,7 @@ type Host struct {
 	RealSPDK *realdp.SPDK
 	Agent    *Proc
 	etcd     *Etcd
+	flags    []string
 }
 
 // ShortTempDir makes a temporary directory with a short path: unix socket
@@ -73,6 +74,8 @@ func FreeAddr(t testing.TB) string {
 type HostOptions struct {
 	RealVPP  bool
 	RealSPDK bool
+	// AgentFlags are added to the host agent's (e.g. --underlay-ip).
+	AgentFlags []string
 }
 
 // StartHost starts the simulators and the host agent for host name, and
@@ -98,6 +101,7 @@ func (e *Etcd) StartHostOn(t testing.TB, name string, opts HostOptions) *Host {
 		VolumeRoot:  filepath.Join(dir, "vhost"),
 		MetricsAddr: FreeAddr(t),
 		etcd:        e,
+		flags:       opts.AgentFlags,
 	}
 	if opts.RealVPP {
 		h.RealVPP = realdp.StartVPP(t, realdp.VPPOptions{Name: name})
@@ -132,7 +136,7 @@ func (e *Etcd) StartHostOn(t testing.TB, name string, opts HostOptions) *Host {
 
 // AgentArgs are the flags the host agent runs with.
 func (h *Host) AgentArgs() []string {
-	return []string{"host",
+	return append([]string{"host",
 		"--host", h.Name,
 		"--etcd-endpoints", strings.Join(h.etcd.Endpoints, ","),
 		"--vpp-socket", h.VPPSocket,
@@ -141,7 +145,7 @@ func (h *Host) AgentArgs() []string {
 		"--volume-root", h.VolumeRoot,
 		"--metrics-addr", h.MetricsAddr,
 		"--lease-ttl", LeaseTTL.String(),
-	}
+	}, h.flags...)
 }
 
 // waitRegistered waits for the agent's lease-bound registration key under
