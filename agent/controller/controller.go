@@ -114,6 +114,11 @@ func (c *Controller) Enqueue(key string) {
 	c.queue.Add(key)
 }
 
+// EnqueueAfter queues a key for reconcile once d has passed.
+func (c *Controller) EnqueueAfter(key string, d time.Duration) {
+	c.queue.AddAfter(key, d)
+}
+
 // EnqueueAll queues every desired key, e.g. after the dataplane restarted.
 func (c *Controller) EnqueueAll() {
 	for _, k := range c.Keys() {

@@ -78,6 +78,9 @@ type Agent struct {
 	// hosts; cross is nil unless the agent joins such networks.
 	members *controller.Controller
 	cross   *crossHost
+	// goneSince is when each deleted container meta was first seen gone;
+	// only the containers worker touches it.
+	goneSince map[string]time.Time
 	// registration is this host's, once made.
 	regn atomic.Pointer[store.Registration]
 
@@ -104,6 +107,8 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 		reg:      prometheus.NewRegistry(),
 		networks: map[string]schema.Network{},
 		started:  time.Now().UTC(),
+
+		goneSince: map[string]time.Time{},
 	}
 	m := controller.NewMetrics(a.reg)
 	a.ifsync = &ifsync.Reconciler{Status: a.status, Spec: a.interfaceSpec, Log: a.log}
@@ -304,9 +309,27 @@ func (a *Agent) enqueueStatusOrphan(k schema.Key) {
 	}
 }
 
+// containerGrace is how long the statuses of a container whose meta was
+// just deleted are left to its own agent, which removes each once the
+// interface has left its VPP: the host agent only clears up after a
+// container agent that is gone. It returns what is left of it.
+func (a *Agent) containerGrace(metaKey string) time.Duration {
+	since, ok := a.goneSince[metaKey]
+	if !ok {
+		since = time.Now()
+		a.goneSince[metaKey] = since
+	}
+	return max(0, containerStatusGrace-time.Since(since))
+}
+
+// containerStatusGrace bounds how long a live container agent has to
+// remove its own statuses after its container's last DEL.
+const containerStatusGrace = 5 * time.Second
+
 // reconcileContainerStatus removes the statuses of container-side
 // interfaces whose intents are gone once their container is gone too (its
-// meta deleted, as the CNI DEL of its last interface does). While the
+// meta deleted, as the CNI DEL of its last interface does) and its agent
+// had containerStatusGrace to remove them itself. While the
 // container lives its agent removes its own statuses, after taking the
 // interface out of its VPP; a container stopped before its interfaces
 // were deleted (the order Docker and Kubernetes use) no longer can, and
@@ -315,6 +338,7 @@ func (a *Agent) enqueueStatusOrphan(k schema.Key) {
 // keys.
 func (a *Agent) reconcileContainerStatus(ctx context.Context, key string, kv *store.KV) error {
 	if kv != nil {
+		delete(a.goneSince, key)
 		return nil
 	}
 	k, err := schema.ParseKey(key)
@@ -323,11 +347,20 @@ func (a *Agent) reconcileContainerStatus(ctx context.Context, key string, kv *st
 	}
 	switch k.Kind {
 	case schema.KindContainerInterfaceKey:
-		if _, alive := a.containers.Get(schema.ContainerMetaKey(k.Host, k.Container)); alive {
+		meta := schema.ContainerMetaKey(k.Host, k.Container)
+		if _, alive := a.containers.Get(meta); alive {
+			return nil
+		}
+		if wait := a.containerGrace(meta); wait > 0 {
+			a.containers.EnqueueAfter(key, wait)
 			return nil
 		}
 		return a.status.DeleteAny(ctx, schema.StatusKey(k))
 	case schema.KindContainerMetaKey:
+		if wait := a.containerGrace(key); wait > 0 {
+			a.containers.EnqueueAfter(key, wait)
+			return nil
+		}
 		kvs, _, err := a.st.List(ctx, schema.StatusContainerPrefix(k.Host, k.Container))
 		if err != nil {
 			return fmt.Errorf("list statuses of container %s: %w", k.Container, err)
@@ -342,7 +375,11 @@ func (a *Agent) reconcileContainerStatus(ctx context.Context, key string, kv *st
 				errs = append(errs, a.status.DeleteAny(ctx, st.Key))
 			}
 		}
-		return errors.Join(errs...)
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		delete(a.goneSince, key)
+		return nil
 	}
 	return nil
 }
