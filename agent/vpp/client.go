@@ -11,6 +11,7 @@ import (
 
 	"go.fd.io/govpp/adapter/socketclient"
 	"go.fd.io/govpp/api"
+	"go.fd.io/govpp/binapi/af_packet"
 	interfaces "go.fd.io/govpp/binapi/interface"
 	"go.fd.io/govpp/binapi/ip"
 	"go.fd.io/govpp/binapi/l2"
@@ -18,6 +19,7 @@ import (
 	"go.fd.io/govpp/binapi/memif"
 	"go.fd.io/govpp/binapi/vhost_user"
 	"go.fd.io/govpp/binapi/vpe"
+	"go.fd.io/govpp/binapi/vxlan"
 	"go.fd.io/govpp/core"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
@@ -124,6 +126,11 @@ type session struct {
 	l2      l2.RPCService
 	ifc     interfaces.RPCService
 	ip      ip.RPCService
+	vxlan   vxlan.RPCService
+	afp     af_packet.RPCService
+
+	// features holds, per optional Feature, nil when VPP has it or why not.
+	features map[Feature]error
 }
 
 // Client is a VPP connection supervised for its whole life. Methods are safe
@@ -389,6 +396,8 @@ func newSession(conn *core.Connection) *session {
 		l2:      l2.NewServiceClient(conn),
 		ifc:     interfaces.NewServiceClient(conn),
 		ip:      ip.NewServiceClient(conn),
+		vxlan:   vxlan.NewServiceClient(conn),
+		afp:     af_packet.NewServiceClient(conn),
 	}
 }
 
@@ -413,6 +422,7 @@ func (c *Client) onConnected(ctx context.Context, conn *core.Connection) *sessio
 		return nil
 	}
 	s.pid = ping.VpePID
+	s.features = checkFeatures(conn, s.version.Version)
 
 	var incompat *IncompatibleError
 	if compatErr != nil {
@@ -473,7 +483,10 @@ func checkCompatibility(conn *core.Connection) error {
 	return ch.CheckCompatiblity(RequiredMessages()...)
 }
 
-// RequiredMessages lists every binapi message the driver uses.
+// RequiredMessages lists every binapi message the driver needs: a VPP
+// lacking one is incompatible. The messages of optional features (plugins
+// such as vxlan and af_packet) are not among them; see OptionalMessages and
+// CheckFeature.
 func RequiredMessages() []api.Message {
 	return []api.Message{
 		(*memclnt.ControlPing)(nil), (*memclnt.ControlPingReply)(nil),

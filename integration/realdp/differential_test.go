@@ -14,6 +14,7 @@ import (
 
 	"go.fd.io/govpp/adapter/socketclient"
 	"go.fd.io/govpp/api"
+	"go.fd.io/govpp/binapi/af_packet"
 	"go.fd.io/govpp/binapi/ethernet_types"
 	"go.fd.io/govpp/binapi/fib_types"
 	interfaces "go.fd.io/govpp/binapi/interface"
@@ -23,6 +24,7 @@ import (
 	"go.fd.io/govpp/binapi/l2"
 	"go.fd.io/govpp/binapi/memif"
 	"go.fd.io/govpp/binapi/vhost_user"
+	"go.fd.io/govpp/binapi/vxlan"
 	"go.fd.io/govpp/core"
 
 	"github.com/uspace-io/uspace/integration/harness"
@@ -37,7 +39,13 @@ type vppAPI struct {
 	l2    l2.RPCService
 	ip    ip.RPCService
 	vhost vhost_user.RPCService
+	vxlan vxlan.RPCService
+	afp   af_packet.RPCService
 	dir   string // a directory of the instance's own, for socket files
+	// link and peer are the ends of a veth pair for af_packet; ids keeps
+	// sw_if_indexes between steps.
+	link, peer string
+	ids        map[string]uint32
 }
 
 // step is one call, or a few, whose answer both dataplanes must give alike:
@@ -238,7 +246,7 @@ func routes(ctx context.Context, a *vppAPI) string {
 	return strings.Join(out, " ")
 }
 
-func runSteps(t *testing.T, socket, dir string) []string {
+func runSteps(t *testing.T, socket, dir, link, peer string) []string {
 	t.Helper()
 	conn, err := core.Connect(socketclient.NewVppClient(socket))
 	if err != nil {
@@ -246,11 +254,12 @@ func runSteps(t *testing.T, socket, dir string) []string {
 	}
 	defer conn.Disconnect()
 	a := &vppAPI{mem: memif.NewServiceClient(conn), ifs: interfaces.NewServiceClient(conn), l2: l2.NewServiceClient(conn),
-		ip: ip.NewServiceClient(conn), vhost: vhost_user.NewServiceClient(conn), dir: dir}
+		ip: ip.NewServiceClient(conn), vhost: vhost_user.NewServiceClient(conn), dir: dir,
+		vxlan: vxlan.NewServiceClient(conn), afp: af_packet.NewServiceClient(conn), link: link, peer: peer, ids: map[string]uint32{}}
 	var out []string
-	for _, s := range steps {
+	for _, s := range append(steps, tunnelSteps...) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		got := strings.ReplaceAll(s.do(ctx, a), dir, "<dir>")
+		got := strings.NewReplacer(dir, "<dir>", link, "<link>", peer, "<peer>").Replace(s.do(ctx, a))
 		cancel()
 		out = append(out, got)
 	}
@@ -260,7 +269,7 @@ func runSteps(t *testing.T, socket, dir string) []string {
 // TestSimulatorAnswersAsRealVPP sends the same calls to vppsim and to a
 // real VPP 25.02 and compares every answer.
 func TestSimulatorAnswersAsRealVPP(t *testing.T) {
-	real := realdp.StartVPP(t, realdp.VPPOptions{Name: "diff"})
+	real := realdp.StartVPP(t, realdp.VPPOptions{Name: "diff", Plugins: []string{"vxlan", "af_packet"}})
 	t.Logf("real: %s", real.Version(t))
 	realDir := filepath.Join(real.Dir, "d")
 	simDir := harness.ShortTempDir(t)
@@ -274,9 +283,10 @@ func TestSimulatorAnswersAsRealVPP(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sim.Close() })
-	want := runSteps(t, real.APISocket, realDir)
-	got := runSteps(t, sim.Socket(), simDir)
-	for i, s := range steps {
+	link, peer := vethPair(t)
+	want := runSteps(t, real.APISocket, realDir, link, peer)
+	got := runSteps(t, sim.Socket(), simDir, link, peer)
+	for i, s := range append(steps, tunnelSteps...) {
 		if got[i] != want[i] {
 			t.Errorf("%s:\n  vppsim:   %s\n  real VPP: %s", s.name, got[i], want[i])
 		} else {

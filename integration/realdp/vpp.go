@@ -59,6 +59,10 @@ type VPPOptions struct {
 	// Netns is the path of the network namespace VPP runs in (a
 	// container's VPP runs in the container's); "" runs it in the test's.
 	Netns string
+	// Plugins are enabled besides memif, vhost and ping, by short name:
+	// "vxlan" enables vxlan_plugin.so, "af_packet" af_packet_plugin.so
+	// (the shared build has both).
+	Plugins []string
 }
 
 // VPP is one real VPP instance.
@@ -92,7 +96,7 @@ func StartVPP(t testing.TB, opts VPPOptions) *VPP {
 		prefix:    "uspace-" + name + "-" + hex.EncodeToString(suffix[:]),
 	}
 	var enable strings.Builder
-	for _, p := range []string{"memif", "vhost", "ping"} {
+	for _, p := range append([]string{"memif", "vhost", "ping"}, opts.Plugins...) {
 		fmt.Fprintf(&enable, "  plugin %s_plugin.so { enable }\n", p)
 	}
 	conf := strings.NewReplacer(

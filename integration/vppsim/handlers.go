@@ -95,6 +95,12 @@ func allHandlers() []*handler {
 		onDump(hIPAddressDump),
 		onRequest(hIPRouteAddDel),
 		onDump(hIPRouteDump),
+		// af_packet, vxlan (tunnels.go)
+		onRequest(hAfPacketCreateV3),
+		onRequest(hAfPacketDelete),
+		onDump(hAfPacketDump),
+		onRequest(hVxlanAddDelTunnelV3),
+		onDump(hVxlanTunnelV2Dump),
 	}
 }
 

@@ -25,6 +25,8 @@ const (
 	kindLocal ifKind = iota
 	kindMemif
 	kindVhost
+	kindAFPacket
+	kindVXLAN
 )
 
 func (k ifKind) devType() string {
@@ -33,6 +35,10 @@ func (k ifKind) devType() string {
 		return "memif"
 	case kindVhost:
 		return "vhost-user"
+	case kindAFPacket:
+		return "af-packet"
+	case kindVXLAN:
+		return "VXLAN"
 	default:
 		return "local"
 	}
@@ -54,6 +60,8 @@ type iface struct {
 	shg       uint8
 	memif     *memifIf
 	vhost     *vhostIf
+	afp       *afPacketIf
+	vxlan     *vxlanIf
 }
 
 type memifSocket struct {
@@ -182,6 +190,8 @@ type world struct {
 
 	events []pendingEvent
 	macSeq uint32
+
+	tun tunnels // af_packet and VXLAN (tunnels.go)
 }
 
 func newWorld(runtimeDir string, generation int) *world {
@@ -291,6 +301,7 @@ func (w *world) removeIface(i *iface) {
 	if v := i.vhost; v != nil {
 		delete(w.vhostByPath, v.sockFilename)
 	}
+	w.tun.forget(i)
 	delete(w.ifaces, i.swIfIndex)
 	w.freeIdx = append(w.freeIdx, i.swIfIndex)
 	w.events = append(w.events, pendingEvent{swIfIndex: i.swIfIndex, deleted: true})

@@ -1,0 +1,155 @@
+package vpp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"go.fd.io/govpp/api"
+	"go.fd.io/govpp/binapi/af_packet"
+	"go.fd.io/govpp/binapi/ethernet_types"
+)
+
+// maxLinuxIfName is IFNAMSIZ without its NUL.
+const maxLinuxIfName = 15
+
+// AFPacket is a VPP interface on a Linux interface (VPP names it
+// host-<HostIfName>, device type "af-packet").
+type AFPacket struct {
+	SwIfIndex  uint32
+	HostIfName string
+}
+
+func afpObj(name string) string { return fmt.Sprintf("on %q", name) }
+
+// AFPackets lists the af_packet interfaces (af_packet_dump). It fails with
+// ErrUnsupported when VPP lacks the af_packet plugin.
+func (c *Client) AFPackets(ctx context.Context) ([]AFPacket, error) {
+	const op = "dump af_packet interfaces"
+	s, rctx, cancel, err := c.beginWith(ctx, FeatureAFPacket, op, "")
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	out, err := afPackets(rctx, s)
+	if err != nil {
+		return nil, opErr(op, "", nil, err)
+	}
+	return out, nil
+}
+
+func afPackets(ctx context.Context, s *session) ([]AFPacket, error) {
+	ds, err := drain[*af_packet.AfPacketDetails](s.afp.AfPacketDump(ctx, &af_packet.AfPacketDump{}))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]AFPacket, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, AFPacket{SwIfIndex: uint32(d.SwIfIndex), HostIfName: d.HostIfName})
+	}
+	return out, nil
+}
+
+func validLinuxIfName(name string) error {
+	if name == "" || len(name) > maxLinuxIfName {
+		return fmt.Errorf("a Linux interface name has 1..%d bytes", maxLinuxIfName)
+	}
+	for _, r := range name {
+		if r <= ' ' || r == '/' || r > 0x7e {
+			return errors.New("a Linux interface name is printable ASCII without spaces or '/'")
+		}
+	}
+	return nil
+}
+
+// CreateAFPacket makes a VPP interface on a Linux interface
+// (af_packet_create_v3, ethernet mode, one rx and one tx queue) and returns
+// its sw_if_index; VPP creates it admin-down. Its MAC is the Linux
+// interface's: VPP 25.02 takes hw_addr as given when use_random_hw_addr is
+// false (all zeros when it is left empty), so the driver reads the MAC
+// from the Linux interface of that name in its own network namespace and
+// passes it; when it sees no such interface (the agent runs in another
+// namespace than VPP) VPP picks a random 02:fe MAC. Idempotent: when VPP
+// answers that it exists (IF_ALREADY_EXISTS, -79) the existing one's index
+// is returned. A Linux interface VPP does not see (INVALID_INTERFACE, -71)
+// is ErrNotFound. It fails with ErrUnsupported when VPP lacks the
+// af_packet plugin.
+func (c *Client) CreateAFPacket(ctx context.Context, hostIfName string) (uint32, error) {
+	const op = "create af_packet"
+	obj := afpObj(hostIfName)
+	if err := validLinuxIfName(hostIfName); err != nil {
+		return NoInterface, opErr(op, obj, ErrInvalid, err)
+	}
+	s, rctx, cancel, err := c.beginWith(ctx, FeatureAFPacket, op, obj)
+	if err != nil {
+		return NoInterface, err
+	}
+	defer cancel()
+	req := &af_packet.AfPacketCreateV3{
+		Mode:        af_packet.AF_PACKET_API_MODE_ETHERNET,
+		HostIfName:  hostIfName,
+		NumRxQueues: 1,
+		NumTxQueues: 1,
+	}
+	if li, err := net.InterfaceByName(hostIfName); err == nil && len(li.HardwareAddr) == 6 {
+		req.HwAddr = ethernet_types.NewMacAddress(li.HardwareAddr)
+	} else {
+		req.UseRandomHwAddr = true
+	}
+	r, err := s.afp.AfPacketCreateV3(rctx, req)
+	switch {
+	case err == nil:
+		return uint32(r.SwIfIndex), nil
+	case retvalIs(err, api.IF_ALREADY_EXISTS):
+		// VPP's reply carries the existing interface's index; the dump
+		// confirms it (and finds it should a VPP not fill it in).
+		all, derr := afPackets(rctx, s)
+		if derr != nil {
+			return NoInterface, opErr(op, obj, nil, derr)
+		}
+		for _, a := range all {
+			if a.HostIfName == hostIfName {
+				return a.SwIfIndex, nil
+			}
+		}
+		return NoInterface, opErr(op, obj, ErrConflict, fmt.Errorf("VPP says it exists but af_packet_dump does not list it (%w)", err))
+	case retvalIs(err, api.INVALID_INTERFACE):
+		return NoInterface, opErr(op, obj, ErrNotFound, fmt.Errorf("no Linux interface %q in VPP's network namespace (%w)", hostIfName, err))
+	}
+	return NoInterface, vppErr(op, obj, err)
+}
+
+// DeleteAFPacket deletes the af_packet interface on a Linux interface (VPP
+// takes it out of its bridge domain). One already gone is success: VPP
+// 25.02 answers SYSCALL_ERROR_1 (-11) for a name it has no interface on,
+// which the driver confirms with a dump.
+func (c *Client) DeleteAFPacket(ctx context.Context, hostIfName string) error {
+	const op = "delete af_packet"
+	obj := afpObj(hostIfName)
+	if err := validLinuxIfName(hostIfName); err != nil {
+		return opErr(op, obj, ErrInvalid, err)
+	}
+	s, rctx, cancel, err := c.beginWith(ctx, FeatureAFPacket, op, obj)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	_, err = s.afp.AfPacketDelete(rctx, &af_packet.AfPacketDelete{HostIfName: hostIfName})
+	if err == nil {
+		return nil
+	}
+	if retvalIs(err, api.SYSCALL_ERROR_1) {
+		all, derr := afPackets(rctx, s)
+		if derr != nil {
+			return opErr(op, obj, nil, derr)
+		}
+		for _, a := range all {
+			if a.HostIfName == hostIfName {
+				return vppErr(op, obj, err)
+			}
+		}
+		return nil
+	}
+	return vppErr(op, obj, err)
+}
