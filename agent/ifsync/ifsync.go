@@ -108,7 +108,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, key string, kv *store.KV) er
 	}
 	if kv == nil {
 		if err := vs.Remove(ctx, vppstate.Owner(key)); err != nil {
-			return r.VS.Failed(fmt.Errorf("remove interface %s: %w", k.Interface, err))
+			return r.VS.Failed(fmt.Errorf("remove %s: %w", describe(k), err))
 		}
 		return r.Status.Delete(ctx, sk)
 	}
@@ -119,7 +119,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, key string, kv *store.KV) er
 		if drifted {
 			err = fmt.Errorf("repair after %s: %w", d, err)
 		}
-		err = r.VS.Failed(fmt.Errorf("apply interface %s: %w", k.Interface, err))
+		err = r.VS.Failed(fmt.Errorf("apply %s: %w", describe(k), err))
 		return errors.Join(err, r.report(ctx, sk, kv.ModRevision, vpp.Interface{SwIfIndex: idx, Name: itf.Name}, spec, err, r.retrying(err)))
 	}
 	delete(r.drifted, spec.Owner)
@@ -258,4 +258,15 @@ func (r *Reconciler) proven() map[string]bool {
 		}
 	}
 	return owners
+}
+
+// describe names what a key's reconcile converges, for its errors.
+func describe(k schema.Key) string {
+	switch k.Kind {
+	case schema.KindTunnelKey:
+		return fmt.Sprintf("VXLAN tunnel of network %s to host %s", k.Network, k.Peer)
+	case schema.KindUplinkKey:
+		return "uplink"
+	}
+	return "interface " + k.Interface
 }

@@ -2,6 +2,7 @@ package vppstate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/uspace-io/uspace/agent/vpp"
@@ -11,22 +12,30 @@ import (
 // loadCrossHost reads the VXLAN tunnels and af_packet interfaces of a VPP
 // that has the plugins for them; one without has none to read.
 func (s *State) loadCrossHost(ctx context.Context) error {
-	if !s.vpp.SupportsCrossHost() {
-		return nil
-	}
-	tuns, err := s.vpp.VXLANTunnels(ctx)
-	if err != nil {
-		return err
-	}
-	for _, t := range tuns {
-		s.vxlans[t.SwIfIndex] = t
-	}
-	afs, err := s.vpp.AFPackets(ctx)
-	if err != nil {
-		return err
-	}
-	for _, a := range afs {
-		s.afpkts[a.SwIfIndex] = a
+	for _, f := range []vpp.Feature{vpp.FeatureVXLAN, vpp.FeatureAFPacket} {
+		var fe *vpp.FeatureError
+		switch err := s.vpp.CheckFeature(ctx, f); {
+		case errors.As(err, &fe):
+			continue // nothing of it to read; creating one says why not
+		case err != nil:
+			return err
+		case f == vpp.FeatureVXLAN:
+			tuns, err := s.vpp.VXLANTunnels(ctx)
+			if err != nil {
+				return err
+			}
+			for _, t := range tuns {
+				s.vxlans[t.SwIfIndex] = t
+			}
+		default:
+			afs, err := s.vpp.AFPackets(ctx)
+			if err != nil {
+				return err
+			}
+			for _, a := range afs {
+				s.afpkts[a.SwIfIndex] = a
+			}
+		}
 	}
 	return nil
 }

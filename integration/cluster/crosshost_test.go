@@ -59,21 +59,20 @@ func vppOf(t *testing.T, h *harness.Host) *vpp.Client {
 
 // tunnelsIn lists h's VPP's uspace VXLAN tunnels as "peer@dst/vni in bd
 // shg", peer being the host whose tunnel key owns it.
-func tunnelsIn(t *testing.T, h *harness.Host, c *vpp.Client, peers []*harness.Host) []string {
-	t.Helper()
+func tunnelsIn(h *harness.Host, c *vpp.Client, peers []*harness.Host) ([]string, error) {
 	ctx, cancel := context.WithTimeout(bg(), 10*time.Second)
 	defer cancel()
 	ifs, err := c.Interfaces(ctx)
 	if err != nil {
-		t.Fatalf("%s: interfaces: %v", h.Name, err)
+		return nil, fmt.Errorf("%s: interfaces: %w", h.Name, err)
 	}
 	tuns, err := c.VXLANTunnels(ctx)
 	if err != nil {
-		t.Fatalf("%s: VXLAN tunnels: %v", h.Name, err)
+		return nil, fmt.Errorf("%s: VXLAN tunnels: %w", h.Name, err)
 	}
 	bds, err := c.BridgeDomains(ctx)
 	if err != nil {
-		t.Fatalf("%s: bridge domains: %v", h.Name, err)
+		return nil, fmt.Errorf("%s: bridge domains: %w", h.Name, err)
 	}
 	owner := map[uint32]string{}
 	for _, i := range ifs {
@@ -100,7 +99,7 @@ func tunnelsIn(t *testing.T, h *harness.Host, c *vpp.Client, peers []*harness.Ho
 		out = append(out, fmt.Sprintf("%s@%s>%s/%d %s", peer, tun.Src, tun.Dst, tun.VNI, where))
 	}
 	slices.Sort(out)
-	return out
+	return out, nil
 }
 
 // wantTunnel is how tunnelsIn shows h's tunnel to peer (host index pi).
@@ -109,18 +108,19 @@ func wantTunnel(hi int, peer string, pi int) string {
 }
 
 // eventuallyTunnels waits, bounded, until h's VPP holds exactly want.
-// VPP has no event for a tunnel made, so this polls the dataplane.
+// VPP has no event for a tunnel made, so this polls the dataplane (and
+// rides out a VPP restart: the test's own connection comes back too).
 func eventuallyTunnels(t *testing.T, h *harness.Host, c *vpp.Client, peers []*harness.Host, want ...string) {
 	t.Helper()
 	slices.Sort(want)
 	deadline := time.Now().Add(harness.WaitTimeout)
 	for {
-		got := tunnelsIn(t, h, c, peers)
-		if slices.Equal(got, want) {
+		got, err := tunnelsIn(h, c, peers)
+		if err == nil && slices.Equal(got, want) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s's VPP tunnels:\n got %v\nwant %v", h.Name, got, want)
+			t.Fatalf("%s's VPP tunnels:\n got %v (%v)\nwant %v", h.Name, got, err, want)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
