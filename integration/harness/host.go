@@ -76,6 +76,10 @@ type HostOptions struct {
 	RealSPDK bool
 	// AgentFlags are added to the host agent's (e.g. --underlay-ip).
 	AgentFlags []string
+	// VPPNetns and VPPPlugins: with RealVPP, the network namespace the
+	// VPP runs in and the plugins it enables besides the usual ones.
+	VPPNetns   string
+	VPPPlugins []string
 }
 
 // StartHost starts the simulators and the host agent for host name, and
@@ -104,7 +108,7 @@ func (e *Etcd) StartHostOn(t testing.TB, name string, opts HostOptions) *Host {
 		flags:       opts.AgentFlags,
 	}
 	if opts.RealVPP {
-		h.RealVPP = realdp.StartVPP(t, realdp.VPPOptions{Name: name})
+		h.RealVPP = realdp.StartVPP(t, realdp.VPPOptions{Name: name, Netns: opts.VPPNetns, Plugins: opts.VPPPlugins})
 		h.VPPSocket = h.RealVPP.APISocket
 	} else {
 		var err error

@@ -74,7 +74,12 @@ func (w *world) netconf(conf string) *libcni.NetworkConfigList {
 		w.t.Fatalf("test config: %v", err)
 	}
 	m["sharedDir"] = w.host.SharedDir
-	m["uspace"] = map[string]any{"etcd": map[string]any{"endpoints": w.etcd.Endpoints}, "host": hostName, "addTimeout": "20s"}
+	u, _ := m["uspace"].(map[string]any)
+	if u == nil {
+		u = map[string]any{}
+	}
+	u["etcd"], u["host"], u["addTimeout"] = map[string]any{"endpoints": w.etcd.Endpoints}, w.host.Name, "20s"
+	m["uspace"] = u
 	if ipam, ok := m["ipam"].(map[string]any); ok {
 		ipam["dataDir"] = w.ipamDir
 	}
@@ -102,6 +107,7 @@ func mustConf(t *testing.T, b []byte) *libcni.PluginConfig {
 // container agent with a real VPP inside the namespace.
 type container struct {
 	id, netns string
+	host      string // the host it was added on
 	ctr       *harness.Container
 	ip        string // first address the ADD returned, without prefix
 }
@@ -125,6 +131,7 @@ func (w *world) rt(c *container, ifname string) *libcni.RuntimeConf {
 // add runs the CNI ADD and keeps the container's first IP.
 func (w *world) add(list *libcni.NetworkConfigList, c *container, ifname string) *types100.Result {
 	w.t.Helper()
+	c.host = w.host.Name
 	r, err := w.cni.AddNetworkList(context.Background(), list, w.rt(c, ifname))
 	if err != nil {
 		w.t.Fatalf("CNI ADD %s %s: %v", c.id, ifname, err)
@@ -149,16 +156,16 @@ func (w *world) del(list *libcni.NetworkConfigList, c *container, ifname string)
 // startAgent runs the container's agent with a real VPP in its netns.
 func (w *world) startAgent(c *container) {
 	w.t.Helper()
-	c.ctr = w.etcd.StartContainerOn(w.t, hostName, w.host.SharedDir,
+	c.ctr = w.etcd.StartContainerOn(w.t, w.host.Name, w.host.SharedDir,
 		harness.ContainerOptions{RealVPP: true, Netns: c.netns}, []string{"--container-id", c.id})
 }
 
 func ctrStatusKey(c *container, ifname string) string {
-	return schema.StatusKey(schema.Key{Kind: schema.KindContainerInterfaceKey, Host: hostName, Container: c.id, Interface: ifname})
+	return schema.StatusKey(schema.Key{Kind: schema.KindContainerInterfaceKey, Host: c.host, Container: c.id, Interface: ifname})
 }
 
 func hostStatusKey(c *container, ifname string) string {
-	return schema.StatusKey(schema.Key{Kind: schema.KindInterfaceKey, Host: hostName, Container: c.id, Interface: ifname})
+	return schema.StatusKey(schema.Key{Kind: schema.KindInterfaceKey, Host: c.host, Container: c.id, Interface: ifname})
 }
 
 func (w *world) waitCtrReady(c *container, ifname string) *schema.InterfaceStatus {

@@ -1,0 +1,94 @@
+package realdp_test
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/cni/libcni"
+
+	"github.com/uspace-io/uspace/integration/binaries"
+	"github.com/uspace-io/uspace/integration/harness"
+	"github.com/uspace-io/uspace/integration/realdp"
+	"github.com/uspace-io/uspace/schema"
+)
+
+// spanNet is the upstream memif network made to span hosts (uspace.vni);
+// each host's host-local hands out its own part of the subnet.
+func spanNet(first, last int) string {
+	return fmt.Sprintf(`{"cniVersion":"1.0.0","type":"userspace","name":"span-network",
+ "host":{"engine":"vpp","iftype":"memif","netType":"bridge",
+         "memif":{"role":"master","mode":"ethernet"},"bridge":{"bridgeName":"4"}},
+ "container":{"engine":"vpp","iftype":"memif","netType":"interface",
+              "memif":{"role":"slave","mode":"ethernet"}},
+ "uspace":{"vni":4242},
+ "ipam":{"type":"host-local","subnet":"10.57.0.0/24","rangeStart":"10.57.0.%d","rangeEnd":"10.57.0.%d"}}`, first, last)
+}
+
+// TestNetworkSpansRealVPPs: two hosts, each with a real VPP in a network
+// namespace of its own whose only link to the other is a veth pair, and
+// with its host agent joined to networks that span hosts over that link
+// (--underlay-ip, --uplink). A container on each host, on one network with
+// a VNI, gets a real container VPP; the one on host 1 pings the one on
+// host 2 through host 1's bridge domain, the VXLAN tunnel the agents made,
+// and host 2's bridge domain. DEL of one side takes the tunnels down.
+func TestNetworkSpansRealVPPs(t *testing.T) {
+	realdp.NeedVPP(t)
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	sfx := hex.EncodeToString(b[:])
+	links := []string{"usa" + sfx, "usb" + sfx}
+	var nss []string
+	for i := range links {
+		nss = append(nss, netns(t, "usx"+strconv.Itoa(i)+sfx))
+	}
+	run(t, "ip", "link", "add", links[0], "type", "veth", "peer", "name", links[1])
+	for i, l := range links {
+		run(t, "ip", "link", "set", l, "netns", nss[i])
+	}
+
+	e := harness.StartEtcd(t)
+	cni := libcni.NewCNIConfigWithCacheDir([]string{binaries.Dir(t, "userspace", "host-local")}, t.TempDir(), nil)
+	var ws []*world
+	for i := range links {
+		h := e.StartHostOn(t, "node"+strconv.Itoa(i+1), harness.HostOptions{RealVPP: true,
+			VPPNetns: nss[i], VPPPlugins: []string{"vxlan", "af_packet"},
+			AgentFlags: []string{"--underlay-ip", fmt.Sprintf("192.168.78.%d/24", i+1), "--uplink", links[i]}})
+		ws = append(ws, &world{t: t, etcd: e, host: h, cni: cni, ipamDir: t.TempDir()})
+	}
+	confs := []string{spanNet(10, 19), spanNet(20, 29)}
+	var cs []*container
+	for i, w := range ws {
+		c := newContainer(t)
+		w.add(w.netconf(confs[i]), c, "net1")
+		w.startAgent(c)
+		cs = append(cs, c)
+	}
+	for i, w := range ws {
+		w.waitCtrReady(cs[i], "net1")
+		harness.WaitStatus[schema.InterfaceStatus](t, e,
+			schema.StatusKey(schema.Key{Kind: schema.KindTunnelKey, Host: w.host.Name, Network: "span-network", Peer: ws[1-i].host.Name}),
+			0, harness.Ready[schema.InterfaceStatus])
+	}
+	t.Logf("host 1 -> host 2: %s", ping(t, cs[0].ctr.RealVPP, cs[1].ip))
+	t.Logf("host 2 -> host 1: %s", ping(t, cs[1].ctr.RealVPP, cs[0].ip))
+	for _, w := range ws {
+		if out := w.host.RealVPP.CLI(t, "show vxlan tunnel"); !strings.Contains(out, "vni 4242") {
+			t.Errorf("%s: show vxlan tunnel:\n%s", w.host.Name, out)
+		}
+	}
+
+	ws[1].del(ws[1].netconf(confs[1]), cs[1], "net1")
+	for i, w := range ws {
+		e.WaitGone(t, schema.StatusKey(schema.Key{Kind: schema.KindTunnelKey, Host: w.host.Name, Network: "span-network", Peer: ws[1-i].host.Name}))
+	}
+	e.WaitGone(t, schema.MemberKey(ws[1].host.Name, "span-network"))
+	for _, w := range ws {
+		if out := w.host.RealVPP.CLI(t, "show vxlan tunnel"); strings.Contains(out, "vni 4242") {
+			t.Errorf("%s: tunnel left after the last member of host 2 went:\n%s", w.host.Name, out)
+		}
+	}
+}
