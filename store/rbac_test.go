@@ -206,7 +206,7 @@ func TestEnsureIdentities(t *testing.T) {
 		return all
 	}
 	done := ensure()
-	if len(done) != 2+3+2+2+2 {
+	if len(done) != 2+5+2+2+2 {
 		t.Fatalf("first run did: %q", done)
 	}
 	if again := ensure(); len(again) != 0 {
