@@ -47,11 +47,11 @@ type localIf struct {
 }
 
 func newCrossHost(self, underlay, uplink string) (*crossHost, error) {
-	x := &crossHost{self: self, uplink: uplink, local: map[string]localIf{},
-		members: map[string]store.KV{}, derived: map[string]store.KV{}, synced: make(chan struct{})}
 	if underlay == "" && uplink == "" {
 		return nil, nil
 	}
+	x := &crossHost{self: self, uplink: uplink, local: map[string]localIf{},
+		members: map[string]store.KV{}, derived: map[string]store.KV{}, synced: make(chan struct{})}
 	p, err := netip.ParsePrefix(underlay)
 	if err != nil || underlay == "" || uplink == "" {
 		return nil, fmt.Errorf("networks spanning hosts need both --underlay-ip, an address with prefix length (e.g. 192.168.77.1/24), and --uplink, the Linux interface that reaches the other hosts: got --underlay-ip %q --uplink %q", underlay, uplink)
