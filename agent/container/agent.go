@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/uspace-io/uspace/agent/controller"
-	"github.com/uspace-io/uspace/agent/ifsync"
+	ifreconcile "github.com/uspace-io/uspace/agent/reconcile/interfaces"
 	"github.com/uspace-io/uspace/agent/vpp"
 	"github.com/uspace-io/uspace/agent/vppstate"
 	"github.com/uspace-io/uspace/schema"
@@ -47,7 +47,7 @@ type Agent struct {
 	log       *slog.Logger
 	container string
 	vpp       *vpp.Client
-	ifsync    *ifsync.Reconciler
+	ifrec     *ifreconcile.Reconciler
 	status    *controller.StatusWriter
 	ifaces    *controller.Controller
 }
@@ -135,7 +135,7 @@ func (a *Agent) serve(ctx context.Context) error {
 	// The client reconnects with backoff: VPP may start after the agent.
 	a.vpp = vpp.Dial(vpp.Config{Socket: a.cfg.VPPSocket, ClientName: "uspace-container-agent", Logger: log})
 	defer a.vpp.Close()
-	a.ifsync = &ifsync.Reconciler{VS: vppstate.NewCache(a.vpp, a.cfg.SharedDir, log), Status: a.status, Spec: interfaceSpec, Log: log}
+	a.ifrec = &ifreconcile.Reconciler{VS: vppstate.NewCache(a.vpp, a.cfg.SharedDir, log), Status: a.status, Spec: interfaceSpec, Log: log}
 	if _, err := a.status.Load(ctx, schema.StatusContainerPrefix(a.cfg.Host, id)); err != nil {
 		return err
 	}
@@ -143,8 +143,8 @@ func (a *Agent) serve(ctx context.Context) error {
 		return a.once(ctx)
 	}
 
-	a.ifaces = controller.New("container-interfaces", a.ifsync.Reconcile, controller.NewMetrics(prometheus.NewRegistry()), log)
-	a.ifsync.Desired = a.ifaces.List
+	a.ifaces = controller.New("container-interfaces", a.ifrec.Reconcile, controller.NewMetrics(prometheus.NewRegistry()), log)
+	a.ifrec.Desired = a.ifaces.List
 	// Every goroutine below belongs to g; the first to fail ends the rest.
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.st.ListWatch(gctx, schema.ContainerPrefix(a.cfg.Host, id), a.onEvent) })
@@ -190,7 +190,7 @@ func (a *Agent) once(ctx context.Context) error {
 	for _, kv := range kvs {
 		if k, err := schema.ParseKey(kv.Key); err == nil && k.Kind == schema.KindContainerInterfaceKey {
 			n++
-			errs = append(errs, a.ifsync.Reconcile(ctx, kv.Key, &kv))
+			errs = append(errs, a.ifrec.Reconcile(ctx, kv.Key, &kv))
 		}
 	}
 	if n == 0 {
@@ -211,7 +211,7 @@ func (a *Agent) onEvent(ev store.Event) error {
 				ifs = append(ifs, kv)
 			}
 		}
-		a.ifaces.Replace(ifs, ifsync.SweepKey)
+		a.ifaces.Replace(ifs, ifreconcile.SweepKey)
 	case store.Put, store.Delete:
 		k, err := schema.ParseKey(ev.KV.Key)
 		if err != nil || k.Kind != schema.KindContainerInterfaceKey {
@@ -238,7 +238,7 @@ func (a *Agent) watchVPP(ctx context.Context, log *slog.Logger) {
 				return // the client was closed
 			}
 			log.Info("VPP connection changed", "event", ev.Type, "err", ev.Err)
-			a.ifaces.Enqueue(ifsync.SweepKey)
+			a.ifaces.Enqueue(ifreconcile.SweepKey)
 			a.ifaces.EnqueueAll()
 		}
 	}

@@ -23,7 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/uspace-io/uspace/agent/controller"
-	"github.com/uspace-io/uspace/agent/ifsync"
+	ifreconcile "github.com/uspace-io/uspace/agent/reconcile/interfaces"
 	"github.com/uspace-io/uspace/agent/spdk"
 	"github.com/uspace-io/uspace/agent/vpp"
 	"github.com/uspace-io/uspace/agent/vppstate"
@@ -84,7 +84,7 @@ type Agent struct {
 	// registration is this host's, once made.
 	regn atomic.Pointer[store.Registration]
 
-	ifsync *ifsync.Reconciler
+	ifrec *ifreconcile.Reconciler
 
 	netMu    sync.RWMutex
 	networks map[string]schema.Network
@@ -111,11 +111,11 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 		goneSince: map[string]time.Time{},
 	}
 	m := controller.NewMetrics(a.reg)
-	a.ifsync = &ifsync.Reconciler{Status: a.status, Spec: a.interfaceSpec, Log: a.log}
-	a.ifaces = controller.New("interfaces", a.ifsync.Reconcile, m, a.log)
-	a.ifsync.Desired = a.ifaces.List
-	a.ifsync.Enqueue = a.ifaces.Enqueue
-	a.ifsync.EnqueueAll = a.ifaces.EnqueueAll
+	a.ifrec = &ifreconcile.Reconciler{Status: a.status, Spec: a.interfaceSpec, Log: a.log}
+	a.ifaces = controller.New("interfaces", a.ifrec.Reconcile, m, a.log)
+	a.ifrec.Desired = a.ifaces.List
+	a.ifrec.Enqueue = a.ifaces.Enqueue
+	a.ifrec.EnqueueAll = a.ifaces.EnqueueAll
 	a.volumes = controller.New("volumes", a.reconcileVolume, m, a.log)
 	a.containers = controller.New("container-statuses", a.reconcileContainerStatus, m, a.log)
 	pub := &publisher{st: st, agent: a}
@@ -133,7 +133,7 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "uspace_sweep_refused_interfaces",
 			Help: "uspace-tagged interfaces the last sweep left in VPP because nothing proved them this host's (wrong --host, empty or other etcd?).",
-		}, func() float64 { return float64(len(a.ifsync.Refused())) }),
+		}, func() float64 { return float64(len(a.ifrec.Refused())) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "uspace_status_writes_pending",
 			Help: "Status changes made by reconciles that are not in etcd yet (status writes are batched).",
@@ -161,7 +161,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// made before the HTTP server starts, which reads it.
 	a.vpp = vpp.Dial(vpp.Config{Socket: a.cfg.VPPSocket, ClientName: "uspace-host-agent", Logger: a.log, InterfaceEvents: true})
 	defer a.vpp.Close()
-	a.ifsync.VS = vppstate.NewCache(a.vpp, a.cfg.SharedDir, a.log)
+	a.ifrec.VS = vppstate.NewCache(a.vpp, a.cfg.SharedDir, a.log)
 
 	srv, err := a.serveHTTP()
 	if err != nil {
@@ -227,7 +227,7 @@ func (a *Agent) converge(ctx context.Context, g *errgroup.Group) error {
 	// independent: they overlap, and the workers start once all are in.
 	var load errgroup.Group
 	load.Go(func() error {
-		if err := a.ifsync.VS.Warm(ctx); err != nil {
+		if err := a.ifrec.VS.Warm(ctx); err != nil {
 			a.log.Info("VPP state not read ahead; the first sweep reads it", "err", err)
 		}
 		return nil
@@ -517,7 +517,7 @@ func (a *Agent) readiness() (bool, map[string]any) {
 		ready = false
 		state["statusWrites"] = err.Error()
 	}
-	if refused := a.ifsync.Refused(); len(refused) > 0 {
+	if refused := a.ifrec.Refused(); len(refused) > 0 {
 		ready = false
 		state["sweepRefused"] = fmt.Sprintf("%d uspace-tagged interfaces in VPP match no intent or status of host %s; left alone (wrong --host, or an empty or other etcd?)", len(refused), a.cfg.Host)
 	}

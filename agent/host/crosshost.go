@@ -11,7 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/uspace-io/uspace/agent/ifsync"
+	ifreconcile "github.com/uspace-io/uspace/agent/reconcile/interfaces"
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store"
 )
@@ -277,7 +277,7 @@ func (a *Agent) networkVNI(name string) uint32 {
 func (a *Agent) replaceInterfaces(ifs []store.KV) {
 	x := a.cross
 	if x == nil {
-		a.ifaces.Replace(ifs, ifsync.SweepKey)
+		a.ifaces.Replace(ifs, ifreconcile.SweepKey)
 		return
 	}
 	x.mu.Lock()
@@ -292,7 +292,7 @@ func (a *Agent) replaceInterfaces(ifs []store.KV) {
 	for _, kv := range x.derived {
 		all = append(all, kv)
 	}
-	a.ifaces.Replace(all, ifsync.SweepKey)
+	a.ifaces.Replace(all, ifreconcile.SweepKey)
 	a.publishLocked(nets)
 }
 

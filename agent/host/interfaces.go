@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/uspace-io/uspace/agent/ifsync"
+	ifreconcile "github.com/uspace-io/uspace/agent/reconcile/interfaces"
 	"github.com/uspace-io/uspace/agent/vppstate"
 	"github.com/uspace-io/uspace/schema"
 )
@@ -41,10 +41,10 @@ func (a *Agent) watchDataplanes(ctx context.Context) {
 				return // the client was closed
 			}
 			a.log.Info("VPP connection changed", "event", ev.Type, "version", ev.Version.Version, "restarted", ev.Restarted, "err", ev.Err)
-			a.ifaces.Enqueue(ifsync.SweepKey)
+			a.ifaces.Enqueue(ifreconcile.SweepKey)
 			a.ifaces.EnqueueAll()
 		case <-a.vpp.InterfaceEvents():
-			a.ifaces.Enqueue(ifsync.DriftKey)
+			a.ifaces.Enqueue(ifreconcile.DriftKey)
 		}
 	}
 }

@@ -63,8 +63,7 @@ func (s *State) CreateMissing(ctx context.Context, specs []Spec) error {
 	var mspecs []vpp.MemifSpec
 	var made []Spec
 	for _, spec := range todo {
-		m := spec.Memif
-		sid, ok := s.sockets[m.SocketPath]
+		sid, ok := s.sockets[spec.Memif.SocketPath]
 		if !ok {
 			continue
 		}
@@ -72,8 +71,7 @@ func (s *State) CreateMissing(ctx context.Context, specs []Spec) error {
 		if err != nil {
 			continue // Ensure reports it
 		}
-		mspecs = append(mspecs, vpp.MemifSpec{Owner: spec.Owner, SocketID: sid, ID: m.ID,
-			Role: memifRole(m.Role), Mode: memifMode(m.Mode), RingSize: m.RingSize, BufferSize: m.BufferSize, MAC: mac})
+		mspecs = append(mspecs, spec.memif(sid, mac))
 		made = append(made, spec)
 	}
 	mfs, err := s.vpp.CreateMemifs(ctx, mspecs)
@@ -87,16 +85,10 @@ func (s *State) CreateMissing(ctx context.Context, specs []Spec) error {
 			continue
 		}
 		s.memifs[mf.SwIfIndex] = mf
-		s.ifs[mf.SwIfIndex] = vpp.Interface{SwIfIndex: mf.SwIfIndex, Name: mf.Name, Tag: mf.Tag, MAC: mf.MAC}
-		s.byOwner[made[i].Owner] = mf.SwIfIndex
-		s.addrs[mf.SwIfIndex] = nil
+		s.created(made[i].Owner, memifIf(mf))
 		if want := made[i].Bridge; want != 0 {
-			if _, ok := s.bds[want]; !ok {
-				bd, err := s.vpp.CreateBridgeDomain(ctx, vpp.DefaultBridgeDomain(want, bridgeOwner))
-				if err != nil {
-					return err
-				}
-				s.bds[want] = bd
+			if _, err := s.bridge(ctx, want); err != nil {
+				return err
 			}
 			ports = append(ports, vpp.BridgePort{SwIfIndex: mf.SwIfIndex, BdID: want})
 		}

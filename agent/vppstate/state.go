@@ -12,13 +12,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/uspace-io/uspace/agent/vpp"
 	"github.com/uspace-io/uspace/schema"
@@ -225,22 +221,6 @@ func memifMode(m schema.MemifMode) vpp.MemifMode {
 	return vpp.MemifEthernet
 }
 
-// socketID returns the id of a memif socket filename, registering it under
-// the next free id when it is new. Choosing the id here saves a dump per
-// new socket.
-func (s *State) socketID(ctx context.Context, path string) (uint32, error) {
-	if id, ok := s.sockets[path]; ok {
-		return id, nil
-	}
-	next := max(s.nextSocket, 1)
-	if err := s.vpp.AddMemifSocket(ctx, next, path); err != nil {
-		return 0, err
-	}
-	s.sockets[path] = next
-	s.nextSocket = next + 1
-	return next, nil
-}
-
 // mac is the MAC spec asks for, nil when it names none or the interface
 // cannot have one: an IP-mode memif has no L2 address, and VPP answers -9
 // (Unimplemented) to setting it.
@@ -271,15 +251,14 @@ func (s *State) create(ctx context.Context, spec Spec) (uint32, error) {
 		if err != nil {
 			return 0, err
 		}
-		mf, err := s.vpp.CreateMemif(ctx, vpp.MemifSpec{Owner: spec.Owner, SocketID: sid, ID: m.ID,
-			Role: memifRole(m.Role), Mode: memifMode(m.Mode), RingSize: m.RingSize, BufferSize: m.BufferSize, MAC: mac})
+		mf, err := s.vpp.CreateMemif(ctx, spec.memif(sid, mac))
 		if err != nil {
 			// No memif, so nothing would ever release the socket filename
 			// registered for it: drop it now unless another memif uses it.
 			return 0, errors.Join(err, s.releaseSocket(ctx, sid, m.Role == schema.MemifMaster))
 		}
 		s.memifs[mf.SwIfIndex] = mf
-		i = vpp.Interface{SwIfIndex: mf.SwIfIndex, Name: mf.Name, Tag: mf.Tag, MAC: mf.MAC, AdminUp: mf.AdminUp}
+		i = memifIf(mf)
 	case schema.IfTypeVhostUser:
 		if err := s.socketDir(spec.Vhost.SocketPath); err != nil {
 			return 0, err
@@ -298,11 +277,29 @@ func (s *State) create(ctx context.Context, spec Spec) (uint32, error) {
 	default:
 		return 0, fmt.Errorf("create interface for %s: unknown type %q", spec.Owner, spec.Type)
 	}
+	s.created(spec.Owner, i)
+	return i.SwIfIndex, nil
+}
+
+// memif is the driver's spec of the memif spec asks for, on socket id sid.
+func (spec Spec) memif(sid uint32, mac net.HardwareAddr) vpp.MemifSpec {
+	m := spec.Memif
+	return vpp.MemifSpec{Owner: spec.Owner, SocketID: sid, ID: m.ID,
+		Role: memifRole(m.Role), Mode: memifMode(m.Mode), RingSize: m.RingSize, BufferSize: m.BufferSize, MAC: mac}
+}
+
+// memifIf is the interface a memif is.
+func memifIf(mf vpp.Memif) vpp.Interface {
+	return vpp.Interface{SwIfIndex: mf.SwIfIndex, Name: mf.Name, Tag: mf.Tag, MAC: mf.MAC, AdminUp: mf.AdminUp}
+}
+
+// created records an interface just made for owner: the single and the
+// bulk create paths (bulk.go) both end here.
+func (s *State) created(owner string, i vpp.Interface) {
 	s.ifs[i.SwIfIndex] = i
-	s.byOwner[spec.Owner] = i.SwIfIndex
+	s.byOwner[owner] = i.SwIfIndex
 	// A new interface has no addresses: no dump needed to know it.
 	s.addrs[i.SwIfIndex] = nil
-	return i.SwIfIndex, nil
 }
 
 // converge sets the mutable settings that differ.
@@ -378,118 +375,6 @@ func (s *State) convergeAddresses(ctx context.Context, idx uint32, cidrs []strin
 	return nil
 }
 
-func (s *State) bridgeOf(idx uint32) (uint32, bool) {
-	id, ok := s.bdOf[idx]
-	return id, ok
-}
-
-// shgOf is idx's split-horizon group in bridge domain id.
-func (s *State) shgOf(idx, id uint32) uint8 {
-	for _, m := range s.bds[id].Members {
-		if m.SwIfIndex == idx {
-			return m.SHG
-		}
-	}
-	return 0
-}
-
-// joined records that idx was put into bridge domain bd.
-func (s *State) joined(idx, id uint32, shg uint8, bd vpp.BridgeDomain) {
-	bd.Members = append(bd.Members, vpp.BridgeMember{SwIfIndex: idx, SHG: shg})
-	s.bds[id] = bd
-	s.bdOf[idx] = id
-}
-
-func (s *State) convergeBridge(ctx context.Context, idx, want uint32, shg uint8) error {
-	cur, in := s.bridgeOf(idx)
-	if in && cur == want && s.shgOf(idx, cur) == shg {
-		return nil
-	}
-	if in {
-		if err := s.detach(ctx, idx, cur); err != nil {
-			return err
-		}
-	}
-	if want == 0 {
-		return nil
-	}
-	bd, ok := s.bds[want]
-	if !ok {
-		var err error
-		if bd, err = s.vpp.CreateBridgeDomain(ctx, vpp.DefaultBridgeDomain(want, bridgeOwner)); err != nil {
-			return err
-		}
-		s.bds[want] = bd
-	}
-	// The domain is known to exist: dumped by Load or created above, and
-	// the view is dropped whenever a call fails.
-	if err := s.vpp.AddToKnownBridge(ctx, idx, want, shg); err != nil {
-		// A domain made for this interface alone must not outlive the
-		// failure: an ADD that fails here leaves nothing in VPP.
-		return errors.Join(err, s.pruneBridge(ctx, want))
-	}
-	s.joined(idx, want, shg, bd)
-	return nil
-}
-
-// detach takes idx out of bridge domain id and removes the domain when it
-// is ours and now empty.
-func (s *State) detach(ctx context.Context, idx, id uint32) error {
-	if err := s.vpp.RemoveFromBridge(ctx, idx); err != nil {
-		return err
-	}
-	bd := s.bds[id]
-	bd.Members = slices.DeleteFunc(bd.Members, func(m vpp.BridgeMember) bool { return m.SwIfIndex == idx })
-	s.bds[id] = bd
-	delete(s.bdOf, idx)
-	return s.pruneBridge(ctx, id)
-}
-
-func (s *State) pruneBridge(ctx context.Context, id uint32) error {
-	bd, ok := s.bds[id]
-	if owner, mine := bd.Owner(); !ok || !mine || owner != bridgeOwner || len(bd.Members) > 0 {
-		return nil
-	}
-	if err := s.vpp.DeleteBridgeDomain(ctx, id); err != nil {
-		return err
-	}
-	delete(s.bds, id)
-	return nil
-}
-
-// PruneSockets removes every memif socket filename under the socket root
-// that no memif uses: one registered for a memif whose creation then
-// failed before the agent could release it (a crash in between). Files
-// elsewhere are left alone: nothing says they are uspace's.
-func (s *State) PruneSockets(ctx context.Context) error {
-	used := make(map[uint32]bool, len(s.memifs))
-	for _, m := range s.memifs {
-		used[m.SocketID] = true
-	}
-	var errs []error
-	for path, id := range s.sockets {
-		if id == 0 || used[id] || !s.owns(path) {
-			continue
-		}
-		if err := s.vpp.DeleteMemifSocket(ctx, id); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		delete(s.sockets, path)
-	}
-	return errors.Join(errs...)
-}
-
-// PruneBridges removes every empty bridge domain uspace created, e.g. one
-// whose last member went while the agent was down.
-func (s *State) PruneBridges(ctx context.Context) error {
-	var errs []error
-	for id := range s.bds {
-		errs = append(errs, s.pruneBridge(ctx, id))
-	}
-	return errors.Join(errs...)
-}
-
 // Remove deletes the interface owned by owner and what only it used: its
 // routes, its bridge domain membership (and the domain when it empties),
 // its memif socket filename and socket file. Absent is not an error.
@@ -540,64 +425,4 @@ func (s *State) deleteIf(ctx context.Context, idx uint32) error {
 		return err
 	}
 	return fmt.Errorf("delete interface %d: neither memif, vhost-user, VXLAN tunnel nor af_packet", idx)
-}
-
-// releaseSocket drops a memif socket filename that the memif just deleted
-// was the last to use, wherever it lives (a config's own sharedDir or
-// socketfile included), so socket ids do not leak. The file goes only when
-// this VPP was the listening side: a slave's socket file is its peer's.
-func (s *State) releaseSocket(ctx context.Context, id uint32, listener bool) error {
-	for _, m := range s.memifs {
-		if m.SocketID == id {
-			return nil
-		}
-	}
-	for path, sid := range s.sockets {
-		// Socket id 0 is VPP's default socket; it is never ours to delete.
-		if sid != id || id == 0 {
-			continue
-		}
-		if err := s.vpp.DeleteMemifSocket(ctx, id); err != nil {
-			return err
-		}
-		delete(s.sockets, path)
-		if !listener {
-			return nil
-		}
-		return s.removeSocketFile(path)
-	}
-	return nil
-}
-
-// socketDir makes the directory of a socket VPP is about to create (VPP
-// itself does not), but only under the socket root: an intent cannot make
-// the agent create directories anywhere else. Elsewhere (a config's own
-// sharedDir) the directory must exist already.
-func (s *State) socketDir(path string) error {
-	dir := filepath.Dir(path)
-	if s.owns(path) {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("create socket directory %s: %w", dir, err)
-		}
-		return nil
-	}
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return fmt.Errorf("socket directory %s does not exist, and it lies outside %s, the only directory this agent creates socket directories in", dir, s.socketRoot)
-	}
-	return nil
-}
-
-func (s *State) owns(path string) bool {
-	rel, err := filepath.Rel(s.socketRoot, path)
-	return s.socketRoot != "" && err == nil && !strings.HasPrefix(rel, "..")
-}
-
-func (s *State) removeSocketFile(path string) error {
-	if !s.owns(path) {
-		return nil
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove socket file %s: %w", path, err)
-	}
-	return nil
 }

@@ -1,7 +1,7 @@
-// Package ifsync converges one interface intent into a VPP and reports the
+// Package interfaces converges one interface intent into a VPP and reports the
 // outcome as its status: the reconcile step the host and the container
 // agent share, each with its own way of turning an intent into a spec.
-package ifsync
+package interfaces
 
 import (
 	"context"

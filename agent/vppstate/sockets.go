@@ -1,0 +1,114 @@
+package vppstate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Memif socket filenames and socket files: ids registered in VPP, released
+// with their last memif; directories and files touched only under the
+// socket root.
+
+// socketID returns the id of a memif socket filename, registering it under
+// the next free id when it is new. Choosing the id here saves a dump per
+// new socket.
+func (s *State) socketID(ctx context.Context, path string) (uint32, error) {
+	if id, ok := s.sockets[path]; ok {
+		return id, nil
+	}
+	next := max(s.nextSocket, 1)
+	if err := s.vpp.AddMemifSocket(ctx, next, path); err != nil {
+		return 0, err
+	}
+	s.sockets[path] = next
+	s.nextSocket = next + 1
+	return next, nil
+}
+
+// PruneSockets removes every memif socket filename under the socket root
+// that no memif uses: one registered for a memif whose creation then
+// failed before the agent could release it (a crash in between). Files
+// elsewhere are left alone: nothing says they are uspace's.
+func (s *State) PruneSockets(ctx context.Context) error {
+	used := make(map[uint32]bool, len(s.memifs))
+	for _, m := range s.memifs {
+		used[m.SocketID] = true
+	}
+	var errs []error
+	for path, id := range s.sockets {
+		if id == 0 || used[id] || !s.owns(path) {
+			continue
+		}
+		if err := s.vpp.DeleteMemifSocket(ctx, id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		delete(s.sockets, path)
+	}
+	return errors.Join(errs...)
+}
+
+// releaseSocket drops a memif socket filename that the memif just deleted
+// was the last to use, wherever it lives (a config's own sharedDir or
+// socketfile included), so socket ids do not leak. The file goes only when
+// this VPP was the listening side: a slave's socket file is its peer's.
+func (s *State) releaseSocket(ctx context.Context, id uint32, listener bool) error {
+	for _, m := range s.memifs {
+		if m.SocketID == id {
+			return nil
+		}
+	}
+	for path, sid := range s.sockets {
+		// Socket id 0 is VPP's default socket; it is never ours to delete.
+		if sid != id || id == 0 {
+			continue
+		}
+		if err := s.vpp.DeleteMemifSocket(ctx, id); err != nil {
+			return err
+		}
+		delete(s.sockets, path)
+		if !listener {
+			return nil
+		}
+		return s.removeSocketFile(path)
+	}
+	return nil
+}
+
+// socketDir makes the directory of a socket VPP is about to create (VPP
+// itself does not), but only under the socket root: an intent cannot make
+// the agent create directories anywhere else. Elsewhere (a config's own
+// sharedDir) the directory must exist already.
+func (s *State) socketDir(path string) error {
+	dir := filepath.Dir(path)
+	if s.owns(path) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("create socket directory %s: %w", dir, err)
+		}
+		return nil
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("socket directory %s does not exist, and it lies outside %s, the only directory this agent creates socket directories in", dir, s.socketRoot)
+	}
+	return nil
+}
+
+func (s *State) owns(path string) bool {
+	rel, err := filepath.Rel(s.socketRoot, path)
+	return s.socketRoot != "" && err == nil && !strings.HasPrefix(rel, "..")
+}
+
+func (s *State) removeSocketFile(path string) error {
+	if !s.owns(path) {
+		return nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove socket file %s: %w", path, err)
+	}
+	return nil
+}
