@@ -28,11 +28,23 @@ func (s *State) CreateMissing(ctx context.Context, specs []Spec) error {
 	if len(todo) == 0 {
 		return nil
 	}
-	// Socket filenames, with their directories.
+	if err := s.addSockets(ctx, todo); err != nil {
+		return err
+	}
+	made, err := s.createMemifs(ctx, todo)
+	if err != nil {
+		return err
+	}
+	return s.joinAndUp(ctx, made)
+}
+
+// addSockets registers, in one batch, the socket filenames of specs that
+// VPP lacks, with their directories.
+func (s *State) addSockets(ctx context.Context, specs []Spec) error {
 	var socks []vpp.MemifSocket
 	// dirs: whether each socket directory is there (made if ours to make).
 	newSock, dirs := map[string]bool{}, map[string]bool{}
-	for _, spec := range todo {
+	for _, spec := range specs {
 		path := spec.Memif.SocketPath
 		if _, ok := s.sockets[path]; ok || newSock[path] {
 			continue
@@ -59,10 +71,21 @@ func (s *State) CreateMissing(ctx context.Context, specs []Spec) error {
 			s.sockets[sk.Filename] = sk.ID
 		}
 	}
+	return nil
+}
 
+// createdMemif is a memif made in bulk, with the spec it was made for.
+type createdMemif struct {
+	spec Spec
+	idx  uint32
+}
+
+// createMemifs creates and tags, in one batch, the memifs of specs whose
+// socket is registered.
+func (s *State) createMemifs(ctx context.Context, specs []Spec) ([]createdMemif, error) {
 	var mspecs []vpp.MemifSpec
-	var made []Spec
-	for _, spec := range todo {
+	var want []Spec
+	for _, spec := range specs {
 		sid, ok := s.sockets[spec.Memif.SocketPath]
 		if !ok {
 			continue
@@ -72,29 +95,41 @@ func (s *State) CreateMissing(ctx context.Context, specs []Spec) error {
 			continue // Ensure reports it
 		}
 		mspecs = append(mspecs, spec.memif(sid, mac))
-		made = append(made, spec)
+		want = append(want, spec)
 	}
 	mfs, err := s.vpp.CreateMemifs(ctx, mspecs)
-	if failed, err = itemErrs(err); err != nil {
-		return err
+	failed, err := itemErrs(err)
+	if err != nil {
+		return nil, err
 	}
-	var ports []vpp.BridgePort
-	var up []uint32
+	var made []createdMemif
 	for i, mf := range mfs {
 		if failed(i) {
 			continue
 		}
 		s.memifs[mf.SwIfIndex] = mf
-		s.created(made[i].Owner, memifIf(mf))
-		if want := made[i].Bridge; want != 0 {
+		s.created(want[i].Owner, memifIf(mf))
+		made = append(made, createdMemif{spec: want[i], idx: mf.SwIfIndex})
+	}
+	return made, nil
+}
+
+// joinAndUp puts, in batches, the memifs just made into their bridge
+// domains and sets them admin up.
+func (s *State) joinAndUp(ctx context.Context, made []createdMemif) error {
+	var ports []vpp.BridgePort
+	up := make([]uint32, 0, len(made))
+	for _, m := range made {
+		if want := m.spec.Bridge; want != 0 {
 			if _, err := s.bridge(ctx, want); err != nil {
 				return err
 			}
-			ports = append(ports, vpp.BridgePort{SwIfIndex: mf.SwIfIndex, BdID: want})
+			ports = append(ports, vpp.BridgePort{SwIfIndex: m.idx, BdID: want})
 		}
-		up = append(up, mf.SwIfIndex)
+		up = append(up, m.idx)
 	}
-	if failed, err = itemErrs(s.vpp.AddToKnownBridges(ctx, ports)); err != nil {
+	failed, err := itemErrs(s.vpp.AddToKnownBridges(ctx, ports))
+	if err != nil {
 		return err
 	}
 	for i, p := range ports {

@@ -1,8 +1,3 @@
-// Package vppstate is the agents' view of what a VPP holds and the one way
-// they change it: load it with dumps, converge one tagged interface to a
-// spec, remove one, find orphans. Both the host and the container agent use
-// it; a single reconcile worker per agent owns a State, so the view only
-// changes through it between loads.
 package vppstate
 
 import (

@@ -1,6 +1,3 @@
-// Package interfaces converges one interface intent into a VPP and reports the
-// outcome as its status: the reconcile step the host and the container
-// agent share, each with its own way of turning an intent into a spec.
 package interfaces
 
 import (
