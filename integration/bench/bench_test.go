@@ -207,6 +207,7 @@ func TestBench(t *testing.T) {
 	t.Run("floors", b.floors)
 	t.Run("host", b.hostPhase)
 	t.Run("resync", b.resyncPhase)
+	t.Run("cross-host", b.crossHostPhase)
 	if cfg.cluster {
 		t.Run("cluster", b.clusterPhase)
 	}
@@ -239,7 +240,8 @@ func TestBench(t *testing.T) {
 		"throughput_c1", "throughput_c4", "throughput_c16",
 		"cost_add_etcd_requests", "cost_add_etcd_writes", "cost_add_etcd_bytes", "cost_txn_max_ops", "cost_txn_max_bytes",
 		"resync_adopt_" + cfg.intentsLabel(), "resync_adopt_vpp_writes", "resync_cold_" + cfg.intentsLabel(),
-		"cost_agent_rss_" + cfg.intentsLabel(), "cost_agent_goroutines_" + cfg.intentsLabel()}
+		"cost_agent_rss_" + cfg.intentsLabel(), "cost_agent_goroutines_" + cfg.intentsLabel(),
+		"cross_host_tunnel_up", "cross_host_tunnel_down"}
 	if cfg.cluster {
 		want = append(want, "throughput_10_hosts")
 	}
