@@ -17,6 +17,7 @@ import (
 
 	"github.com/uspace-io/uspace/agent/controller"
 	"github.com/uspace-io/uspace/agent/ifsync"
+	"github.com/uspace-io/uspace/agent/statuswriter"
 	"github.com/uspace-io/uspace/agent/vpp"
 	"github.com/uspace-io/uspace/agent/vppstate"
 	"github.com/uspace-io/uspace/schema"
@@ -48,7 +49,7 @@ type Agent struct {
 	container string
 	vpp       *vpp.Client
 	ifsync    *ifsync.Reconciler
-	status    *controller.StatusWriter
+	status    *statuswriter.Writer
 	ifaces    *controller.Controller
 }
 
@@ -56,7 +57,7 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 	if cfg.ProbeInterval <= 0 {
 		cfg.ProbeInterval = DefaultProbeInterval
 	}
-	return &Agent{cfg: cfg, st: st, log: log, status: controller.NewStatusWriter(st)}
+	return &Agent{cfg: cfg, st: st, log: log, status: statuswriter.New(st, log)}
 }
 
 // Run converges until ctx ends (nil after a clean shutdown) or, with Once,
@@ -66,6 +67,7 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 // intents matches it. Transient losses of etcd or VPP are ridden out.
 func (a *Agent) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { a.status.Run(gctx); return nil })
 	g.Go(func() error { return a.probe(gctx) })
 	g.Go(func() error {
 		err := a.serve(gctx)

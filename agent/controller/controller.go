@@ -255,27 +255,3 @@ func (m *Metrics) observe(name string, err error, d time.Duration) {
 func (m *Metrics) converged(name string, d time.Duration) {
 	m.convergence.WithLabelValues(name).Observe(d.Seconds())
 }
-
-// RegisterStatusWriter exports whether w's writes are failing and how
-// often they failed, so a status that cannot reach etcd shows in metrics
-// and not only in the log.
-func (m *Metrics) RegisterStatusWriter(reg prometheus.Registerer, w *StatusWriter) {
-	reg.MustRegister(
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "uspace_status_write_failures_total", Help: "Status transactions that failed (each is retried unless etcd refused the identity).",
-		}, func() float64 { return float64(w.Failures()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "uspace_status_writes_failing", Help: "1 while the last status transaction failed, 2 once etcd refused the identity for good, else 0.",
-		}, func() float64 {
-			select {
-			case <-w.Failed():
-				return 2
-			default:
-			}
-			if w.Err() != nil {
-				return 1
-			}
-			return 0
-		}),
-	)
-}

@@ -25,6 +25,7 @@ import (
 	"github.com/uspace-io/uspace/agent/controller"
 	"github.com/uspace-io/uspace/agent/ifsync"
 	"github.com/uspace-io/uspace/agent/spdk"
+	"github.com/uspace-io/uspace/agent/statuswriter"
 	"github.com/uspace-io/uspace/agent/vpp"
 	"github.com/uspace-io/uspace/agent/vppstate"
 	"github.com/uspace-io/uspace/schema"
@@ -59,7 +60,7 @@ type Agent struct {
 	vpp    *vpp.Client
 	spdk   *spdk.Client
 	log    *slog.Logger
-	status *controller.StatusWriter
+	status *statuswriter.Writer
 	reg    *prometheus.Registry
 
 	ifaces  *controller.Controller
@@ -89,11 +90,11 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 		cfg:      cfg,
 		st:       st,
 		log:      log.With("host", cfg.Host),
-		status:   controller.NewStatusWriter(st),
 		reg:      prometheus.NewRegistry(),
 		networks: map[string]schema.Network{},
 		started:  time.Now().UTC(),
 	}
+	a.status = statuswriter.New(st, a.log)
 	m := controller.NewMetrics(a.reg)
 	a.ifsync = &ifsync.Reconciler{Status: a.status, Spec: a.interfaceSpec, Log: a.log}
 	a.ifaces = controller.New("interfaces", a.ifsync.Reconcile, m, a.log)
@@ -104,7 +105,7 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 	a.containers = controller.New("container-statuses", a.reconcileContainerStatus, m, a.log)
 	m.RegisterQueue(a.reg, a.ifaces)
 	m.RegisterQueue(a.reg, a.volumes)
-	m.RegisterStatusWriter(a.reg, a.status)
+	a.status.RegisterMetrics(a.reg)
 	a.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -116,10 +117,6 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 			Name: "uspace_sweep_refused_interfaces",
 			Help: "uspace-tagged interfaces the last sweep left in VPP because nothing proved them this host's (wrong --host, empty or other etcd?).",
 		}, func() float64 { return float64(len(a.ifsync.Refused())) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "uspace_status_writes_pending",
-			Help: "Status changes made by reconciles that are not in etcd yet (status writes are batched).",
-		}, func() float64 { return float64(a.status.Pending()) }),
 	)
 	return a
 }
@@ -164,6 +161,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	g.Go(func() error { a.status.Run(gctx); return nil })
 	g.Go(func() error {
 		select {
 		case <-a.status.Failed():
