@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/errgroup"
 
@@ -145,7 +144,9 @@ func (a *Agent) serve(ctx context.Context) error {
 		return a.once(ctx)
 	}
 
-	a.ifaces = controller.New("container-interfaces", a.ifsync.Reconcile, controller.NewMetrics(prometheus.NewRegistry()), log)
+	// No metrics: the container agent serves no HTTP endpoint (it has no
+	// --metrics-addr), so a registry would be built for nobody.
+	a.ifaces = controller.New("container-interfaces", a.ifsync.Reconcile, nil, log)
 	a.ifsync.Desired = a.ifaces.List
 	// Every goroutine below belongs to g; the first to fail ends the rest.
 	g, gctx := errgroup.WithContext(ctx)

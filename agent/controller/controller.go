@@ -48,6 +48,8 @@ const (
 	MaxDelay  = 30 * time.Second
 )
 
+// New makes the controller of one kind of object; m may be nil (a process
+// that exports no metrics).
 func New(name string, rec ReconcileFunc, m *Metrics, log *slog.Logger) *Controller {
 	return &Controller{
 		name:      name,
@@ -244,6 +246,9 @@ func (m *Metrics) RegisterQueue(reg prometheus.Registerer, c *Controller) {
 }
 
 func (m *Metrics) observe(name string, err error, d time.Duration) {
+	if m == nil {
+		return
+	}
 	result := "ok"
 	if err != nil {
 		result = "error"
@@ -253,5 +258,8 @@ func (m *Metrics) observe(name string, err error, d time.Duration) {
 }
 
 func (m *Metrics) converged(name string, d time.Duration) {
+	if m == nil {
+		return
+	}
 	m.convergence.WithLabelValues(name).Observe(d.Seconds())
 }
