@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,9 +45,11 @@ type Config struct {
 	Version     string
 	// LeaseTTL bounds how long a dead agent still looks registered.
 	LeaseTTL time.Duration
-	// MemoryLimit is the Go runtime's soft memory limit in bytes, applied
-	// once the start-up burst is over; 0 leaves the runtime's own.
-	MemoryLimit int64
+	// OnStartupDone, if set, runs once, when the first burst of reconciles
+	// (every intent, status and VPP object decoded at once) is over: where
+	// the process, which owns the runtime's knobs, may return the burst's
+	// garbage to the OS and apply its memory limit.
+	OnStartupDone func()
 }
 
 const vppStartGrace = 5 * time.Second
@@ -227,16 +228,9 @@ func (a *Agent) converge(ctx context.Context, g *errgroup.Group) error {
 		}
 	}
 
-	// The start-up burst (every intent, status and VPP object decoded at
-	// once) leaves the heap far above what the agent keeps: return it to
-	// the OS now rather than whenever the scavenger gets to it, and from
-	// now on hold the steady state to the memory limit.
-	a.ifaces.OnFirstIdle(func() {
-		if a.cfg.MemoryLimit > 0 {
-			debug.SetMemoryLimit(a.cfg.MemoryLimit)
-		}
-		debug.FreeOSMemory()
-	})
+	if a.cfg.OnStartupDone != nil {
+		a.ifaces.OnFirstIdle(a.cfg.OnStartupDone)
+	}
 	g.Go(func() error { a.ifaces.Run(ctx, 1); return nil })
 	g.Go(func() error { a.volumes.Run(ctx, 1); return nil })
 	g.Go(func() error { a.containers.Run(ctx, 1); return nil })
