@@ -128,16 +128,9 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 // status writes), or the watch fails for good. Transient losses (etcd,
 // VPP, SPDK unreachable) are retried, never returned.
 func (a *Agent) Run(ctx context.Context) error {
-	a.spdk = spdk.New(a.cfg.SPDKSocket, spdk.WithLogger(a.log))
+	a.dialDataplanes()
 	defer a.spdk.Close()
-	// The VPP client connects in the background and reports (re)connects as
-	// events: the agent starts, registers and reports "VPP not connected"
-	// while VPP is down, and re-applies everything once it is up. It is
-	// made before the HTTP server starts, which reads it.
-	a.vpp = vpp.Dial(vpp.Config{Socket: a.cfg.VPPSocket, ClientName: "uspace-host-agent", Logger: a.log, InterfaceEvents: true})
 	defer a.vpp.Close()
-	a.ifsync.VS = vppstate.NewCache(a.vpp, a.cfg.SharedDir, a.log)
-
 	srv, err := a.serveHTTP()
 	if err != nil {
 		return err
@@ -147,34 +140,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	// Every goroutine below belongs to g: the first to fail ends them all,
 	// and Run returns only once each has.
 	g, gctx := errgroup.WithContext(ctx)
-	reg, err := a.st.Register(gctx, schema.AgentKey(a.cfg.Host), a.registration, a.cfg.LeaseTTL)
+	reg, err := a.register(gctx, g)
 	if err != nil {
-		return a.registrationError(err)
+		return err
 	}
-	a.regn.Store(reg)
-	g.Go(func() error {
-		select {
-		case <-reg.Done():
-			if gctx.Err() == nil {
-				return a.registrationError(reg.Err())
-			}
-		case <-gctx.Done():
-		}
-		return nil
-	})
-	g.Go(func() error { a.status.Run(gctx); return nil })
-	g.Go(func() error {
-		select {
-		case <-a.status.Failed():
-			return fmt.Errorf("host agent %s: %w", a.cfg.Host, a.status.Err())
-		case <-gctx.Done():
-			return nil
-		}
-	})
-	g.Go(func() error { return a.st.ListWatch(gctx, schema.HostPrefix(a.cfg.Host), a.onHostEvent) })
-	g.Go(func() error { return a.st.ListWatch(gctx, schema.NetworksPrefix(), a.onNetworkEvent) })
-	g.Go(func() error { a.watchDataplanes(gctx); return nil })
-	g.Go(func() error { a.watchSPDK(gctx); return nil })
+	a.goWatch(gctx, g)
 	g.Go(func() error { return a.converge(gctx, g) })
 	err = g.Wait()
 	// g's context has ended: the registration revokes its lease.
@@ -183,6 +153,56 @@ func (a *Agent) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// dialDataplanes makes the SPDK and VPP clients. The VPP client connects
+// in the background and reports (re)connects as events: the agent starts,
+// registers and reports "VPP not connected" while VPP is down, and
+// re-applies everything once it is up. They are made before the HTTP
+// server starts, which reads them.
+func (a *Agent) dialDataplanes() {
+	a.spdk = spdk.New(a.cfg.SPDKSocket, spdk.WithLogger(a.log))
+	a.vpp = vpp.Dial(vpp.Config{Socket: a.cfg.VPPSocket, ClientName: "uspace-host-agent", Logger: a.log, InterfaceEvents: true})
+	a.ifsync.VS = vppstate.NewCache(a.vpp, a.cfg.SharedDir, a.log)
+}
+
+// register takes this host's registration, lease-bound for as long as ctx
+// lasts, and watches it in g: losing it while ctx lives ends the agent.
+func (a *Agent) register(ctx context.Context, g *errgroup.Group) (*store.Registration, error) {
+	reg, err := a.st.Register(ctx, schema.AgentKey(a.cfg.Host), a.registration, a.cfg.LeaseTTL)
+	if err != nil {
+		return nil, a.registrationError(err)
+	}
+	a.regn.Store(reg)
+	g.Go(func() error {
+		select {
+		case <-reg.Done():
+			if ctx.Err() == nil {
+				return a.registrationError(reg.Err())
+			}
+		case <-ctx.Done():
+		}
+		return nil
+	})
+	return reg, nil
+}
+
+// goWatch starts in g what feeds the workers and what may end the agent:
+// the status writer, the intent watches and the dataplane watches.
+func (a *Agent) goWatch(ctx context.Context, g *errgroup.Group) {
+	g.Go(func() error { a.status.Run(ctx); return nil })
+	g.Go(func() error {
+		select {
+		case <-a.status.Failed():
+			return fmt.Errorf("host agent %s: %w", a.cfg.Host, a.status.Err())
+		case <-ctx.Done():
+			return nil
+		}
+	})
+	g.Go(func() error { return a.st.ListWatch(ctx, schema.HostPrefix(a.cfg.Host), a.onHostEvent) })
+	g.Go(func() error { return a.st.ListWatch(ctx, schema.NetworksPrefix(), a.onNetworkEvent) })
+	g.Go(func() error { a.watchDataplanes(ctx); return nil })
+	g.Go(func() error { a.watchSPDK(ctx); return nil })
 }
 
 // converge loads what the workers start from, starts them in g and
