@@ -1,7 +1,3 @@
-// Package container is the container agent: it runs beside a container's
-// own VPP, watches that container's intents in etcd and converges the
-// container side of each interface, writing back what it applied. It
-// replaces vpp-app, which polled JSON files in a bind-mounted directory.
 package container
 
 import (

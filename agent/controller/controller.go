@@ -1,7 +1,3 @@
-// Package controller is the level-triggered core shared by the host and the
-// container agent: a cache of desired state fed from a list-then-watch, a
-// work queue that de-duplicates keys and retries failures with capped
-// exponential backoff, and one reconcile function per key.
 package controller
 
 import (

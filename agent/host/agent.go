@@ -1,6 +1,3 @@
-// Package host is the host agent: it watches this host's intents in etcd
-// and converges the host's VPP (interfaces, bridge domains) and SPDK
-// (vhost-user block devices), writing back what it applied.
 package host
 
 import (
