@@ -124,14 +124,31 @@ const maxIDLen = 128 // SPDK_JSONRPC_ID_MAX_LEN
 
 // handle processes one top-level JSON value and returns the reply (nil for
 // none) and whether to keep the connection open.
-func (s *Sim) handle(rc *rpcConn, raw json.RawMessage) ([]byte, bool) {
+// request is one JSON-RPC request as parseRequest accepted it.
+type request struct {
+	method string
+	id     json.RawMessage // nil: a notification
+	params json.RawMessage // nil: none
+}
+
+// replyID is the id an error reply carries: null for a notification.
+func (r request) replyID() json.RawMessage {
+	if r.id == nil {
+		return nullID
+	}
+	return r.id
+}
+
+// parseRequest checks raw as v24.09's lib/jsonrpc does; a request it
+// refuses comes back as the error reply to send instead.
+func parseRequest(raw json.RawMessage) (request, []byte) {
 	if jsonType(raw) != '{' {
 		// Batches are not supported; scalars are not requests.
-		return errorResponse(nullID, codeInvalidRequest, "Invalid request"), true
+		return request{}, errorResponse(nullID, codeInvalidRequest, "Invalid request")
 	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil {
-		return errorResponse(nullID, codeInvalidRequest, "Invalid request"), true
+		return request{}, errorResponse(nullID, codeInvalidRequest, "Invalid request")
 	}
 	invalid := false
 	for k := range obj {
@@ -140,18 +157,18 @@ func (s *Sim) handle(rc *rpcConn, raw json.RawMessage) ([]byte, bool) {
 		default:
 			// spdk_json_decode_object is strict: the request is invalid and
 			// its id is never captured.
-			return errorResponse(nullID, codeInvalidRequest, "Invalid request"), true
+			return request{}, errorResponse(nullID, codeInvalidRequest, "Invalid request")
 		}
 	}
 	// A missing "jsonrpc" is accepted (v24.09 checks it only when present).
 	if v, ok := obj["jsonrpc"]; ok && (jsonType(v) != '"' || !bytes.Equal(bytes.TrimSpace(v), []byte(`"2.0"`))) {
 		// v24.09 rejects a wrong version, and a missing or non-string
 		// method, before it reads the id (measured).
-		return errorResponse(nullID, codeInvalidRequest, "Invalid request"), true
+		return request{}, errorResponse(nullID, codeInvalidRequest, "Invalid request")
 	}
 	var method string
 	if v, ok := obj["method"]; !ok || jsonType(v) != '"' || json.Unmarshal(v, &method) != nil {
-		return errorResponse(nullID, codeInvalidRequest, "Invalid request"), true
+		return request{}, errorResponse(nullID, codeInvalidRequest, "Invalid request")
 	}
 	id := json.RawMessage(nil) // nil: notification
 	if v, ok := obj["id"]; ok {
@@ -181,14 +198,19 @@ func (s *Sim) handle(rc *rpcConn, raw json.RawMessage) ([]byte, bool) {
 	} else {
 		params = nil
 	}
-	replyID := id
-	if replyID == nil {
-		replyID = nullID
-	}
+	req := request{method: method, id: id, params: params}
 	if invalid {
-		return errorResponse(replyID, codeInvalidRequest, "Invalid request"), true
+		return request{}, errorResponse(req.replyID(), codeInvalidRequest, "Invalid request")
 	}
+	return req, nil
+}
 
+func (s *Sim) handle(rc *rpcConn, raw json.RawMessage) ([]byte, bool) {
+	req, refused := parseRequest(raw)
+	if refused != nil {
+		return refused, true
+	}
+	method, params, replyID := req.method, req.params, req.replyID()
 	s.mu.Lock()
 	s.calls[method]++
 	s.mu.Unlock()
@@ -221,10 +243,10 @@ func (s *Sim) handle(rc *rpcConn, raw json.RawMessage) ([]byte, bool) {
 		}
 		return errorResponse(replyID, rerr.code, rerr.msg), true
 	}
-	if id == nil {
+	if req.id == nil {
 		return nil, true // notification: no reply on success
 	}
-	return resultResponse(id, result), true
+	return resultResponse(req.id, result), true
 }
 
 func (s *Sim) dispatch(rc *rpcConn, method string, params json.RawMessage) (any, *rpcError) {

@@ -259,14 +259,7 @@ func (s *Sim) Restart(opts RestartOptions) error {
 	}
 	oldLn := s.ln
 	conns := s.takeConnsLocked()
-	for _, c := range s.ctrls {
-		c.closeSocket(opts.RemoveSockets)
-	}
-	s.bdevs = nil
-	s.ctrls = nil
-	s.mallocCount = 0
-	s.scsiDevIDs = map[int]bool{}
-	s.boot++
+	s.forgetStateLocked(opts.RemoveSockets)
 	boot := s.boot
 	if newLn != nil {
 		if err := os.Rename(tmp, path); err != nil {
@@ -302,8 +295,28 @@ func (s *Sim) Restart(opts RestartOptions) error {
 		s.stateChanged()
 		return nil
 	}
-	if opts.Downtime > 0 {
-		time.Sleep(opts.Downtime)
+	return s.relisten(path, opts.Downtime)
+}
+
+// forgetStateLocked is what a crash loses: every bdev and controller
+// (their sockets removed or left stale), the malloc name counter; it
+// starts the next boot.
+func (s *Sim) forgetStateLocked(removeSockets bool) {
+	for _, c := range s.ctrls {
+		c.closeSocket(removeSockets)
+	}
+	s.bdevs = nil
+	s.ctrls = nil
+	s.mallocCount = 0
+	s.scsiDevIDs = map[int]bool{}
+	s.boot++
+}
+
+// relisten makes the RPC socket again after downtime, when Restart could
+// not swap a new one in atomically.
+func (s *Sim) relisten(path string, downtime time.Duration) error {
+	if downtime > 0 {
+		time.Sleep(downtime)
 	}
 	ln, err := listenRPC(path)
 	if err != nil {
