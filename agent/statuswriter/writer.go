@@ -329,17 +329,17 @@ func (w *Writer) Pending() int {
 	return len(w.pending) + w.inflight
 }
 
+// Keys lists the status keys this writer knows of.
+func (w *Writer) Keys() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Collect(maps.Keys(w.last))
+}
+
 // Get returns the last status written, pending or loaded at key.
 func (w *Writer) Get(key string) ([]byte, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	b, ok := w.last[key]
 	return b, ok
-}
-
-// Keys lists the status keys this writer knows of.
-func (w *Writer) Keys() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return slices.Collect(maps.Keys(w.last))
 }
