@@ -1,7 +1,3 @@
-// Package container is the container agent: it runs beside a container's
-// own VPP, watches that container's intents in etcd and converges the
-// container side of each interface, writing back what it applied. It
-// replaces vpp-app, which polled JSON files in a bind-mounted directory.
 package container
 
 import (
@@ -11,12 +7,12 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/uspace-io/uspace/agent/controller"
 	ifreconcile "github.com/uspace-io/uspace/agent/reconcile/interfaces"
+	"github.com/uspace-io/uspace/agent/statuswriter"
 	"github.com/uspace-io/uspace/agent/vpp"
 	"github.com/uspace-io/uspace/agent/vppstate"
 	"github.com/uspace-io/uspace/schema"
@@ -48,7 +44,7 @@ type Agent struct {
 	container string
 	vpp       *vpp.Client
 	ifrec     *ifreconcile.Reconciler
-	status    *controller.StatusWriter
+	status    *statuswriter.Writer
 	ifaces    *controller.Controller
 }
 
@@ -56,7 +52,7 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 	if cfg.ProbeInterval <= 0 {
 		cfg.ProbeInterval = DefaultProbeInterval
 	}
-	return &Agent{cfg: cfg, st: st, log: log, status: controller.NewStatusWriter(st)}
+	return &Agent{cfg: cfg, st: st, log: log, status: statuswriter.New(st, log)}
 }
 
 // Run converges until ctx ends (nil after a clean shutdown) or, with Once,
@@ -66,6 +62,7 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 // intents matches it. Transient losses of etcd or VPP are ridden out.
 func (a *Agent) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { a.status.Run(gctx); return nil })
 	g.Go(func() error { return a.probe(gctx) })
 	g.Go(func() error {
 		err := a.serve(gctx)
@@ -143,7 +140,9 @@ func (a *Agent) serve(ctx context.Context) error {
 		return a.once(ctx)
 	}
 
-	a.ifaces = controller.New("container-interfaces", a.ifrec.Reconcile, controller.NewMetrics(prometheus.NewRegistry()), log)
+	// No metrics: the container agent serves no HTTP endpoint (it has no
+	// --metrics-addr), so a registry would be built for nobody.
+	a.ifaces = controller.New("container-interfaces", a.ifrec.Reconcile, nil, log)
 	a.ifrec.Desired = a.ifaces.List
 	// Every goroutine below belongs to g; the first to fail ends the rest.
 	g, gctx := errgroup.WithContext(ctx)

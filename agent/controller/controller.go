@@ -1,7 +1,3 @@
-// Package controller is the level-triggered core shared by the host and the
-// container agent: a cache of desired state fed from a list-then-watch, a
-// work queue that de-duplicates keys and retries failures with capped
-// exponential backoff, and one reconcile function per key.
 package controller
 
 import (
@@ -48,6 +44,8 @@ const (
 	MaxDelay  = 30 * time.Second
 )
 
+// New makes the controller of one kind of object; m may be nil (a process
+// that exports no metrics).
 func New(name string, rec ReconcileFunc, m *Metrics, log *slog.Logger) *Controller {
 	return &Controller{
 		name:      name,
@@ -249,6 +247,9 @@ func (m *Metrics) RegisterQueue(reg prometheus.Registerer, c *Controller) {
 }
 
 func (m *Metrics) observe(name string, err error, d time.Duration) {
+	if m == nil {
+		return
+	}
 	result := "ok"
 	if err != nil {
 		result = "error"
@@ -258,29 +259,8 @@ func (m *Metrics) observe(name string, err error, d time.Duration) {
 }
 
 func (m *Metrics) converged(name string, d time.Duration) {
+	if m == nil {
+		return
+	}
 	m.convergence.WithLabelValues(name).Observe(d.Seconds())
-}
-
-// RegisterStatusWriter exports whether w's writes are failing and how
-// often they failed, so a status that cannot reach etcd shows in metrics
-// and not only in the log.
-func (m *Metrics) RegisterStatusWriter(reg prometheus.Registerer, w *StatusWriter) {
-	reg.MustRegister(
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "uspace_status_write_failures_total", Help: "Status transactions that failed (each is retried unless etcd refused the identity).",
-		}, func() float64 { return float64(w.Failures()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "uspace_status_writes_failing", Help: "1 while the last status transaction failed, 2 once etcd refused the identity for good, else 0.",
-		}, func() float64 {
-			select {
-			case <-w.Failed():
-				return 2
-			default:
-			}
-			if w.Err() != nil {
-				return 1
-			}
-			return 0
-		}),
-	)
 }

@@ -1,6 +1,3 @@
-// Package host is the host agent: it watches this host's intents in etcd
-// and converges the host's VPP (interfaces, bridge domains) and SPDK
-// (vhost-user block devices), writing back what it applied.
 package host
 
 import (
@@ -11,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +21,7 @@ import (
 	"github.com/uspace-io/uspace/agent/controller"
 	ifreconcile "github.com/uspace-io/uspace/agent/reconcile/interfaces"
 	"github.com/uspace-io/uspace/agent/spdk"
+	"github.com/uspace-io/uspace/agent/statuswriter"
 	"github.com/uspace-io/uspace/agent/vpp"
 	"github.com/uspace-io/uspace/agent/vppstate"
 	"github.com/uspace-io/uspace/schema"
@@ -45,9 +42,11 @@ type Config struct {
 	Version     string
 	// LeaseTTL bounds how long a dead agent still looks registered.
 	LeaseTTL time.Duration
-	// MemoryLimit is the Go runtime's soft memory limit in bytes, applied
-	// once the start-up burst is over; 0 leaves the runtime's own.
-	MemoryLimit int64
+	// OnStartupDone, if set, runs once, when the first burst of reconciles
+	// (every intent, status and VPP object decoded at once) is over: where
+	// the process, which owns the runtime's knobs, may return the burst's
+	// garbage to the OS and apply its memory limit.
+	OnStartupDone func()
 	// Underlay (an address with prefix length) and Uplink (a Linux
 	// interface) join this host to networks that span hosts: the agent
 	// makes an af_packet interface on Uplink carrying Underlay, and VXLAN
@@ -66,7 +65,7 @@ type Agent struct {
 	vpp    *vpp.Client
 	spdk   *spdk.Client
 	log    *slog.Logger
-	status *controller.StatusWriter
+	status *statuswriter.Writer
 	reg    *prometheus.Registry
 
 	ifaces  *controller.Controller
@@ -103,13 +102,13 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 		cfg:      cfg,
 		st:       st,
 		log:      log.With("host", cfg.Host),
-		status:   controller.NewStatusWriter(st),
 		reg:      prometheus.NewRegistry(),
 		networks: map[string]schema.Network{},
 		started:  time.Now().UTC(),
 
 		goneSince: map[string]time.Time{},
 	}
+	a.status = statuswriter.New(st, a.log)
 	m := controller.NewMetrics(a.reg)
 	a.ifrec = &ifreconcile.Reconciler{Status: a.status, Spec: a.interfaceSpec, Log: a.log}
 	a.ifaces = controller.New("interfaces", a.ifrec.Reconcile, m, a.log)
@@ -122,7 +121,7 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 	a.members = controller.New("memberships", pub.reconcile, m, a.log)
 	m.RegisterQueue(a.reg, a.ifaces)
 	m.RegisterQueue(a.reg, a.volumes)
-	m.RegisterStatusWriter(a.reg, a.status)
+	a.status.RegisterMetrics(a.reg)
 	a.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -134,10 +133,6 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 			Name: "uspace_sweep_refused_interfaces",
 			Help: "uspace-tagged interfaces the last sweep left in VPP because nothing proved them this host's (wrong --host, empty or other etcd?).",
 		}, func() float64 { return float64(len(a.ifrec.Refused())) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "uspace_status_writes_pending",
-			Help: "Status changes made by reconciles that are not in etcd yet (status writes are batched).",
-		}, func() float64 { return float64(a.status.Pending()) }),
 	)
 	return a
 }
@@ -153,16 +148,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	a.cross = x
-	a.spdk = spdk.New(a.cfg.SPDKSocket, spdk.WithLogger(a.log))
+	a.dialDataplanes()
 	defer a.spdk.Close()
-	// The VPP client connects in the background and reports (re)connects as
-	// events: the agent starts, registers and reports "VPP not connected"
-	// while VPP is down, and re-applies everything once it is up. It is
-	// made before the HTTP server starts, which reads it.
-	a.vpp = vpp.Dial(vpp.Config{Socket: a.cfg.VPPSocket, ClientName: "uspace-host-agent", Logger: a.log, InterfaceEvents: true})
 	defer a.vpp.Close()
-	a.ifrec.VS = vppstate.NewCache(a.vpp, a.cfg.SharedDir, a.log)
-
 	srv, err := a.serveHTTP()
 	if err != nil {
 		return err
@@ -172,33 +160,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	// Every goroutine below belongs to g: the first to fail ends them all,
 	// and Run returns only once each has.
 	g, gctx := errgroup.WithContext(ctx)
-	reg, err := a.st.Register(gctx, schema.AgentKey(a.cfg.Host), a.registration, a.cfg.LeaseTTL)
+	reg, err := a.register(gctx, g)
 	if err != nil {
-		return a.registrationError(err)
+		return err
 	}
-	a.regn.Store(reg)
-	g.Go(func() error {
-		select {
-		case <-reg.Done():
-			if gctx.Err() == nil {
-				return a.registrationError(reg.Err())
-			}
-		case <-gctx.Done():
-		}
-		return nil
-	})
-	g.Go(func() error {
-		select {
-		case <-a.status.Failed():
-			return fmt.Errorf("host agent %s: %w", a.cfg.Host, a.status.Err())
-		case <-gctx.Done():
-			return nil
-		}
-	})
-	g.Go(func() error { return a.st.ListWatch(gctx, schema.HostPrefix(a.cfg.Host), a.onHostEvent) })
-	g.Go(func() error { return a.st.ListWatch(gctx, schema.NetworksPrefix(), a.onNetworkEvent) })
-	g.Go(func() error { a.watchDataplanes(gctx); return nil })
-	g.Go(func() error { a.watchSPDK(gctx); return nil })
+	a.goWatch(gctx, g)
 	if a.cross != nil {
 		a.runCrossHost(gctx, g, reg)
 	}
@@ -210,6 +176,56 @@ func (a *Agent) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// dialDataplanes makes the SPDK and VPP clients. The VPP client connects
+// in the background and reports (re)connects as events: the agent starts,
+// registers and reports "VPP not connected" while VPP is down, and
+// re-applies everything once it is up. They are made before the HTTP
+// server starts, which reads them.
+func (a *Agent) dialDataplanes() {
+	a.spdk = spdk.New(a.cfg.SPDKSocket, spdk.WithLogger(a.log))
+	a.vpp = vpp.Dial(vpp.Config{Socket: a.cfg.VPPSocket, ClientName: "uspace-host-agent", Logger: a.log, InterfaceEvents: true})
+	a.ifrec.VS = vppstate.NewCache(a.vpp, a.cfg.SharedDir, a.log)
+}
+
+// register takes this host's registration, lease-bound for as long as ctx
+// lasts, and watches it in g: losing it while ctx lives ends the agent.
+func (a *Agent) register(ctx context.Context, g *errgroup.Group) (*store.Registration, error) {
+	reg, err := a.st.Register(ctx, schema.AgentKey(a.cfg.Host), a.registration, a.cfg.LeaseTTL)
+	if err != nil {
+		return nil, a.registrationError(err)
+	}
+	a.regn.Store(reg)
+	g.Go(func() error {
+		select {
+		case <-reg.Done():
+			if ctx.Err() == nil {
+				return a.registrationError(reg.Err())
+			}
+		case <-ctx.Done():
+		}
+		return nil
+	})
+	return reg, nil
+}
+
+// goWatch starts in g what feeds the workers and what may end the agent:
+// the status writer, the intent watches and the dataplane watches.
+func (a *Agent) goWatch(ctx context.Context, g *errgroup.Group) {
+	g.Go(func() error { a.status.Run(ctx); return nil })
+	g.Go(func() error {
+		select {
+		case <-a.status.Failed():
+			return fmt.Errorf("host agent %s: %w", a.cfg.Host, a.status.Err())
+		case <-ctx.Done():
+			return nil
+		}
+	})
+	g.Go(func() error { return a.st.ListWatch(ctx, schema.HostPrefix(a.cfg.Host), a.onHostEvent) })
+	g.Go(func() error { return a.st.ListWatch(ctx, schema.NetworksPrefix(), a.onNetworkEvent) })
+	g.Go(func() error { a.watchDataplanes(ctx); return nil })
+	g.Go(func() error { a.watchSPDK(ctx); return nil })
 }
 
 // converge loads what the workers start from, starts them in g and
@@ -262,16 +278,9 @@ func (a *Agent) converge(ctx context.Context, g *errgroup.Group) error {
 		}
 	}
 
-	// The start-up burst (every intent, status and VPP object decoded at
-	// once) leaves the heap far above what the agent keeps: return it to
-	// the OS now rather than whenever the scavenger gets to it, and from
-	// now on hold the steady state to the memory limit.
-	a.ifaces.OnFirstIdle(func() {
-		if a.cfg.MemoryLimit > 0 {
-			debug.SetMemoryLimit(a.cfg.MemoryLimit)
-		}
-		debug.FreeOSMemory()
-	})
+	if a.cfg.OnStartupDone != nil {
+		a.ifaces.OnFirstIdle(a.cfg.OnStartupDone)
+	}
 	g.Go(func() error { a.ifaces.Run(ctx, 1); return nil })
 	g.Go(func() error { a.volumes.Run(ctx, 1); return nil })
 	g.Go(func() error { a.containers.Run(ctx, 1); return nil })

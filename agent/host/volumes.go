@@ -227,26 +227,7 @@ func (a *Agent) planVolume(ctx context.Context, key string, v *schema.Volume, pr
 		}
 	}
 	if ctrl == nil {
-		if prev != nil && prev.Adopted {
-			return nil, refuse("controller %s, adopted by this volume as made by hand, is no longer in SPDK; uspace does not re-create what it did not make: create it again by hand (%s), or remove the volume",
-				v.Device, handMadeHint(v, prev.Bdev))
-		}
-		if v.Malloc == nil {
-			if v.Bdev == "" {
-				return nil, refuse("SPDK has no controller %s to adopt and the volume has no -o size: either create the volume with -o size=<bytes> (e.g. size=64MiB) so that uspace creates bdev and controller, "+
-					"or create them by hand first: %s", v.Device, handMadeHint(v, "Malloc0"))
-			}
-			b, err := a.getBdev(ctx, v.Bdev)
-			if err != nil {
-				return nil, err
-			}
-			if b == nil {
-				return nil, refuse("bdev %s does not exist in SPDK: create it first (rpc.py bdev_malloc_create 64 4096 -b %s), or create the volume with -o size=<bytes> so that uspace creates it",
-					v.Bdev, v.Bdev)
-			}
-		}
-		p.createController = true
-		return p, nil
+		return a.planNewController(ctx, v, prev, p)
 	}
 
 	if !ownsCtrl {
@@ -264,7 +245,38 @@ func (a *Agent) planVolume(ctx context.Context, key string, v *schema.Volume, pr
 		return p, nil
 	}
 
-	// Ours: it must serve the bdev the volume names, else it is made again.
+	return a.planOwnedController(ctx, v, ctrl, p)
+}
+
+// planNewController completes p when SPDK has no controller for v: it is
+// created, unless it was adopted (made by hand) or its hand-made bdev is
+// missing.
+func (a *Agent) planNewController(ctx context.Context, v *schema.Volume, prev *schema.VolumeStatus, p *volumePlan) (*volumePlan, error) {
+	if prev != nil && prev.Adopted {
+		return nil, refuse("controller %s, adopted by this volume as made by hand, is no longer in SPDK; uspace does not re-create what it did not make: create it again by hand (%s), or remove the volume",
+			v.Device, handMadeHint(v, prev.Bdev))
+	}
+	if v.Malloc == nil {
+		if v.Bdev == "" {
+			return nil, refuse("SPDK has no controller %s to adopt and the volume has no -o size: either create the volume with -o size=<bytes> (e.g. size=64MiB) so that uspace creates bdev and controller, "+
+				"or create them by hand first: %s", v.Device, handMadeHint(v, "Malloc0"))
+		}
+		b, err := a.getBdev(ctx, v.Bdev)
+		if err != nil {
+			return nil, err
+		}
+		if b == nil {
+			return nil, refuse("bdev %s does not exist in SPDK: create it first (rpc.py bdev_malloc_create 64 4096 -b %s), or create the volume with -o size=<bytes> so that uspace creates it",
+				v.Bdev, v.Bdev)
+		}
+	}
+	p.createController = true
+	return p, nil
+}
+
+// planOwnedController completes p for a controller the agent made: it must
+// serve the bdev the volume names, else it is made again.
+func (a *Agent) planOwnedController(ctx context.Context, v *schema.Volume, ctrl *spdk.Controller, p *volumePlan) (*volumePlan, error) {
 	switch {
 	case v.Type == schema.VolumeBlk && (ctrl.BackendSpecific.Block.Bdev != v.Bdev || ctrl.BackendSpecific.Block.Readonly):
 		p.deleteController, p.createController = true, true

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -64,7 +65,7 @@ func envInt(name string, def int64) int64 {
 // is a soft limit: a bigger live heap (roughly beyond 15,000 interfaces) is
 // not refused, it only makes the GC run more often (at most about half the
 // CPU), so such hosts should raise it. The agent applies it once its start-up
-// burst is over (host.Config.MemoryLimit), so the burst is not slowed by a
+// burst is over (host.Config.OnStartupDone), so the burst is not slowed by a
 // GC chasing a limit the steady state is meant to keep.
 const defaultMemoryLimitMiB = 40
 
@@ -75,6 +76,19 @@ func memoryLimit(mib int64) int64 {
 		return 0
 	}
 	return mib << 20
+}
+
+// afterStartup is the host agent's OnStartupDone: the start-up burst
+// leaves the heap far above what the agent keeps, so return it to the OS
+// now rather than whenever the scavenger gets to it, and from now on hold
+// the steady state to limit (bytes, 0: the runtime's own).
+func afterStartup(limit int64) func() {
+	return func() {
+		if limit > 0 {
+			debug.SetMemoryLimit(limit)
+		}
+		debug.FreeOSMemory()
+	}
 }
 
 func logger() *slog.Logger {
@@ -139,7 +153,7 @@ func hostCmd() *cobra.Command {
 					}
 				}()
 			}
-			cfg.MemoryLimit = memoryLimit(memLimit)
+			cfg.OnStartupDone = afterStartup(memoryLimit(memLimit))
 			st, err := connect(ctx, etcd)
 			if err != nil {
 				return err

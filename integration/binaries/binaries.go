@@ -1,6 +1,3 @@
-// Package binaries gives tests the real executables of this module: the ones
-// `make build`/`make tools` put in $USPACE_BIN_DIR, or freshly built ones
-// when a test runs outside make.
 package binaries
 
 import (

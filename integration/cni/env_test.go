@@ -1,6 +1,3 @@
-// Package cni_test runs the built `userspace` CNI plugin the way runtimes
-// do, through libcni, into network namespaces made for each test, against a
-// real etcd and a real host agent driving vppsim (integration/harness).
 package cni_test
 
 import (

@@ -1,5 +1,3 @@
-// Package containeragent_test runs the real container agent process against
-// real etcd and a VPP simulator of its own.
 package containeragent_test
 
 import (

@@ -1,5 +1,3 @@
-// Package demo_test runs `make demo`'s script so the README's main command
-// cannot rot.
 package demo_test
 
 import (

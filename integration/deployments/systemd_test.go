@@ -1,7 +1,3 @@
-// Package deployments_test holds deployments/ to what the binaries accept:
-// the systemd units pass `systemd-analyze verify` and name only flags, env
-// and paths the binaries know; the images build and the compose cluster
-// runs a real multi-host flow (compose_test.go).
 package deployments_test
 
 import (

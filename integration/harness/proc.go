@@ -1,6 +1,3 @@
-// Package harness starts the real parts of a uspace set-up for tests: etcd
-// (embedded or a tests/v3 cluster), the dataplane simulators over real
-// sockets, and the real agent binaries as processes.
 package harness
 
 import (

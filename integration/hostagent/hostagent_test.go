@@ -1,5 +1,3 @@
-// Package hostagent_test drives the real host agent process against real
-// etcd and the VPP/SPDK simulators, asserting dataplane state and statuses.
 package hostagent_test
 
 import (

@@ -1,10 +1,3 @@
-// Package spawn starts the test suites' child processes (agents, real VPP
-// and SPDK) so that they die with the test process, and only then.
-//
-// Linux sends Pdeathsig when the *thread* that forked the child exits, and
-// Go retires threads that a goroutine locked and left (netns helpers do
-// that). So every child is started from one locked thread that lives as
-// long as the test process.
 package spawn
 
 import (

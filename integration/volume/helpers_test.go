@@ -1,6 +1,3 @@
-// Package volume_test drives the real uspace-volume process over its real
-// plugin socket, as Docker does, and through the real docker CLI, against a
-// real etcd, the real host agent process and the SPDK simulator.
 package volume_test
 
 import (

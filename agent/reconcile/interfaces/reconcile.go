@@ -10,7 +10,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/uspace-io/uspace/agent/controller"
+	"github.com/uspace-io/uspace/agent/statuswriter"
 	"github.com/uspace-io/uspace/agent/vpp"
 	"github.com/uspace-io/uspace/agent/vppstate"
 	"github.com/uspace-io/uspace/schema"
@@ -36,7 +36,7 @@ type SpecFunc func(owner string, value []byte) (vppstate.Spec, error)
 // Reconciler converges the interfaces of one controller into one VPP.
 type Reconciler struct {
 	VS     *vppstate.Cache
-	Status *controller.StatusWriter
+	Status *statuswriter.Writer
 	Spec   SpecFunc
 	// Desired lists the desired keys and values, for the sweep.
 	Desired func() []store.KV

@@ -1,5 +1,3 @@
-// Command pause keeps a sandbox container running until it is stopped,
-// like Kubernetes' pause image: the FROM-scratch test image has no shell.
 package main
 
 import (

@@ -1,7 +1,3 @@
-// Package helpcheck lets the deployment tests hold the deployments to what
-// the binaries really accept: it runs a binary's --help and reads its flags
-// (with their defaults) and the environment variables it names, and builds
-// the two small programs that live under deployments/images/.
 package helpcheck
 
 import (

@@ -1,6 +1,3 @@
-// Command statnode prints what a path is: the program of the FROM-scratch
-// image the Docker CLI test runs, to show the volume's device node as the
-// container sees it.
 package main
 
 import (

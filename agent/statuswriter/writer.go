@@ -1,4 +1,4 @@
-package controller
+package statuswriter
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,11 +21,11 @@ type Status interface {
 	Stamp(time.Time)
 }
 
-// StatusWriter writes status keys only when their content changes, so a
+// Writer writes status keys only when their content changes, so a
 // reconcile that finds nothing to do costs etcd nothing.
 //
 // Writes are asynchronous and batched: Put and Delete record the change and
-// return; one flusher goroutine at a time writes what is pending in
+// return; Run, started by the writer's owner, writes what is pending in
 // transactions of up to store.MaxOps keys, starting as soon as there is
 // something to write. A lone status goes out at once; while a transaction
 // is in flight, further changes gather for the next one, so a burst (the
@@ -33,37 +35,46 @@ type Status interface {
 // (permission denied, authentication failed): retrying cannot cure that,
 // so the writer stops, Put and Delete fail with that error from then on,
 // and Failed is closed so the agent can exit and say why.
-type StatusWriter struct {
+type Writer struct {
 	st   *store.Client
+	log  *slog.Logger
 	mu   sync.Mutex
 	last map[string][]byte // key -> encoding with a zero stamp (written or pending)
 	// pending holds the changes not written yet, at most one per key, in
 	// the order they were first made.
 	pending  map[string]store.Op
 	order    []string
-	flushing bool
-	inflight int   // changes in the transaction being written
-	failures int   // failed transactions so far
-	lastErr  error // of the last failed transaction
-	failing  bool  // the last transaction failed
-	terminal error // etcd refused this identity: nothing more is written
+	kick     chan struct{} // a change is pending: wakes Run
+	flushing bool          // Run is writing (a transaction in flight or a retry due)
+	stopped  bool          // Run has returned: nothing more is written
+	inflight int           // changes in the transaction being written
+	failures int           // failed transactions so far
+	lastErr  error         // of the last failed transaction
+	failing  bool          // the last transaction failed
+	terminal error         // etcd refused this identity: nothing more is written
 	failed   chan struct{}
-	idle     *sync.Cond // signalled when nothing is pending or in flight, and on failures
+	idle     *sync.Cond // signalled when nothing is pending or in flight, on failures and when Run returns
 }
 
-func NewStatusWriter(st *store.Client) *StatusWriter {
-	w := &StatusWriter{st: st, last: map[string][]byte{}, pending: map[string]store.Op{}, failed: make(chan struct{})}
+// New makes a writer that writes through st and logs failed writes to
+// log. Nothing is written until its owner starts Run.
+func New(st *store.Client, log *slog.Logger) *Writer {
+	w := &Writer{
+		st: st, log: log,
+		last: map[string][]byte{}, pending: map[string]store.Op{},
+		kick: make(chan struct{}, 1), failed: make(chan struct{}),
+	}
 	w.idle = sync.NewCond(&w.mu)
 	return w
 }
 
 // Failed is closed when a write failed for good (Err says why).
-func (w *StatusWriter) Failed() <-chan struct{} { return w.failed }
+func (w *Writer) Failed() <-chan struct{} { return w.failed }
 
 // Err is why statuses are not being written right now: the terminal error,
 // or the error of the last transaction while it is being retried; nil
 // while writes succeed.
-func (w *StatusWriter) Err() error {
+func (w *Writer) Err() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.terminal != nil {
@@ -76,7 +87,7 @@ func (w *StatusWriter) Err() error {
 }
 
 // Failures counts the status transactions that failed so far.
-func (w *StatusWriter) Failures() int {
+func (w *Writer) Failures() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.failures
@@ -84,7 +95,7 @@ func (w *StatusWriter) Failures() int {
 
 // Load reads the statuses under prefix, so a restarted agent neither
 // rewrites unchanged statuses nor forgets ones whose intent is gone.
-func (w *StatusWriter) Load(ctx context.Context, prefix string) ([]store.KV, error) {
+func (w *Writer) Load(ctx context.Context, prefix string) ([]store.KV, error) {
 	kvs, _, err := w.st.List(ctx, prefix)
 	if err != nil {
 		return nil, fmt.Errorf("load statuses under %s: %w", prefix, err)
@@ -110,8 +121,9 @@ func normalized(s Status) ([]byte, error) {
 }
 
 // Put writes s at key unless the same status is already there (or on its
-// way there).
-func (w *StatusWriter) Put(ctx context.Context, key string, s Status) error {
+// way there). The write is Run's: it does not end with the caller's
+// context.
+func (w *Writer) Put(_ context.Context, key string, s Status) error {
 	norm, err := normalized(s)
 	if err != nil {
 		return fmt.Errorf("write status %s: %w", key, err)
@@ -133,59 +145,57 @@ func (w *StatusWriter) Put(ctx context.Context, key string, s Status) error {
 	}
 	w.mu.Lock()
 	w.last[key] = norm
-	w.enqueueLocked(ctx, store.Op{Key: key, Value: val})
+	w.enqueueLocked(store.Op{Key: key, Value: val})
 	w.mu.Unlock()
 	return nil
 }
 
 // Delete removes the status at key if this writer knows of one.
-func (w *StatusWriter) Delete(ctx context.Context, key string) error {
+func (w *Writer) Delete(_ context.Context, key string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if _, ok := w.last[key]; !ok {
 		return nil
 	}
-	return w.deleteLocked(ctx, key)
+	return w.deleteLocked(key)
 }
 
 // DeleteAny removes the status at key whoever wrote it: the statuses of a
 // container agent, which outlive the container when it stops before its
 // interfaces are deleted.
-func (w *StatusWriter) DeleteAny(ctx context.Context, key string) error {
+func (w *Writer) DeleteAny(_ context.Context, key string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.deleteLocked(ctx, key)
+	return w.deleteLocked(key)
 }
 
-func (w *StatusWriter) deleteLocked(ctx context.Context, key string) error {
+func (w *Writer) deleteLocked(key string) error {
 	if w.terminal != nil {
 		return fmt.Errorf("delete status %s: %w", key, w.terminal)
 	}
 	delete(w.last, key)
-	w.enqueueLocked(ctx, store.Op{Key: key, Delete: true})
+	w.enqueueLocked(store.Op{Key: key, Delete: true})
 	return nil
 }
 
-// enqueueLocked records op as the pending change of its key and makes sure
-// a flusher runs. The flusher lives on ctx: should it end with changes
-// still pending, the next Put or Delete starts another.
-func (w *StatusWriter) enqueueLocked(ctx context.Context, op store.Op) {
+// enqueueLocked records op as the pending change of its key and wakes Run.
+func (w *Writer) enqueueLocked(op store.Op) {
 	if _, ok := w.pending[op.Key]; !ok {
 		w.order = append(w.order, op.Key)
 	}
 	w.pending[op.Key] = op
-	if !w.flushing {
-		w.flushing = true
-		go w.flush(ctx)
+	select {
+	case w.kick <- struct{}{}:
+	default: // Run is woken already
 	}
 }
 
 // Flush waits until every change made so far is written. It returns early
-// with the error of a write that fails meanwhile (the flusher keeps
-// retrying it) or when ctx ends. Changes still pending when the context of
-// the Put or Delete that started the flusher ends are not written; the
-// statuses they were for are rewritten by the next reconcile of their keys.
-func (w *StatusWriter) Flush(ctx context.Context) error {
+// with the error of a write that fails meanwhile (Run keeps retrying it),
+// when ctx ends, or when Run has returned with changes still pending (the
+// statuses they were for are rewritten by the next reconcile of their
+// keys, in a writer that runs). Before Run starts, Flush waits for it.
+func (w *Writer) Flush(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() {
 		w.mu.Lock()
 		w.idle.Broadcast()
@@ -208,10 +218,8 @@ func (w *StatusWriter) Flush(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !w.flushing {
-			// The flusher ended with its context; pending changes wait
-			// for the next Put or Delete.
-			return errors.New("write statuses: flusher stopped with changes pending")
+		if w.stopped {
+			return errors.New("write statuses: writer stopped with changes pending")
 		}
 		w.idle.Wait()
 	}
@@ -223,7 +231,33 @@ const (
 	flushMaxDelay  = 5 * time.Second
 )
 
-func (w *StatusWriter) flush(ctx context.Context) {
+// Run writes the pending changes until ctx ends; it returns then. Changes
+// still pending at that point are not written. After etcd refused a
+// write for good (Failed) it writes nothing more and waits for ctx.
+func (w *Writer) Run(ctx context.Context) {
+	defer func() {
+		w.mu.Lock()
+		w.stopped = true
+		w.idle.Broadcast()
+		w.mu.Unlock()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.kick:
+		}
+		if !w.drain(ctx) {
+			<-ctx.Done()
+			return
+		}
+	}
+}
+
+// drain writes batches until nothing is pending or ctx ends, retrying a
+// failed one with backoff. It returns false once etcd refused a write for
+// good.
+func (w *Writer) drain(ctx context.Context) bool {
 	delay := flushBaseDelay
 	for {
 		w.mu.Lock()
@@ -231,8 +265,9 @@ func (w *StatusWriter) flush(ctx context.Context) {
 			w.flushing = false
 			w.idle.Broadcast()
 			w.mu.Unlock()
-			return
+			return true
 		}
+		w.flushing = true
 		n := min(len(w.order), store.MaxOps)
 		batch := make([]store.Op, 0, n)
 		for _, k := range w.order[:n] {
@@ -261,8 +296,8 @@ func (w *StatusWriter) flush(ctx context.Context) {
 			close(w.failed)
 			w.idle.Broadcast()
 			w.mu.Unlock()
-			slog.Error("status write refused by etcd; giving up", "keys", len(batch), "err", err)
-			return
+			w.log.Error("status write refused by etcd; giving up", "keys", len(batch), "err", err)
+			return false
 		}
 		// Put the batch back in front, except where a newer change took
 		// its place meanwhile, and retry after a pause.
@@ -277,7 +312,7 @@ func (w *StatusWriter) flush(ctx context.Context) {
 		w.idle.Broadcast()
 		w.mu.Unlock()
 		if ctx.Err() == nil {
-			slog.Error("status write failed, will retry", "keys", len(batch), "retryIn", delay, "err", err)
+			w.log.Error("status write failed, will retry", "keys", len(batch), "retryIn", delay, "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -288,27 +323,23 @@ func (w *StatusWriter) flush(ctx context.Context) {
 }
 
 // Pending counts the changes not yet in etcd.
-func (w *StatusWriter) Pending() int {
+func (w *Writer) Pending() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return len(w.pending) + w.inflight
 }
 
+// Keys lists the status keys this writer knows of.
+func (w *Writer) Keys() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Collect(maps.Keys(w.last))
+}
+
 // Get returns the last status written, pending or loaded at key.
-func (w *StatusWriter) Get(key string) ([]byte, bool) {
+func (w *Writer) Get(key string) ([]byte, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	b, ok := w.last[key]
 	return b, ok
-}
-
-// Keys lists the status keys this writer knows of.
-func (w *StatusWriter) Keys() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	keys := make([]string, 0, len(w.last))
-	for k := range w.last {
-		keys = append(keys, k)
-	}
-	return keys
 }

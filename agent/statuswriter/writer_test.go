@@ -1,8 +1,9 @@
-package controller
+package statuswriter
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -29,6 +30,17 @@ func startEtcd(ctx context.Context, t *testing.T) (*embedetcd.Etcd, *store.Clien
 	return e, st
 }
 
+// newWriter makes a writer whose Run lasts until the test ends.
+func newWriter(t *testing.T, st *store.Client) *Writer {
+	t.Helper()
+	w := New(st, slog.Default())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return w
+}
+
 func TestStatusWriterBatches(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -48,7 +60,7 @@ func TestStatusWriterBatches(t *testing.T) {
 	const n = 1000
 	key := func(i int) string { return fmt.Sprintf("s/%04d", i) }
 
-	w := NewStatusWriter(st)
+	w := newWriter(t, st)
 	before := rev()
 	for i := range n {
 		if err := w.Put(ctx, key(i), status(1)); err != nil {
@@ -107,7 +119,7 @@ func TestStatusWriterBatches(t *testing.T) {
 	}
 
 	// A fresh writer loads what is there and rewrites nothing.
-	w2 := NewStatusWriter(st)
+	w2 := newWriter(t, st)
 	if _, err := w2.Load(ctx, "s/"); err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +165,7 @@ func TestStatusWriterPermissionErrorIsTerminal(t *testing.T) {
 	}
 	defer st.Close()
 
-	w := NewStatusWriter(st)
+	w := newWriter(t, st)
 	outside := schema.StatusKey(schema.Key{Kind: schema.KindInterfaceKey, Host: "h1", Container: "c", Interface: "eth0"})
 	if err := w.Put(ctx, outside, &schema.InterfaceStatus{ObservedRevision: 1, Ready: true}); err != nil {
 		t.Fatalf("first Put (asynchronous): %v", err)

@@ -1,0 +1,14 @@
+// Package statuswriter writes an agent's status keys to etcd: only when a
+// status changed, batched into transactions by Run, which the agent that
+// owns the writer starts in its errgroup (nothing is written before Run
+// starts or after it returns). A write etcd refuses for this identity is
+// terminal (Failed, Err); other failures are retried with backoff, logged to
+// the logger the owner hands in, and counted in the metrics RegisterMetrics
+// exports.
+//
+// It imports schema and store only; it must not import agent/controller or
+// any dataplane package.
+//
+// Tests: writer_test.go here, on an embedded etcd (store/embedetcd, test-
+// only), including a refused identity.
+package statuswriter
