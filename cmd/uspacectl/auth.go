@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/uspace-io/uspace/rbac"
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store"
 )
@@ -72,11 +73,11 @@ func authInitCmd(connect connectFunc, shared *store.Config) *cobra.Command {
 			}
 			defer st.Close()
 
-			enabled, err := st.AuthEnabled(ctx)
+			enabled, err := rbac.AuthEnabled(ctx, st)
 			if err != nil {
 				return err
 			}
-			hasRoot, err := st.UserExists(ctx, store.RootUser)
+			hasRoot, err := rbac.UserExists(ctx, st, rbac.RootUser)
 			if err != nil {
 				return err
 			}
@@ -88,7 +89,7 @@ func authInitCmd(connect connectFunc, shared *store.Config) *cobra.Command {
 						return err
 					}
 				}
-				done, err := st.EnsureRoot(ctx, password)
+				done, err := rbac.EnsureRoot(ctx, st, password)
 				report(w, done)
 				if err != nil {
 					return err
@@ -101,14 +102,14 @@ func authInitCmd(connect connectFunc, shared *store.Config) *cobra.Command {
 				fmt.Fprintln(w, "etcd has no root user yet: create it (--root-password-file or --root-cert-only) before enabling auth")
 			}
 
-			if err := ensureWithCredentials(ctx, st, w, store.AdminRole(), out, *shared); err != nil {
+			if err := ensureWithCredentials(ctx, st, w, rbac.AdminRole(), out, *shared); err != nil {
 				return err
 			}
 			switch {
 			case enabled:
 				fmt.Fprintln(w, "etcd auth is enabled")
 			case enable:
-				if err := st.EnableAuth(ctx); err != nil {
+				if err := rbac.EnableAuth(ctx, st); err != nil {
 					return err
 				}
 				fmt.Fprintln(w, "enabled etcd auth")
@@ -154,7 +155,7 @@ is generated (and an existing user's password replaced).`,
 				return err
 			}
 			defer st.Close()
-			for _, r := range []store.Role{store.HostRole(host), store.ContainersRole(host)} {
+			for _, r := range []rbac.Role{rbac.HostRole(host), rbac.ContainersRole(host)} {
 				if err := ensureWithCredentials(ctx, st, cmd.OutOrStdout(), r, out, *shared); err != nil {
 					return err
 				}
@@ -185,8 +186,8 @@ func authRemoveHostCmd(connect connectFunc) *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			for _, name := range []string{store.HostIdentity(host), store.ContainersIdentity(host)} {
-				done, err := st.RemoveIdentity(ctx, name)
+			for _, name := range []string{rbac.HostIdentity(host), rbac.ContainersIdentity(host)} {
+				done, err := rbac.RemoveIdentity(ctx, st, name)
 				report(w, done)
 				if err != nil {
 					return err
@@ -219,7 +220,7 @@ func authCheckCmd(connect connectFunc, shared *store.Config) *cobra.Command {
 		Use:   "check [--identity NAME=PASSWORD_FILE]... [--identity-cert NAME=CERT,KEY]...",
 		Short: "Prove what each identity can and cannot do, by trying reads and writes of a scratch key in each scope",
 		Long: `For each identity, try a prefix read and a write and delete of the scratch key
-<prefix>` + store.ProbeSuffix + ` in its own scopes, their neighbours, another host's and
+<prefix>` + rbac.ProbeSuffix + ` in its own scopes, their neighbours, another host's and
 the uspace root, and compare with DESIGN.md's Security table. Scratch keys are
 deleted again. Exits non-zero when an identity can do more or less than it
 should, or cannot log in.
@@ -288,7 +289,7 @@ but not delete is still removed.`,
 			if !self {
 				st, err := connect(ctx)
 				if err == nil {
-					hosts, err = st.Hosts(ctx)
+					hosts, err = rbac.Hosts(ctx, st)
 				}
 				if err != nil {
 					fmt.Fprintf(w, "not auditing roles and users (needs etcd root in --etcd-*): %v\n", err)
@@ -302,14 +303,14 @@ but not delete is still removed.`,
 			}
 			var failed, leftovers []string
 			for _, id := range ids {
-				scopes, err := store.Scopes(id.name, probeHosts(hosts, id.name)...)
+				scopes, err := rbac.Scopes(id.name, probeHosts(hosts, id.name)...)
 				if err != nil {
 					return err
 				}
 				fmt.Fprintf(w, "identity %s (%s):\n", id.name, id.how)
 				failedBefore := len(failed)
-				if root != nil && id.name != store.RootUser {
-					problems, err := root.Audit(ctx, id.name)
+				if root != nil && id.name != rbac.RootUser {
+					problems, err := rbac.Audit(ctx, root, id.name)
 					if err != nil {
 						return fmt.Errorf("auditing %s: %w", id.name, err)
 					}
@@ -330,7 +331,7 @@ but not delete is still removed.`,
 				fmt.Fprintln(tw, "  scope\tshould\tcan\tverdict")
 				bad := 0
 				for _, s := range scopes {
-					res, err := st.Probe(ctx, s)
+					res, err := rbac.Probe(ctx, st, s)
 					if err != nil {
 						tw.Flush()
 						st.Close()
@@ -379,15 +380,15 @@ but not delete is still removed.`,
 	return cmd
 }
 
-func mismatch(r store.ProbeResult) string {
+func mismatch(r rbac.ProbeResult) string {
 	var s []string
-	for _, a := range []store.Access{store.Read, store.Write} {
+	for _, a := range []rbac.Access{rbac.Read, rbac.Write} {
 		switch {
 		case r.Got&a != 0 && r.Want&a == 0:
 			s = append(s, "can "+a.String()+" but must not")
 		case r.Got&a == 0 && r.Want&a != 0:
 			var why error
-			if a == store.Read {
+			if a == rbac.Read {
 				why = r.ReadErr
 			} else {
 				why = errors.Join(r.WriteErr, r.DeleteErr)
@@ -459,7 +460,7 @@ func credentialFiles(dir, identity string) []string {
 // in DIR/<identity>.password (generated and written first when missing, so
 // a failure half-way leaves the file that the next run applies), and
 // writes DIR/<identity>.env.
-func ensureWithCredentials(ctx context.Context, st *store.Client, w io.Writer, r store.Role, dir string, shared store.Config) error {
+func ensureWithCredentials(ctx context.Context, st *store.Client, w io.Writer, r rbac.Role, dir string, shared store.Config) error {
 	if dir == "" {
 		return errors.New("--out: no directory given for the credential files")
 	}
@@ -475,7 +476,7 @@ func ensureWithCredentials(ctx context.Context, st *store.Client, w io.Writer, r
 	password, err := readSecretFile(pwFile)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if password, err = store.GeneratePassword(); err != nil {
+		if password, err = rbac.GeneratePassword(); err != nil {
 			return err
 		}
 		if err := writeFileAtomic(pwFile, []byte(password+"\n")); err != nil {
@@ -487,7 +488,7 @@ func ensureWithCredentials(ctx context.Context, st *store.Client, w io.Writer, r
 	default:
 		fmt.Fprintf(w, "using the password in %s\n", pwFile)
 	}
-	done, err := st.EnsureIdentity(ctx, r, store.UserSpec{Password: password, SetPassword: true})
+	done, err := rbac.EnsureIdentity(ctx, st, r, rbac.UserSpec{Password: password, SetPassword: true})
 	report(w, done)
 	if err != nil {
 		return err
