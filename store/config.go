@@ -71,13 +71,22 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 
 // WithEnv returns c with every empty field filled from the USPACE_ETCD_*
 // environment, for callers that have no command line (the CNI plugin).
-func (c Config) WithEnv() Config {
+func (c Config) WithEnv() Config { return c.WithEnvFrom(os.Getenv) }
+
+// WithEnvFrom is WithEnv reading the environment through getenv (tests,
+// and callers that carry their own environment). Every empty field is
+// filled from its own variable, the password from USPACE_ETCD_PASSWORD
+// too, whatever PasswordFile says: the rule of BindFlags, so a password
+// file named by the caller (a flag, the CNI network config) together with
+// a password in the environment is refused by Connect ("set only one")
+// rather than one of them being picked silently.
+func (c Config) WithEnvFrom(getenv func(string) string) Config {
 	if len(c.Endpoints) == 0 {
-		c.Endpoints = splitList(os.Getenv(EnvEndpoints))
+		c.Endpoints = splitList(getenv(EnvEndpoints))
 	}
 	fill := func(field *string, env string) {
 		if *field == "" {
-			*field = os.Getenv(env)
+			*field = getenv(env)
 		}
 	}
 	fill(&c.CACert, EnvCACert)
