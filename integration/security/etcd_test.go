@@ -1,6 +1,6 @@
 // Package security_test proves uspace's security model on a real etcd
 // binary run with TLS and client-certificate auth, auth enabled and the
-// roles of DESIGN.md's Security table: every refusal is tried, and every
+// roles of ARCHITECTURE.md's Security table: every refusal is tried, and every
 // log line and error the tests see is scanned for secrets.
 package security_test
 

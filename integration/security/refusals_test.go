@@ -248,7 +248,7 @@ func TestHostCredentials(t *testing.T) {
 // deleted (a's or ab's, interfaces, volumes, container intents, networks);
 // ab's containers cannot be read; host-side statuses cannot be written or
 // read; its own container statuses can be read (ARCHITECTURE.md's one
-// widening of DESIGN.md: an agent reloads them at start, and a guarded
+// widening in ARCHITECTURE.md's Security section: an agent reloads them at start, and a guarded
 // write needs read).
 func TestContainerCredentials(t *testing.T) {
 	t.Parallel()

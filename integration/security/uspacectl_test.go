@@ -143,7 +143,7 @@ func TestAuthCommand(t *testing.T) {
 	hostCert, hostKey := e.PKI.issue("uspace-host-a", "uspace-host-a", certOpts{})
 	sc.secretFile(hostKey)
 	out = u.run(true, nil, append(append([]string{"auth", "check"}, checkArgs...), "--identity-cert", "uspace-host-a="+hostCert+","+hostKey)...)
-	if n := strings.Count(out, "exactly as DESIGN.md's Security table says"); n != len(ids)+1 {
+	if n := strings.Count(out, "exactly as ARCHITECTURE.md's Security table says"); n != len(ids)+1 {
 		t.Errorf("%d identities checked ok, want %d:\n%s", n, len(ids)+1, out)
 	}
 	noLines(t, out, "FAIL")
@@ -171,7 +171,7 @@ func TestAuthCommand(t *testing.T) {
 	out = u.run(false, nil, "auth", "check", "--identity", "uspace-host-a="+credFile("uspace-host-a", "password"))
 	wantLines(t, out, "FAIL: can read but must not; can write but must not", "identity uspace-host-a: FAIL",
 		"FAIL: role uspace-host-a holds readwrite "+schema.HostPrefix(hostB)+", which it must not",
-		"identities that can do more or less than DESIGN.md's Security table says: uspace-host-a (")
+		"identities that can do more or less than ARCHITECTURE.md's Security table says: uspace-host-a (")
 	var failures int
 	for _, l := range strings.Split(out, "\n") {
 		if strings.Contains(l, "FAIL: can") {
