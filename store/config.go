@@ -1,10 +1,3 @@
-// Package store is uspace's only way into etcd: atomic multi-key
-// transactions, list-then-watch from a revision that survives reconnects and
-// compaction, waiting for a key to reach a state, lease-bound registrations,
-// and an embedded single-node etcd for the default set-up.
-//
-// Keys are strings and values are bytes: the schema lives elsewhere, so this
-// package can be reused and tested without it.
 package store
 
 import (
