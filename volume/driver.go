@@ -169,6 +169,18 @@ func (d *Driver) get(ctx context.Context, name string) (*schema.Volume, *store.K
 	return v, kv, nil
 }
 
+// existing validates a volume name and reads its intent, which must exist.
+func (d *Driver) existing(ctx context.Context, name string) (*schema.Volume, *store.KV, error) {
+	if err := schema.ValidateVolumeName("volume name", name); err != nil {
+		return nil, nil, err
+	}
+	v, kv, err := d.get(ctx, name)
+	if err == nil && v == nil {
+		err = errNotExist(name)
+	}
+	return v, kv, err
+}
+
 // getStatus reads the host agent's status of a volume; nil when there is none.
 func (d *Driver) getStatus(ctx context.Context, name string) (*schema.VolumeStatus, *store.KV, error) {
 	kv, err := d.st.Get(ctx, d.statusKey(name))

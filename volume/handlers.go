@@ -116,15 +116,9 @@ func (d *Driver) Unmount(r *plugin.UnmountRequest) error {
 func (d *Driver) Path(r *plugin.PathRequest) (*plugin.PathResponse, error) {
 	var resp *plugin.PathResponse
 	err := d.op("path", r.Name, func(ctx context.Context) error {
-		if err := schema.ValidateVolumeName("volume name", r.Name); err != nil {
-			return err
-		}
-		v, _, err := d.get(ctx, r.Name)
+		v, _, err := d.existing(ctx, r.Name)
 		if err != nil {
 			return err
-		}
-		if v == nil {
-			return errNotExist(r.Name)
 		}
 		resp = &plugin.PathResponse{Mountpoint: v.DevicePath()}
 		return nil
@@ -136,15 +130,9 @@ func (d *Driver) Path(r *plugin.PathRequest) (*plugin.PathResponse, error) {
 func (d *Driver) Get(r *plugin.GetRequest) (*plugin.GetResponse, error) {
 	var resp *plugin.GetResponse
 	err := d.op("get", r.Name, func(ctx context.Context) error {
-		if err := schema.ValidateVolumeName("volume name", r.Name); err != nil {
-			return err
-		}
-		v, kv, err := d.get(ctx, r.Name)
+		v, kv, err := d.existing(ctx, r.Name)
 		if err != nil {
 			return err
-		}
-		if v == nil {
-			return errNotExist(r.Name)
 		}
 		st, _, err := d.getStatus(ctx, r.Name)
 		if err != nil {
