@@ -88,40 +88,23 @@ func (p *plugin) cmdAdd(args *skel.CmdArgs) error {
 		return refuseOrFail(inv, err)
 	}
 	if prior != nil {
-		inv.log.Info("repeated ADD: the attachment's intents are in place", "revision", rev)
-		status, err := p.waitReady(ctx, st, inv, rev, timeout)
-		if err != nil {
-			// The intents and the address are the earlier ADD's, not this
-			// one's to undo.
-			inv.log.Error("repeated ADD failed; the earlier ADD's intents stay", "err", err)
-			return err
-		}
-		res, err := BuildResult(conf.CNIVersion, prior, args.Netns, nil, status)
-		if err != nil {
-			return err
-		}
-		return types.PrintResult(res, conf.CNIVersion)
+		return p.answerRepeat(ctx, st, inv, prior, rev, timeout)
 	}
-
-	var ipamRes *types100.Result
-	if conf.IPAM.Type != "" {
-		r, err := invoke.DelegateAdd(ctx, conf.IPAM.Type, args.StdinData, nil)
-		if err != nil {
-			inv.log.Error("IPAM failed", "ipam", conf.IPAM.Type, "err", err)
-			if ctx.Err() != nil {
-				// Killed at the deadline, maybe after allocating.
-				return p.failAdd(inv, st, false, true, fmt.Errorf("IPAM %s did not finish within %v: %w", conf.IPAM.Type, timeout, err))
-			}
-			return err
-		}
-		if ipamRes, err = ipamResult(r); err != nil {
-			return p.failAdd(inv, st, false, true, err)
-		}
+	ipamRes, err := p.runIPAM(ctx, st, inv, timeout)
+	if err != nil {
+		return err
 	}
 	in, err := BuildIntents(conf, att, ipamRes, start)
 	if err != nil {
 		return p.failAdd(inv, st, false, true, err)
 	}
+	return p.commit(ctx, st, inv, in, ipamRes, timeout, start)
+}
+
+// commit writes the ADD's intents, waits for the host agent to apply them
+// and prints the result; any failure rolls the ADD back.
+func (p *plugin) commit(ctx context.Context, st *store.Client, inv *invocation, in *Intents, ipamRes *types100.Result, timeout time.Duration, start time.Time) error {
+	conf, att, args := inv.conf, inv.att, inv.args
 	shared := conf.Host.Memif.Socketfile != "" || conf.Host.Vhost.Socketfile != ""
 	w, err := writeIntents(ctx, st, in, att, shared)
 	if err != nil {
@@ -157,6 +140,47 @@ func (p *plugin) cmdAdd(args *skel.CmdArgs) error {
 	}
 	inv.log.Info("ADD done", "revision", w.Rev, "took", p.now().Sub(start))
 	return types.PrintResult(res, conf.CNIVersion)
+}
+
+// answerRepeat answers a repeated ADD from the intents in place (prior, at
+// revision rev), once the host agent reports them applied.
+func (p *plugin) answerRepeat(ctx context.Context, st *store.Client, inv *invocation, prior *Intents, rev int64, timeout time.Duration) error {
+	inv.log.Info("repeated ADD: the attachment's intents are in place", "revision", rev)
+	status, err := p.waitReady(ctx, st, inv, rev, timeout)
+	if err != nil {
+		// The intents and the address are the earlier ADD's, not this
+		// one's to undo.
+		inv.log.Error("repeated ADD failed; the earlier ADD's intents stay", "err", err)
+		return err
+	}
+	res, err := BuildResult(inv.conf.CNIVersion, prior, inv.args.Netns, nil, status)
+	if err != nil {
+		return err
+	}
+	return types.PrintResult(res, inv.conf.CNIVersion)
+}
+
+// runIPAM delegates to the config's IPAM plugin, if any (nil result
+// without one); a failure after it may have allocated is rolled back.
+func (p *plugin) runIPAM(ctx context.Context, st *store.Client, inv *invocation, timeout time.Duration) (*types100.Result, error) {
+	conf := inv.conf
+	if conf.IPAM.Type == "" {
+		return nil, nil
+	}
+	r, err := invoke.DelegateAdd(ctx, conf.IPAM.Type, inv.args.StdinData, nil)
+	if err != nil {
+		inv.log.Error("IPAM failed", "ipam", conf.IPAM.Type, "err", err)
+		if ctx.Err() != nil {
+			// Killed at the deadline, maybe after allocating.
+			return nil, p.failAdd(inv, st, false, true, fmt.Errorf("IPAM %s did not finish within %v: %w", conf.IPAM.Type, timeout, err))
+		}
+		return nil, err
+	}
+	ipamRes, err := ipamResult(r)
+	if err != nil {
+		return nil, p.failAdd(inv, st, false, true, err)
+	}
+	return ipamRes, nil
 }
 
 // refuseOrFail returns the error of an ADD that found the attachment

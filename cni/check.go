@@ -3,6 +3,7 @@ package cni
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -16,6 +17,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/uspace-io/uspace/schema"
+	"github.com/uspace-io/uspace/store"
 )
 
 // cmdCheck compares prevResult, the config, the intents in etcd and the
@@ -29,27 +31,43 @@ func (p *plugin) cmdCheck(args *skel.CmdArgs) error {
 	defer inv.closeLog()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(inv.us.AddTimeout))
 	defer cancel()
-	conf, att := inv.conf, inv.att
-
-	if conf.RawPrevResult == nil {
-		return types.NewError(types.ErrInvalidNetworkConfig, "CHECK: the config carries no prevResult", "")
-	}
-	if err := version.ParsePrevResult(&conf.PluginConf); err != nil {
-		return types.NewError(types.ErrDecodingFailure, "CHECK: cannot parse prevResult: "+err.Error(), "")
-	}
-	prev, err := types100.NewResultFromResult(conf.PrevResult)
-	if err != nil {
-		return types.NewError(types.ErrDecodingFailure, "CHECK: cannot convert prevResult: "+err.Error(), "")
-	}
-	drift := func(format string, a ...any) error {
-		err := types.NewError(types.ErrInternal, "CHECK: "+fmt.Sprintf(format, a...), "")
+	err = p.check(ctx, inv)
+	var d *driftError
+	if errors.As(err, &d) {
+		err := types.NewError(types.ErrInternal, "CHECK: "+d.msg, "")
 		inv.log.Warn("drift", "err", err)
 		return err
 	}
-	if _, itf := containerIface(prev, att.IfName); itf == nil || itf.Sandbox != args.Netns {
-		return drift("prevResult has no interface %s in sandbox %s", att.IfName, args.Netns)
+	if err != nil {
+		return err
 	}
+	if inv.conf.IPAM.Type != "" {
+		if err := invoke.DelegateCheck(ctx, inv.conf.IPAM.Type, args.StdinData, nil); err != nil {
+			return err
+		}
+	}
+	inv.log.Info("CHECK passed")
+	return nil
+}
 
+// driftError is a difference CHECK found between what should be and what is.
+type driftError struct{ msg string }
+
+func (e *driftError) Error() string { return e.msg }
+
+func drift(format string, a ...any) error { return &driftError{fmt.Sprintf(format, a...)} }
+
+// check is CHECK but for IPAM: prevResult, then the intents, then the
+// status.
+func (p *plugin) check(ctx context.Context, inv *invocation) error {
+	conf, att := inv.conf, inv.att
+	prev, err := prevResult(conf)
+	if err != nil {
+		return err
+	}
+	if _, itf := containerIface(prev, att.IfName); itf == nil || itf.Sandbox != att.Netns {
+		return drift("prevResult has no interface %s in sandbox %s", att.IfName, att.Netns)
+	}
 	st, err := inv.connect(ctx)
 	if err != nil {
 		return err
@@ -59,32 +77,55 @@ func (p *plugin) cmdCheck(args *skel.CmdArgs) error {
 	if err != nil {
 		return etcdErr("reading the attachment", err)
 	}
+	gotHost, err := p.checkIntents(cur, conf, att, prev)
+	if err != nil {
+		return err
+	}
+	return checkStatus(ctx, st, att, cur, gotHost)
+}
+
+// prevResult is the config's prevResult, which CHECK requires.
+func prevResult(conf *NetConf) (*types100.Result, error) {
+	if conf.RawPrevResult == nil {
+		return nil, types.NewError(types.ErrInvalidNetworkConfig, "CHECK: the config carries no prevResult", "")
+	}
+	if err := version.ParsePrevResult(&conf.PluginConf); err != nil {
+		return nil, types.NewError(types.ErrDecodingFailure, "CHECK: cannot parse prevResult: "+err.Error(), "")
+	}
+	prev, err := types100.NewResultFromResult(conf.PrevResult)
+	if err != nil {
+		return nil, types.NewError(types.ErrDecodingFailure, "CHECK: cannot convert prevResult: "+err.Error(), "")
+	}
+	return prev, nil
+}
+
+// checkIntents compares the attachment's intents with what the config and
+// prevResult say they must be; it returns the host-side intent.
+func (p *plugin) checkIntents(cur *attachmentState, conf *NetConf, att Attachment, prev *types100.Result) (*schema.HostInterface, error) {
 	hostKey, ctrKey, metaKey := att.keys()
 	switch {
 	case cur.host == nil:
-		return drift("host-side intent %s is missing", hostKey)
+		return nil, drift("host-side intent %s is missing", hostKey)
 	case cur.ctr == nil:
-		return drift("container-side intent %s is missing", ctrKey)
+		return nil, drift("container-side intent %s is missing", ctrKey)
 	case cur.meta == nil:
-		return drift("container meta %s is missing", metaKey)
+		return nil, drift("container meta %s is missing", metaKey)
 	}
 	gotHost, err := schema.DecodeAs[schema.HostInterface](cur.host.Value)
 	if err != nil {
-		return drift("host-side intent %s unreadable: %v", hostKey, err)
+		return nil, drift("host-side intent %s unreadable: %v", hostKey, err)
 	}
 	gotCtr, err := schema.DecodeAs[schema.ContainerInterface](cur.ctr.Value)
 	if err != nil {
-		return drift("container-side intent %s unreadable: %v", ctrKey, err)
+		return nil, drift("container-side intent %s unreadable: %v", ctrKey, err)
 	}
 	meta, err := schema.DecodeAs[schema.ContainerMeta](cur.meta.Value)
 	if err != nil {
-		return drift("container meta %s unreadable: %v", metaKey, err)
+		return nil, drift("container meta %s unreadable: %v", metaKey, err)
 	}
-
-	// What the config and prevResult say the intents must be.
 	want, err := BuildIntents(conf, att, prev, p.now())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if want.Host.Memif != nil && gotHost.Memif != nil {
 		want.Host.Memif.ID, want.Container.Memif.ID = gotHost.Memif.ID, gotHost.Memif.ID
@@ -93,19 +134,21 @@ func (p *plugin) cmdCheck(args *skel.CmdArgs) error {
 	if _, itf := containerIface(prev, att.IfName); itf.Mac != "" {
 		want.Container.MAC = itf.Mac
 	}
-	if d := diffObjects(gotHost, want.Host); len(d) > 0 {
-		return drift("host-side intent %s differs from the config: %s", hostKey, strings.Join(d, "; "))
+	switch d, dc := diffObjects(gotHost, want.Host), diffObjects(gotCtr, want.Container); {
+	case len(d) > 0:
+		return nil, drift("host-side intent %s differs from the config: %s", hostKey, strings.Join(d, "; "))
+	case len(dc) > 0:
+		return nil, drift("container-side intent %s differs from the config and prevResult: %s", ctrKey, strings.Join(dc, "; "))
+	case !slices.Contains(meta.Interfaces, att.IfName):
+		return nil, drift("container meta %s does not list interface %s (lists %v)", metaKey, att.IfName, meta.Interfaces)
+	case meta.Netns != att.Netns:
+		return nil, drift("container meta %s has netns %q, CHECK was given %q", metaKey, meta.Netns, att.Netns)
 	}
-	if d := diffObjects(gotCtr, want.Container); len(d) > 0 {
-		return drift("container-side intent %s differs from the config and prevResult: %s", ctrKey, strings.Join(d, "; "))
-	}
-	if !slices.Contains(meta.Interfaces, att.IfName) {
-		return drift("container meta %s does not list interface %s (lists %v)", metaKey, att.IfName, meta.Interfaces)
-	}
-	if meta.Netns != args.Netns {
-		return drift("container meta %s has netns %q, CHECK was given %q", metaKey, meta.Netns, args.Netns)
-	}
+	return gotHost, nil
+}
 
+// checkStatus compares the host agent's status with the intent.
+func checkStatus(ctx context.Context, st *store.Client, att Attachment, cur *attachmentState, gotHost *schema.HostInterface) error {
 	statusKey := schema.StatusKey(att.HostKey())
 	skv, err := st.Get(ctx, statusKey)
 	if err != nil {
@@ -127,13 +170,6 @@ func (p *plugin) cmdCheck(args *skel.CmdArgs) error {
 	case s.SocketPath != "" && s.SocketPath != socketOf(gotHost):
 		return drift("host agent uses socket %s, the intent says %s", s.SocketPath, socketOf(gotHost))
 	}
-
-	if conf.IPAM.Type != "" {
-		if err := invoke.DelegateCheck(ctx, conf.IPAM.Type, args.StdinData, nil); err != nil {
-			return err
-		}
-	}
-	inv.log.Info("CHECK passed")
 	return nil
 }
 

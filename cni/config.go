@@ -1,8 +1,3 @@
-// Package cni is the `userspace` CNI plugin. It accepts the upstream
-// userspace CNI network configuration unchanged, validates it, writes the
-// host-side intent, the container-side intent and the container meta in one
-// etcd transaction, and waits for the host agent to report that revision as
-// applied. It never talks to VPP.
 package cni
 
 import (

@@ -13,6 +13,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/uspace-io/uspace/schema"
+	"github.com/uspace-io/uspace/store"
 )
 
 // Keys that carry the still-valid attachments of a GC. libcni sends both:
@@ -84,46 +85,9 @@ func (p *plugin) cmdGC(args *skel.CmdArgs) error {
 	defer st.Close()
 
 	host := inv.us.Host
-	stale := map[types.GCAttachment]bool{}
-	hostSide, _, err := st.List(ctx, schema.InterfacesPrefix(host))
+	stale, err := staleAttachments(ctx, st, host, inv.conf.Name, valid)
 	if err != nil {
-		return etcdErr("listing this host's interfaces", err)
-	}
-	withHostSide := map[types.GCAttachment]bool{}
-	for _, kv := range hostSide {
-		hi, err := schema.DecodeAs[schema.HostInterface](kv.Value)
-		if err != nil {
-			continue
-		}
-		a := types.GCAttachment{ContainerID: hi.Container, IfName: hi.Name}
-		withHostSide[a] = true
-		if hi.Network == inv.conf.Name && !valid[a] {
-			stale[a] = true
-		}
-	}
-	// Container-side intents left without their host side: their meta
-	// names the network. One with a host side belongs to the network that
-	// side names, which may be another of the container's networks.
-	ctrSide, _, err := st.List(ctx, schema.ContainersPrefix(host))
-	if err != nil {
-		return etcdErr("listing this host's containers", err)
-	}
-	metas := map[string]*schema.ContainerMeta{}
-	for _, kv := range ctrSide {
-		if k, err := schema.ParseKey(kv.Key); err == nil && k.Kind == schema.KindContainerMetaKey {
-			if m, err := schema.DecodeAs[schema.ContainerMeta](kv.Value); err == nil {
-				metas[k.Container] = m
-			}
-		}
-	}
-	for _, kv := range ctrSide {
-		k, err := schema.ParseKey(kv.Key)
-		if err != nil || k.Kind != schema.KindContainerInterfaceKey || metaNetwork(metas[k.Container], k.Interface) != inv.conf.Name {
-			continue
-		}
-		if a := (types.GCAttachment{ContainerID: k.Container, IfName: k.Interface}); !valid[a] && !withHostSide[a] {
-			stale[a] = true
-		}
+		return err
 	}
 
 	var errs []error
@@ -152,6 +116,54 @@ func (p *plugin) cmdGC(args *skel.CmdArgs) error {
 	}
 	inv.log.Info("GC done", "deleted", len(stale))
 	return nil
+}
+
+// staleAttachments lists the attachments of network on host that are not
+// in valid: those whose host-side intent names the network, and
+// container-side intents left without their host side whose meta names it.
+func staleAttachments(ctx context.Context, st *store.Client, host, network string, valid map[types.GCAttachment]bool) (map[types.GCAttachment]bool, error) {
+	stale := map[types.GCAttachment]bool{}
+	hostSide, _, err := st.List(ctx, schema.InterfacesPrefix(host))
+	if err != nil {
+		return nil, etcdErr("listing this host's interfaces", err)
+	}
+	withHostSide := map[types.GCAttachment]bool{}
+	for _, kv := range hostSide {
+		hi, err := schema.DecodeAs[schema.HostInterface](kv.Value)
+		if err != nil {
+			continue
+		}
+		a := types.GCAttachment{ContainerID: hi.Container, IfName: hi.Name}
+		withHostSide[a] = true
+		if hi.Network == network && !valid[a] {
+			stale[a] = true
+		}
+	}
+	// Container-side intents left without their host side: their meta
+	// names the network. One with a host side belongs to the network that
+	// side names, which may be another of the container's networks.
+	ctrSide, _, err := st.List(ctx, schema.ContainersPrefix(host))
+	if err != nil {
+		return nil, etcdErr("listing this host's containers", err)
+	}
+	metas := map[string]*schema.ContainerMeta{}
+	for _, kv := range ctrSide {
+		if k, err := schema.ParseKey(kv.Key); err == nil && k.Kind == schema.KindContainerMetaKey {
+			if m, err := schema.DecodeAs[schema.ContainerMeta](kv.Value); err == nil {
+				metas[k.Container] = m
+			}
+		}
+	}
+	for _, kv := range ctrSide {
+		k, err := schema.ParseKey(kv.Key)
+		if err != nil || k.Kind != schema.KindContainerInterfaceKey || metaNetwork(metas[k.Container], k.Interface) != network {
+			continue
+		}
+		if a := (types.GCAttachment{ContainerID: k.Container, IfName: k.Interface}); !valid[a] && !withHostSide[a] {
+			stale[a] = true
+		}
+	}
+	return stale, nil
 }
 
 // ipamDelFor runs the IPAM plugin's DEL for another attachment than the

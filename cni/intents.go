@@ -100,37 +100,10 @@ func DeterministicMAC(side, containerID, ifname string) string {
 // allocates the real one (AllocMemifID). Every value is validated, so an
 // error here means nothing was written; it is a CNI error naming the field.
 func BuildIntents(conf *NetConf, att Attachment, ipam *types100.Result, now time.Time) (*Intents, error) {
-	var problems []string
-	add := func(err error) {
-		if err != nil {
-			problems = append(problems, err.Error())
-		}
+	sock, containerMAC, err := checkAttachment(conf, att)
+	if err != nil {
+		return nil, err
 	}
-	add(schema.ValidateHost("uspace.host", att.Host))
-	add(schema.ValidateContainerID("CNI_CONTAINERID", att.ContainerID))
-	add(schema.ValidateIfName("CNI_IFNAME", att.IfName))
-	if conf.Name == "" {
-		problems = append(problems, fieldProblem("name", "", "required"))
-	}
-	sock, sockField := conf.SocketPath(att.ContainerID, att.IfName)
-	if err := schema.ValidateSocketPath(sockField, sock, ""); err != nil {
-		add(fmt.Errorf("socket path: %w", err))
-	}
-	containerMAC := DeterministicMAC("container", att.ContainerID, att.IfName)
-	switch {
-	case conf.RuntimeConfig.MAC != "":
-		containerMAC = conf.RuntimeConfig.MAC
-	case att.Pod.MAC != "":
-		if err := schema.ValidateMAC("CNI_ARGS MAC", att.Pod.MAC); err != nil {
-			add(err)
-		} else {
-			containerMAC = att.Pod.MAC
-		}
-	}
-	if len(problems) > 0 {
-		return nil, configErr(problems)
-	}
-
 	t := schema.IfType(conf.Host.IfType)
 	h := &schema.HostInterface{
 		Host:      att.Host,
@@ -194,6 +167,42 @@ func BuildIntents(conf *NetConf, att Attachment, ipam *types100.Result, now time
 		}
 	}
 	return &Intents{Host: h, Container: ct, Meta: meta}, nil
+}
+
+// checkAttachment validates the names and settings every intent of the
+// attachment uses, and returns its socket path and container MAC.
+func checkAttachment(conf *NetConf, att Attachment) (sock, containerMAC string, err error) {
+	var problems []string
+	add := func(err error) {
+		if err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	add(schema.ValidateHost("uspace.host", att.Host))
+	add(schema.ValidateContainerID("CNI_CONTAINERID", att.ContainerID))
+	add(schema.ValidateIfName("CNI_IFNAME", att.IfName))
+	if conf.Name == "" {
+		problems = append(problems, fieldProblem("name", "", "required"))
+	}
+	sock, sockField := conf.SocketPath(att.ContainerID, att.IfName)
+	if err := schema.ValidateSocketPath(sockField, sock, ""); err != nil {
+		add(fmt.Errorf("socket path: %w", err))
+	}
+	containerMAC = DeterministicMAC("container", att.ContainerID, att.IfName)
+	switch {
+	case conf.RuntimeConfig.MAC != "":
+		containerMAC = conf.RuntimeConfig.MAC
+	case att.Pod.MAC != "":
+		if err := schema.ValidateMAC("CNI_ARGS MAC", att.Pod.MAC); err != nil {
+			add(err)
+		} else {
+			containerMAC = att.Pod.MAC
+		}
+	}
+	if len(problems) > 0 {
+		return "", "", configErr(problems)
+	}
+	return sock, containerMAC, nil
 }
 
 // ipsAndRoutes turns an IPAM result into the container side's addresses

@@ -13,8 +13,6 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/uspace-io/uspace/store"
 )
@@ -176,23 +174,8 @@ func etcdErr(what string, err error) error {
 	if errors.As(err, &te) {
 		return te
 	}
-	if isUnreachable(err) {
+	if store.IsUnavailable(err) {
 		return types.NewError(types.ErrTryAgainLater, fmt.Sprintf("etcd unreachable while %s: %v", what, err), "")
 	}
 	return types.NewError(types.ErrInternal, fmt.Sprintf("etcd: %s: %v", what, err), "")
-}
-
-func isUnreachable(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return true
-	}
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if s, ok := status.FromError(e); ok {
-			switch s.Code() {
-			case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
-				return true
-			}
-		}
-	}
-	return false
 }

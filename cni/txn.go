@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"slices"
-	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
 
@@ -23,22 +21,6 @@ import (
 type errExists struct{ msg string }
 
 func (e *errExists) Error() string { return e.msg }
-
-// maxAttempts bounds the read-then-guarded-write loops; each retry follows
-// a write by someone else, so this is only reached under heavy churn on
-// one host's shared socket or one container.
-const maxAttempts = 50
-
-// retryPause spreads retries so contenders do not collide again.
-func retryPause(ctx context.Context, attempt int) error {
-	d := time.Duration(1+rand.IntN(5*(attempt+1))) * time.Millisecond
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
-}
 
 // written is what writeIntents did.
 type written struct {
@@ -117,116 +99,142 @@ func modRev(kv *store.KV) int64 {
 // repeated ADD is answered from them), (b) the container's meta is the one
 // read, and (c) with a socket shared by configuration, no other interface
 // of this host changed since the memif id was chosen. A lost race is
-// retried from a fresh read; a real clash returns *errExists.
+// retried from a fresh read (store.RetryOnConflict); a real clash returns
+// *errExists.
 func writeIntents(ctx context.Context, st *store.Client, in *Intents, att Attachment, sharedSocket bool) (written, error) {
+	var w written
+	err := store.RetryOnConflict(ctx, func() error {
+		var err error
+		w, err = writeIntentsOnce(ctx, st, in, att, sharedSocket)
+		return err
+	})
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return written{}, types.NewError(types.ErrTryAgainLater,
+			fmt.Sprintf("writing intents for container %s interface %s: still conflicting after %d attempts", att.ContainerID, att.IfName, store.ConflictAttempts), "")
+	case err != nil && err == ctx.Err():
+		// ctx ended during the pause between two attempts.
+		return written{}, etcdErr("writing intents", err)
+	}
+	return w, err
+}
+
+// writeIntentsOnce is one attempt of writeIntents; a lost guard is an
+// error wrapping store.ErrConflict.
+func writeIntentsOnce(ctx context.Context, st *store.Client, in *Intents, att Attachment, sharedSocket bool) (written, error) {
 	hostKey, ctrKey, metaKey := att.keys()
-	for attempt := 0; ; attempt++ {
-		if attempt == maxAttempts {
-			return written{}, types.NewError(types.ErrTryAgainLater,
-				fmt.Sprintf("writing intents for container %s interface %s: still conflicting after %d attempts", att.ContainerID, att.IfName, attempt), "")
-		}
-		if attempt > 0 {
-			if err := retryPause(ctx, attempt); err != nil {
-				return written{}, etcdErr("writing intents", err)
-			}
-		}
-		// With a socket file named by the config, several interfaces may
-		// share it: read every host intent of this host, the memif id must
-		// be unique per socket file on this host (and a vhost-user socket
-		// is never shared). The default socket name is unique to the
-		// attachment, so its id is 0 and nothing else needs reading.
-		others := map[string]*schema.HostInterface{}
-		var listRev int64
-		if sharedSocket {
-			all, rev, err := st.List(ctx, schema.InterfacesPrefix(att.Host))
-			if err != nil {
-				return written{}, etcdErr("listing this host's interfaces", err)
-			}
-			listRev = rev
-			for _, kv := range all {
-				if kv.Key == hostKey {
-					continue
-				}
-				if hi, err := schema.DecodeAs[schema.HostInterface](kv.Value); err == nil {
-					others[kv.Key] = hi
-				}
-			}
-		}
-		id, err := AllocMemifID(hostKey, in.Host, others)
-		if err != nil {
-			return written{}, err
-		}
-		cur, err := readAttachment(ctx, st, att)
-		if err != nil {
-			return written{}, etcdErr("reading the attachment", err)
-		}
-		if cur.host != nil {
-			// Keep the id the existing intent holds: comparing is then
-			// about the settings, not about which id is free now.
-			if old, err := schema.DecodeAs[schema.HostInterface](cur.host.Value); err == nil && old.Memif != nil {
-				id = old.Memif.ID
-			}
-		}
-		if in.Host.Memif != nil {
-			in.Host.Memif.ID, in.Container.Memif.ID = id, id
-		}
-		hostVal, err := schema.Encode(in.Host)
-		if err != nil {
-			return written{}, configErr([]string{err.Error()})
-		}
-		ctrVal, err := schema.Encode(in.Container)
-		if err != nil {
-			return written{}, configErr([]string{err.Error()})
-		}
-
-		if cur.host != nil {
-			if err := sameAttachment(cur, hostVal, ctrVal, att); err != nil {
-				return written{}, err
-			}
-			return written{Rev: cur.host.ModRevision, Adopted: true}, nil
-		}
-
-		meta := *in.Meta
-		if cur.meta != nil {
-			old, err := schema.DecodeAs[schema.ContainerMeta](cur.meta.Value)
-			if err == nil {
-				if old.Netns != "" && att.Netns != "" && old.Netns != att.Netns && len(cur.others) > 0 {
-					return written{}, &errExists{fmt.Sprintf("container %s is registered with netns %s (interfaces %v), not %s: DEL it first",
-						att.ContainerID, old.Netns, cur.others, att.Netns)}
-				}
-				meta = *old
-				meta.Interfaces = slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(cur.others), att.IfName))))
-				if meta.Netns == "" || len(cur.others) == 0 {
-					meta.Netns = att.Netns
-				}
-				fillPod(&meta, in.Meta)
-				meta.Networks = networksOf(old.Networks, meta.Interfaces)
-				maps.Copy(meta.Networks, in.Meta.Networks)
-			}
-		}
-		metaVal, err := schema.Encode(&meta)
-		if err != nil {
-			return written{}, configErr([]string{err.Error()})
-		}
-		ops := []op{
-			{key: hostKey, value: hostVal, guardRev: 0},
-			{key: ctrKey, value: ctrVal, guardRev: modRev(cur.ctr)},
-			{key: metaKey, value: metaVal, guardRev: modRev(cur.meta)},
-		}
-		guardPrefix := ""
-		if sharedSocket {
-			guardPrefix = schema.InterfacesPrefix(att.Host)
-		}
-		rev, err := apply(ctx, st, ops, guardPrefix, listRev)
-		switch {
-		case err == nil:
-			return written{Rev: rev}, nil
-		case errors.Is(err, store.ErrConflict):
-			continue
-		default:
-			return written{Unknown: true}, etcdErr("writing intents", err)
+	id, listRev, err := memifID(ctx, st, in, att, sharedSocket)
+	if err != nil {
+		return written{}, err
+	}
+	cur, err := readAttachment(ctx, st, att)
+	if err != nil {
+		return written{}, etcdErr("reading the attachment", err)
+	}
+	if cur.host != nil {
+		// Keep the id the existing intent holds: comparing is then
+		// about the settings, not about which id is free now.
+		if old, err := schema.DecodeAs[schema.HostInterface](cur.host.Value); err == nil && old.Memif != nil {
+			id = old.Memif.ID
 		}
 	}
+	if in.Host.Memif != nil {
+		in.Host.Memif.ID, in.Container.Memif.ID = id, id
+	}
+	hostVal, err := schema.Encode(in.Host)
+	if err != nil {
+		return written{}, configErr([]string{err.Error()})
+	}
+	ctrVal, err := schema.Encode(in.Container)
+	if err != nil {
+		return written{}, configErr([]string{err.Error()})
+	}
+	if cur.host != nil {
+		if err := sameAttachment(cur, hostVal, ctrVal, att); err != nil {
+			return written{}, err
+		}
+		return written{Rev: cur.host.ModRevision, Adopted: true}, nil
+	}
+	meta, err := mergeMeta(cur, in, att)
+	if err != nil {
+		return written{}, err
+	}
+	metaVal, err := schema.Encode(meta)
+	if err != nil {
+		return written{}, configErr([]string{err.Error()})
+	}
+	ops := []op{
+		{key: hostKey, value: hostVal, guardRev: 0},
+		{key: ctrKey, value: ctrVal, guardRev: modRev(cur.ctr)},
+		{key: metaKey, value: metaVal, guardRev: modRev(cur.meta)},
+	}
+	guardPrefix := ""
+	if sharedSocket {
+		guardPrefix = schema.InterfacesPrefix(att.Host)
+	}
+	rev, err := apply(ctx, st, ops, guardPrefix, listRev)
+	switch {
+	case err == nil:
+		return written{Rev: rev}, nil
+	case errors.Is(err, store.ErrConflict):
+		return written{}, err
+	}
+	return written{Unknown: true}, etcdErr("writing intents", err)
+}
+
+// memifID picks the memif id of the attachment. With a socket file named
+// by the config, several interfaces may share it: it reads every host
+// intent of this host (the id must be unique per socket file on this host;
+// a vhost-user socket is never shared) and returns the revision of that
+// read for the prefix guard. The default socket name is unique to the
+// attachment, so its id is 0 and nothing else needs reading.
+func memifID(ctx context.Context, st *store.Client, in *Intents, att Attachment, sharedSocket bool) (uint32, int64, error) {
+	hostKey := att.HostKey().String()
+	others := map[string]*schema.HostInterface{}
+	var listRev int64
+	if sharedSocket {
+		all, rev, err := st.List(ctx, schema.InterfacesPrefix(att.Host))
+		if err != nil {
+			return 0, 0, etcdErr("listing this host's interfaces", err)
+		}
+		listRev = rev
+		for _, kv := range all {
+			if kv.Key == hostKey {
+				continue
+			}
+			if hi, err := schema.DecodeAs[schema.HostInterface](kv.Value); err == nil {
+				others[kv.Key] = hi
+			}
+		}
+	}
+	id, err := AllocMemifID(hostKey, in.Host, others)
+	return id, listRev, err
+}
+
+// mergeMeta is the container meta to write: the ADD's, or the one in etcd
+// with this interface (and its network) added.
+func mergeMeta(cur *attachmentState, in *Intents, att Attachment) (*schema.ContainerMeta, error) {
+	meta := *in.Meta
+	if cur.meta == nil {
+		return &meta, nil
+	}
+	old, err := schema.DecodeAs[schema.ContainerMeta](cur.meta.Value)
+	if err != nil {
+		return &meta, nil
+	}
+	if old.Netns != "" && att.Netns != "" && old.Netns != att.Netns && len(cur.others) > 0 {
+		return nil, &errExists{fmt.Sprintf("container %s is registered with netns %s (interfaces %v), not %s: DEL it first",
+			att.ContainerID, old.Netns, cur.others, att.Netns)}
+	}
+	meta = *old
+	meta.Interfaces = slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(cur.others), att.IfName))))
+	if meta.Netns == "" || len(cur.others) == 0 {
+		meta.Netns = att.Netns
+	}
+	fillPod(&meta, in.Meta)
+	meta.Networks = networksOf(old.Networks, meta.Interfaces)
+	maps.Copy(meta.Networks, in.Meta.Networks)
+	return &meta, nil
 }
 
 // priorAttachment looks, before IPAM runs, for the attachment in etcd.
@@ -316,56 +324,61 @@ func fillPod(dst, src *schema.ContainerMeta) {
 // deleteAttachment removes the attachment's host-side and container-side
 // intents, and the container meta when no other interface of the
 // container remains (else it drops this interface from it), in one
-// transaction guarded on what was read. It returns the host intent that
-// was deleted (nil if there was none) and the revision.
+// transaction guarded on what was read, retried from a fresh read when it
+// loses (store.RetryOnConflict). It returns the host intent that was
+// deleted (nil if there was none) and the revision.
 func deleteAttachment(ctx context.Context, st *store.Client, att Attachment) (*store.KV, int64, error) {
-	hostKey, ctrKey, metaKey := att.keys()
-	for attempt := 0; ; attempt++ {
-		if attempt == maxAttempts {
-			return nil, 0, types.NewError(types.ErrTryAgainLater,
-				fmt.Sprintf("deleting intents of container %s interface %s: still conflicting after %d attempts", att.ContainerID, att.IfName, attempt), "")
-		}
-		if attempt > 0 {
-			if err := retryPause(ctx, attempt); err != nil {
-				return nil, 0, etcdErr("deleting intents", err)
-			}
-		}
+	var (
+		removed *store.KV
+		rev     int64
+	)
+	err := store.RetryOnConflict(ctx, func() error {
 		cur, err := readAttachment(ctx, st, att)
 		if err != nil {
-			return nil, 0, etcdErr("reading the attachment", err)
+			return etcdErr("reading the attachment", err)
 		}
-		var ops []op
-		if cur.host != nil {
-			ops = append(ops, op{key: hostKey, del: true, guardRev: cur.host.ModRevision})
+		ops := deleteOps(cur, att)
+		if len(ops) == 0 {
+			removed, rev = nil, 0
+			return nil
 		}
-		if cur.ctr != nil {
-			ops = append(ops, op{key: ctrKey, del: true, guardRev: cur.ctr.ModRevision})
-		}
-		if cur.meta != nil {
-			if len(cur.others) == 0 {
-				ops = append(ops, op{key: metaKey, del: true, guardRev: cur.meta.ModRevision})
-			} else if m, err := schema.DecodeAs[schema.ContainerMeta](cur.meta.Value); err == nil &&
-				(!slices.Equal(m.Interfaces, cur.others) || len(m.Networks) != len(networksOf(m.Networks, cur.others))) {
-				m.Interfaces = cur.others
-				m.Networks = networksOf(m.Networks, cur.others)
-				if val, err := schema.Encode(m); err == nil {
-					ops = append(ops, op{key: metaKey, value: val, guardRev: cur.meta.ModRevision})
-				}
+		removed = cur.host
+		rev, err = apply(ctx, st, ops, "", 0)
+		return err
+	})
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return nil, 0, types.NewError(types.ErrTryAgainLater,
+			fmt.Sprintf("deleting intents of container %s interface %s: still conflicting after %d attempts", att.ContainerID, att.IfName, store.ConflictAttempts), "")
+	case err != nil:
+		return nil, 0, etcdErr("deleting intents", err)
+	}
+	return removed, rev, nil
+}
+
+// deleteOps are the guarded writes that remove the attachment as read.
+func deleteOps(cur *attachmentState, att Attachment) []op {
+	hostKey, ctrKey, metaKey := att.keys()
+	var ops []op
+	if cur.host != nil {
+		ops = append(ops, op{key: hostKey, del: true, guardRev: cur.host.ModRevision})
+	}
+	if cur.ctr != nil {
+		ops = append(ops, op{key: ctrKey, del: true, guardRev: cur.ctr.ModRevision})
+	}
+	if cur.meta != nil {
+		if len(cur.others) == 0 {
+			ops = append(ops, op{key: metaKey, del: true, guardRev: cur.meta.ModRevision})
+		} else if m, err := schema.DecodeAs[schema.ContainerMeta](cur.meta.Value); err == nil &&
+			(!slices.Equal(m.Interfaces, cur.others) || len(m.Networks) != len(networksOf(m.Networks, cur.others))) {
+			m.Interfaces = cur.others
+			m.Networks = networksOf(m.Networks, cur.others)
+			if val, err := schema.Encode(m); err == nil {
+				ops = append(ops, op{key: metaKey, value: val, guardRev: cur.meta.ModRevision})
 			}
 		}
-		if len(ops) == 0 {
-			return nil, 0, nil
-		}
-		rev, err := apply(ctx, st, ops, "", 0)
-		switch {
-		case err == nil:
-			return cur.host, rev, nil
-		case errors.Is(err, store.ErrConflict):
-			continue
-		default:
-			return nil, 0, etcdErr("deleting intents", err)
-		}
 	}
+	return ops
 }
 
 // op is one write of a guarded transaction: guardRev is the mod revision

@@ -226,7 +226,7 @@ func (u USpaceConf) Resolve(env Environment) (USpaceConf, error) {
 	}
 
 	// Network config first; environment next (store's own env names).
-	u.Etcd.Config = withEnv(u.Etcd.Config, env.Getenv)
+	u.Etcd.Config = u.Etcd.Config.WithEnvFrom(env.Getenv)
 	if u.Host == "" {
 		u.Host = env.Getenv(EnvHost)
 	}
@@ -261,33 +261,10 @@ func (u USpaceConf) Resolve(env Environment) (USpaceConf, error) {
 	return u, nil
 }
 
-// withEnv is store.Config.WithEnv with an injectable getenv.
-func withEnv(c store.Config, getenv func(string) string) store.Config {
-	if len(c.Endpoints) == 0 {
-		for _, part := range strings.Split(getenv(store.EnvEndpoints), ",") {
-			if part = strings.TrimSpace(part); part != "" {
-				c.Endpoints = append(c.Endpoints, part)
-			}
-		}
-	}
-	fill := func(field *string, env string) {
-		if *field == "" {
-			*field = getenv(env)
-		}
-	}
-	fill(&c.CACert, store.EnvCACert)
-	fill(&c.Cert, store.EnvCert)
-	fill(&c.Key, store.EnvKey)
-	fill(&c.Username, store.EnvUser)
-	fill(&c.PasswordFile, store.EnvPasswordFile)
-	// The password itself only ever comes from the environment; never from
-	// a file that might be world-readable or from the network config.
-	if c.PasswordFile == "" {
-		fill(&c.Password, store.EnvPassword)
-	}
-	return c
-}
-
+// fillEtcd fills c's empty fields from the defaults file's. A password
+// already given (the environment's) keeps the file's passwordFile out:
+// store.Connect refuses both, and the host-wide file must not make a
+// process's own password unusable.
 func fillEtcd(c *store.Config, from store.Config) {
 	if len(c.Endpoints) == 0 {
 		c.Endpoints = from.Endpoints

@@ -1,6 +1,3 @@
-// Package schema defines uspace's v1 intents and statuses, the etcd key
-// layout that holds them, and the validation every writer runs before it
-// writes. It does no I/O: writers, agents and tools all share these rules.
 package schema
 
 import (

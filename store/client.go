@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -204,4 +205,66 @@ func readPasswordFile(path string) (string, error) {
 		return "", fmt.Errorf("etcd password file %s is empty", path)
 	}
 	return password, nil
+}
+
+// DiagnoseTLS says why etcd refuses cfg's TLS connection, or returns nil
+// when the TLS handshake with the first TLS endpoint is accepted (or no
+// endpoint uses TLS). With TLS 1.3 the server checks the client
+// certificate only after the client considers the handshake done, so the
+// refusal (a TLS alert: certificate required, unknown certificate
+// authority, expired certificate) can reach gRPC after its own write
+// failed, and Connect's error may then only say "broken pipe". This dials
+// once more and reads the alert. It is meant for Connect's error path.
+func DiagnoseTLS(ctx context.Context, cfg Config) error {
+	tlsCfg, err := cfg.tls()
+	if err != nil {
+		return err
+	}
+	var addr string
+	for _, ep := range cfg.Endpoints {
+		switch {
+		case strings.HasPrefix(ep, "https://"):
+			addr = strings.TrimPrefix(ep, "https://")
+		case !strings.Contains(ep, "://") && tlsCfg != nil:
+			addr = ep
+		default:
+			continue
+		}
+		break
+	}
+	if addr == "" {
+		return nil
+	}
+	if tlsCfg == nil {
+		tlsCfg = &tls.Config{}
+	}
+	tlsCfg = tlsCfg.Clone()
+	if host, _, err := net.SplitHostPort(addr); err == nil && tlsCfg.ServerName == "" {
+		tlsCfg.ServerName = host
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	conn, err := (&tls.Dialer{Config: tlsCfg}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // no answer in time: not a TLS refusal
+		}
+		return fmt.Errorf("TLS with %s: %w", addr, err)
+	}
+	defer conn.Close()
+	deadline, _ := ctx.Deadline()
+	_ = conn.SetDeadline(deadline)
+	// An accepted client gets etcd's HTTP/2 settings in answer to the
+	// preface; a refused one the alert, which stays readable even when the
+	// write already failed.
+	_, _ = conn.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
+	_, err = conn.Read(make([]byte, 1))
+	var nerr net.Error
+	switch {
+	case err == nil, errors.As(err, &nerr) && nerr.Timeout():
+		return nil
+	case strings.Contains(err.Error(), "remote error: tls:"):
+		return fmt.Errorf("etcd at %s refused the TLS connection: %w", addr, err)
+	}
+	return nil
 }

@@ -1,10 +1,3 @@
-// Package store is uspace's only way into etcd: atomic multi-key
-// transactions, list-then-watch from a revision that survives reconnects and
-// compaction, waiting for a key to reach a state, lease-bound registrations,
-// and an embedded single-node etcd for the default set-up.
-//
-// Keys are strings and values are bytes: the schema lives elsewhere, so this
-// package can be reused and tested without it.
 package store
 
 import (
@@ -71,13 +64,22 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 
 // WithEnv returns c with every empty field filled from the USPACE_ETCD_*
 // environment, for callers that have no command line (the CNI plugin).
-func (c Config) WithEnv() Config {
+func (c Config) WithEnv() Config { return c.WithEnvFrom(os.Getenv) }
+
+// WithEnvFrom is WithEnv reading the environment through getenv (tests,
+// and callers that carry their own environment). Every empty field is
+// filled from its own variable, the password from USPACE_ETCD_PASSWORD
+// too, whatever PasswordFile says: the rule of BindFlags, so a password
+// file named by the caller (a flag, the CNI network config) together with
+// a password in the environment is refused by Connect ("set only one")
+// rather than one of them being picked silently.
+func (c Config) WithEnvFrom(getenv func(string) string) Config {
 	if len(c.Endpoints) == 0 {
-		c.Endpoints = splitList(os.Getenv(EnvEndpoints))
+		c.Endpoints = splitList(getenv(EnvEndpoints))
 	}
 	fill := func(field *string, env string) {
 		if *field == "" {
-			*field = os.Getenv(env)
+			*field = getenv(env)
 		}
 	}
 	fill(&c.CACert, EnvCACert)

@@ -9,6 +9,8 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // EventType says what an Event carries.
@@ -217,4 +219,22 @@ func IsDenied(err error) bool {
 		errors.Is(err, rpctypes.ErrUserNotFound) ||
 		errors.Is(err, rpctypes.ErrGRPCPermissionDenied) ||
 		errors.Is(err, rpctypes.ErrGRPCAuthFailed)
+}
+
+// IsUnavailable reports an error that says etcd could not be reached or
+// did not answer in time (a deadline, a cancellation, gRPC's Unavailable):
+// worth trying again later, unlike a refusal (IsDenied) or a conflict.
+func IsUnavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return true
+	}
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if s, ok := status.FromError(e); ok {
+			switch s.Code() {
+			case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+				return true
+			}
+		}
+	}
+	return false
 }

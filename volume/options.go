@@ -113,30 +113,8 @@ func NewVolume(host, name, root string, opts map[string]string) (*schema.Volume,
 		v.Root = r
 	}
 
-	sizeOpt, hasSize := opts[OptSize]
-	bsOpt, hasBS := opts[OptBlockSize]
-	if hasBS && !hasSize {
-		return nil, optErr(OptBlockSize, bsOpt, "only applies together with -o size (the host agent then creates a malloc bdev)")
-	}
-	if hasSize {
-		size, err := ParseSize(sizeOpt)
-		if err != nil {
-			return nil, optErr(OptSize, sizeOpt, "%v", err)
-		}
-		bs := uint64(DefaultBlockSize)
-		if hasBS {
-			if bs, err = strconv.ParseUint(bsOpt, 10, 32); err != nil {
-				return nil, optErr(OptBlockSize, bsOpt, "must be a number of bytes")
-			}
-			if bs == 0 || bs%512 != 0 {
-				return nil, optErr(OptBlockSize, bsOpt, "must be a non-zero multiple of 512")
-			}
-		}
-		if size%bs != 0 {
-			return nil, optErr(OptSize, sizeOpt, "%d bytes is not a multiple of the block size %d", size, bs)
-		}
-		v.Malloc = &schema.MallocSpec{SizeBytes: size, BlockSize: uint32(bs)}
-		v.Bdev = MallocBdevName(v.Device)
+	if err := parseMalloc(v, opts); err != nil {
+		return nil, err
 	}
 	// Without size or bdev, Bdev stays empty: the volume adopts the
 	// controller named by device as it is, with whatever it serves (the
@@ -158,6 +136,36 @@ func NewVolume(host, name, root string, opts map[string]string) (*schema.Volume,
 		return nil, fmt.Errorf("volume %s: %w", name, err)
 	}
 	return v, nil
+}
+
+// parseMalloc sets v's malloc bdev from -o size and -o blocksize.
+func parseMalloc(v *schema.Volume, opts map[string]string) error {
+	sizeOpt, hasSize := opts[OptSize]
+	bsOpt, hasBS := opts[OptBlockSize]
+	if hasBS && !hasSize {
+		return optErr(OptBlockSize, bsOpt, "only applies together with -o size (the host agent then creates a malloc bdev)")
+	}
+	if hasSize {
+		size, err := ParseSize(sizeOpt)
+		if err != nil {
+			return optErr(OptSize, sizeOpt, "%v", err)
+		}
+		bs := uint64(DefaultBlockSize)
+		if hasBS {
+			if bs, err = strconv.ParseUint(bsOpt, 10, 32); err != nil {
+				return optErr(OptBlockSize, bsOpt, "must be a number of bytes")
+			}
+			if bs == 0 || bs%512 != 0 {
+				return optErr(OptBlockSize, bsOpt, "must be a non-zero multiple of 512")
+			}
+		}
+		if size%bs != 0 {
+			return optErr(OptSize, sizeOpt, "%d bytes is not a multiple of the block size %d", size, bs)
+		}
+		v.Malloc = &schema.MallocSpec{SizeBytes: size, BlockSize: uint32(bs)}
+		v.Bdev = MallocBdevName(v.Device)
+	}
+	return nil
 }
 
 func quoteAll(ss []string) string {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uspace-io/uspace/rbac"
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store"
 	"github.com/uspace-io/uspace/store/embedetcd"
@@ -144,14 +145,14 @@ func TestStatusWriterPermissionErrorIsTerminal(t *testing.T) {
 	e, admin := startEtcd(ctx, t)
 	// A container identity may write only its host's container statuses.
 	const pw = "a-password-for-this-test"
-	role := store.ContainersRole("h1")
-	if _, err := admin.EnsureIdentity(ctx, role, store.UserSpec{Password: pw}); err != nil {
+	role := rbac.ContainersRole("h1")
+	if _, err := rbac.EnsureIdentity(ctx, admin, role, rbac.UserSpec{Password: pw}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := admin.EnsureRoot(ctx, "root-pw"); err != nil {
+	if _, err := rbac.EnsureRoot(ctx, admin, "root-pw"); err != nil {
 		t.Fatal(err)
 	}
-	if err := admin.EnableAuth(ctx); err != nil {
+	if err := rbac.EnableAuth(ctx, admin); err != nil {
 		t.Fatal(err)
 	}
 	pwFile := t.TempDir() + "/pw"

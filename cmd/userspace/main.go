@@ -1,6 +1,3 @@
-// Command userspace is the uspace CNI plugin (CNI type "userspace"). It
-// accepts the upstream userspace CNI network config, writes intents to
-// etcd and waits for the uspace host agent; the logic lives in package cni.
 package main
 
 import (

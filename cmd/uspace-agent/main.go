@@ -1,5 +1,3 @@
-// Command uspace-agent runs the uspace reconcilers: `host` once per host,
-// `container` inside each application container.
 package main
 
 import (

@@ -1,11 +1,3 @@
-// Command uspace-volume is the Docker volume plugin for vhost-user block and
-// scsi devices, a drop-in for vhostuser-docker-volume: it serves Docker's
-// volume plugin protocol on /run/docker/plugins/<name>.sock and keeps every
-// volume as an intent in etcd, which the host agent turns into SPDK
-// controllers, sockets and device nodes.
-//
-// Flags may be written Go-style with one dash (-path, -name, -version), as
-// the seed's were, or with two; -p is short for -path.
 package main
 
 import (
@@ -138,19 +130,9 @@ func run(args []string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
 
-	root, err := volume.CleanRoot(o.root)
+	root, sock, err := checkOptions(o)
 	if err != nil {
 		return err
-	}
-	if err := schema.ValidateHost("host", o.host); err != nil {
-		return fmt.Errorf("--host: %w", err)
-	}
-	if o.name == "" || strings.ContainsAny(o.name, "/") {
-		return fmt.Errorf("--name %q: must be a plain name (the socket is <plugin-dir>/<name>.sock)", o.name)
-	}
-	sock := filepath.Join(o.pluginDir, o.name+".sock")
-	if len(sock) > schema.MaxSocketPath {
-		return fmt.Errorf("plugin socket %s is %d bytes, a unix socket path holds at most %d", sock, len(sock), schema.MaxSocketPath)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -199,6 +181,26 @@ func run(args []string) error {
 		log.Warn("shutdown", "error", err)
 	}
 	return nil
+}
+
+// checkOptions validates the options that name files: the vhost-user
+// root and the plugin socket.
+func checkOptions(o options) (root, sock string, err error) {
+	root, err = volume.CleanRoot(o.root)
+	if err != nil {
+		return "", "", err
+	}
+	if err := schema.ValidateHost("host", o.host); err != nil {
+		return "", "", fmt.Errorf("--host: %w", err)
+	}
+	if o.name == "" || strings.ContainsAny(o.name, "/") {
+		return "", "", fmt.Errorf("--name %q: must be a plain name (the socket is <plugin-dir>/<name>.sock)", o.name)
+	}
+	sock = filepath.Join(o.pluginDir, o.name+".sock")
+	if len(sock) > schema.MaxSocketPath {
+		return "", "", fmt.Errorf("plugin socket %s is %d bytes, a unix socket path holds at most %d", sock, len(sock), schema.MaxSocketPath)
+	}
+	return root, sock, nil
 }
 
 // listen creates the plugin socket, replacing a stale one left by a killed

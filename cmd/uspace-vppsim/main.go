@@ -1,6 +1,3 @@
-// Command uspace-vppsim runs the VPP binary-API simulator
-// (integration/vppsim) as a process, for tests and demos on machines
-// without VPP.
 package main
 
 import (

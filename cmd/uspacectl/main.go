@@ -1,4 +1,3 @@
-// Command uspacectl inspects and administers uspace's state in etcd.
 package main
 
 import (

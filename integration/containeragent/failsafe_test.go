@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/uspace-io/uspace/integration/harness"
+	"github.com/uspace-io/uspace/rbac"
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store"
 )
@@ -43,8 +44,8 @@ func TestExitsWhenItsEtcdUserIsDeleted(t *testing.T) {
 	})
 
 	ctx := context.Background()
-	role := store.ContainersRole(host)
-	pw, err := store.GeneratePassword()
+	role := rbac.ContainersRole(host)
+	pw, err := rbac.GeneratePassword()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,17 +53,17 @@ func TestExitsWhenItsEtcdUserIsDeleted(t *testing.T) {
 	if err := os.WriteFile(pwFile, []byte(pw), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Store.EnsureIdentity(ctx, role, store.UserSpec{Password: pw}); err != nil {
+	if _, err := rbac.EnsureIdentity(ctx, e.Store, role, rbac.UserSpec{Password: pw}); err != nil {
 		t.Fatal(err)
 	}
 	const rootPW = "root-password-of-this-test"
-	if _, err := e.Store.EnsureRoot(ctx, rootPW); err != nil {
+	if _, err := rbac.EnsureRoot(ctx, e.Store, rootPW); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Store.EnableAuth(ctx); err != nil {
+	if err := rbac.EnableAuth(ctx, e.Store); err != nil {
 		t.Fatal(err)
 	}
-	rootCli, err := clientv3.New(clientv3.Config{Endpoints: e.Endpoints, Username: store.RootUser, Password: rootPW, DialTimeout: 5 * time.Second})
+	rootCli, err := clientv3.New(clientv3.Config{Endpoints: e.Endpoints, Username: rbac.RootUser, Password: rootPW, DialTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func TestExitsWhenItsEtcdUserIsDeleted(t *testing.T) {
 	harness.WaitStatus[schema.InterfaceStatus](t, as, statusKey(id, "net1"), rev, harness.Ready[schema.InterfaceStatus])
 
 	start := time.Now()
-	if _, err := root.RemoveIdentity(ctx, role.Name); err != nil {
+	if _, err := rbac.RemoveIdentity(ctx, root, role.Name); err != nil {
 		t.Fatal(err)
 	}
 	out := waitExit(t, c, 30*time.Second)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/uspace-io/uspace/integration/binaries"
 	"github.com/uspace-io/uspace/integration/harness"
+	"github.com/uspace-io/uspace/rbac"
 	"github.com/uspace-io/uspace/store"
 )
 
@@ -136,10 +137,10 @@ func (e *secureEtcd) passwordConfig(user, file string) store.Config {
 func (e *secureEtcd) enableAuth() {
 	e.t.Helper()
 	ctx := context.Background()
-	if _, err := e.Root.EnsureRoot(ctx, ""); err != nil {
+	if _, err := rbac.EnsureRoot(ctx, e.Root, ""); err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.Root.EnableAuth(ctx); err != nil {
+	if err := rbac.EnableAuth(ctx, e.Root); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -153,9 +154,9 @@ type identity struct {
 
 // addIdentity creates r's role and user with a fresh password (in a 0600
 // file) and issues it a client certificate with CN = its name.
-func (e *secureEtcd) addIdentity(r store.Role) identity {
+func (e *secureEtcd) addIdentity(r rbac.Role) identity {
 	e.t.Helper()
-	pw, err := store.GeneratePassword()
+	pw, err := rbac.GeneratePassword()
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func (e *secureEtcd) addIdentity(r store.Role) identity {
 	if err := os.WriteFile(id.PasswordFile, []byte(pw+"\n"), 0o600); err != nil {
 		e.t.Fatal(err)
 	}
-	done, err := e.Root.EnsureIdentity(context.Background(), r, store.UserSpec{Password: pw})
+	done, err := rbac.EnsureIdentity(context.Background(), e.Root, r, rbac.UserSpec{Password: pw})
 	e.scan.add("EnsureIdentity "+r.Name, strings.Join(done, "\n"))
 	if err != nil {
 		e.t.Fatal(err)

@@ -23,6 +23,7 @@ import (
 	"github.com/uspace-io/uspace/integration/harness"
 	"github.com/uspace-io/uspace/integration/spdksim"
 	"github.com/uspace-io/uspace/integration/vppsim"
+	"github.com/uspace-io/uspace/rbac"
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store"
 )
@@ -40,9 +41,9 @@ func TestHostWithOwnCredentialsOnly(t *testing.T) {
 	sc := newSecretScan(t)
 	e := startSecureEtcd(t, sc)
 	e.enableAuth()
-	hostID := e.addIdentity(store.HostRole(hostA))
-	ctrID := e.addIdentity(store.ContainersRole(hostA))
-	e.addIdentity(store.HostRole(hostB))
+	hostID := e.addIdentity(rbac.HostRole(hostA))
+	ctrID := e.addIdentity(rbac.ContainersRole(hostA))
+	e.addIdentity(rbac.HostRole(hostB))
 	seeded := seed(t, e,
 		schema.InterfaceKey(hostB, "c1", "net1"), schema.VolumeKey(hostB, "volume0"),
 		schema.StatusKey(schema.Key{Kind: schema.KindVolumeKey, Host: hostB, Volume: "volume0"}))

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/uspace-io/uspace/integration/harness"
+	"github.com/uspace-io/uspace/rbac"
 	"github.com/uspace-io/uspace/store"
 )
 
@@ -84,19 +85,19 @@ func TestMakeCertsScript(t *testing.T) {
 		RootCert: filepath.Join(dir, "root.pem"), RootKey: filepath.Join(dir, "root-key.pem"),
 	}, "--auth-token", "jwt,pub-key="+filepath.Join(dir, "jwt-pub.pem")+",priv-key="+filepath.Join(dir, "jwt-key.pem")+",sign-method=RS256,ttl=10m")
 	ctx := context.Background()
-	if _, err := e.Root.EnsureRoot(ctx, ""); err != nil {
+	if _, err := rbac.EnsureRoot(ctx, e.Root, ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Root.EnableAuth(ctx); err != nil {
+	if err := rbac.EnableAuth(ctx, e.Root); err != nil {
 		t.Fatal(err)
 	}
-	pw, _ := store.GeneratePassword()
+	pw, _ := rbac.GeneratePassword()
 	sc.secret(pw)
 	pwFile := filepath.Join(dir, "uspace-host-a.password")
 	if err := os.WriteFile(pwFile, []byte(pw), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Root.EnsureIdentity(ctx, store.HostRole(hostA), store.UserSpec{Password: pw}); err != nil {
+	if _, err := rbac.EnsureIdentity(ctx, e.Root, rbac.HostRole(hostA), rbac.UserSpec{Password: pw}); err != nil {
 		t.Fatal(err)
 	}
 	byCert := e.certConfig(filepath.Join(dir, "uspace-host-a.pem"), filepath.Join(dir, "uspace-host-a-key.pem"))
@@ -108,9 +109,9 @@ func TestMakeCertsScript(t *testing.T) {
 			sc.addErr(err)
 			t.Fatalf("uspace-host-a by %s: %v", name, err)
 		}
-		scopes, _ := store.Scopes("uspace-host-a")
+		scopes, _ := rbac.Scopes("uspace-host-a")
 		for _, s := range scopes {
-			res, err := c.Probe(ctx, s)
+			res, err := rbac.Probe(ctx, c, s)
 			if err != nil || !res.OK() {
 				t.Errorf("uspace-host-a by %s on %s: can %s, should %s (%v)", name, s.Prefix, res.Got, s.Want, err)
 			}

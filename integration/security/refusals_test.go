@@ -12,6 +12,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/uspace-io/uspace/rbac"
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store"
 )
@@ -151,8 +152,8 @@ func TestHostCredentials(t *testing.T) {
 	sc := newSecretScan(t)
 	e := startSecureEtcd(t, sc)
 	e.enableAuth()
-	a := e.addIdentity(store.HostRole(hostA))
-	e.addIdentity(store.HostRole(hostB))
+	a := e.addIdentity(rbac.HostRole(hostA))
+	e.addIdentity(rbac.HostRole(hostB))
 	ctx := context.Background()
 
 	bKeys := []string{
@@ -252,15 +253,15 @@ func TestHostCredentials(t *testing.T) {
 // deleted (a's or ab's, interfaces, volumes, container intents, networks);
 // ab's containers cannot be read; host-side statuses cannot be written or
 // read; its own container statuses can be read (ARCHITECTURE.md's one
-// widening of DESIGN.md: an agent reloads them at start, and a guarded
+// widening in ARCHITECTURE.md's Security section: an agent reloads them at start, and a guarded
 // write needs read).
 func TestContainerCredentials(t *testing.T) {
 	t.Parallel()
 	sc := newSecretScan(t)
 	e := startSecureEtcd(t, sc)
 	e.enableAuth()
-	ctr := e.addIdentity(store.ContainersRole(hostA))
-	e.addIdentity(store.ContainersRole(hostB))
+	ctr := e.addIdentity(rbac.ContainersRole(hostA))
+	e.addIdentity(rbac.ContainersRole(hostB))
 	ctx := context.Background()
 
 	intents := []string{
@@ -324,14 +325,14 @@ func TestRefusedLogins(t *testing.T) {
 	sc := newSecretScan(t)
 	e := startSecureEtcd(t, sc)
 	e.enableAuth()
-	a := e.addIdentity(store.HostRole(hostA))
+	a := e.addIdentity(rbac.HostRole(hostA))
 	ctx := context.Background()
 
 	other := newPKI(t, e.Dir, "other")
 	otherCert, otherKey := other.issue("other-a", a.Name, certOpts{})
 	expiredCert, expiredKey := e.PKI.issue("expired-a", a.Name, certOpts{notAfter: time.Now().Add(-time.Hour)})
 	otherServerTrust := other.CA
-	wrong, _ := store.GeneratePassword()
+	wrong, _ := rbac.GeneratePassword()
 	sc.secret(wrong)
 	wrongFile := filepath.Join(e.Dir, "wrong.password")
 	loose := filepath.Join(e.Dir, "loose.password")

@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/uspace-io/uspace/integration/binaries"
+	"github.com/uspace-io/uspace/rbac"
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store"
 )
@@ -83,11 +84,11 @@ func TestAuthCommand(t *testing.T) {
 
 	out := u.run(false, nil, "auth", "init", "--enable", "--out", creds)
 	wantLines(t, out, "etcd has no root user, which it needs before auth can be enabled")
-	if on, err := e.Root.AuthEnabled(ctx); err != nil || on {
+	if on, err := rbac.AuthEnabled(ctx, e.Root); err != nil || on {
 		t.Fatalf("auth enabled after a refused init: %v %v", on, err)
 	}
 
-	rootPW, _ := store.GeneratePassword()
+	rootPW, _ := rbac.GeneratePassword()
 	sc.secret(rootPW)
 	rootPWFile := filepath.Join(e.Dir, "root.password")
 	if err := os.WriteFile(rootPWFile, []byte(rootPW+"\n"), 0o600); err != nil {
@@ -122,7 +123,7 @@ func TestAuthCommand(t *testing.T) {
 
 	ids := []string{"uspace-admin"}
 	for _, h := range []string{hostA, hostB} {
-		ids = append(ids, store.HostIdentity(h), store.ContainersIdentity(h))
+		ids = append(ids, rbac.HostIdentity(h), rbac.ContainersIdentity(h))
 	}
 	if info, err := os.Stat(creds); err != nil || info.Mode().Perm() != 0o700 {
 		t.Errorf("credential directory: %v %v", info.Mode(), err)
@@ -144,7 +145,7 @@ func TestAuthCommand(t *testing.T) {
 	hostCert, hostKey := e.PKI.issue("uspace-host-a", "uspace-host-a", certOpts{})
 	sc.secretFile(hostKey)
 	out = u.run(true, nil, append(append([]string{"auth", "check"}, checkArgs...), "--identity-cert", "uspace-host-a="+hostCert+","+hostKey)...)
-	if n := strings.Count(out, "exactly as DESIGN.md's Security table says"); n != len(ids)+1 {
+	if n := strings.Count(out, "exactly as ARCHITECTURE.md's Security table says"); n != len(ids)+1 {
 		t.Errorf("%d identities checked ok, want %d:\n%s", n, len(ids)+1, out)
 	}
 	noLines(t, out, "FAIL")
@@ -172,7 +173,7 @@ func TestAuthCommand(t *testing.T) {
 	out = u.run(false, nil, "auth", "check", "--identity", "uspace-host-a="+credFile("uspace-host-a", "password"))
 	wantLines(t, out, "FAIL: can read but must not; can write but must not", "identity uspace-host-a: FAIL",
 		"FAIL: role uspace-host-a holds readwrite "+schema.HostPrefix(hostB)+", which it must not",
-		"identities that can do more or less than DESIGN.md's Security table says: uspace-host-a (")
+		"identities that can do more or less than ARCHITECTURE.md's Security table says: uspace-host-a (")
 	var failures int
 	for _, l := range strings.Split(out, "\n") {
 		if strings.Contains(l, "FAIL: can") {
@@ -210,10 +211,10 @@ func TestAuthCommand(t *testing.T) {
 	wantLines(t, out, "deleted user uspace-host-a\n", "deleted role uspace-host-a\n", "deleted user uspace-containers-a\n", "deleted role uspace-containers-a\n",
 		"removed "+credFile("uspace-host-a", "password")+"\n", "removed "+credFile("uspace-containers-a", "env")+"\n")
 	for _, name := range []string{"uspace-host-a", "uspace-containers-a"} {
-		if ok, err := e.Root.UserExists(ctx, name); err != nil || ok {
+		if ok, err := rbac.UserExists(ctx, e.Root, name); err != nil || ok {
 			t.Errorf("user %s after remove-host: %v %v", name, ok, err)
 		}
-		if _, err := e.Root.RoleGrants(ctx, name); err == nil || !strings.Contains(err.Error(), "role name not found") {
+		if _, err := rbac.RoleGrants(ctx, e.Root, name); err == nil || !strings.Contains(err.Error(), "role name not found") {
 			t.Errorf("role %s after remove-host: %v", name, err)
 		}
 		if _, err := os.Stat(credFile(name, "password")); !os.IsNotExist(err) {

@@ -1,4 +1,4 @@
-package store
+package rbac
 
 import (
 	"context"
@@ -10,9 +10,12 @@ import (
 	"testing"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/uspace-io/uspace/store"
+	"github.com/uspace-io/uspace/store/embedetcd"
 )
 
-// DESIGN.md's Security table, written out by hand so that a change to the
+// ARCHITECTURE.md's Security table, written out by hand so that a change to the
 // roles in code has to change this too.
 func TestRolesMatchDesign(t *testing.T) {
 	grants := func(r Role) string {
@@ -158,20 +161,20 @@ func TestEnsureIdentities(t *testing.T) {
 		}
 		return p
 	}
-	connectAs := func(user, pw string) (*Client, error) {
-		return Connect(ctx, Config{Endpoints: eps, Username: user, PasswordFile: pwFile(user, pw)})
+	connectAs := func(user, pw string) (*store.Client, error) {
+		return store.Connect(ctx, store.Config{Endpoints: eps, Username: user, PasswordFile: pwFile(user, pw)})
 	}
 
-	bootstrap, err := Connect(ctx, Config{Endpoints: eps})
+	bootstrap, err := store.Connect(ctx, store.Config{Endpoints: eps})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer bootstrap.Close()
 	rootPW, _ := GeneratePassword()
-	if done, err := bootstrap.EnsureRoot(ctx, rootPW); err != nil || fmt.Sprint(done) != "[created user root user root: granted role root]" {
+	if done, err := EnsureRoot(ctx, bootstrap, rootPW); err != nil || fmt.Sprint(done) != "[created user root user root: granted role root]" {
 		t.Fatalf("EnsureRoot: %v %v", done, err)
 	}
-	if err := bootstrap.EnableAuth(ctx); err != nil {
+	if err := EnableAuth(ctx, bootstrap); err != nil {
 		t.Fatal(err)
 	}
 	root, err := connectAs(RootUser, rootPW)
@@ -179,10 +182,10 @@ func TestEnsureIdentities(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer root.Close()
-	if on, err := root.AuthEnabled(ctx); err != nil || !on {
+	if on, err := AuthEnabled(ctx, root); err != nil || !on {
 		t.Fatalf("auth enabled: %v %v", on, err)
 	}
-	if done, err := root.EnsureRoot(ctx, ""); err != nil || len(done) != 0 {
+	if done, err := EnsureRoot(ctx, root, ""); err != nil || len(done) != 0 {
 		t.Fatalf("EnsureRoot again: %v %v", done, err)
 	}
 
@@ -196,7 +199,7 @@ func TestEnsureIdentities(t *testing.T) {
 			r  Role
 			pw string
 		}{{HostRole("a"), hostPW}, {ContainersRole("a"), ctrPW}} {
-			done, err := root.EnsureIdentity(ctx, id.r, UserSpec{Password: id.pw})
+			done, err := EnsureIdentity(ctx, root, id.r, UserSpec{Password: id.pw})
 			if err != nil {
 				t.Fatalf("EnsureIdentity %s: %v", id.r.Name, err)
 			}
@@ -226,11 +229,11 @@ func TestEnsureIdentities(t *testing.T) {
 	mustAuth(et.RoleGrantPermission(ctx, "uspace-containers-a", "/uspace/v1/hosts/a/x", "", clientv3.PermissionType(clientv3.PermWrite)))
 	mustAuth(et.RoleAdd(ctx, "extra"))
 	mustAuth(et.UserGrantRole(ctx, "uspace-containers-a", "extra"))
-	problems, err := root.Audit(ctx, "uspace-host-a")
+	problems, err := Audit(ctx, root, "uspace-host-a")
 	if err != nil || len(problems) != 3 {
 		t.Fatalf("audit after drift: %q %v", problems, err)
 	}
-	if problems, err := root.Audit(ctx, "uspace-containers-a"); err != nil || strings.Join(problems, "; ") !=
+	if problems, err := Audit(ctx, root, "uspace-containers-a"); err != nil || strings.Join(problems, "; ") !=
 		"role uspace-containers-a holds write key /uspace/v1/hosts/a/x, which it must not; user uspace-containers-a holds role extra too" {
 		t.Fatalf("audit after drift: %q %v", problems, err)
 	}
@@ -247,10 +250,10 @@ func TestEnsureIdentities(t *testing.T) {
 		t.Fatalf("repair did:\n  %s\nwant\n  %s", strings.Join(done, "\n  "), strings.Join(want, "\n  "))
 	}
 	for _, r := range []Role{HostRole("a"), ContainersRole("a")} {
-		if problems, err := root.Audit(ctx, r.Name); err != nil || len(problems) != 0 {
+		if problems, err := Audit(ctx, root, r.Name); err != nil || len(problems) != 0 {
 			t.Fatalf("audit after repair: %q %v", problems, err)
 		}
-		got, err := root.RoleGrants(ctx, r.Name)
+		got, err := RoleGrants(ctx, root, r.Name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -269,7 +272,7 @@ func TestEnsureIdentities(t *testing.T) {
 		}
 		scopes, _ := Scopes(id.user)
 		for _, s := range scopes {
-			res, err := c.Probe(ctx, s)
+			res, err := Probe(ctx, c, s)
 			if err != nil {
 				t.Fatalf("%s probe %s: %v", id.user, s.Prefix, err)
 			}
@@ -285,13 +288,13 @@ func TestEnsureIdentities(t *testing.T) {
 
 	// A password change takes, and only when asked.
 	newPW, _ := GeneratePassword()
-	if done, err := root.EnsureIdentity(ctx, HostRole("a"), UserSpec{Password: newPW}); err != nil || len(done) != 0 {
+	if done, err := EnsureIdentity(ctx, root, HostRole("a"), UserSpec{Password: newPW}); err != nil || len(done) != 0 {
 		t.Fatalf("ensure without SetPassword: %v %v", done, err)
 	}
-	if done, err := root.EnsureIdentity(ctx, HostRole("a"), UserSpec{Password: newPW, SetPassword: true}); err != nil || fmt.Sprint(done) != "[set the password of user uspace-host-a]" {
+	if done, err := EnsureIdentity(ctx, root, HostRole("a"), UserSpec{Password: newPW, SetPassword: true}); err != nil || fmt.Sprint(done) != "[set the password of user uspace-host-a]" {
 		t.Fatalf("ensure with SetPassword: %v %v", done, err)
 	}
-	if done, err := root.EnsureIdentity(ctx, HostRole("a"), UserSpec{Password: newPW, SetPassword: true}); err != nil || len(done) != 0 {
+	if done, err := EnsureIdentity(ctx, root, HostRole("a"), UserSpec{Password: newPW, SetPassword: true}); err != nil || len(done) != 0 {
 		t.Fatalf("ensure with the password it has: %v %v", done, err)
 	}
 	if c, err := connectAs("uspace-host-a", newPW); err != nil {
@@ -301,12 +304,12 @@ func TestEnsureIdentities(t *testing.T) {
 	}
 
 	for _, name := range []string{"uspace-host-a", "uspace-containers-a"} {
-		done, err := root.RemoveIdentity(ctx, name)
+		done, err := RemoveIdentity(ctx, root, name)
 		if err != nil || len(done) != 2 {
 			t.Fatalf("remove %s: %v %v", name, done, err)
 		}
 		reported = append(reported, done...)
-		if done, err := root.RemoveIdentity(ctx, name); err != nil || len(done) != 0 {
+		if done, err := RemoveIdentity(ctx, root, name); err != nil || len(done) != 0 {
 			t.Fatalf("remove %s again: %v %v", name, done, err)
 		}
 	}
@@ -318,4 +321,14 @@ func TestEnsureIdentities(t *testing.T) {
 			t.Fatal("a password appears in what Ensure reported")
 		}
 	}
+}
+
+// startEmbedded runs a real etcd in the test process on free ports.
+func startEmbedded(t *testing.T, dir string) *embedetcd.Etcd {
+	t.Helper()
+	e, err := embedetcd.Start(context.Background(), embedetcd.Config{Dir: dir, ClientURL: "http://127.0.0.1:0", PeerURL: "http://127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

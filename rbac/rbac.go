@@ -1,33 +1,21 @@
-package store
-
-// The identities of DESIGN.md's Security table as etcd roles and users, and
-// the probes that prove what an identity can really do.
-//
-// etcd grants permissions per key range (READ, WRITE or READWRITE); every
-// grant here is a prefix range ending in "/", so host "a" never matches host
-// "ab". A user with the same name as its role holds that role and nothing
-// else. Users authenticate either with their password or, when etcd runs
-// with --client-cert-auth, with a client certificate whose Common Name is the
-// user name (etcd maps the verified certificate's CN to the user).
+package rbac
 
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"go.etcd.io/etcd/api/v3/authpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/uspace-io/uspace/schema"
+	"github.com/uspace-io/uspace/store"
 )
 
 // Identity names. The role and the user of an identity share its name.
@@ -188,9 +176,9 @@ func GeneratePassword() (string, error) {
 // EnsureRole makes role r exist with exactly r's grants: it creates the
 // role, grants what is missing or of another access, and revokes every other
 // permission. It returns what it changed, in words.
-func (c *Client) EnsureRole(ctx context.Context, r Role) ([]string, error) {
+func EnsureRole(ctx context.Context, st *store.Client, r Role) ([]string, error) {
 	var done []string
-	auth := c.etcd.Auth
+	auth := st.Etcd().Auth
 	resp, err := auth.RoleGet(ctx, r.Name)
 	switch {
 	case errors.Is(err, rpctypes.ErrRoleNotFound):
@@ -256,9 +244,9 @@ type UserSpec struct {
 
 // EnsureUser makes the user exist with exactly spec.Roles. It returns what
 // it changed, in words (never the password).
-func (c *Client) EnsureUser(ctx context.Context, spec UserSpec) ([]string, error) {
+func EnsureUser(ctx context.Context, st *store.Client, spec UserSpec) ([]string, error) {
 	var done []string
-	auth := c.etcd.Auth
+	auth := st.Etcd().Auth
 	resp, err := auth.UserGet(ctx, spec.Name)
 	switch {
 	case errors.Is(err, rpctypes.ErrUserNotFound):
@@ -313,8 +301,8 @@ func (c *Client) EnsureUser(ctx context.Context, spec UserSpec) ([]string, error
 // requires before it enables auth. A missing root user is created with
 // password, or for client-certificate login only when password is empty.
 // An existing root user's password is left alone.
-func (c *Client) EnsureRoot(ctx context.Context, password string) ([]string, error) {
-	resp, err := c.etcd.Auth.UserGet(ctx, RootUser)
+func EnsureRoot(ctx context.Context, st *store.Client, password string) ([]string, error) {
+	resp, err := st.Etcd().Auth.UserGet(ctx, RootUser)
 	spec := UserSpec{Name: RootUser, Password: password, NoPassword: password == ""}
 	if err == nil {
 		// Keep whatever other roles root has; only add etcd's root role.
@@ -325,33 +313,33 @@ func (c *Client) EnsureRoot(ctx context.Context, password string) ([]string, err
 	} else {
 		spec.Roles = []string{etcdRootRole}
 	}
-	return c.EnsureUser(ctx, spec)
+	return EnsureUser(ctx, st, spec)
 }
 
 // EnsureIdentity ensures the role of a uspace identity and its user holding
 // exactly that role.
-func (c *Client) EnsureIdentity(ctx context.Context, r Role, user UserSpec) ([]string, error) {
-	done, err := c.EnsureRole(ctx, r)
+func EnsureIdentity(ctx context.Context, st *store.Client, r Role, user UserSpec) ([]string, error) {
+	done, err := EnsureRole(ctx, st, r)
 	if err != nil {
 		return done, err
 	}
 	user.Name, user.Roles = r.Name, []string{r.Name}
-	more, err := c.EnsureUser(ctx, user)
+	more, err := EnsureUser(ctx, st, user)
 	return append(done, more...), err
 }
 
 // RemoveIdentity deletes the user and the role of an identity; either may
 // already be gone.
-func (c *Client) RemoveIdentity(ctx context.Context, name string) ([]string, error) {
+func RemoveIdentity(ctx context.Context, st *store.Client, name string) ([]string, error) {
 	var done []string
-	switch _, err := c.etcd.Auth.UserDelete(ctx, name); {
+	switch _, err := st.Etcd().Auth.UserDelete(ctx, name); {
 	case err == nil:
 		done = append(done, "deleted user "+name)
 	case !errors.Is(err, rpctypes.ErrUserNotFound):
 		return done, fmt.Errorf("deleting user %s: %w", name, err)
 	}
 	// Deleting the role also revokes it from any other user holding it.
-	switch _, err := c.etcd.Auth.RoleDelete(ctx, name); {
+	switch _, err := st.Etcd().Auth.RoleDelete(ctx, name); {
 	case err == nil:
 		done = append(done, "deleted role "+name)
 	case !errors.Is(err, rpctypes.ErrRoleNotFound):
@@ -363,8 +351,8 @@ func (c *Client) RemoveIdentity(ctx context.Context, name string) ([]string, err
 // RoleGrants returns the grants a role holds in etcd, in key order; a
 // permission that is not a prefix range has Prefix "key K" or
 // "range [K, E)".
-func (c *Client) RoleGrants(ctx context.Context, name string) ([]Grant, error) {
-	resp, err := c.etcd.Auth.RoleGet(ctx, name)
+func RoleGrants(ctx context.Context, st *store.Client, name string) ([]Grant, error) {
+	resp, err := st.Etcd().Auth.RoleGet(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("reading role %s: %w", name, err)
 	}
@@ -382,8 +370,8 @@ func (c *Client) RoleGrants(ctx context.Context, name string) ([]Grant, error) {
 }
 
 // UserExists reports whether etcd has the user.
-func (c *Client) UserExists(ctx context.Context, name string) (bool, error) {
-	_, err := c.etcd.Auth.UserGet(ctx, name)
+func UserExists(ctx context.Context, st *store.Client, name string) (bool, error) {
+	_, err := st.Etcd().Auth.UserGet(ctx, name)
 	switch {
 	case err == nil:
 		return true, nil
@@ -394,8 +382,8 @@ func (c *Client) UserExists(ctx context.Context, name string) (bool, error) {
 }
 
 // AuthEnabled reports whether etcd enforces auth.
-func (c *Client) AuthEnabled(ctx context.Context) (bool, error) {
-	resp, err := c.etcd.Auth.AuthStatus(ctx)
+func AuthEnabled(ctx context.Context, st *store.Client) (bool, error) {
+	resp, err := st.Etcd().Auth.AuthStatus(ctx)
 	if err != nil {
 		return false, fmt.Errorf("reading etcd auth status: %w", err)
 	}
@@ -404,16 +392,16 @@ func (c *Client) AuthEnabled(ctx context.Context) (bool, error) {
 
 // EnableAuth turns etcd's auth on (a no-op when it is on). The root user
 // must exist with the root role (EnsureRoot).
-func (c *Client) EnableAuth(ctx context.Context) error {
-	if _, err := c.etcd.Auth.AuthEnable(ctx); err != nil {
+func EnableAuth(ctx context.Context, st *store.Client) error {
+	if _, err := st.Etcd().Auth.AuthEnable(ctx); err != nil {
 		return fmt.Errorf("enabling etcd auth: %w", err)
 	}
 	return nil
 }
 
 // Hosts lists the hosts that have a uspace role in etcd.
-func (c *Client) Hosts(ctx context.Context) ([]string, error) {
-	resp, err := c.etcd.Auth.RoleList(ctx)
+func Hosts(ctx context.Context, st *store.Client) ([]string, error) {
+	resp, err := st.Etcd().Auth.RoleList(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("listing roles: %w", err)
 	}
@@ -433,13 +421,13 @@ func (c *Client) Hosts(ctx context.Context) ([]string, error) {
 
 // Audit compares an identity's role and user in etcd with what they must
 // be and returns every difference, in words (nil when exact).
-func (c *Client) Audit(ctx context.Context, identity string) ([]string, error) {
+func Audit(ctx context.Context, st *store.Client, identity string) ([]string, error) {
 	want, err := RoleOf(identity)
 	if err != nil {
 		return nil, err
 	}
 	var problems []string
-	switch have, err := c.RoleGrants(ctx, identity); {
+	switch have, err := RoleGrants(ctx, st, identity); {
 	case errors.Is(err, rpctypes.ErrRoleNotFound):
 		problems = append(problems, "role "+identity+" does not exist")
 	case err != nil:
@@ -456,7 +444,7 @@ func (c *Client) Audit(ctx context.Context, identity string) ([]string, error) {
 			}
 		}
 	}
-	switch resp, err := c.etcd.Auth.UserGet(ctx, identity); {
+	switch resp, err := st.Etcd().Auth.UserGet(ctx, identity); {
 	case errors.Is(err, rpctypes.ErrUserNotFound):
 		problems = append(problems, "user "+identity+" does not exist")
 	case err != nil:
@@ -493,9 +481,9 @@ func (s Scope) ProbeKey() string { return s.Prefix + ProbeSuffix }
 // its own scopes, their neighbours, those of a made-up host whose name
 // starts with this host's (to catch a grant on a prefix without its "/"),
 // those of otherHosts, and the uspace root. Want comes from the role, so
-// the probes compare etcd's behaviour with DESIGN.md's table as encoded in
-// HostRole, ContainersRole and AdminRole. The root user is expected to do
-// everything.
+// the probes compare etcd's behaviour with ARCHITECTURE.md's Security table
+// as encoded in HostRole, ContainersRole and AdminRole. The root user is
+// expected to do everything.
 func Scopes(identity string, otherHosts ...string) ([]Scope, error) {
 	var r Role
 	if identity == RootUser {
@@ -553,7 +541,7 @@ func (p ProbeResult) OK() bool { return p.Got == p.Want }
 // read (no values are fetched). Got has Write only when both the put and
 // the delete were allowed. Errors other than a refusal (etcd unreachable)
 // are returned.
-func (c *Client) Probe(ctx context.Context, s Scope) (ProbeResult, error) {
+func Probe(ctx context.Context, st *store.Client, s Scope) (ProbeResult, error) {
 	res := ProbeResult{Scope: s}
 	refused := func(err error) (bool, error) {
 		switch {
@@ -565,7 +553,7 @@ func (c *Client) Probe(ctx context.Context, s Scope) (ProbeResult, error) {
 		}
 		return false, err
 	}
-	_, err := c.etcd.Get(ctx, s.Prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	_, err := st.Etcd().Get(ctx, s.Prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if no, ferr := refused(err); ferr != nil {
 		return res, fmt.Errorf("probing read of %s: %w", s.Prefix, ferr)
 	} else if no {
@@ -574,7 +562,7 @@ func (c *Client) Probe(ctx context.Context, s Scope) (ProbeResult, error) {
 		res.Got |= Read
 	}
 	key := s.ProbeKey()
-	_, err = c.etcd.Put(ctx, key, "probe by uspacectl auth check; safe to delete")
+	_, err = st.Etcd().Put(ctx, key, "probe by uspacectl auth check; safe to delete")
 	put, ferr := refused(err)
 	if ferr != nil {
 		return res, fmt.Errorf("probing write of %s: %w", key, ferr)
@@ -582,7 +570,7 @@ func (c *Client) Probe(ctx context.Context, s Scope) (ProbeResult, error) {
 	if put {
 		res.WriteErr = err
 	}
-	_, err = c.etcd.Delete(ctx, key)
+	_, err = st.Etcd().Delete(ctx, key)
 	del, ferr := refused(err)
 	if ferr != nil {
 		return res, fmt.Errorf("probing delete of %s: %w", key, ferr)
@@ -595,66 +583,4 @@ func (c *Client) Probe(ctx context.Context, s Scope) (ProbeResult, error) {
 		res.Got |= Write
 	}
 	return res, nil
-}
-
-// DiagnoseTLS says why etcd refuses cfg's TLS connection, or returns nil
-// when the TLS handshake with the first TLS endpoint is accepted (or no
-// endpoint uses TLS). With TLS 1.3 the server checks the client
-// certificate only after the client considers the handshake done, so the
-// refusal (a TLS alert: certificate required, unknown certificate
-// authority, expired certificate) can reach gRPC after its own write
-// failed, and Connect's error may then only say "broken pipe". This dials
-// once more and reads the alert. It is meant for Connect's error path.
-func DiagnoseTLS(ctx context.Context, cfg Config) error {
-	tlsCfg, err := cfg.tls()
-	if err != nil {
-		return err
-	}
-	var addr string
-	for _, ep := range cfg.Endpoints {
-		switch {
-		case strings.HasPrefix(ep, "https://"):
-			addr = strings.TrimPrefix(ep, "https://")
-		case !strings.Contains(ep, "://") && tlsCfg != nil:
-			addr = ep
-		default:
-			continue
-		}
-		break
-	}
-	if addr == "" {
-		return nil
-	}
-	if tlsCfg == nil {
-		tlsCfg = &tls.Config{}
-	}
-	tlsCfg = tlsCfg.Clone()
-	if host, _, err := net.SplitHostPort(addr); err == nil && tlsCfg.ServerName == "" {
-		tlsCfg.ServerName = host
-	}
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	conn, err := (&tls.Dialer{Config: tlsCfg}).DialContext(ctx, "tcp", addr)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil // no answer in time: not a TLS refusal
-		}
-		return fmt.Errorf("TLS with %s: %w", addr, err)
-	}
-	defer conn.Close()
-	deadline, _ := ctx.Deadline()
-	_ = conn.SetDeadline(deadline)
-	// An accepted client gets etcd's HTTP/2 settings in answer to the
-	// preface; a refused one the alert, which stays readable even when the
-	// write already failed.
-	_, _ = conn.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
-	_, err = conn.Read(make([]byte, 1))
-	var nerr net.Error
-	switch {
-	case err == nil, errors.As(err, &nerr) && nerr.Timeout():
-		return nil
-	case strings.Contains(err.Error(), "remote error: tls:"):
-		return fmt.Errorf("etcd at %s refused the TLS connection: %w", addr, err)
-	}
-	return nil
 }

@@ -1,0 +1,7 @@
+// Command userspace is the uspace CNI plugin (CNI type "userspace"). It
+// accepts the upstream userspace CNI network config, writes intents to
+// etcd and waits for the uspace host agent; the logic lives in package cni.
+//
+// Imports: cni (and through it schema and store); never the etcd server,
+// which make lint checks. Tests: integration/cni runs this binary.
+package main

@@ -1,0 +1,18 @@
+// Package cni is the `userspace` CNI plugin. It accepts the upstream
+// userspace CNI network configuration unchanged, validates it, writes the
+// host-side intent, the container-side intent and the container meta in one
+// etcd transaction, and waits for the host agent to report that revision as
+// applied. It never talks to VPP.
+//
+// Files: plugin.go (verbs' set-up, etcd error classification), add.go,
+// del.go, check.go, gc.go, status.go (one CNI verb each), config.go and
+// uspaceconf.go (the network config and the `uspace` section), intents.go
+// (config to intents), txn.go (the guarded transactions), result.go.
+//
+// Imports: schema and store only among uspace packages; never agent,
+// volume, grpc's status/codes (store classifies etcd errors) or etcd's
+// server (make lint checks the userspace binary).
+//
+// Tests: the *_test.go files here; the plugin run as a binary against a
+// real etcd and host agent is tested in integration/cni.
+package cni

@@ -1,0 +1,20 @@
+// Package store is uspace's only way into etcd: atomic multi-key
+// transactions with guards (Apply, ApplyIfUnchanged), guarded
+// read-modify-writes retried on conflict (RetryOnConflict, Update,
+// UpdateUnderPrefix), list-then-watch from a revision that survives
+// reconnects and compaction (ListWatch), waiting for a key to reach a state
+// (WaitFor), lease-bound registrations (Register), and the connection every
+// binary shares (Config, Connect, DiagnoseTLS), with error classifiers
+// (IsDenied, IsUnavailable).
+//
+// Keys are strings and values are bytes: the schema lives elsewhere, so this
+// package can be reused and tested without it.
+//
+// Imports: no uspace package (not schema: the roles and identities built on
+// the key layout live in package rbac) and no etcd server code (the
+// embedded etcd is store/embedetcd); `go list -deps ./store` shows it, and
+// make lint checks the binaries that link store for the etcd server.
+//
+// Tests: the *_test.go files here, against real etcd (embedded, or etcd's
+// integration cluster for the multi-member and disruption cases); no mock.
+package store
