@@ -24,9 +24,10 @@ require (
 	k8s.io/api v0.32.3
 	k8s.io/apimachinery v0.32.3
 	k8s.io/client-go v0.32.3
-	k8s.io/utils v0.0.0-20241104100929-3ea5e8cea738
 	sigs.k8s.io/yaml v1.4.0
 )
+
+require k8s.io/utils v0.0.0-20241104100929-3ea5e8cea738 // indirect
 
 require (
 	github.com/Microsoft/go-winio v0.6.2 // indirect

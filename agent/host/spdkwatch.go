@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/wait"
+	"github.com/cenkalti/backoff/v4"
 
 	"github.com/uspace-io/uspace/agent/spdk"
 	"github.com/uspace-io/uspace/schema"
@@ -27,21 +27,19 @@ const driftInterval = 2 * time.Second
 // lost its bdevs and controllers; a lost one shows in the statuses). While
 // it is up, the drift check runs.
 func (a *Agent) watchSPDK(ctx context.Context) {
-	backoff := func() wait.Backoff {
-		return wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 1 << 30, Cap: 5 * time.Second}
-	}
-	b := backoff()
+	b := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond), backoff.WithMultiplier(2),
+		backoff.WithRandomizationFactor(0.2), backoff.WithMaxInterval(5*time.Second), backoff.WithMaxElapsedTime(0))
 	var d net.Dialer
 	for ctx.Err() == nil {
 		conn, err := d.DialContext(ctx, "unix", a.cfg.SPDKSocket)
 		if err != nil {
 			select {
 			case <-ctx.Done():
-			case <-time.After(b.Step()):
+			case <-time.After(b.NextBackOff()):
 			}
 			continue
 		}
-		b = backoff()
+		b.Reset()
 		// checkDrift queues every volume once it has its first look.
 		dctx, stopDrift := context.WithCancel(ctx)
 		go a.checkDrift(dctx)

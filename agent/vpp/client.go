@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"go.fd.io/govpp/adapter/socketclient"
 	"go.fd.io/govpp/api"
 	"go.fd.io/govpp/binapi/af_packet"
@@ -21,8 +21,6 @@ import (
 	"go.fd.io/govpp/binapi/vpe"
 	"go.fd.io/govpp/binapi/vxlan"
 	"go.fd.io/govpp/core"
-	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/utils/clock"
 )
 
 // DefaultSocket is VPP's default binary API socket.
@@ -45,8 +43,9 @@ type Config struct {
 	HealthTimeout  time.Duration
 	HealthFailures int
 	// Backoff spaces connection attempts (default: 200ms doubling up to
-	// 10s with 20% jitter; reset once a connection lasted 60s).
-	Backoff wait.Backoff
+	// 10s with 20% jitter, never giving up); it starts over once a
+	// connection lasted a minute.
+	Backoff *backoff.ExponentialBackOff
 	// PipelineWindow is how many requests Pipeline keeps in flight
 	// (default 256).
 	PipelineWindow int
@@ -133,6 +132,10 @@ type session struct {
 	features map[Feature]error
 }
 
+// backoffReset is how long a connection must have lasted for the next
+// attempt after its loss to start from the shortest delay again.
+const backoffReset = time.Minute
+
 // Client is a VPP connection supervised for its whole life. Methods are safe
 // for concurrent use.
 type Client struct {
@@ -176,8 +179,9 @@ func Dial(cfg Config) *Client {
 	if cfg.HealthFailures <= 0 {
 		cfg.HealthFailures = 3
 	}
-	if cfg.Backoff.Duration <= 0 {
-		cfg.Backoff = wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: math.MaxInt32, Cap: 10 * time.Second}
+	if cfg.Backoff == nil {
+		cfg.Backoff = backoff.NewExponentialBackOff(backoff.WithInitialInterval(200*time.Millisecond), backoff.WithMultiplier(2),
+			backoff.WithRandomizationFactor(0.2), backoff.WithMaxInterval(10*time.Second), backoff.WithMaxElapsedTime(0))
 	}
 	if cfg.PipelineWindow <= 0 {
 		cfg.PipelineWindow = 256
@@ -296,11 +300,19 @@ func (c *Client) supervise() {
 		close(c.events)
 		c.evMu.Unlock()
 	}()
-	delay := c.cfg.Backoff.DelayWithReset(clock.RealClock{}, 60*time.Second)
-	_ = delay.Until(c.ctx, true, true, func(ctx context.Context) (bool, error) {
-		c.runCycle(ctx)
-		return ctx.Err() != nil, nil
-	})
+	b := c.cfg.Backoff
+	b.Reset()
+	for c.ctx.Err() == nil {
+		start := time.Now()
+		c.runCycle(c.ctx)
+		if time.Since(start) >= backoffReset {
+			b.Reset()
+		}
+		select {
+		case <-c.ctx.Done():
+		case <-time.After(b.NextBackOff()):
+		}
+	}
 	c.setDisconnected(errors.New("client closed"), false)
 }
 
@@ -334,31 +346,33 @@ func (c *Client) runCycle(ctx context.Context) {
 // watch pings VPP until the connection is lost (returning why) or ctx
 // ends.
 func (c *Client) watch(ctx context.Context, s *session) error {
-	var lost error
+	tick := time.NewTicker(c.cfg.HealthInterval)
+	defer tick.Stop()
 	failures := 0
-	_ = wait.PollUntilContextCancel(ctx, c.cfg.HealthInterval, false, func(ctx context.Context) (bool, error) {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
 		pctx, cancel := context.WithTimeout(ctx, c.cfg.HealthTimeout)
-		defer cancel()
 		_, err := s.memclnt.ControlPing(pctx, &memclnt.ControlPing{})
+		cancel()
 		switch {
 		case err == nil:
 			failures = 0
-			return false, nil
 		case ctx.Err() != nil:
-			return true, nil
+			return nil
 		case errors.Is(err, context.DeadlineExceeded):
 			failures++
-			if failures < c.cfg.HealthFailures {
-				c.log.Warn("VPP health check timed out", "failures", failures)
-				return false, nil
+			if failures >= c.cfg.HealthFailures {
+				return fmt.Errorf("VPP not responding: %d health checks timed out", failures)
 			}
-			lost = fmt.Errorf("VPP not responding: %d health checks timed out", failures)
+			c.log.Warn("VPP health check timed out", "failures", failures)
 		default:
-			lost = err
+			return err
 		}
-		return true, nil
-	})
-	return lost
+	}
 }
 
 func (c *Client) noteErr(err error) {

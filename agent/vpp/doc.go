@@ -28,7 +28,8 @@
 // checks it and publishes it, then pings VPP every HealthInterval; a ping
 // that fails outright (the socket is gone, e.g. VPP restarted) or
 // HealthFailures timed-out pings end the cycle. Cycles are spaced by an
-// exponential backoff from k8s.io/apimachinery/pkg/util/wait. (GoVPP's own
+// exponential backoff from github.com/cenkalti/backoff/v4, the one backoff
+// library of the code base. (GoVPP's own
 // core.AsyncConnect is not used: in v0.12.0 its in-place reconnect rewrites
 // the connection's message-id maps without the lock their readers take, a
 // data race the race detector reports as soon as a dump ran before a
