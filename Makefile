@@ -57,6 +57,8 @@ lint:
 	$(GO) vet ./...
 	@out=$$($(GO) list -deps $(LEAN_CMDS) | grep '^go.etcd.io/etcd/server'); if [ -n "$$out" ]; then \
 		echo "$(LEAN_CMDS) must not link the etcd server, but link:"; echo "$$out"; exit 1; fi
+	@out=$$($(GO) list -deps ./store | grep -E '/uspace/schema$$|^go.etcd.io/etcd/server'); if [ -n "$$out" ]; then \
+		echo "./store must import neither schema nor the etcd server, but imports:"; echo "$$out"; exit 1; fi
 
 # Everything, unit and integration, in one run; well under 15 minutes on 2 cores.
 # The packages of concurrent code (and the in-process agent tests) run under
