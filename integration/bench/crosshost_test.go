@@ -55,8 +55,8 @@ func (b *bench) crossHostPhase(t *testing.T) {
 	}
 	f50, f99 := pr.floor("a", "a", "a")
 	b.res.latencyRow("cross_host_tunnel_up", newDist(join), f50, f99, "3a").note(
-		"a memif intent of a network with a VNI put on host x (vppsim) until host y's VXLAN tunnel to x is ready in y's status: "+
-			"x's watch, x's membership put, y's members watch, y's tunnel (create, tag, bridge with split-horizon group, up), "+
+		"a memif intent of a network with a VNI put on host x (vppsim) until host y's VXLAN tunnel to x is ready in y's status: " +
+			"x's watch, x's membership put, y's members watch, y's tunnel (create, tag, bridge with split-horizon group, up), " +
 			"y's status; floor: three etcd put->watch hops, interleaved")
 	b.res.latencyRow("cross_host_tunnel_down", newDist(leave), f50, f99, "3a").note(
 		"the same intent deleted until y's tunnel status is gone (tunnel deleted from y's VPP first)")
