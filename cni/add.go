@@ -254,13 +254,10 @@ func (p *plugin) waitReady(ctx context.Context, st *store.Client, inv *invocatio
 			return false, nil
 		}
 		last = s
-		if s.ObservedRevision < rev {
-			return false, nil
-		}
-		if s.Error != "" && !s.Retrying {
+		if s.OutcomeFor(rev) == schema.OutcomeTerminal {
 			return false, &agentError{s.Error}
 		}
-		return s.Ready, nil
+		return s.OutcomeFor(rev) == schema.OutcomeDone, nil
 	})
 	if err == nil {
 		return last, nil

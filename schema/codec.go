@@ -41,6 +41,21 @@ func (o *Member) setTypeMeta()             { o.set(o.kind()) }
 func (o *Tunnel) setTypeMeta()             { o.set(o.kind()) }
 func (o *Uplink) setTypeMeta()             { o.set(o.kind()) }
 
+// kinds makes an empty value of each kind Decode reads.
+var kinds = map[string]func() Object{
+	KindHostInterface:      func() Object { return new(HostInterface) },
+	KindContainerInterface: func() Object { return new(ContainerInterface) },
+	KindContainerMeta:      func() Object { return new(ContainerMeta) },
+	KindNetwork:            func() Object { return new(Network) },
+	KindVolume:             func() Object { return new(Volume) },
+	KindAgent:              func() Object { return new(Agent) },
+	KindInterfaceStatus:    func() Object { return new(InterfaceStatus) },
+	KindVolumeStatus:       func() Object { return new(VolumeStatus) },
+	KindMember:             func() Object { return new(Member) },
+	KindTunnel:             func() Object { return new(Tunnel) },
+	KindUplink:             func() Object { return new(Uplink) },
+}
+
 // Encode validates o, stamps apiVersion and kind, and marshals it.
 func Encode(o Object) ([]byte, error) {
 	o.setTypeMeta()
@@ -63,33 +78,11 @@ func Decode(data []byte) (Object, error) {
 	if tm.APIVersion != APIVersion {
 		return nil, fmt.Errorf("decode value: apiVersion %q, want %q", tm.APIVersion, APIVersion)
 	}
-	var o Object
-	switch tm.Kind {
-	case KindHostInterface:
-		o = new(HostInterface)
-	case KindContainerInterface:
-		o = new(ContainerInterface)
-	case KindContainerMeta:
-		o = new(ContainerMeta)
-	case KindNetwork:
-		o = new(Network)
-	case KindVolume:
-		o = new(Volume)
-	case KindAgent:
-		o = new(Agent)
-	case KindInterfaceStatus:
-		o = new(InterfaceStatus)
-	case KindVolumeStatus:
-		o = new(VolumeStatus)
-	case KindMember:
-		o = new(Member)
-	case KindTunnel:
-		o = new(Tunnel)
-	case KindUplink:
-		o = new(Uplink)
-	default:
+	newObj, ok := kinds[tm.Kind]
+	if !ok {
 		return nil, fmt.Errorf("decode value: unknown kind %q", tm.Kind)
 	}
+	o := newObj()
 	if err := json.Unmarshal(data, o); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", tm.Kind, err)
 	}

@@ -51,11 +51,14 @@ const (
 )
 
 // Opposite is the role the peer must take for the pair to connect.
-func (r MemifRole) Opposite() MemifRole {
-	if r == MemifMaster {
-		return MemifSlave
+func (r MemifRole) Opposite() MemifRole { return other(r, MemifMaster, MemifSlave) }
+
+// other is b for a, and a for anything else.
+func other[T comparable](v, a, b T) T {
+	if v == a {
+		return b
 	}
-	return MemifMaster
+	return a
 }
 
 type MemifMode string
@@ -74,12 +77,7 @@ const (
 )
 
 // Opposite is the mode the peer must take for the pair to connect.
-func (m VhostMode) Opposite() VhostMode {
-	if m == VhostServer {
-		return VhostClient
-	}
-	return VhostServer
-}
+func (m VhostMode) Opposite() VhostMode { return other(m, VhostServer, VhostClient) }
 
 // MemifSpec is one end of a memif pair. SocketPath is the path as the VPP
 // that opens it sees it: the host path in a HostInterface, the container's
@@ -332,3 +330,36 @@ func (s *InterfaceStatus) Stamp(t time.Time) { s.UpdatedAt = t }
 
 // Stamp sets the time a status was written.
 func (s *VolumeStatus) Stamp(t time.Time) { s.UpdatedAt = t }
+
+// Outcome is what a writer waiting for a status of revision rev learns
+// from it: the agent applied that revision (done), refused it (terminal:
+// Error without Retrying), or has not settled it yet.
+type Outcome int
+
+const (
+	OutcomePending Outcome = iota
+	OutcomeDone
+	OutcomeTerminal
+)
+
+func outcome(observed, rev int64, ready bool, errMsg string, retrying bool) Outcome {
+	switch {
+	case observed < rev:
+		return OutcomePending
+	case errMsg != "" && !retrying:
+		return OutcomeTerminal
+	case ready:
+		return OutcomeDone
+	}
+	return OutcomePending
+}
+
+// OutcomeFor says where the status stands for revision rev.
+func (s *InterfaceStatus) OutcomeFor(rev int64) Outcome {
+	return outcome(s.ObservedRevision, rev, s.Ready, s.Error, s.Retrying)
+}
+
+// OutcomeFor says where the status stands for revision rev.
+func (s *VolumeStatus) OutcomeFor(rev int64) Outcome {
+	return outcome(s.ObservedRevision, rev, s.Ready, s.Error, s.Retrying)
+}

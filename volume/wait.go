@@ -60,13 +60,10 @@ func (d *Driver) waitReady(ctx context.Context, v *schema.Volume, rev int64) err
 			return false, err
 		}
 		st = s
-		if s.ObservedRevision < rev {
-			return false, nil
-		}
-		if s.Error != "" && !s.Retrying {
+		if s.OutcomeFor(rev) == schema.OutcomeTerminal {
 			return false, errTerminal
 		}
-		return s.Ready, nil
+		return s.OutcomeFor(rev) == schema.OutcomeDone, nil
 	})
 	switch {
 	case err == nil:

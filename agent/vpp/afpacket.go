@@ -26,17 +26,7 @@ func afpObj(name string) string { return fmt.Sprintf("on %q", name) }
 // AFPackets lists the af_packet interfaces (af_packet_dump). It fails with
 // ErrUnsupported when VPP lacks the af_packet plugin.
 func (c *Client) AFPackets(ctx context.Context) ([]AFPacket, error) {
-	const op = "dump af_packet interfaces"
-	s, rctx, cancel, err := c.beginWith(ctx, FeatureAFPacket, op, "")
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
-	out, err := afPackets(rctx, s)
-	if err != nil {
-		return nil, opErr(op, "", nil, err)
-	}
-	return out, nil
+	return read(c, ctx, FeatureAFPacket, "dump af_packet interfaces", "", afPackets)
 }
 
 func afPackets(ctx context.Context, s *session) ([]AFPacket, error) {

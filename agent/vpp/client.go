@@ -522,6 +522,41 @@ func (c *Client) begin(ctx context.Context, op, object string) (*session, contex
 	return s, rctx, cancel, nil
 }
 
+// read runs call, a read for op on object needing feature f (0: none),
+// with a session and the request context, and wraps its error for op; a
+// call that returns ErrNotFound itself reports op's object as not found.
+func read[T any](c *Client, ctx context.Context, f Feature, op, object string, call func(context.Context, *session) (T, error)) (T, error) {
+	var zero T
+	var s *session
+	var err error
+	if f == 0 {
+		s, err = c.sessionFor(op, object)
+	} else {
+		s, err = c.sessionWith(f, op, object)
+	}
+	if err != nil {
+		return zero, err
+	}
+	rctx, cancel := c.reqCtx(ctx, 1)
+	defer cancel()
+	v, err := call(rctx, s)
+	switch {
+	case err == ErrNotFound:
+		return zero, opErr(op, object, ErrNotFound, nil)
+	case err != nil:
+		return zero, opErr(op, object, nil, err)
+	}
+	return v, nil
+}
+
+// found is err, or ErrNotFound when a lookup found nothing.
+func found(ok bool, err error) error {
+	if err == nil && !ok {
+		return ErrNotFound
+	}
+	return err
+}
+
 // sessionFor is session with the error wrapped for op on object.
 func (c *Client) sessionFor(op, object string) (*session, error) {
 	s, err := c.session()

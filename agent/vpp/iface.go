@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 
 	"go.fd.io/govpp/api"
 	"go.fd.io/govpp/binapi/ethernet_types"
@@ -138,23 +139,14 @@ func addresses(ctx context.Context, s *session, swIfIndex uint32) ([]netip.Prefi
 // Interface reads one interface with its IP addresses; a missing interface
 // is an error matching ErrNotFound.
 func (c *Client) Interface(ctx context.Context, swIfIndex uint32) (Interface, error) {
-	const op = "get interface"
-	s, rctx, cancel, err := c.begin(ctx, op, ifObj(swIfIndex))
-	if err != nil {
-		return Interface{}, err
-	}
-	defer cancel()
-	i, ok, err := lookupIface(rctx, s, swIfIndex)
-	if err != nil {
-		return Interface{}, opErr(op, ifObj(swIfIndex), nil, err)
-	}
-	if !ok {
-		return Interface{}, opErr(op, ifObj(swIfIndex), ErrNotFound, nil)
-	}
-	if i.Addresses, err = addresses(rctx, s, swIfIndex); err != nil {
-		return Interface{}, opErr(op, ifObj(swIfIndex), nil, err)
-	}
-	return i, nil
+	return read(c, ctx, 0, "get interface", ifObj(swIfIndex), func(ctx context.Context, s *session) (Interface, error) {
+		i, ok, err := lookupIface(ctx, s, swIfIndex)
+		if err = found(ok, err); err != nil {
+			return i, err
+		}
+		i.Addresses, err = addresses(ctx, s, swIfIndex)
+		return i, err
+	})
 }
 
 // LookupInterface reads one interface (without addresses); ok is false
@@ -270,39 +262,20 @@ func (c *Client) SetMAC(ctx context.Context, swIfIndex uint32, mac net.HardwareA
 // Adding an address the interface already has is not an error; an address
 // that overlaps another interface's is (ErrConflict, retval -105).
 func (c *Client) AddAddress(ctx context.Context, swIfIndex uint32, addr netip.Prefix) error {
-	const op = "add address"
-	obj := fmt.Sprintf("%s %s", ifObj(swIfIndex), addr)
-	if !addr.IsValid() {
-		return opErr(op, obj, ErrInvalid, nil)
-	}
-	s, rctx, cancel, err := c.begin(ctx, op, obj)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	_, err = s.ifc.SwInterfaceAddDelAddress(rctx, &interfaces.SwInterfaceAddDelAddress{
-		SwIfIndex: interface_types.InterfaceIndex(swIfIndex), IsAdd: true, Prefix: ip_types.AddressWithPrefix(prefixToAPI(addr)),
-	})
-	if err == nil {
-		return nil
-	}
-	if retvalIs(err, api.ADDRESS_IN_USE) || retvalIs(err, api.DUPLICATE_IF_ADDRESS) {
-		have, derr := addresses(rctx, s, swIfIndex)
-		if derr == nil {
-			for _, p := range have {
-				if p == addr {
-					return nil
-				}
-			}
-		}
-	}
-	return vppErr(op, obj, err)
+	return c.addDelAddress(ctx, swIfIndex, addr, true)
 }
 
 // DeleteAddress removes an IP address from an interface. An address (or
 // interface) that is already gone is not an error.
 func (c *Client) DeleteAddress(ctx context.Context, swIfIndex uint32, addr netip.Prefix) error {
-	const op = "delete address"
+	return c.addDelAddress(ctx, swIfIndex, addr, false)
+}
+
+func (c *Client) addDelAddress(ctx context.Context, swIfIndex uint32, addr netip.Prefix, isAdd bool) error {
+	op := "delete address"
+	if isAdd {
+		op = "add address"
+	}
 	obj := fmt.Sprintf("%s %s", ifObj(swIfIndex), addr)
 	if !addr.IsValid() {
 		return opErr(op, obj, ErrInvalid, nil)
@@ -313,10 +286,18 @@ func (c *Client) DeleteAddress(ctx context.Context, swIfIndex uint32, addr netip
 	}
 	defer cancel()
 	_, err = s.ifc.SwInterfaceAddDelAddress(rctx, &interfaces.SwInterfaceAddDelAddress{
-		SwIfIndex: interface_types.InterfaceIndex(swIfIndex), IsAdd: false, Prefix: ip_types.AddressWithPrefix(prefixToAPI(addr)),
+		SwIfIndex: interface_types.InterfaceIndex(swIfIndex), IsAdd: isAdd, Prefix: ip_types.AddressWithPrefix(prefixToAPI(addr)),
 	})
-	if err == nil || retvalIs(err, api.ADDRESS_NOT_FOUND_FOR_INTERFACE) || retvalIs(err, api.INVALID_SW_IF_INDEX) {
+	switch {
+	case err == nil:
 		return nil
+	case !isAdd && (retvalIs(err, api.ADDRESS_NOT_FOUND_FOR_INTERFACE) || retvalIs(err, api.INVALID_SW_IF_INDEX)):
+		return nil
+	case isAdd && (retvalIs(err, api.ADDRESS_IN_USE) || retvalIs(err, api.DUPLICATE_IF_ADDRESS)):
+		// Already there is success; on another interface it is not.
+		if have, derr := addresses(rctx, s, swIfIndex); derr == nil && slices.Contains(have, addr) {
+			return nil
+		}
 	}
 	return vppErr(op, obj, err)
 }

@@ -99,34 +99,17 @@ func lookupBD(ctx context.Context, s *session, id uint32) (BridgeDomain, bool, e
 
 // BridgeDomains lists every bridge domain except VPP's default (0).
 func (c *Client) BridgeDomains(ctx context.Context) ([]BridgeDomain, error) {
-	s, rctx, cancel, err := c.begin(ctx, "dump bridge domains", "")
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
-	out, err := bridgeDomains(rctx, s, NoInterface)
-	if err != nil {
-		return nil, opErr("dump bridge domains", "", nil, err)
-	}
-	return out, nil
+	return read(c, ctx, 0, "dump bridge domains", "", func(ctx context.Context, s *session) ([]BridgeDomain, error) {
+		return bridgeDomains(ctx, s, NoInterface)
+	})
 }
 
 // BridgeDomain reads one bridge domain; a missing one matches ErrNotFound.
 func (c *Client) BridgeDomain(ctx context.Context, id uint32) (BridgeDomain, error) {
-	const op = "get bridge domain"
-	s, rctx, cancel, err := c.begin(ctx, op, bdObj(id))
-	if err != nil {
-		return BridgeDomain{}, err
-	}
-	defer cancel()
-	b, ok, err := lookupBD(rctx, s, id)
-	if err != nil {
-		return BridgeDomain{}, opErr(op, bdObj(id), nil, err)
-	}
-	if !ok {
-		return BridgeDomain{}, opErr(op, bdObj(id), ErrNotFound, nil)
-	}
-	return b, nil
+	return read(c, ctx, 0, "get bridge domain", bdObj(id), func(ctx context.Context, s *session) (BridgeDomain, error) {
+		b, ok, err := lookupBD(ctx, s, id)
+		return b, found(ok, err)
+	})
 }
 
 // CreateBridgeDomain creates a bridge domain tagged with the owner. An

@@ -393,18 +393,27 @@ func memifsTagged(ctx context.Context, s *session, tags map[uint32]string) ([]Me
 // DeleteMemif deletes a memif. An interface that is already gone is not an
 // error; an existing interface that is not a memif is ErrConflict.
 func (c *Client) DeleteMemif(ctx context.Context, swIfIndex uint32) error {
-	const op = "delete memif"
+	return c.deleteTyped(ctx, "delete memif", "memif", swIfIndex, func(ctx context.Context, s *session) error {
+		_, err := s.memif.MemifDelete(ctx, &memif.MemifDelete{SwIfIndex: interface_types.InterfaceIndex(swIfIndex)})
+		return err
+	})
+}
+
+// deleteTyped runs del, the delete call of one interface type (kind):
+// INVALID_SW_IF_INDEX is success when the interface is gone and
+// ErrConflict when it is of another type.
+func (c *Client) deleteTyped(ctx context.Context, op, kind string, swIfIndex uint32, del func(context.Context, *session) error) error {
 	s, rctx, cancel, err := c.begin(ctx, op, ifObj(swIfIndex))
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	_, err = s.memif.MemifDelete(rctx, &memif.MemifDelete{SwIfIndex: interface_types.InterfaceIndex(swIfIndex)})
+	err = del(rctx, s)
 	if err == nil {
 		return nil
 	}
 	if retvalIs(err, api.INVALID_SW_IF_INDEX) {
-		return goneOrWrongKind(rctx, s, op, swIfIndex, "memif", err)
+		return goneOrWrongKind(rctx, s, op, swIfIndex, kind, err)
 	}
 	return vppErr(op, ifObj(swIfIndex), err)
 }

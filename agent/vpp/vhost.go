@@ -197,18 +197,8 @@ func (c *Client) interfacesByIndex(ctx context.Context, s *session) (map[uint32]
 // a server). An interface that is already gone is not an error; an existing
 // interface that is not vhost-user is ErrConflict.
 func (c *Client) DeleteVhostUser(ctx context.Context, swIfIndex uint32) error {
-	const op = "delete vhost-user"
-	s, rctx, cancel, err := c.begin(ctx, op, ifObj(swIfIndex))
-	if err != nil {
+	return c.deleteTyped(ctx, "delete vhost-user", "vhost-user", swIfIndex, func(ctx context.Context, s *session) error {
+		_, err := s.vhost.DeleteVhostUserIf(ctx, &vhost_user.DeleteVhostUserIf{SwIfIndex: interface_types.InterfaceIndex(swIfIndex)})
 		return err
-	}
-	defer cancel()
-	_, err = s.vhost.DeleteVhostUserIf(rctx, &vhost_user.DeleteVhostUserIf{SwIfIndex: interface_types.InterfaceIndex(swIfIndex)})
-	if err == nil {
-		return nil
-	}
-	if retvalIs(err, api.INVALID_SW_IF_INDEX) {
-		return goneOrWrongKind(rctx, s, op, swIfIndex, "vhost-user", err)
-	}
-	return vppErr(op, ifObj(swIfIndex), err)
+	})
 }

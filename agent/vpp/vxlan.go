@@ -57,21 +57,14 @@ func tunnelFromDetails(d *vxlan.VxlanTunnelV2Details) VXLANTunnel {
 // VXLANTunnels dumps every VXLAN tunnel (vxlan_tunnel_v2_dump, sw_if_index
 // ~0). It fails with ErrUnsupported when VPP lacks the vxlan plugin.
 func (c *Client) VXLANTunnels(ctx context.Context) ([]VXLANTunnel, error) {
-	const op = "dump vxlan tunnels"
-	s, rctx, cancel, err := c.beginWith(ctx, FeatureVXLAN, op, "")
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
-	ds, err := vxlanTunnels(rctx, s)
-	if err != nil {
-		return nil, opErr(op, "", nil, err)
-	}
-	out := make([]VXLANTunnel, 0, len(ds))
-	for _, d := range ds {
-		out = append(out, tunnelFromDetails(d))
-	}
-	return out, nil
+	return read(c, ctx, FeatureVXLAN, "dump vxlan tunnels", "", func(ctx context.Context, s *session) ([]VXLANTunnel, error) {
+		ds, err := vxlanTunnels(ctx, s)
+		out := make([]VXLANTunnel, 0, len(ds))
+		for _, d := range ds {
+			out = append(out, tunnelFromDetails(d))
+		}
+		return out, err
+	})
 }
 
 func validTunnel(src, dst netip.Addr, vni uint32) error {
