@@ -42,6 +42,16 @@
 // mismatched messages and the VPP version, and operations fail with that
 // *IncompatibleError until a compatible VPP is connected.
 //
+// Optional features: the messages of VPP plugins many installations run
+// without (FeatureVXLAN: vxlan_plugin.so, VXLANTunnels/CreateVXLANTunnel/
+// DeleteVXLANTunnel; FeatureAFPacket: af_packet_plugin.so, AFPackets/
+// CreateAFPacket/DeleteAFPacket) are not in RequiredMessages: a VPP without
+// them is accepted. Each connection checks them too (OptionalMessages);
+// CheckFeature(ctx, f) returns nil, or a *FeatureError matching
+// ErrUnsupported ("VPP <version> lacks the vxlan plugin (<messages> unknown
+// or CRC mismatch): enable vxlan_plugin.so"), and the feature's
+// operations fail at once with that error.
+//
 // Interface events: a client dialled with Config.InterfaceEvents
 // subscribes each connection to sw_interface_event (want_interface_events)
 // before publishing it, and keeps the latest event per sw_if_index (a
