@@ -114,35 +114,9 @@ func (s *Sim) memifCreate(a memifArgs) (int32, uint32) {
 	if ms == nil {
 		return rvInvalidArgument, 0
 	}
-	if ms.refCnt > 0 {
-		// A socket file is either master or slave, not both.
-		if ms.listener != isMaster {
-			return rvSubifAlreadyExists, 0
-		}
-		if w.memifByID[a.socketID][a.id] != nil {
-			return rvSubifAlreadyExists, 0
-		}
+	if rv := s.memifUseSocket(ms, a, isMaster); rv != rvOK {
+		return rv, 0
 	}
-	if a.mode != memif.MEMIF_MODE_API_ETHERNET && a.mode != memif.MEMIF_MODE_API_IP {
-		return rvSyscallError2, 0 // "unsupported interface mode"
-	}
-	if ms.refCnt == 0 && isMaster {
-		if len(ms.filename) >= sunPathMax {
-			return rvSyscallError4, 0
-		}
-		ln, err := listenSocketFile("unixpacket", ms.filename)
-		if err != nil {
-			// VPP 25.02 answers -14 whatever stops it listening, a regular
-			// file in the way included.
-			s.log.Warn("vppsim: memif listener", "path", ms.filename, "err", err)
-			return rvSyscallError4, 0
-		}
-		ms.ln = ln
-	}
-	if ms.refCnt == 0 {
-		ms.listener = isMaster
-	}
-	ms.refCnt++
 
 	rxq, txq := a.rxQueues, a.txQueues
 	if rxq == 0 {
@@ -182,6 +156,42 @@ func (s *Sim) memifCreate(a memifArgs) (int32, uint32) {
 	}
 	w.memifByID[a.socketID][a.id] = i
 	return rvOK, i.swIfIndex
+}
+
+// memifUseSocket checks that a memif of role and mode a can use socket ms
+// and takes a reference on it, listening on its file for the first master.
+func (s *Sim) memifUseSocket(ms *memifSocket, a memifArgs, isMaster bool) int32 {
+	w := s.st
+	if ms.refCnt > 0 {
+		// A socket file is either master or slave, not both.
+		if ms.listener != isMaster {
+			return rvSubifAlreadyExists
+		}
+		if w.memifByID[a.socketID][a.id] != nil {
+			return rvSubifAlreadyExists
+		}
+	}
+	if a.mode != memif.MEMIF_MODE_API_ETHERNET && a.mode != memif.MEMIF_MODE_API_IP {
+		return rvSyscallError2 // "unsupported interface mode"
+	}
+	if ms.refCnt == 0 && isMaster {
+		if len(ms.filename) >= sunPathMax {
+			return rvSyscallError4
+		}
+		ln, err := listenSocketFile("unixpacket", ms.filename)
+		if err != nil {
+			// VPP 25.02 answers -14 whatever stops it listening, a regular
+			// file in the way included.
+			s.log.Warn("vppsim: memif listener", "path", ms.filename, "err", err)
+			return rvSyscallError4
+		}
+		ms.ln = ln
+	}
+	if ms.refCnt == 0 {
+		ms.listener = isMaster
+	}
+	ms.refCnt++
+	return rvOK
 }
 
 func hMemifCreate(s *Sim, _ *client, req *memif.MemifCreate) *memif.MemifCreateReply {
