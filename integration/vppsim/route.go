@@ -9,17 +9,22 @@ import (
 )
 
 func prefixFromAPI(p ip_types.Prefix) (netip.Prefix, bool) {
-	var a netip.Addr
-	switch p.Address.Af {
-	case ip_types.ADDRESS_IP4:
-		a = netip.AddrFrom4(p.Address.Un.GetIP4())
-	case ip_types.ADDRESS_IP6:
-		a = netip.AddrFrom16(p.Address.Un.GetIP6())
-	default:
+	a := addrFromAPI(p.Address)
+	if !a.IsValid() {
 		return netip.Prefix{}, false
 	}
 	pfx := netip.PrefixFrom(a, int(p.Len))
 	return pfx, pfx.IsValid()
+}
+
+func addrFromAPI(a ip_types.Address) netip.Addr {
+	switch a.Af {
+	case ip_types.ADDRESS_IP4:
+		return netip.AddrFrom4(a.Un.GetIP4())
+	case ip_types.ADDRESS_IP6:
+		return netip.AddrFrom16(a.Un.GetIP6())
+	}
+	return netip.Addr{}
 }
 
 func prefixToAPI(p netip.Prefix) ip_types.Prefix {

@@ -5,7 +5,6 @@ import (
 	"net/netip"
 
 	"go.fd.io/govpp/binapi/interface_types"
-	"go.fd.io/govpp/binapi/ip_types"
 	"go.fd.io/govpp/binapi/vxlan"
 )
 
@@ -21,16 +20,6 @@ type vxlanIf struct {
 	instance uint32
 	srcPort  uint16
 	decap    uint32
-}
-
-func addrFromAPI(a ip_types.Address) netip.Addr {
-	switch a.Af {
-	case ip_types.ADDRESS_IP4:
-		return netip.AddrFrom4(a.Un.GetIP4())
-	case ip_types.ADDRESS_IP6:
-		return netip.AddrFrom16(a.Un.GetIP6())
-	}
-	return netip.Addr{}
 }
 
 // hVxlanAddDelTunnelV3 follows vl_api_vxlan_add_del_tunnel_v3_t_handler and
