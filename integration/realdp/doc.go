@@ -18,4 +18,13 @@
 // touches a dataplane, run end to end against the real ones (CNI through
 // libcni into network namespaces, agents as processes, a ping between two
 // containers' VPPs).
+//
+// Imports: the standard library and integration/spawn only. It must not
+// import any agent package (nor cni, store or schema): it starts
+// dataplanes, it does not drive them. Only its tests import what they
+// exercise (agent/vpp, integration/vppsim, integration/harness,
+// integration/binaries, schema).
+//
+// Tests: in this folder (package realdp_test); each skips with one line on
+// a machine without the dataplane it needs.
 package realdp

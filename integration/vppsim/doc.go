@@ -48,4 +48,24 @@
 // clients like a VPP crash and restart: connections close, the API socket
 // disappears and comes back, vpe_pid changes, message ids change, stale
 // memif/vhost socket files stay behind), and a JSON state snapshot.
+//
+// Files mirror the driver agent/vpp, one per API area: memif.go, vhost.go,
+// l2.go, iface.go, route.go, afpacket.go, vxlan.go hold the handlers (and
+// their state transitions); handlers.go is the registration table, the
+// VNET_API_ERROR_* values and memclnt/vpe. The plumbing is apart from the
+// state: wire.go (framing, codec, message table) and conn.go (connections,
+// dispatch, handshake, events); sim.go the lifecycle and fault controls,
+// state.go and tunnels.go the state, snapshot.go and control.go the
+// observation and control surfaces.
+//
+// Imports: GoVPP (binapi, codec) and the standard library only. It must not
+// import any uspace package, agent/vpp least of all: the simulator stands in
+// for VPP, so it must not share code with the driver it is a test for. Its
+// own tests (package vppsim_test, in this folder) import none either.
+//
+// Tests: this folder (the wire format, GoVPP's own client against it, the
+// state machine); agent/vpp's tests drive the driver against it;
+// cmd/uspace-vppsim/main_test.go the binary; integration/realdp's
+// TestSimulatorAnswersAsRealVPP compares it answer by answer with a real
+// VPP 25.02.
 package vppsim
