@@ -117,9 +117,23 @@ func (c *Controller) EnqueueAfter(key string, d time.Duration) {
 	c.queue.AddAfter(key, d)
 }
 
-// EnqueueAll queues every desired key, e.g. after the dataplane restarted.
+// EnqueueAll queues every desired key and every key that has not
+// converged since it was last queued (a deletion that failed while the
+// dataplane was away, say), e.g. after the dataplane came back: such a key
+// would otherwise wait out its backoff, up to MaxDelay.
 func (c *Controller) EnqueueAll() {
-	for _, k := range c.Keys() {
+	c.mu.RLock()
+	keys := make([]string, 0, len(c.desired)+len(c.since))
+	for k := range c.desired {
+		keys = append(keys, k)
+	}
+	for k := range c.since {
+		if _, ok := c.desired[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	c.mu.RUnlock()
+	for _, k := range keys {
 		c.Enqueue(k)
 	}
 }
