@@ -87,9 +87,11 @@ func (c *Client) Register(ctx context.Context, key string, value func() []byte, 
 }
 
 // releaseMargin is added to a holder's remaining TTL when waiting for it to
-// expire: etcd reports TTLs in whole seconds and expires leases on the
-// leader's clock.
-const releaseMargin = 2 * time.Second
+// expire: etcd reports TTLs in whole seconds, expires leases on the
+// leader's clock, looks for expired ones every 500 ms and revokes them
+// through raft, which on a loaded host lags (2 s was seen not to be enough
+// with a holder killed right after registering).
+const releaseMargin = 5 * time.Second
 
 // awaitRelease waits for a held key to go, for as long as the holder's
 // lease has left. A holder that died without revoking (SIGKILL, a crash,
