@@ -23,14 +23,6 @@ const (
 	conflictRetryMax     = 100 * time.Millisecond
 )
 
-func newConflictBackoff() *backoff.ExponentialBackOff {
-	return backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(conflictRetryInitial),
-		backoff.WithMaxInterval(conflictRetryMax),
-		backoff.WithMaxElapsedTime(0),
-	)
-}
-
 // RetryOnConflict runs a guarded read-modify-write, attempt, until it
 // returns anything but a conflict (an error wrapping ErrConflict): an
 // attempt that lost its guard to another writer starts over from a fresh
@@ -39,7 +31,7 @@ func newConflictBackoff() *backoff.ExponentialBackOff {
 // wraps ErrConflict); when ctx ends during a pause, ctx's error.
 func RetryOnConflict(ctx context.Context, attempt func() error) error {
 	n := 0
-	b := backoff.WithContext(backoff.WithMaxRetries(newConflictBackoff(), ConflictAttempts-1), ctx)
+	b := backoff.WithContext(backoff.WithMaxRetries(newBackoff(conflictRetryInitial, conflictRetryMax), ConflictAttempts-1), ctx)
 	err := backoff.Retry(func() error {
 		n++
 		err := attempt()

@@ -117,8 +117,7 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 	a.ifrec.EnqueueAll = a.ifaces.EnqueueAll
 	a.volumes = controller.New("volumes", a.reconcileVolume, m, a.log)
 	a.containers = controller.New("container-statuses", a.reconcileContainerStatus, m, a.log)
-	pub := &publisher{st: st, agent: a}
-	a.members = controller.New("memberships", pub.reconcile, m, a.log)
+	a.members = controller.New("memberships", a.reconcileMember, m, a.log)
 	m.RegisterQueue(a.reg, a.ifaces)
 	m.RegisterQueue(a.reg, a.volumes)
 	a.status.RegisterMetrics(a.reg)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -50,27 +51,29 @@ func newCrossHost(self, underlay, uplink string) (*crossHost, error) {
 	if underlay == "" && uplink == "" {
 		return nil, nil
 	}
-	x := &crossHost{self: self, uplink: uplink, local: map[string]localIf{},
-		members: map[string]store.KV{}, derived: map[string]store.KV{}, synced: make(chan struct{})}
 	p, err := netip.ParsePrefix(underlay)
-	if err != nil || underlay == "" || uplink == "" {
+	if err != nil || uplink == "" {
 		return nil, fmt.Errorf("networks spanning hosts need both --underlay-ip, an address with prefix length (e.g. 192.168.77.1/24), and --uplink, the Linux interface that reaches the other hosts: got --underlay-ip %q --uplink %q", underlay, uplink)
 	}
 	if err := schema.ValidateIfName("--uplink", uplink); err != nil {
 		return nil, err
 	}
-	x.underlay = p
-	return x, nil
+	return &crossHost{self: self, underlay: p, uplink: uplink, local: map[string]localIf{},
+		members: map[string]store.KV{}, derived: map[string]store.KV{}, synced: make(chan struct{})}, nil
 }
 
-// noteIntentLocked records an interface intent (nil: deleted).
-func (x *crossHost) noteIntentLocked(key string, value []byte) {
+// noteIntentLocked records an interface intent (nil: deleted) and says
+// whether that changed anything memberships are made of.
+func (x *crossHost) noteIntentLocked(key string, value []byte) bool {
+	old, had := x.local[key]
 	hi, err := schema.DecodeAs[schema.HostInterface](value)
 	if value == nil || err != nil || hi.NetType != schema.NetTypeBridge || hi.Network == "" {
 		delete(x.local, key)
-		return
+		return had
 	}
-	x.local[key] = localIf{network: hi.Network, vni: hi.VNI, bridge: hi.Bridge}
+	l := localIf{network: hi.Network, vni: hi.VNI, bridge: hi.Bridge}
+	x.local[key] = l
+	return !had || old != l
 }
 
 // onMemberEvent records the members watch.
@@ -186,16 +189,11 @@ func (x *crossHost) diff(next map[string]store.KV) (upserts []store.KV, deletes 
 	return upserts, deletes
 }
 
-// publisher reconciles this host's member keys: put under the
+// reconcileMember converges one of this host's member keys: put under the
 // registration's lease while the host has members of the network, deleted
 // otherwise. A host that dies leaves every network when its lease expires.
-type publisher struct {
-	st    *store.Client
-	agent *Agent
-}
-
-func (p *publisher) reconcile(ctx context.Context, key string, kv *store.KV) error {
-	x := p.agent.cross
+func (a *Agent) reconcileMember(ctx context.Context, key string, kv *store.KV) error {
+	x := a.cross
 	if x == nil {
 		return nil
 	}
@@ -206,13 +204,13 @@ func (p *publisher) reconcile(ctx context.Context, key string, kv *store.KV) err
 		if !published {
 			return nil
 		}
-		if _, err := p.st.Etcd().Delete(ctx, key); err != nil {
+		if _, err := a.st.Etcd().Delete(ctx, key); err != nil {
 			return fmt.Errorf("leave network: delete %s: %w", key, err)
 		}
 		return nil
 	}
 	var lease clientv3.LeaseID
-	if reg := p.agent.regn.Load(); reg != nil {
+	if reg := a.regn.Load(); reg != nil {
 		lease = reg.LeaseID()
 	}
 	if lease == 0 {
@@ -221,22 +219,10 @@ func (p *publisher) reconcile(ctx context.Context, key string, kv *store.KV) err
 	if published && have.Lease == int64(lease) && bytes.Equal(have.Value, kv.Value) {
 		return nil
 	}
-	if _, err := p.st.Etcd().Put(ctx, key, string(kv.Value), clientv3.WithLease(lease)); err != nil {
+	if _, err := a.st.Etcd().Put(ctx, key, string(kv.Value), clientv3.WithLease(lease)); err != nil {
 		return fmt.Errorf("publish %s: %w", key, err)
 	}
 	return nil
-}
-
-// memberKeys lists the member keys of host among ms.
-func memberKeys(ms map[string]store.KV, host string) []string {
-	var keys []string
-	for k := range ms {
-		if pk, err := schema.ParseKey(k); err == nil && pk.Host == host {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // runCrossHost starts, in g, the members watch and the re-publication of
@@ -305,8 +291,9 @@ func (a *Agent) interfaceChanged(ev store.Event) {
 	if ev.Type == store.Put {
 		v = ev.KV.Value
 	}
-	x.noteIntentLocked(ev.KV.Key, v)
-	a.applyLocked()
+	if x.noteIntentLocked(ev.KV.Key, v) {
+		a.applyLocked()
+	}
 }
 
 // crossHostChanged follows a change of memberships or networks.
@@ -318,9 +305,9 @@ func (a *Agent) crossHostChanged() {
 }
 
 // applyLocked hands the derived keys that changed to the interface
-// controller and this host's memberships to the publisher. It runs under
-// x.mu so that changes from the three watches reach the controllers in
-// the order they were computed.
+// controller and this host's memberships to the members controller. It
+// runs under x.mu so that changes from the three watches reach the
+// controllers in the order they were computed.
 func (a *Agent) applyLocked() {
 	x := a.cross
 	nets := x.localNets(a.networkVNI)
@@ -334,8 +321,8 @@ func (a *Agent) applyLocked() {
 	a.publishLocked(nets)
 }
 
-// publishLocked makes the publisher's desired memberships those of nets,
-// and queues the published ones no longer wanted.
+// publishLocked makes the members controller's desired memberships those
+// of nets, and queues the published ones no longer wanted.
 func (a *Agent) publishLocked(nets map[string]localNet) {
 	own := a.cross.ownMembers(nets)
 	for k, v := range own {
@@ -350,8 +337,8 @@ func (a *Agent) publishLocked(nets map[string]localNet) {
 			a.members.Delete(k)
 		}
 	}
-	for _, k := range memberKeys(a.cross.members, a.cross.self) {
-		if _, ok := own[k]; !ok {
+	for k := range a.cross.members {
+		if _, ok := own[k]; !ok && strings.HasPrefix(k, schema.MemberHostPrefix(a.cross.self)) {
 			a.members.Enqueue(k)
 		}
 	}

@@ -27,15 +27,25 @@ func TestCrossHostDerive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	intent := func(ctr, network string, vni, bd uint32) {
+	intent := func(ctr, network string, vni, bd uint32) bool {
 		hi := &schema.HostInterface{Host: "h1", Container: ctr, Name: "net1", Type: schema.IfTypeMemif, NetType: schema.NetTypeBridge,
 			Network: network, Bridge: bd, VNI: vni, Memif: &schema.MemifSpec{Role: schema.MemifMaster, Mode: schema.MemifEthernet, SocketPath: "/s/" + ctr}}
-		x.noteIntentLocked(schema.InterfaceKey("h1", ctr, "net1"), mustEncode(t, hi))
+		return x.noteIntentLocked(schema.InterfaceKey("h1", ctr, "net1"), mustEncode(t, hi))
 	}
 	intent("c1", "red", 100, 4)
 	intent("c2", "red", 100, 4)
 	intent("c3", "blue", 0, 5)  // VNI from its Network object
 	intent("c4", "green", 0, 6) // no VNI anywhere: stays on this host
+	// Only a change of what memberships are made of asks for a recompute.
+	if intent("c1", "red", 100, 4) {
+		t.Error("the same intent again counts as a change")
+	}
+	if !intent("c1", "red", 100, 5) || !intent("c1", "red", 100, 4) {
+		t.Error("a new bridge domain does not count as a change")
+	}
+	if x.noteIntentLocked(schema.InterfaceKey("h1", "c9", "net1"), nil) {
+		t.Error("deleting an intent never seen counts as a change")
+	}
 	member := func(host, network string, vni uint32, underlay string, rev int64) {
 		k := schema.MemberKey(host, network)
 		x.members[k] = store.KV{Key: k, ModRevision: rev, Value: mustEncode(t, &schema.Member{Host: host, Network: network, VNI: vni, Underlay: underlay})}

@@ -222,9 +222,27 @@ func TestNetworksSpanHosts(t *testing.T) {
 		// One of two members on host 1 going changes nothing.
 		e.Put(t, spanIntent(h2, "b1"))
 		eventuallyTunnels(t, h1, v1, hs, wantTunnel(0, h2.Name, 1))
+		before := harness.WaitStatus[schema.InterfaceStatus](t, e, tunnelStatus(h2, h1), 0, harness.Ready[schema.InterfaceStatus])
 		e.Delete(t, ifKey(h1, "a1", "net1"))
-		harness.WaitStatus[schema.InterfaceStatus](t, e, tunnelStatus(h2, h1), 0, harness.Ready[schema.InterfaceStatus])
-		eventuallyTunnels(t, h2, v2, hs, wantTunnel(1, h1.Name, 0))
+		// Once host 1 has removed a1, it has seen the delete: its
+		// membership, its tunnel and host 2's tunnel must be as they were.
+		e.WaitGone(t, ifStatusKey(h1, "a1", "net1"))
+		if kv, err := e.Store.Get(bg(), schema.MemberKey(h1.Name, spanNet)); err != nil || kv == nil {
+			t.Errorf("node1 left the network with a member left: %v %v", kv, err)
+		}
+		for _, side := range []struct {
+			h    *harness.Host
+			c    *vpp.Client
+			want string
+		}{{h1, v1, wantTunnel(0, h2.Name, 1)}, {h2, v2, wantTunnel(1, h1.Name, 0)}} {
+			if got, err := tunnelsIn(side.h, side.c, hs); err != nil || !slices.Equal(got, []string{side.want}) {
+				t.Errorf("%s's tunnels after one of two members on node1 went: %v (%v)", side.h.Name, got, err)
+			}
+		}
+		after := harness.WaitStatus[schema.InterfaceStatus](t, e, tunnelStatus(h2, h1), 0, harness.Ready[schema.InterfaceStatus])
+		if after.SwIfIndex != before.SwIfIndex {
+			t.Errorf("node2's tunnel re-made: sw_if_index %d, then %d", before.SwIfIndex, after.SwIfIndex)
+		}
 	})
 
 	t.Run("a third host joins: full mesh", func(t *testing.T) {
