@@ -87,25 +87,42 @@ func (c *Client) Register(ctx context.Context, key string, value func() []byte, 
 }
 
 // releaseMargin is added to a holder's remaining TTL when waiting for it to
-// expire: etcd reports TTLs in whole seconds, expires leases on the
-// leader's clock, looks for expired ones every 500 ms and revokes them
-// through raft, which on a loaded host lags (2 s was seen not to be enough
-// with a holder killed right after registering).
-const releaseMargin = 5 * time.Second
+// expire: etcd reports TTLs in whole seconds and expires leases on the
+// leader's clock.
+const releaseMargin = 2 * time.Second
 
 // awaitRelease waits for a held key to go, for as long as the holder's
 // lease has left. A holder that died without revoking (SIGKILL, a crash,
 // a power cut) leaves its key until its lease expires, and its successor
 // must not be refused for that; a holder that is alive keeps renewing its
-// lease, so its key is still there after that time.
+// lease, so its key is still there after that time. What tells them apart
+// is the lease itself, not the clock: past its TTL, a renewed lease has
+// time left, a dead holder's has none (etcd only revokes it late, as a
+// loaded host was seen to do by seconds), and then the wait goes on.
 func (r *Registration) awaitRelease(ctx context.Context, held *HeldError) bool {
 	if held.TTL < 0 {
 		return false
 	}
-	wctx, cancel := context.WithTimeout(ctx, time.Duration(held.TTL)*time.Second+releaseMargin)
-	defer cancel()
-	_, err := r.c.WaitFor(wctx, r.key, 0, func(kv *KV) (bool, error) { return kv == nil, nil })
-	return err == nil
+	wait := time.Duration(held.TTL)*time.Second + releaseMargin
+	for {
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		_, err := r.c.WaitFor(wctx, r.key, 0, func(kv *KV) (bool, error) { return kv == nil, nil })
+		cancel()
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if kv, err := r.c.Get(ctx, r.key); err == nil && (kv == nil || kv.Lease != int64(held.Lease)) {
+			return true // gone, or someone else's now: registering says which
+		}
+		ttl, err := r.c.etcd.TimeToLive(ctx, held.Lease)
+		if err == nil && ttl.TTL > 0 {
+			return false // renewed: its holder is alive
+		}
+		wait = releaseMargin
+	}
 }
 
 // LeaseID is the lease the key is currently bound to, 0 while it is not
