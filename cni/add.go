@@ -130,6 +130,13 @@ func (p *plugin) commit(ctx context.Context, st *store.Client, inv *invocation, 
 		}
 		return p.failAdd(inv, st, true, true, err)
 	}
+	if err := carryMTU(ctx, st, att, in.Container, status); err != nil {
+		if w.Adopted {
+			inv.log.Error("repeated ADD failed; the earlier ADD's intents stay", "err", err)
+			return err
+		}
+		return p.failAdd(inv, st, true, true, err)
+	}
 	var dns *types.DNS
 	if ipamRes != nil {
 		dns = &ipamRes.DNS
@@ -151,6 +158,9 @@ func (p *plugin) answerRepeat(ctx context.Context, st *store.Client, inv *invoca
 		// The intents and the address are the earlier ADD's, not this
 		// one's to undo.
 		inv.log.Error("repeated ADD failed; the earlier ADD's intents stay", "err", err)
+		return err
+	}
+	if err := carryMTU(ctx, st, inv.att, prior.Container, status); err != nil {
 		return err
 	}
 	res, err := BuildResult(inv.conf.CNIVersion, prior, inv.args.Netns, nil, status)

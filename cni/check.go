@@ -1,6 +1,7 @@
 package cni
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -77,11 +78,11 @@ func (p *plugin) check(ctx context.Context, inv *invocation) error {
 	if err != nil {
 		return etcdErr("reading the attachment", err)
 	}
-	gotHost, err := p.checkIntents(cur, conf, att, prev)
+	gotHost, gotCtr, err := p.checkIntents(cur, conf, att, prev)
 	if err != nil {
 		return err
 	}
-	return checkStatus(ctx, st, att, cur, gotHost)
+	return checkStatus(ctx, st, att, cur, gotHost, gotCtr)
 }
 
 // prevResult is the config's prevResult, which CHECK requires.
@@ -100,55 +101,60 @@ func prevResult(conf *NetConf) (*types100.Result, error) {
 }
 
 // checkIntents compares the attachment's intents with what the config and
-// prevResult say they must be; it returns the host-side intent.
-func (p *plugin) checkIntents(cur *attachmentState, conf *NetConf, att Attachment, prev *types100.Result) (*schema.HostInterface, error) {
+// prevResult say they must be; it returns the host-side and container-side
+// intents.
+func (p *plugin) checkIntents(cur *attachmentState, conf *NetConf, att Attachment, prev *types100.Result) (*schema.HostInterface, *schema.ContainerInterface, error) {
 	hostKey, ctrKey, metaKey := att.keys()
 	switch {
 	case cur.host == nil:
-		return nil, drift("host-side intent %s is missing", hostKey)
+		return nil, nil, drift("host-side intent %s is missing", hostKey)
 	case cur.ctr == nil:
-		return nil, drift("container-side intent %s is missing", ctrKey)
+		return nil, nil, drift("container-side intent %s is missing", ctrKey)
 	case cur.meta == nil:
-		return nil, drift("container meta %s is missing", metaKey)
+		return nil, nil, drift("container meta %s is missing", metaKey)
 	}
 	gotHost, err := schema.DecodeAs[schema.HostInterface](cur.host.Value)
 	if err != nil {
-		return nil, drift("host-side intent %s unreadable: %v", hostKey, err)
+		return nil, nil, drift("host-side intent %s unreadable: %v", hostKey, err)
 	}
 	gotCtr, err := schema.DecodeAs[schema.ContainerInterface](cur.ctr.Value)
 	if err != nil {
-		return nil, drift("container-side intent %s unreadable: %v", ctrKey, err)
+		return nil, nil, drift("container-side intent %s unreadable: %v", ctrKey, err)
 	}
 	meta, err := schema.DecodeAs[schema.ContainerMeta](cur.meta.Value)
 	if err != nil {
-		return nil, drift("container meta %s unreadable: %v", metaKey, err)
+		return nil, nil, drift("container meta %s unreadable: %v", metaKey, err)
 	}
 	want, err := BuildIntents(conf, att, prev, p.now())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if want.Host.Memif != nil && gotHost.Memif != nil {
 		want.Host.Memif.ID, want.Container.Memif.ID = gotHost.Memif.ID, gotHost.Memif.ID
 	}
-	// prevResult carries the container MAC the ADD chose.
-	if _, itf := containerIface(prev, att.IfName); itf.Mac != "" {
+	// prevResult carries the container MAC the ADD chose and, from CNI
+	// 1.1 on, the MTU the host agent chose; the status check compares the
+	// MTU with the host agent's in every version.
+	_, itf := containerIface(prev, att.IfName)
+	if itf.Mac != "" {
 		want.Container.MAC = itf.Mac
 	}
+	want.Container.MTU = cmp.Or(uint32(itf.Mtu), gotCtr.MTU)
 	switch d, dc := diffObjects(gotHost, want.Host), diffObjects(gotCtr, want.Container); {
 	case len(d) > 0:
-		return nil, drift("host-side intent %s differs from the config: %s", hostKey, strings.Join(d, "; "))
+		return nil, nil, drift("host-side intent %s differs from the config: %s", hostKey, strings.Join(d, "; "))
 	case len(dc) > 0:
-		return nil, drift("container-side intent %s differs from the config and prevResult: %s", ctrKey, strings.Join(dc, "; "))
+		return nil, nil, drift("container-side intent %s differs from the config and prevResult: %s", ctrKey, strings.Join(dc, "; "))
 	case !slices.Contains(meta.Interfaces, att.IfName):
-		return nil, drift("container meta %s does not list interface %s (lists %v)", metaKey, att.IfName, meta.Interfaces)
+		return nil, nil, drift("container meta %s does not list interface %s (lists %v)", metaKey, att.IfName, meta.Interfaces)
 	case meta.Netns != att.Netns:
-		return nil, drift("container meta %s has netns %q, CHECK was given %q", metaKey, meta.Netns, att.Netns)
+		return nil, nil, drift("container meta %s has netns %q, CHECK was given %q", metaKey, meta.Netns, att.Netns)
 	}
-	return gotHost, nil
+	return gotHost, gotCtr, nil
 }
 
-// checkStatus compares the host agent's status with the intent.
-func checkStatus(ctx context.Context, st *store.Client, att Attachment, cur *attachmentState, gotHost *schema.HostInterface) error {
+// checkStatus compares the host agent's status with the intents.
+func checkStatus(ctx context.Context, st *store.Client, att Attachment, cur *attachmentState, gotHost *schema.HostInterface, gotCtr *schema.ContainerInterface) error {
 	statusKey := schema.StatusKey(att.HostKey())
 	skv, err := st.Get(ctx, statusKey)
 	if err != nil {
@@ -169,6 +175,8 @@ func checkStatus(ctx context.Context, st *store.Client, att Attachment, cur *att
 		return drift("host agent reports the interface not ready")
 	case s.SocketPath != "" && s.SocketPath != socketOf(gotHost):
 		return drift("host agent uses socket %s, the intent says %s", s.SocketPath, socketOf(gotHost))
+	case s.MTU != gotCtr.MTU:
+		return drift("host agent set MTU %d on the host side, the container side has %d (did the uplink's MTU change since the ADD?)", s.MTU, gotCtr.MTU)
 	}
 	return nil
 }

@@ -13,28 +13,29 @@ import (
 	"github.com/uspace-io/uspace/schema"
 )
 
-// socketPathVersion is the first CNI version whose result interfaces have
-// a socketPath field.
-const socketPathVersion = "1.1.0"
+// ifFieldsVersion is the first CNI version whose result interfaces have
+// socketPath and mtu fields.
+const ifFieldsVersion = "1.1.0"
 
 // BuildResult is the ADD result, printed in cniVersion: the host-side
 // interface (named as the host agent's status reports VPP's name for it,
 // with its socket path in socketPath from CNI 1.1 on, no sandbox), the
-// container-side interface (sandbox = netns), and the container side's
-// addresses and routes as the intent holds them. Built from the intents
+// container-side interface (sandbox = netns), both with the container
+// side's MTU from CNI 1.1 on (none: VPP's default), and the container
+// side's addresses and routes as the intent holds them. Built from the intents
 // alone (DNS aside, which uspace does not store: dns is IPAM's, nil on a
 // repeated ADD), so a repeated ADD answers what the first did. st may be
 // nil (no status).
 func BuildResult(cniVersion string, in *Intents, netns string, dns *types.DNS, st *schema.InterfaceStatus) (types.Result, error) {
 	r := &types100.Result{CNIVersion: types100.ImplementedSpecVersion}
 	host := &types100.Interface{Name: HostIfName(in.Host, st), Mac: in.Host.MAC}
-	if ok, _ := version.GreaterThanOrEqualTo(cniVersion, socketPathVersion); ok {
+	ctr := &types100.Interface{Name: in.Container.Name, Mac: in.Container.MAC, Sandbox: netns}
+	if ok, _ := version.GreaterThanOrEqualTo(cniVersion, ifFieldsVersion); ok {
 		host.SocketPath = socketOf(in.Host)
+		// Both ends carry the MTU the host agent set (carryMTU).
+		host.Mtu, ctr.Mtu = int(in.Container.MTU), int(in.Container.MTU)
 	}
-	r.Interfaces = []*types100.Interface{
-		host,
-		{Name: in.Container.Name, Mac: in.Container.MAC, Sandbox: netns},
-	}
+	r.Interfaces = []*types100.Interface{host, ctr}
 	idx := 1
 	for _, a := range in.Container.IPs {
 		ip, n, err := net.ParseCIDR(a.Address)

@@ -137,6 +137,7 @@ func writeIntentsOnce(ctx context.Context, st *store.Client, in *Intents, att At
 		if old, err := schema.DecodeAs[schema.HostInterface](cur.host.Value); err == nil && old.Memif != nil {
 			id = old.Memif.ID
 		}
+		keepCarriedMTU(in.Container, cur.ctr)
 	}
 	if in.Host.Memif != nil {
 		in.Host.Memif.ID, in.Container.Memif.ID = id, id
@@ -240,7 +241,8 @@ func mergeMeta(cur *attachmentState, in *Intents, att Attachment) (*schema.Conta
 // priorAttachment looks, before IPAM runs, for the attachment in etcd.
 // Absent: nil. Present with exactly what this ADD would write, addresses
 // and routes aside when the config has IPAM (they are what the earlier
-// ADD's IPAM handed out): the intents in place and the revision of the
+// ADD's IPAM handed out), and the container side's MTU aside (the host
+// agent's, carryMTU): the intents in place and the revision of the
 // host-side one, a repeated ADD. Present otherwise: *errExists. in is the
 // ADD's intents built without IPAM; it is not changed.
 func priorAttachment(ctx context.Context, st *store.Client, in *Intents, att Attachment, withIPAM bool) (*Intents, int64, error) {
@@ -263,6 +265,7 @@ func priorAttachment(ctx context.Context, st *store.Client, in *Intents, att Att
 			ctr.IPs, ctr.Routes = c.IPs, c.Routes
 		}
 	}
+	keepCarriedMTU(&ctr, cur.ctr)
 	hostVal, err := schema.Encode(&host)
 	if err != nil {
 		return nil, 0, configErr([]string{err.Error()})

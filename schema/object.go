@@ -184,7 +184,7 @@ func (o *Agent) Validate() error { return ValidateHost("host", o.Host) }
 // Validate checks what an agent acts on when the status outlives its
 // intent: the socket path it may remove must be one an intent could hold.
 func (o *InterfaceStatus) Validate() error {
-	var errs []error
+	errs := []error{ValidateMTU("mtu", o.MTU)}
 	if o.SocketPath != "" {
 		errs = append(errs, ValidateSocketPath("socketPath", o.SocketPath, ""))
 	}
@@ -292,5 +292,6 @@ func (o *Uplink) Validate() error {
 		ValidateHost("host", o.Host),
 		ValidateIfName("hostIfName", o.HostIfName),
 		ValidateCIDR("address", o.Address),
+		ValidateMTU("mtu", o.MTU),
 	)
 }

@@ -214,6 +214,10 @@ type Uplink struct {
 	Host       string `json:"host"`
 	HostIfName string `json:"hostIfName"`
 	Address    string `json:"address"` // CIDR
+	// MTU is the Linux interface's, which the uplink in VPP must not
+	// exceed: VPP 25.02's af_packet sends nothing more once the kernel
+	// refused one frame over it.
+	MTU uint32 `json:"mtu"`
 }
 
 type VolumeType string
@@ -290,12 +294,17 @@ type InterfaceStatus struct {
 	// answers "try again later". An Error without Retrying is terminal for
 	// this revision of the intent (a value the dataplane refuses): the
 	// writer fails at once with it.
-	Retrying      bool      `json:"retrying,omitempty"`
-	SwIfIndex     uint32    `json:"swIfIndex,omitempty"`
-	SocketPath    string    `json:"socketPath,omitempty"`
-	InterfaceName string    `json:"interfaceName,omitempty"`
-	Bridge        uint32    `json:"bridgeDomain,omitempty"`
-	UpdatedAt     time.Time `json:"updatedAt"`
+	Retrying      bool   `json:"retrying,omitempty"`
+	SwIfIndex     uint32 `json:"swIfIndex,omitempty"`
+	SocketPath    string `json:"socketPath,omitempty"`
+	InterfaceName string `json:"interfaceName,omitempty"`
+	Bridge        uint32 `json:"bridgeDomain,omitempty"`
+	// MTU is the L3 MTU the agent set on the interface (0: it left VPP's
+	// default). On a host-side interface it is the MTU the container side
+	// must carry too: the CNI plugin copies it into the container-side
+	// intent and its result.
+	MTU       uint32    `json:"mtu,omitempty"`
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 // VolumeStatus is what the host agent applied for a volume intent.

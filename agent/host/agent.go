@@ -54,6 +54,9 @@ type Config struct {
 	// host.
 	Underlay string
 	Uplink   string
+	// UplinkNetns is the network namespace where Uplink's MTU is read
+	// (VPP's, when it is not the agent's); "": the agent's own.
+	UplinkNetns string
 }
 
 const vppStartGrace = 5 * time.Second
@@ -145,6 +148,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	x, err := newCrossHost(a.cfg.Host, a.cfg.Underlay, a.cfg.Uplink)
 	if err != nil {
 		return err
+	}
+	if x != nil {
+		if err := x.readUplinkMTU(a.cfg.UplinkNetns); err != nil {
+			return err
+		}
 	}
 	a.cross = x
 	a.dialDataplanes()

@@ -31,6 +31,9 @@ type crossHost struct {
 	self     string
 	underlay netip.Prefix // the uplink's address; its Addr is the tunnels' source
 	uplink   string       // Linux interface of the af_packet uplink
+	// uplinkMTU is the uplink's Linux MTU, read at start; overlayMTU the
+	// most a network spanning hosts carries over it (setUplinkMTU).
+	uplinkMTU, overlayMTU uint32
 
 	mu      sync.Mutex
 	local   map[string]localIf  // interface intent key -> its network
@@ -67,13 +70,19 @@ func newCrossHost(self, underlay, uplink string) (*crossHost, error) {
 func (x *crossHost) noteIntentLocked(key string, value []byte) bool {
 	old, had := x.local[key]
 	hi, err := schema.DecodeAs[schema.HostInterface](value)
-	if value == nil || err != nil || hi.NetType != schema.NetTypeBridge || hi.Network == "" {
+	if value == nil || err != nil || !joinsNetwork(hi) {
 		delete(x.local, key)
 		return had
 	}
 	l := localIf{network: hi.Network, vni: hi.VNI, bridge: hi.Bridge}
 	x.local[key] = l
 	return !had || old != l
+}
+
+// joinsNetwork says whether an interface is a member of its network's
+// bridge domain, which spans hosts when the network has a VNI.
+func joinsNetwork(hi *schema.HostInterface) bool {
+	return hi.NetType == schema.NetTypeBridge && hi.Network != ""
 }
 
 // onMemberEvent records the members watch.
@@ -139,7 +148,7 @@ func (x *crossHost) ownMembers(nets map[string]localNet) map[string][]byte {
 // its status says which membership it reflects.
 func (x *crossHost) derive(nets map[string]localNet) map[string]store.KV {
 	out := map[string]store.KV{}
-	up, err := schema.Encode(&schema.Uplink{Host: x.self, HostIfName: x.uplink, Address: x.underlay.String()})
+	up, err := schema.Encode(&schema.Uplink{Host: x.self, HostIfName: x.uplink, Address: x.underlay.String(), MTU: x.uplinkMTU})
 	if err != nil {
 		panic(fmt.Sprintf("encode uplink of validated flags: %v", err))
 	}

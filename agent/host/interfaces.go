@@ -24,6 +24,7 @@ func (a *Agent) interfaceSpec(owner string, value []byte) (vppstate.Spec, error)
 	if n, ok := a.network(hi.Network); ok && spec.MTU == 0 {
 		spec.MTU = n.MTU
 	}
+	spec.MTU = a.spanningMTU(hi, spec.MTU)
 	return spec, nil
 }
 
@@ -58,7 +59,7 @@ func derivedSpec(owner string, value []byte, err error) (vppstate.Spec, error) {
 	}
 	switch o := o.(type) {
 	case *schema.Uplink:
-		return vppstate.Spec{Owner: owner, Type: schema.IfTypeAFPacket, HostIf: o.HostIfName, Addresses: []string{o.Address}}, nil
+		return vppstate.Spec{Owner: owner, Type: schema.IfTypeAFPacket, HostIf: o.HostIfName, Addresses: []string{o.Address}, MTU: o.MTU}, nil
 	case *schema.Tunnel:
 		if o.Error != "" {
 			return vppstate.Spec{}, errors.New(o.Error)

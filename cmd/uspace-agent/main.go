@@ -173,6 +173,8 @@ func hostCmd() *cobra.Command {
 		"this host's VXLAN tunnel end point, an address with prefix length (e.g. 192.168.77.1/24) the agent puts on the uplink; with --uplink, networks with a VNI span hosts (env USPACE_UNDERLAY_IP)")
 	f.StringVar(&cfg.Uplink, "uplink", os.Getenv("USPACE_UPLINK"),
 		"the Linux interface that reaches the other hosts' underlay addresses: the agent makes an af_packet interface on it in VPP (env USPACE_UPLINK)")
+	f.StringVar(&cfg.UplinkNetns, "uplink-netns", os.Getenv("USPACE_UPLINK_NETNS"),
+		"the network namespace (a path, e.g. /var/run/netns/vpp) where VPP sees --uplink, when it is not the agent's: the agent reads the uplink's MTU there (env USPACE_UPLINK_NETNS)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 10*time.Second, "TTL of the agent's registration lease")
 	f.Int64Var(&memLimit, "memory-limit-mib", envInt("USPACE_MEMORY_LIMIT_MIB", defaultMemoryLimitMiB),
 		"soft memory limit of the Go runtime in MiB, 0: none; GOMEMLIMIT overrides it (env USPACE_MEMORY_LIMIT_MIB); off by default with --embedded-etcd")

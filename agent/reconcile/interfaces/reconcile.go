@@ -187,6 +187,8 @@ func (r *Reconciler) report(ctx context.Context, sk string, rev int64, itf vpp.I
 	if applyErr != nil {
 		st.Error = applyErr.Error()
 		st.Retrying = retrying
+	} else {
+		st.MTU = spec.MTU
 	}
 	return r.Status.Put(ctx, sk, st)
 }
