@@ -28,14 +28,14 @@ func spanNet(first, last int) string {
  "ipam":{"type":"host-local","subnet":"10.57.0.0/24","rangeStart":"10.57.0.%d","rangeEnd":"10.57.0.%d"}}`, first, last)
 }
 
-// TestNetworkSpansRealVPPs: two hosts, each with a real VPP in a network
-// namespace of its own whose only link to the other is a veth pair, and
+// spanHosts starts two hosts, each with a real VPP in a network namespace
+// of its own whose only link to the other is a veth pair of MTU mtu, and
 // with its host agent joined to networks that span hosts over that link
-// (--underlay-ip, --uplink). A container on each host, on one network with
-// a VNI, gets a real container VPP; the one on host 1 pings the one on
-// host 2 through host 1's bridge domain, the VXLAN tunnel the agents made,
-// and host 2's bridge domain. DEL of one side takes the tunnels down.
-func TestNetworkSpansRealVPPs(t *testing.T) {
+// (--underlay-ip, --uplink, and --uplink-netns: the agent runs in the
+// test's namespace). It returns the hosts' worlds, on one etcd, and the
+// veth ends.
+func spanHosts(t *testing.T, mtu int) ([]*world, []string) {
+	t.Helper()
 	realdp.NeedVPP(t)
 	var b [3]byte
 	_, _ = rand.Read(b[:])
@@ -45,20 +45,32 @@ func TestNetworkSpansRealVPPs(t *testing.T) {
 	for i := range links {
 		nss = append(nss, netns(t, "usx"+strconv.Itoa(i)+sfx))
 	}
-	run(t, "ip", "link", "add", links[0], "type", "veth", "peer", "name", links[1])
+	run(t, "ip", "link", "add", links[0], "mtu", strconv.Itoa(mtu), "type", "veth", "peer", "name", links[1], "mtu", strconv.Itoa(mtu))
 	for i, l := range links {
 		run(t, "ip", "link", "set", l, "netns", nss[i])
 	}
-
 	e := harness.StartEtcd(t)
 	cni := libcni.NewCNIConfigWithCacheDir([]string{binaries.Dir(t, "userspace", "host-local")}, t.TempDir(), nil)
 	var ws []*world
 	for i := range links {
 		h := e.StartHostOn(t, "node"+strconv.Itoa(i+1), harness.HostOptions{RealVPP: true,
 			VPPNetns: nss[i], VPPPlugins: []string{"vxlan", "af_packet"},
-			AgentFlags: []string{"--underlay-ip", fmt.Sprintf("192.168.78.%d/24", i+1), "--uplink", links[i]}})
+			AgentFlags: []string{"--underlay-ip", fmt.Sprintf("192.168.78.%d/24", i+1), "--uplink", links[i], "--uplink-netns", nss[i]}})
 		ws = append(ws, &world{t: t, etcd: e, host: h, cni: cni, ipamDir: t.TempDir()})
 	}
+	return ws, links
+}
+
+// TestNetworkSpansRealVPPs: two hosts, each with a real VPP in a network
+// namespace of its own whose only link to the other is a veth pair, and
+// with its host agent joined to networks that span hosts over that link
+// (--underlay-ip, --uplink). A container on each host, on one network with
+// a VNI, gets a real container VPP; the one on host 1 pings the one on
+// host 2 through host 1's bridge domain, the VXLAN tunnel the agents made,
+// and host 2's bridge domain. DEL of one side takes the tunnels down.
+func TestNetworkSpansRealVPPs(t *testing.T) {
+	ws, _ := spanHosts(t, 1500)
+	e := ws[0].etcd
 	confs := []string{spanNet(10, 19), spanNet(20, 29)}
 	var cs []*container
 	for i, w := range ws {
