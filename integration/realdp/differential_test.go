@@ -257,7 +257,7 @@ func runSteps(t *testing.T, socket, dir, link, peer string) []string {
 		ip: ip.NewServiceClient(conn), vhost: vhost_user.NewServiceClient(conn), dir: dir,
 		vxlan: vxlan.NewServiceClient(conn), afp: af_packet.NewServiceClient(conn), link: link, peer: peer, ids: map[string]uint32{}}
 	var out []string
-	for _, s := range append(steps, tunnelSteps...) {
+	for _, s := range append(append(steps, tunnelSteps...), mtuSteps...) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		got := strings.NewReplacer(dir, "<dir>", link, "<link>", peer, "<peer>").Replace(s.do(ctx, a))
 		cancel()
@@ -286,7 +286,7 @@ func TestSimulatorAnswersAsRealVPP(t *testing.T) {
 	link, peer := vethPair(t)
 	want := runSteps(t, real.APISocket, realDir, link, peer)
 	got := runSteps(t, sim.Socket(), simDir, link, peer)
-	for i, s := range append(steps, tunnelSteps...) {
+	for i, s := range append(append(steps, tunnelSteps...), mtuSteps...) {
 		if got[i] != want[i] {
 			t.Errorf("%s:\n  vppsim:   %s\n  real VPP: %s", s.name, got[i], want[i])
 		} else {

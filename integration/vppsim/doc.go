@@ -37,9 +37,11 @@
 // added through the API stay after their interface goes; an address's
 // routes exist only while its interface is up, the attached one shown as
 // the address with the subnet length, plus network and broadcast /32
-// drops; an IP-mode memif is type 0 with link MTU 0 and refuses a MAC (-9);
-// a memif_create in inject-punt mode crashes VPP, so it crashes the
-// simulator too (every connection closes, the state restarts empty).
+// drops; an IP-mode memif is type 0 with link MTU 0 and per-protocol MTUs
+// 0, and refuses a MAC (-9); sw_interface_set_mtu takes any value as
+// given, on every kind of interface; a memif_create in inject-punt mode
+// crashes VPP, so it crashes the simulator too (every connection closes,
+// the state restarts empty).
 // Not simulated: frames (no data path), so nothing here can ping.
 //
 // Fault controls (Go API and the JSON control protocol of ServeControl): fail

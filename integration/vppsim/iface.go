@@ -6,7 +6,6 @@ import (
 	interfaces "go.fd.io/govpp/binapi/interface"
 	"go.fd.io/govpp/binapi/interface_types"
 	"go.fd.io/govpp/binapi/ip_types"
-	"go.fd.io/govpp/binapi/memif"
 )
 
 func hSwInterfaceSetFlags(s *Sim, _ *client, req *interfaces.SwInterfaceSetFlags) *interfaces.SwInterfaceSetFlagsReply {
@@ -146,17 +145,13 @@ func hSwInterfaceTagAddDel(s *Sim, _ *client, req *interfaces.SwInterfaceTagAddD
 }
 
 func (s *Sim) ifDetails(i *iface) *interfaces.SwInterfaceDetails {
-	linkMtu := i.linkMtu
-	if i.memif != nil && i.memif.mode == memif.MEMIF_MODE_API_IP {
-		linkMtu = 0 // VPP 25.02 reports an IP-mode memif as type 0, link MTU 0
-	}
 	return &interfaces.SwInterfaceDetails{
 		SwIfIndex:        interface_types.InterfaceIndex(i.swIfIndex),
 		SupSwIfIndex:     i.swIfIndex,
 		L2Address:        i.mac,
 		Flags:            s.st.flags(i),
 		Type:             interface_types.IF_API_TYPE_HARDWARE,
-		LinkMtu:          linkMtu,
+		LinkMtu:          i.linkMtu,
 		Mtu:              append([]uint32(nil), i.mtu[:]...),
 		InterfaceName:    i.name,
 		InterfaceDevType: i.kind.devType(),

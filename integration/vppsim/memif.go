@@ -130,8 +130,6 @@ func (s *Sim) memifCreate(a memifArgs) (int32, uint32) {
 		name:      fmt.Sprintf("memif%d/%d", a.socketID, a.id),
 		kind:      kindMemif,
 		ethernet:  a.mode == memif.MEMIF_MODE_API_ETHERNET,
-		linkMtu:   defaultMTU,
-		mtu:       [4]uint32{defaultMTU, 0, 0, 0},
 		memif: &memifIf{
 			id: a.id, socketID: a.socketID, role: a.role, mode: a.mode,
 			ringSize: ringSize, bufferSize: bufferSize, rxQueues: rxq, txQueues: txq,
@@ -141,7 +139,10 @@ func (s *Sim) memifCreate(a memifArgs) (int32, uint32) {
 	if !isMaster {
 		i.memif.role = memif.MEMIF_ROLE_API_SLAVE
 	}
+	// VPP 25.02 gives an IP-mode memif, which has no Ethernet class, link
+	// MTU 0 and every per-protocol MTU 0 until one is set.
 	if i.ethernet {
+		i.linkMtu, i.mtu = defaultMTU, [4]uint32{defaultMTU, 0, 0, 0}
 		if a.hwAddr != (ethernet_types.MacAddress{}) {
 			i.mac = a.hwAddr
 		} else {
