@@ -215,8 +215,8 @@ type Uplink struct {
 	HostIfName string `json:"hostIfName"`
 	Address    string `json:"address"` // CIDR
 	// MTU is the Linux interface's, which the uplink in VPP must not
-	// exceed: VPP 25.02's af_packet sends nothing more once the kernel
-	// refused one frame over it.
+	// exceed: VPP 25.02's af_packet loses a frame over it (and, once the
+	// kernel refused one, may send nothing more).
 	MTU uint32 `json:"mtu"`
 }
 

@@ -19,8 +19,8 @@ import (
 // containers on two hosts, a larger one with DF set is refused by the
 // sending container's VPP (counted, not lost on the way), and the uplink
 // keeps forwarding. Before, every interface kept VPP's 9000: on a 1500
-// underlay the first frame over 1500 made the kernel refuse it and VPP's
-// af_packet sent nothing more.
+// underlay a 1472-byte ping got no reply, and a DF packet too large for
+// the underlay left the container and vanished without a count.
 func TestFullSizeFramesAcrossRealVPPs(t *testing.T) {
 	for _, underlay := range []int{9000, 1500} {
 		t.Run(fmt.Sprintf("underlay MTU %d", underlay), func(t *testing.T) { fullSizeFrames(t, underlay) })
