@@ -8,6 +8,7 @@
 // It imports agent/statuswriter, schema and store; never an agent
 // (agent/host wires it to its containers controller).
 //
-// Tests: reconcile_test.go here, on an embedded etcd (store/embedetcd,
-// test-only); through the host agent in integration/hostagent.
+// Tests: reconcile_test.go here (package containerstatus_test, on the
+// embedded etcd of integration/harness); through the host agent in
+// integration/hostagent.
 package containerstatus

@@ -1,4 +1,4 @@
-package containerstatus
+package containerstatus_test
 
 import (
 	"context"
@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"github.com/uspace-io/uspace/agent/controller"
+	"github.com/uspace-io/uspace/agent/reconcile/containerstatus"
 	"github.com/uspace-io/uspace/agent/statuswriter"
+	"github.com/uspace-io/uspace/integration/harness"
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store"
-	"github.com/uspace-io/uspace/store/embedetcd"
 )
 
 const host = "node1"
@@ -23,24 +24,15 @@ type env struct {
 	st  *store.Client
 	w   *statuswriter.Writer
 	c   *controller.Controller
-	rec *Reconciler
+	rec *containerstatus.Reconciler
 }
 
-func newEnv(ctx context.Context, t *testing.T, grace time.Duration) *env {
+func newEnv(t *testing.T, grace time.Duration) *env {
 	t.Helper()
-	e, err := embedetcd.Start(ctx, embedetcd.Config{Dir: t.TempDir(), ClientURL: "http://127.0.0.1:0", PeerURL: "http://127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
-	st, err := store.Connect(ctx, store.Config{Endpoints: e.Endpoints()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := harness.StartEtcd(t).Store
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	w := statuswriter.New(st, log)
-	rec := &Reconciler{St: st, Status: w, Grace: grace}
+	rec := &containerstatus.Reconciler{St: st, Status: w, Grace: grace}
 	c := controller.New("container-statuses", rec.Reconcile, nil, log)
 	rec.Desired, rec.EnqueueAfter = c.Get, c.EnqueueAfter
 	return &env{st: st, w: w, c: c, rec: rec}
@@ -108,7 +100,7 @@ func TestGoneContainersAreForgotten(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const grace = time.Second
-	e := newEnv(ctx, t, grace)
+	e := newEnv(t, grace)
 
 	const gone = 20
 	objs := map[string]schema.Object{}
