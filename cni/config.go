@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/hashicorp/go-multierror"
 
 	"github.com/uspace-io/uspace/schema"
 )
@@ -97,10 +98,28 @@ type BridgeConf struct {
 var logLevels = []string{"panic", "error", "warning", "info", "debug", "verbose"}
 
 // configErr is the CNI error for a config that cannot work. Its message
-// names every offending field.
+// names every offending field (see invalidConfig).
 func configErr(problems []string) *types.Error {
-	return types.NewError(types.ErrInvalidNetworkConfig,
-		"invalid userspace network config: "+strings.Join(problems, "; "), "")
+	var errs *multierror.Error
+	for _, p := range problems {
+		errs = multierror.Append(errs, errors.New(p))
+	}
+	return invalidConfig(errs)
+}
+
+// invalidConfig is the CNI error for every problem a validation found:
+// one alone on the line, several in multierror's list, so a user fixes
+// them all in one go.
+func invalidConfig(errs *multierror.Error) *types.Error {
+	errs.ErrorFormat = problemList
+	return types.NewError(types.ErrInvalidNetworkConfig, "invalid userspace network config: "+errs.Error(), "")
+}
+
+func problemList(es []error) string {
+	if len(es) == 1 {
+		return es[0].Error()
+	}
+	return strings.TrimSuffix(multierror.ListFormatFunc(es), "\n\n")
 }
 
 // fieldProblem formats one rejected field.
@@ -195,8 +214,8 @@ func ParseConfig(data []byte) (*NetConf, error) {
 	if err != nil {
 		return nil, err
 	}
-	if problems := conf.validate(); len(problems) > 0 {
-		return nil, configErr(problems)
+	if errs := conf.validate(); errs.ErrorOrNil() != nil {
+		return nil, invalidConfig(errs)
 	}
 	return conf, nil
 }
@@ -242,19 +261,19 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// validate returns every problem, each naming its field.
-func (c *NetConf) validate() []string {
-	var p []string
-	add := func(s string) { p = append(p, s) }
-
-	if c.Name != "" {
-		if err := schema.ValidateNetworkName("name", c.Name); err != nil {
-			add(err.Error())
+// validate returns every problem, each naming its field (nil: none).
+func (c *NetConf) validate() *multierror.Error {
+	var errs *multierror.Error
+	add := func(problems ...string) {
+		for _, s := range problems {
+			errs = multierror.Append(errs, errors.New(s))
 		}
 	}
-	if err := schema.ValidateDir("sharedDir", c.SharedDir); err != nil {
-		add(err.Error())
+
+	if c.Name != "" {
+		errs = multierror.Append(errs, schema.ValidateNetworkName("name", c.Name))
 	}
+	errs = multierror.Append(errs, schema.ValidateDir("sharedDir", c.SharedDir))
 
 	h := &c.Host
 	switch h.Engine {
@@ -304,21 +323,19 @@ func (c *NetConf) validate() []string {
 
 	switch schema.IfType(h.IfType) {
 	case schema.IfTypeMemif:
-		p = append(p, c.validateMemif()...)
+		add(c.validateMemif()...)
 	case schema.IfTypeVhostUser:
-		p = append(p, c.validateVhost()...)
+		add(c.validateVhost()...)
 	}
 
 	if mac := c.RuntimeConfig.MAC; mac != "" {
-		if err := schema.ValidateMAC("runtimeConfig.mac", mac); err != nil {
-			add(err.Error())
-		}
+		errs = multierror.Append(errs, schema.ValidateMAC("runtimeConfig.mac", mac))
 	}
-	p = append(p, c.USpace.validate()...)
+	add(c.USpace.validate()...)
 	if v := c.USpace.VNI; v != 0 && schema.NetType(h.NetType) != schema.NetTypeBridge {
 		add(fieldProblem("uspace.vni", fmt.Sprint(v), "only a network of host.netType %q can span hosts", schema.NetTypeBridge))
 	}
-	return p
+	return errs
 }
 
 func (c *NetConf) validateMemif() []string {

@@ -244,6 +244,26 @@ func TestBadConfigsNameTheirField(t *testing.T) {
 	}
 }
 
+// A config with several bad fields is refused naming every one, in
+// multierror's list (on main: one line joined by "; "), so a user fixes
+// them all in one go; one bad field stays one line.
+func TestBadConfigNamesEveryField(t *testing.T) {
+	conf := strings.NewReplacer(`"engine":"vpp","iftype":"memif","netType":"bridge"`, `"engine":"ovs-dpdk","iftype":"memif","netType":"bridge"`,
+		`"role":"master"`, `"role":"boss"`).Replace(readmeMemif)
+	_, err := ParseConfig([]byte(conf))
+	e := cniErr(t, err)
+	want := "invalid userspace network config: 2 errors occurred:\n" +
+		"\t* host.engine \"ovs-dpdk\": not supported by uspace (only \"vpp\"; uspace drives VPP)\n" +
+		"\t* host.memif.role \"boss\": must be \"master\" or \"slave\""
+	if e.Code != types.ErrInvalidNetworkConfig || e.Msg != want {
+		t.Errorf("code %d, message:\n%s\nwant:\n%s", e.Code, e.Msg, want)
+	}
+	_, err = ParseConfig([]byte(strings.Replace(readmeMemif, `"role":"master"`, `"role":"boss"`, 1)))
+	if e := cniErr(t, err); e.Msg != `invalid userspace network config: host.memif.role "boss": must be "master" or "slave"` {
+		t.Errorf("one bad field: %s", e.Msg)
+	}
+}
+
 func TestVhostModes(t *testing.T) {
 	c := mustParse(t, vhostVPP)
 	if c.hostVhostMode() != schema.VhostClient {

@@ -2,11 +2,14 @@ package cni
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/hashicorp/go-multierror"
 
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store"
@@ -15,15 +18,16 @@ import (
 // cmdDel is idempotent: it succeeds when nothing exists, when only part of
 // the attachment is in etcd, when IPAM was already released and when the
 // netns is gone (it never opens the netns). It removes the attachment's
-// intents in one transaction, waits (bounded by delTimeout) for the host
-// agent to remove the status, then releases IPAM.
+// intents in one transaction, then, side by side, waits (bounded by
+// delTimeout) for the host agent to remove the status and releases IPAM.
 //
 // Choices: an unreachable etcd fails DEL (the runtime retries; releasing
 // the IPs while the intents may still hold them would hand them out twice).
-// An agent that does not confirm within delTimeout does not fail DEL: the
-// intents are gone and the agent, a level-triggered reconciler, removes
-// the interface when it runs again; failing would only block pod removal
-// on a node whose agent is down.
+// An agent that does not confirm within delTimeout does not fail DEL on
+// its own: the intents are gone and the agent, a level-triggered
+// reconciler, removes the interface when it runs again; failing would only
+// block pod removal on a node whose agent is down. Nor does it hold up
+// IPAM: the addresses are free once no intent holds them.
 func (p *plugin) cmdDel(args *skel.CmdArgs) error {
 	inv, err := p.setup("DEL", args, false)
 	if err != nil {
@@ -47,56 +51,88 @@ func (p *plugin) cmdDel(args *skel.CmdArgs) error {
 
 	removed, rev, err := deleteAttachment(ctx, st, inv.att)
 	if err != nil {
-		inv.log.Error("DEL failed", "err", err)
+		inv.log.Error("DEL failed; IPAM not released while the intents may hold its addresses", "err", err)
 		return err
 	}
 	if removed != nil {
 		inv.log.Info("intents deleted", "revision", rev)
-		p.waitRemoved(ctx, st, inv, rev)
 	} else {
 		inv.log.Info("no intents to delete")
 	}
-	if inv.conf.IPAM.Type != "" {
-		if err := invoke.DelegateDel(ctx, inv.conf.IPAM.Type, args.StdinData, nil); err != nil {
-			inv.log.Error("IPAM release failed", "ipam", inv.conf.IPAM.Type, "err", err)
-			return err
-		}
+	if err := p.afterDelete(ctx, st, inv, removed != nil, rev); err != nil {
+		inv.log.Error("DEL failed", "err", err)
+		return err
 	}
 	inv.log.Info("DEL done", "took", p.now().Sub(start))
 	return nil
 }
 
+// afterDelete runs the two steps that follow the intents' removal, side
+// by side, each whatever the other does: waiting for the host agent to
+// confirm the removal (when there was one) and releasing IPAM. A failed
+// release fails DEL, its message listing every step that failed; an
+// unconfirmed removal alone is only logged (see cmdDel).
+func (p *plugin) afterDelete(ctx context.Context, st *store.Client, inv *invocation, removed bool, rev int64) error {
+	var (
+		g                    multierror.Group
+		unconfirmed, ipamErr error
+	)
+	if removed {
+		g.Go(func() error {
+			unconfirmed = p.waitRemoved(ctx, st, inv, rev)
+			return unconfirmed
+		})
+	}
+	if typ := inv.conf.IPAM.Type; typ != "" {
+		g.Go(func() error {
+			if err := invoke.DelegateDel(ctx, typ, inv.args.StdinData, nil); err != nil {
+				ipamErr = fmt.Errorf("releasing IPAM (%s): %w", typ, err)
+			}
+			return ipamErr
+		})
+	}
+	errs := g.Wait()
+	if ipamErr == nil {
+		if unconfirmed != nil {
+			inv.log.Warn("the interface is removed when the host agent reconciles", "err", unconfirmed)
+		}
+		return nil
+	}
+	code := uint(types.ErrInternal)
+	var te *types.Error
+	if errors.As(ipamErr, &te) {
+		code = te.Code
+	}
+	errs.ErrorFormat = problemList
+	return types.NewError(code, "DEL: "+errs.Error(), "")
+}
+
 // validAttachment checks the names that become key segments.
 func validAttachment(att Attachment) error {
-	var problems []string
-	for _, err := range []error{
+	errs := multierror.Append(nil,
 		schema.ValidateHost("uspace.host", att.Host),
 		schema.ValidateContainerID("CNI_CONTAINERID", att.ContainerID),
-		schema.ValidateIfName("CNI_IFNAME", att.IfName),
-	} {
-		if err != nil {
-			problems = append(problems, err.Error())
-		}
-	}
-	if len(problems) > 0 {
-		return configErr(problems)
+		schema.ValidateIfName("CNI_IFNAME", att.IfName))
+	if errs.ErrorOrNil() != nil {
+		return invalidConfig(errs)
 	}
 	return nil
 }
 
-// waitRemoved waits, bounded, for the host agent to delete the status of
-// the removed interface. It only logs: see cmdDel.
-func (p *plugin) waitRemoved(ctx context.Context, st *store.Client, inv *invocation, rev int64) {
+// waitRemoved waits, bounded by delTimeout, for the host agent to delete
+// the status of the removed interface. Without a registered agent there is
+// nothing to wait for.
+func (p *plugin) waitRemoved(ctx context.Context, st *store.Client, inv *invocation, rev int64) error {
 	agent, err := st.Get(ctx, schema.AgentKey(inv.att.Host))
 	if err != nil || agent == nil {
 		inv.log.Warn("no host agent registered: not waiting for it to remove the interface", "agentKey", schema.AgentKey(inv.att.Host), "err", err)
-		return
+		return nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, time.Duration(inv.us.DelTimeout))
 	defer cancel()
 	statusKey := schema.StatusKey(inv.att.HostKey())
 	if _, err := st.WaitFor(wctx, statusKey, rev, func(kv *store.KV) (bool, error) { return kv == nil, nil }); err != nil {
-		inv.log.Warn(fmt.Sprintf("host agent did not confirm removal within %v; it will remove the interface when it reconciles", time.Duration(inv.us.DelTimeout)),
-			"statusKey", statusKey, "err", err)
+		return fmt.Errorf("host agent did not confirm the removal (%s gone) within %v: %w", statusKey, time.Duration(inv.us.DelTimeout), err)
 	}
+	return nil
 }

@@ -4,10 +4,12 @@
 // etcd transaction, and waits for the host agent to report that revision as
 // applied. It never talks to VPP.
 //
-// Files: plugin.go (verbs' set-up, etcd error classification), add.go,
-// del.go, check.go, gc.go, status.go (one CNI verb each), config.go and
-// uspaceconf.go (the network config and the `uspace` section), intents.go
-// (config to intents), txn.go (the guarded transactions), result.go.
+// Files: plugin.go (verbs' set-up, etcd errors as CNI errors, by
+// store.Classify), add.go, del.go, check.go, gc.go, status.go (one CNI verb
+// each), config.go and uspaceconf.go (the network config and the `uspace`
+// section; every problem of a config in one error, multierror's list),
+// args.go (CNI_ARGS), intents.go (config to intents), txn.go (the guarded
+// transactions), result.go.
 //
 // Imports: schema and store only among uspace packages; never agent,
 // volume, grpc's status/codes (store classifies etcd errors) or etcd's

@@ -174,7 +174,7 @@ func etcdErr(what string, err error) error {
 	if errors.As(err, &te) {
 		return te
 	}
-	if store.IsUnavailable(err) {
+	if store.Classify(err) == store.Transient {
 		return types.NewError(types.ErrTryAgainLater, fmt.Sprintf("etcd unreachable while %s: %v", what, err), "")
 	}
 	return types.NewError(types.ErrInternal, fmt.Sprintf("etcd: %s: %v", what, err), "")

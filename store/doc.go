@@ -4,8 +4,10 @@
 // UpdateUnderPrefix), list-then-watch from a revision that survives
 // reconnects and compaction (ListWatch), waiting for a key to reach a state
 // (WaitFor), lease-bound registrations (Register), and the connection every
-// binary shares (Config, Connect, DiagnoseTLS), with error classifiers
-// (IsDenied, IsUnavailable).
+// binary shares (Config, Connect, DiagnoseTLS), and uspace's one
+// transient-vs-terminal error classifier (Classify, errors.go), which every
+// retry decision asks: its own loops', the CNI plugin's and the agents'
+// statuses'.
 //
 // Keys are strings and values are bytes: the schema lives elsewhere, so this
 // package can be reused and tested without it.

@@ -235,7 +235,7 @@ func (r *Registration) putIfAbsent(ctx context.Context, lease clientv3.LeaseID, 
 
 func (r *Registration) run(ctx context.Context, k *kept) {
 	defer close(r.done)
-	b := newBackoff(retryInitial, retryMax)
+	b := NewBackoff(retryInitial, retryMax)
 	var lost clientv3.LeaseID
 	err := backoff.Retry(func() error {
 		if k == nil {
@@ -246,7 +246,7 @@ func (r *Registration) run(ctx context.Context, k *kept) {
 				if errors.As(err, &held) {
 					return backoff.Permanent(err)
 				}
-				return r.c.classify(err)
+				return r.c.retryable(err)
 			}
 			b.Reset()
 		}
@@ -267,7 +267,7 @@ func (r *Registration) run(ctx context.Context, k *kept) {
 		}
 		err = fmt.Errorf("registration of %q: lease %x lost: %w", r.key, lost, err)
 		r.set(0, err)
-		return r.c.classify(err)
+		return r.c.retryable(err)
 	}, backoff.WithContext(b, ctx))
 	if ctx.Err() == nil {
 		r.set(0, err)

@@ -7,10 +7,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // EventType says what an Event carries.
@@ -81,17 +78,6 @@ const (
 	retryMax     = 5 * time.Second
 )
 
-// newBackoff is the store's one backoff: from initial, growing to max,
-// randomised, never giving up on its own (callers bound it by ctx or
-// attempts).
-func newBackoff(initial, max time.Duration) *backoff.ExponentialBackOff {
-	return backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(initial),
-		backoff.WithMaxInterval(max),
-		backoff.WithMaxElapsedTime(0),
-	)
-}
-
 // ListWatch lists prefix and then watches it, delivering a Sync followed by
 // every change in revision order, each exactly once, until ctx ends or h
 // fails. Broken streams, member restarts, partitions (the watch demands a
@@ -119,7 +105,7 @@ type watcher struct {
 var errCompacted = errors.New("history compacted")
 
 func (w *watcher) run(ctx context.Context) error {
-	b := newBackoff(retryInitial, retryMax)
+	b := NewBackoff(retryInitial, retryMax)
 	err := backoff.Retry(func() error { return w.session(ctx, b) }, backoff.WithContext(b, ctx))
 	if ctx.Err() != nil {
 		return fmt.Errorf("watching %q stopped after revision %d: %w", w.key, w.rev, ctx.Err())
@@ -134,7 +120,7 @@ func (w *watcher) session(ctx context.Context, b backoff.BackOff) error {
 		if w.rev == 0 {
 			kvs, rev, err := w.c.listRange(ctx, w.key, w.end)
 			if err != nil {
-				return w.c.classify(err)
+				return w.c.retryable(err)
 			}
 			if err := w.deliver(Event{Type: Sync, Revision: rev, Snapshot: kvs, Current: rev}); err != nil {
 				return backoff.Permanent(err)
@@ -161,7 +147,7 @@ func (w *watcher) watch(ctx context.Context, b backoff.BackOff) error {
 			return fmt.Errorf("watching %q from revision %d (compacted up to %d): %w", w.key, w.rev+1, resp.CompactRevision, errCompacted)
 		}
 		if err := resp.Err(); err != nil {
-			return w.c.classify(fmt.Errorf("watching %q from revision %d: %w", w.key, w.rev+1, err))
+			return w.c.retryable(fmt.Errorf("watching %q from revision %d: %w", w.key, w.rev+1, err))
 		}
 		// Something arrived, so the connection is healthy again: the next
 		// break starts with a short wait.
@@ -190,7 +176,7 @@ func (w *watcher) watch(ctx context.Context, b backoff.BackOff) error {
 			w.rev = ev.Kv.ModRevision
 		}
 	}
-	return w.c.classify(fmt.Errorf("watching %q from revision %d: watch closed", w.key, w.rev+1))
+	return w.c.retryable(fmt.Errorf("watching %q from revision %d: watch closed", w.key, w.rev+1))
 }
 
 func (w *watcher) deliver(ev Event) error {
@@ -198,46 +184,4 @@ func (w *watcher) deliver(ev Event) error {
 		return fmt.Errorf("handling %s of %q at revision %d: %w", ev.Type, w.key, ev.Revision, err)
 	}
 	return nil
-}
-
-// classify marks errors that waiting cannot cure, so they reach the caller
-// instead of being retried forever.
-func (c *Client) classify(err error) error {
-	switch {
-	case c.etcd.Ctx().Err() != nil:
-		return backoff.Permanent(fmt.Errorf("%w (etcd client closed)", err))
-	case IsDenied(err):
-		return backoff.Permanent(err)
-	}
-	return err
-}
-
-// IsDenied reports an error that retrying cannot cure because etcd refuses
-// this identity: permission denied, authentication failed (a deleted user,
-// a changed password), no user given.
-func IsDenied(err error) bool {
-	return errors.Is(err, rpctypes.ErrPermissionDenied) ||
-		errors.Is(err, rpctypes.ErrAuthFailed) ||
-		errors.Is(err, rpctypes.ErrUserEmpty) ||
-		errors.Is(err, rpctypes.ErrUserNotFound) ||
-		errors.Is(err, rpctypes.ErrGRPCPermissionDenied) ||
-		errors.Is(err, rpctypes.ErrGRPCAuthFailed)
-}
-
-// IsUnavailable reports an error that says etcd could not be reached or
-// did not answer in time (a deadline, a cancellation, gRPC's Unavailable):
-// worth trying again later, unlike a refusal (IsDenied) or a conflict.
-func IsUnavailable(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return true
-	}
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if s, ok := status.FromError(e); ok {
-			switch s.Code() {
-			case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
-				return true
-			}
-		}
-	}
-	return false
 }

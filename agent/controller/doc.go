@@ -8,6 +8,7 @@
 // agent/statuswriter's. Metrics are registered on a registry its caller
 // passes (nil: none).
 //
-// Tests: none here; every agent test runs it (integration/hostagent,
-// integration/containeragent, integration/cluster).
+// Tests: controller_test.go here (EnqueueAll re-runs a failing key at once
+// instead of after its backoff); every agent test runs it
+// (integration/hostagent, integration/containeragent, integration/cluster).
 package controller

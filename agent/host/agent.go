@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/uspace-io/uspace/agent/controller"
+	"github.com/uspace-io/uspace/agent/reconcile/containerstatus"
 	ifreconcile "github.com/uspace-io/uspace/agent/reconcile/interfaces"
 	"github.com/uspace-io/uspace/agent/spdk"
 	"github.com/uspace-io/uspace/agent/statuswriter"
@@ -74,15 +75,13 @@ type Agent struct {
 	ifaces  *controller.Controller
 	volumes *controller.Controller
 	// containers holds the container-side interface intents, only to
-	// remove the statuses of those that are gone.
+	// remove the statuses of those that are gone (ctrStatus).
 	containers *controller.Controller
+	ctrStatus  *containerstatus.Reconciler
 	// members publishes this host's memberships of networks that span
 	// hosts; cross is nil unless the agent joins such networks.
 	members *controller.Controller
 	cross   *crossHost
-	// goneSince is when each deleted container meta was first seen gone;
-	// only the containers worker touches it.
-	goneSince map[string]time.Time
 	// registration is this host's, once made.
 	regn atomic.Pointer[store.Registration]
 
@@ -108,8 +107,6 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 		reg:      prometheus.NewRegistry(),
 		networks: map[string]schema.Network{},
 		started:  time.Now().UTC(),
-
-		goneSince: map[string]time.Time{},
 	}
 	a.status = statuswriter.New(st, a.log)
 	m := controller.NewMetrics(a.reg)
@@ -119,7 +116,10 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 	a.ifrec.Enqueue = a.ifaces.Enqueue
 	a.ifrec.EnqueueAll = a.ifaces.EnqueueAll
 	a.volumes = controller.New("volumes", a.reconcileVolume, m, a.log)
-	a.containers = controller.New("container-statuses", a.reconcileContainerStatus, m, a.log)
+	a.ctrStatus = &containerstatus.Reconciler{St: st, Status: a.status}
+	a.containers = controller.New("container-statuses", a.ctrStatus.Reconcile, m, a.log)
+	a.ctrStatus.Desired = a.containers.Get
+	a.ctrStatus.EnqueueAfter = a.containers.EnqueueAfter
 	a.members = controller.New("memberships", a.reconcileMember, m, a.log)
 	m.RegisterQueue(a.reg, a.ifaces)
 	m.RegisterQueue(a.reg, a.volumes)
@@ -135,6 +135,10 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 			Name: "uspace_sweep_refused_interfaces",
 			Help: "uspace-tagged interfaces the last sweep left in VPP because nothing proved them this host's (wrong --host, empty or other etcd?).",
 		}, func() float64 { return float64(len(a.ifrec.Refused())) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "uspace_gone_containers_with_statuses",
+			Help: "Containers whose meta is deleted and whose interface statuses the host agent has not removed yet (their own agent's grace, then the removal).",
+		}, func() float64 { return float64(a.ctrStatus.Waiting()) }),
 	)
 	return a
 }
@@ -323,81 +327,6 @@ func (a *Agent) enqueueStatusOrphan(k schema.Key) {
 	case schema.KindContainerInterfaceKey:
 		a.containers.Enqueue(k.IntentOf().String())
 	}
-}
-
-// containerGrace is how long the statuses of a container whose meta was
-// just deleted are left to its own agent, which removes each once the
-// interface has left its VPP: the host agent only clears up after a
-// container agent that is gone. It returns what is left of it.
-func (a *Agent) containerGrace(metaKey string) time.Duration {
-	since, ok := a.goneSince[metaKey]
-	if !ok {
-		since = time.Now()
-		a.goneSince[metaKey] = since
-	}
-	return max(0, containerStatusGrace-time.Since(since))
-}
-
-// containerStatusGrace bounds how long a live container agent has to
-// remove its own statuses after its container's last DEL.
-const containerStatusGrace = 5 * time.Second
-
-// reconcileContainerStatus removes the statuses of container-side
-// interfaces whose intents are gone once their container is gone too (its
-// meta deleted, as the CNI DEL of its last interface does) and its agent
-// had containerStatusGrace to remove them itself. While the
-// container lives its agent removes its own statuses, after taking the
-// interface out of its VPP; a container stopped before its interfaces
-// were deleted (the order Docker and Kubernetes use) no longer can, and
-// only this agent holds the right to everything under the host's status
-// prefix. The containers controller holds container interface and meta
-// keys.
-func (a *Agent) reconcileContainerStatus(ctx context.Context, key string, kv *store.KV) error {
-	if kv != nil {
-		delete(a.goneSince, key)
-		return nil
-	}
-	k, err := schema.ParseKey(key)
-	if err != nil {
-		return nil
-	}
-	switch k.Kind {
-	case schema.KindContainerInterfaceKey:
-		meta := schema.ContainerMetaKey(k.Host, k.Container)
-		if _, alive := a.containers.Get(meta); alive {
-			return nil
-		}
-		if wait := a.containerGrace(meta); wait > 0 {
-			a.containers.EnqueueAfter(key, wait)
-			return nil
-		}
-		return a.status.DeleteAny(ctx, schema.StatusKey(k))
-	case schema.KindContainerMetaKey:
-		if wait := a.containerGrace(key); wait > 0 {
-			a.containers.EnqueueAfter(key, wait)
-			return nil
-		}
-		kvs, _, err := a.st.List(ctx, schema.StatusContainerPrefix(k.Host, k.Container))
-		if err != nil {
-			return fmt.Errorf("list statuses of container %s: %w", k.Container, err)
-		}
-		var errs []error
-		for _, st := range kvs {
-			sk, err := schema.ParseKey(st.Key)
-			if err != nil {
-				continue
-			}
-			if _, wanted := a.containers.Get(sk.IntentOf().String()); !wanted {
-				errs = append(errs, a.status.DeleteAny(ctx, st.Key))
-			}
-		}
-		if err := errors.Join(errs...); err != nil {
-			return err
-		}
-		delete(a.goneSince, key)
-		return nil
-	}
-	return nil
 }
 
 func (a *Agent) registration() []byte {

@@ -78,8 +78,18 @@ func IsInvalid(err error) bool {
 
 // ErrConnection marks failures to reach SPDK or to get an answer over the
 // socket (as opposed to an error SPDK sent back). After one, the next call
-// dials a new connection and Generation increases.
-var ErrConnection = errors.New("spdk: connection failed")
+// dials a new connection and Generation increases. It is transient
+// (store.Classify): retrying once SPDK answers may succeed.
+var ErrConnection error = transientError("spdk: connection failed")
+
+// transientError is an error that says it is transient: the one
+// classifier (store.Classify, which a driver does not import) asks it.
+type transientError string
+
+func (e transientError) Error() string { return string(e) }
+
+// Transient says retrying may cure it.
+func (transientError) Transient() bool { return true }
 
 // ErrMismatch marks an Ensure* helper finding an object with the requested
 // name but different settings (geometry, bdev, readonly, controller type).

@@ -21,6 +21,8 @@ import (
 	"go.fd.io/govpp/binapi/vpe"
 	"go.fd.io/govpp/binapi/vxlan"
 	"go.fd.io/govpp/core"
+
+	"github.com/uspace-io/uspace/store"
 )
 
 // DefaultSocket is VPP's default binary API socket.
@@ -42,9 +44,8 @@ type Config struct {
 	HealthInterval time.Duration
 	HealthTimeout  time.Duration
 	HealthFailures int
-	// Backoff spaces connection attempts (default: 200ms doubling up to
-	// 10s with 20% jitter, never giving up); it starts over once a
-	// connection lasted a minute.
+	// Backoff spaces connection attempts (default: store.NewBackoff from
+	// 200ms up to 10s); it starts over once a connection lasted a minute.
 	Backoff *backoff.ExponentialBackOff
 	// PipelineWindow is how many requests Pipeline keeps in flight
 	// (default 256).
@@ -180,8 +181,7 @@ func Dial(cfg Config) *Client {
 		cfg.HealthFailures = 3
 	}
 	if cfg.Backoff == nil {
-		cfg.Backoff = backoff.NewExponentialBackOff(backoff.WithInitialInterval(200*time.Millisecond), backoff.WithMultiplier(2),
-			backoff.WithRandomizationFactor(0.2), backoff.WithMaxInterval(10*time.Second), backoff.WithMaxElapsedTime(0))
+		cfg.Backoff = store.NewBackoff(200*time.Millisecond, 10*time.Second)
 	}
 	if cfg.PipelineWindow <= 0 {
 		cfg.PipelineWindow = 256

@@ -27,9 +27,9 @@
 // opens a fresh GoVPP connection with core.Connect over the socket client,
 // checks it and publishes it, then pings VPP every HealthInterval; a ping
 // that fails outright (the socket is gone, e.g. VPP restarted) or
-// HealthFailures timed-out pings end the cycle. Cycles are spaced by an
-// exponential backoff from github.com/cenkalti/backoff/v4, the one backoff
-// library of the code base. (GoVPP's own
+// HealthFailures timed-out pings end the cycle. Cycles are spaced by
+// store.NewBackoff, the code base's one backoff (the only uspace package
+// the driver imports; it knows nothing of etcd). (GoVPP's own
 // core.AsyncConnect is not used: in v0.12.0 its in-place reconnect rewrites
 // the connection's message-id maps without the lock their readers take, a
 // data race the race detector reports as soon as a dump ran before a

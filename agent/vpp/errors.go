@@ -10,7 +10,9 @@ import (
 
 var (
 	// ErrNotConnected: there is no usable connection to VPP right now.
-	ErrNotConnected = errors.New("not connected to VPP")
+	// It is transient (store.Classify): retrying once VPP is back may
+	// succeed.
+	ErrNotConnected error = transientError("not connected to VPP")
 	// ErrNotFound: the object does not exist.
 	ErrNotFound = errors.New("not found")
 	// ErrConflict: an object exists that differs from what was asked, or
@@ -19,6 +21,15 @@ var (
 	// ErrInvalid: the request is invalid before it reaches VPP.
 	ErrInvalid = errors.New("invalid argument")
 )
+
+// transientError is an error that says it is transient: the one
+// classifier (store.Classify, which a driver does not import) asks it.
+type transientError string
+
+func (e transientError) Error() string { return string(e) }
+
+// Transient says retrying may cure it.
+func (transientError) Transient() bool { return true }
 
 // OpError describes a failed operation on one object.
 type OpError struct {

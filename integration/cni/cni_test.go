@@ -210,6 +210,32 @@ func TestBadConfigsWriteNothing(t *testing.T) {
 	}
 }
 
+// A config with two bad fields: ADD through libcni fails naming both, in
+// multierror's list, and nothing runs.
+func TestBadConfigListsEveryField(t *testing.T) {
+	e := newEnv(t, true)
+	netns := newNS(t)
+	list := e.netconf(readmeMemif, func(m map[string]any) {
+		sect(m, "host")["engine"] = "ovs-dpdk"
+		sect(m, "host", "memif")["role"] = "boss"
+	})
+	_, err := e.cni.AddNetworkList(bg(), list, rt("bad-two", netns.Path(), "net1"))
+	if err == nil {
+		t.Fatal("ADD accepted a bad config")
+	}
+	ce := cniError(t, err)
+	want := "invalid userspace network config: 2 errors occurred:\n\t* host.engine \"ovs-dpdk\": "
+	if ce.Code != types.ErrInvalidNetworkConfig || !strings.HasPrefix(ce.Msg, want) || !strings.Contains(ce.Msg, "\n\t* host.memif.role \"boss\": ") {
+		t.Errorf("code %d, message:\n%s\nwant both fields listed", ce.Code, ce.Msg)
+	}
+	if left := e.hostKeys(); len(left) != 0 {
+		t.Errorf("written to etcd: %v", left)
+	}
+	if got := e.ipamFiles("memif-network"); len(got) != 0 {
+		t.Errorf("IPAM ran: %v", got)
+	}
+}
+
 // sect returns the nested object at path, creating it.
 func sect(m map[string]any, path ...string) map[string]any {
 	for _, p := range path {
@@ -428,6 +454,66 @@ func TestDelIdempotent(t *testing.T) {
 	}
 	if snap := e.host.VPP.Snapshot(); len(snap.Memifs) != 0 {
 		t.Errorf("vppsim: %s", js(snap.Memifs))
+	}
+}
+
+// DEL's steps after the intents' removal each run whatever the other does,
+// and every failure is reported together: with the host agent killed (its
+// registration still there, so DEL waits for a removal that never comes)
+// and IPAM failing, DEL fails listing both, not only IPAM's, and the IPAM
+// release was tried without waiting out delTimeout first. A DEL repeated
+// once IPAM works again releases the address.
+func TestDelReportsEveryFailedStep(t *testing.T) {
+	e := newEnv(t, true)
+	list := e.netconf(readmeMemif, func(m map[string]any) { sect(m, "uspace")["delTimeout"] = "3s" })
+	netns := newNS(t)
+	r := rt("del-fails", netns.Path(), "net1")
+	if _, err := e.cni.AddNetworkList(bg(), list, r); err != nil {
+		t.Fatal(err)
+	}
+	e.host.Agent.Kill()
+	// host-local cannot open its store: its data dir is a file now.
+	dir := filepath.Join(e.ipamDir, "memif-network")
+	if err := os.Rename(dir, dir+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	err := e.cni.DelNetworkList(bg(), list, r)
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("DEL succeeded with IPAM failing")
+	}
+	msg := cniError(t, err).Msg
+	for _, want := range []string{"DEL: 2 errors occurred:\n", "\n\t* releasing IPAM (host-local): ", "\n\t* host agent did not confirm the removal"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("DEL's error lacks %q:\n%s", want, msg)
+		}
+	}
+	if took > 3*time.Second+2*time.Second {
+		t.Errorf("DEL took %v: the steps did not run side by side", took)
+	}
+	for _, k := range e.keys(schema.HostPrefix(e.hostName)) {
+		if k != schema.AgentKey(e.hostName) {
+			t.Errorf("intent left: %s", k)
+		}
+	}
+	t.Logf("DEL after %v: %s", took, msg)
+
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(dir+".away", dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.cni.DelNetworkList(bg(), list, r); err != nil {
+		t.Fatalf("DEL repeated: %v", err)
+	}
+	if got := e.ipamFiles("memif-network"); len(got) != 0 {
+		t.Errorf("IPAM not released: %v", got)
 	}
 }
 

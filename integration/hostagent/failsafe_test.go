@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -241,7 +242,8 @@ func mapsEqual(a, b map[string]uint32) bool {
 // The container side's status stays when the container stops before the
 // CNI DEL (Docker's and Kubernetes' order): its agent is gone. The host
 // agent removes it once the intent goes, also for a status it finds at
-// start without an intent.
+// start without an intent, and then forgets the container (on main it
+// kept one entry per container deleted while it was down).
 func TestContainerStatusRemovedWithItsIntent(t *testing.T) {
 	e := harness.StartEtcd(t)
 	h := e.StartHost(t, "node1")
@@ -268,6 +270,7 @@ func TestContainerStatusRemovedWithItsIntent(t *testing.T) {
 	e.Put(t, map[string]schema.Object{other: &schema.InterfaceStatus{ObservedRevision: rev, Ready: true}})
 	h.RestartAgent(t)
 	e.WaitGone(t, other)
+	waitMetric(t, h.MetricsAddr, "uspace_gone_containers_with_statuses 0")
 
 	// A container whose intent is there keeps its status.
 	live := schema.ContainerInterfaceKey(h.Name, "live", "net1")
@@ -300,6 +303,23 @@ func TestContainerStatusRemovedWithItsIntent(t *testing.T) {
 	}
 	e.Delete(t, mk)
 	e.WaitGone(t, schema.StatusKey(lk))
+	waitMetric(t, h.MetricsAddr, "uspace_gone_containers_with_statuses 0")
+}
+
+// waitMetric waits for the agent's /metrics to hold line.
+func waitMetric(t *testing.T, addr, line string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		m := harness.HTTPGet(t, "http://"+addr+"/metrics")
+		if slices.Contains(strings.Split(m, "\n"), line) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics has no line %q", line)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // An intent cannot make the host agent create directories outside

@@ -5,8 +5,12 @@
 // (orphans out, what VPP lacks created in bulk) and drift (what someone
 // else changed in VPP).
 //
-// It imports agent/controller, agent/vpp, agent/vppstate, schema and
-// store; never an agent package (agent/host and agent/container import
-// it). Its tests are the agents' (integration/hostagent,
+// A failure's status says `retrying` when store.Classify calls it
+// transient (VPP not connected, a deadline, a broken connection) or VPP
+// went away meanwhile; anything else is final for the intent's revision.
+//
+// It imports agent/statuswriter, agent/vpp, agent/vppstate, schema and
+// store; never an agent (agent/host and agent/container import it). Its
+// tests are the agents' (integration/hostagent,
 // integration/containeragent, integration/cluster, integration/realdp).
 package interfaces

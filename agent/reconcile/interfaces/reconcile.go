@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 
@@ -65,17 +63,6 @@ func (r *Reconciler) Refused() []string {
 	return r.refused
 }
 
-// Transient reports an error the agent retries on its own without a
-// change of intent: the dataplane is unreachable, restarting or too slow
-// to answer, or the connection broke under a call. Other errors (VPP
-// refused the request, a directory is missing) are terminal for the
-// intent's revision.
-func Transient(err error) bool {
-	var ne *net.OpError
-	return errors.Is(err, vpp.ErrNotConnected) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.As(err, &ne)
-}
-
 // Reconcile is a controller.ReconcileFunc.
 func (r *Reconciler) Reconcile(ctx context.Context, key string, kv *store.KV) error {
 	switch key {
@@ -123,9 +110,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, key string, kv *store.KV) er
 	return r.report(ctx, sk, kv.ModRevision, itf, spec, nil, false)
 }
 
-// retrying says whether a failure to apply is transient: by its kind, or
-// because VPP is gone now (a call cut short by the outage).
-func (r *Reconciler) retrying(err error) bool { return Transient(err) || !r.VS.Connected() }
+// retrying says whether the agent retries err on its own, without a change
+// of intent (the status's `retrying`): it is transient (store.Classify:
+// VPP not connected, a deadline, a broken connection), or VPP went away
+// meanwhile. Anything else (VPP refused the request, a directory is
+// missing) is final for the intent's revision.
+func (r *Reconciler) retrying(err error) bool {
+	return store.Classify(err) == store.Transient || !r.VS.Connected()
+}
 
 // drift handles VPP's interface events: each interface of an intent that
 // someone else deleted or set admin down gets a status saying so (so that

@@ -9,6 +9,8 @@
 //	vppops -socket S -dir D -mode serve                     # one round per stdin line "host" or "container",
 //	                                                        # its nanoseconds on a stdout line each
 //
-// It imports agent/vpp and agent/vppstate only: no etcd, no agent loop.
+// It imports agent/vpp and agent/vppstate only: it talks to no etcd
+// (agent/vpp links package store for its backoff, not a connection) and
+// runs no agent loop.
 // Built and run by integration/bench (floors_test.go).
 package main
