@@ -235,7 +235,7 @@ func (r *Registration) putIfAbsent(ctx context.Context, lease clientv3.LeaseID, 
 
 func (r *Registration) run(ctx context.Context, k *kept) {
 	defer close(r.done)
-	b := newBackoff(retryInitial, retryMax)
+	b := NewBackoff(retryInitial, retryMax)
 	var lost clientv3.LeaseID
 	err := backoff.Retry(func() error {
 		if k == nil {

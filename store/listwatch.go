@@ -81,10 +81,10 @@ const (
 	retryMax     = 5 * time.Second
 )
 
-// newBackoff is the store's one backoff: from initial, growing to max,
+// NewBackoff is uspace's one backoff: from initial, growing to max,
 // randomised, never giving up on its own (callers bound it by ctx or
-// attempts).
-func newBackoff(initial, max time.Duration) *backoff.ExponentialBackOff {
+// attempts). Every retry loop, here and in the agents, builds on it.
+func NewBackoff(initial, max time.Duration) *backoff.ExponentialBackOff {
 	return backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(initial),
 		backoff.WithMaxInterval(max),
@@ -119,7 +119,7 @@ type watcher struct {
 var errCompacted = errors.New("history compacted")
 
 func (w *watcher) run(ctx context.Context) error {
-	b := newBackoff(retryInitial, retryMax)
+	b := NewBackoff(retryInitial, retryMax)
 	err := backoff.Retry(func() error { return w.session(ctx, b) }, backoff.WithContext(b, ctx))
 	if ctx.Err() != nil {
 		return fmt.Errorf("watching %q stopped after revision %d: %w", w.key, w.rev, ctx.Err())

@@ -31,7 +31,7 @@ const (
 // wraps ErrConflict); when ctx ends during a pause, ctx's error.
 func RetryOnConflict(ctx context.Context, attempt func() error) error {
 	n := 0
-	b := backoff.WithContext(backoff.WithMaxRetries(newBackoff(conflictRetryInitial, conflictRetryMax), ConflictAttempts-1), ctx)
+	b := backoff.WithContext(backoff.WithMaxRetries(NewBackoff(conflictRetryInitial, conflictRetryMax), ConflictAttempts-1), ctx)
 	err := backoff.Retry(func() error {
 		n++
 		err := attempt()
