@@ -3,13 +3,13 @@
 // (vhost-user block devices), writing back what it applied.
 //
 // Files: agent.go (wiring, registration, watches, health), interfaces.go
-// (the host-side interface spec), volumes.go (SPDK bdev and controller,
-// socket, device node), spdkwatch.go (SPDK's connection and the volume drift
-// check), crosshost.go (networks that span hosts: memberships published and
-// watched, the VXLAN tunnels and uplink derived from them).
+// (the host-side interface spec), crosshost.go (networks that span hosts:
+// memberships published and watched, the VXLAN tunnels and uplink derived
+// from them). Volumes are agent/reconcile/volumes', wired here.
 //
 // It imports schema, store and the agent packages (controller,
-// statuswriter, reconcile/interfaces, vppstate, vpp, spdk). It must not
+// statuswriter, reconcile/interfaces, reconcile/volumes, vppstate, vpp,
+// spdk). It must not
 // import agent/container, cni, volume, cmd, integration or store/embedetcd (only cmd/uspace-agent links
 // the etcd server), and it sets nothing process-wide: runtime knobs such as
 // the memory limit are cmd/uspace-agent's, run through Config.OnStartupDone.

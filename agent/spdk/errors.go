@@ -81,10 +81,5 @@ func IsInvalid(err error) bool {
 // dials a new connection and Generation increases.
 var ErrConnection = errors.New("spdk: connection failed")
 
-// ErrMismatch marks an Ensure* helper finding an object with the requested
-// name but different settings (geometry, bdev, readonly, controller type).
-// The caller decides whether to delete and recreate it.
-var ErrMismatch = errors.New("spdk: existing object differs")
-
 // ErrProtocol marks a reply that does not follow JSON-RPC 2.0.
 var ErrProtocol = errors.New("spdk: protocol error")
