@@ -176,7 +176,12 @@ func (r *Reconciler) removeSocketLink(st *schema.VolumeStatus) error {
 func (r *Reconciler) removeIf(path string, ours func(rt *os.Root, rel string, fi fs.FileInfo) bool) error {
 	err := r.inRoot(path, func(rt *os.Root, rel string) error {
 		fi, err := rt.Lstat(rel)
-		if err != nil || !ours(rt, rel, fi) {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil
+		case err != nil:
+			return fmt.Errorf("look at %s before removing it: %w", path, err)
+		case !ours(rt, rel, fi):
 			return nil
 		}
 		if err := rt.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
