@@ -106,7 +106,7 @@ func (r *Reconciler) createController(ctx context.Context, v *schema.Volume, p *
 		return refuse("controller %s appeared in SPDK while uspace was about to create it: it is not uspace's; the volume adopts it on its next mount (without -o size)", v.Device)
 	case errors.As(err, &rpcErr):
 		st.OwnsController = false
-		return fmt.Errorf("create controller %s: %w", v.Device, err)
+		return err
 	}
 	return err
 }

@@ -29,7 +29,8 @@ type volumePlan struct {
 }
 
 // plan checks every precondition SPDK can be asked about before the first
-// create, so that a refused volume leaves nothing behind.
+// create, so that a refused volume leaves nothing behind. A plan may come
+// with a refusal: what it says about ownership (disown) holds anyway.
 func (r *Reconciler) plan(ctx context.Context, key string, v *schema.Volume, prev *schema.VolumeStatus) (*volumePlan, error) {
 	ctrl, err := r.getController(ctx, v.Device)
 	if err != nil {
@@ -64,7 +65,7 @@ func (r *Reconciler) plan(ctx context.Context, key string, v *schema.Volume, pre
 		p.disown = true
 		r.Log.Warn("controller in SPDK is not the one uspace made for the volume; leaving it alone", "ctrlr", v.Device, "volume", v.Name)
 		if v.Malloc != nil {
-			return nil, refuse("controller %s in SPDK is not the one uspace created for this volume (made again by hand?): uspace neither uses nor deletes it; delete it by hand (rpc.py vhost_delete_controller %s) for uspace to create its own, or remove the volume",
+			return p, refuse("controller %s in SPDK is not the one uspace created for this volume (made again by hand?): uspace neither uses nor deletes it; delete it by hand (rpc.py vhost_delete_controller %s) for uspace to create its own, or remove the volume",
 				v.Device, v.Device)
 		}
 	}

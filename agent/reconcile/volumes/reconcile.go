@@ -88,11 +88,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, key string, kv *store.KV) er
 		st.OwnsController, st.ControllerID, st.OwnsBdev, st.Bdev, st.Adopted = prev.OwnsController, prev.ControllerID, prev.OwnsBdev, prev.Bdev, prev.Adopted
 	}
 	p, err := r.plan(ctx, key, v, prev)
+	if p != nil && p.disown {
+		st.OwnsController, st.ControllerID = false, ""
+	}
 	if err != nil {
 		return r.failed(ctx, sk, st, err)
-	}
-	if p.disown {
-		st.OwnsController, st.ControllerID = false, ""
 	}
 	st.Bdev, st.Adopted = p.bdev, p.adopted
 	if err := r.apply(ctx, key, sk, v, p, st); err != nil {
