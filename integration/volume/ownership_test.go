@@ -3,7 +3,6 @@ package volume_test
 import (
 	"encoding/json"
 	"maps"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,26 +24,13 @@ import (
 // only uspace's own bdev.
 func TestDockerRmLeavesWhatUspaceDidNotMake(t *testing.T) {
 	dockerAvailable(t)
-	sock := filepath.Join("/run/docker/plugins", testPlugin+".sock")
-	if c, err := net.Dial("unix", sock); err == nil {
-		c.Close()
-		t.Skipf("%s is served by another process (another run of this test?)", sock)
-	}
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) { rmLeavesWhatUspaceDidNotMake(t, b.opts) })
 	}
 }
 
 func rmLeavesWhatUspaceDidNotMake(t *testing.T, opts harness.HostOptions) {
-	e := harness.StartEtcd(t)
-	h := startHostOn(t, e, opts)
-	startDriver(t, e, h, "/run/docker/plugins", testPlugin)
-	created := map[string]bool{}
-	t.Cleanup(func() {
-		for v := range created {
-			dockerErr("volume", "rm", "-f", v)
-		}
-	})
+	e, h, created := dockerHost(t, opts)
 	create := func(name string, opts ...string) int64 {
 		t.Helper()
 		args := []string{"volume", "create", "--driver", testPlugin, "--name", name}

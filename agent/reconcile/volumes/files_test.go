@@ -2,8 +2,8 @@ package volumes
 
 import (
 	"log/slog"
-	"os"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
