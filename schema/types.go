@@ -320,14 +320,19 @@ type VolumeStatus struct {
 	Major      uint32 `json:"major,omitempty"`
 	Minor      uint32 `json:"minor,omitempty"`
 	// Controller and Bdev name the SPDK objects the volume uses. Ownership
-	// is recorded before the agent creates an object: OwnsController and
-	// OwnsBdev are set only for what the agent creates, and remove, drift
-	// repair and the clean-up after a restart delete only owned objects.
-	// Adopted says the controller existed before the volume (made by
-	// hand) and was taken as it is; it is never deleted or re-created.
+	// is recorded, and in etcd, before the agent creates an object:
+	// OwnsController and OwnsBdev are set only for what the agent creates
+	// (OwnsController is cleared again when SPDK refuses the create), and
+	// remove, drift repair and the clean-up after a restart delete only
+	// owned objects the agent still recognises: an owned bdev by its
+	// UUID, an owned controller by ControllerID, recorded once SPDK made
+	// it (the identity of the socket file SPDK made with it). Adopted says
+	// the controller existed before the volume (made by hand) and was
+	// taken as it is; it is never deleted or re-created.
 	Controller     string    `json:"controller,omitempty"`
 	Bdev           string    `json:"bdev,omitempty"`
 	OwnsController bool      `json:"ownsController,omitempty"`
+	ControllerID   string    `json:"controllerId,omitempty"`
 	OwnsBdev       bool      `json:"ownsBdev,omitempty"`
 	Adopted        bool      `json:"adopted,omitempty"`
 	UpdatedAt      time.Time `json:"updatedAt"`

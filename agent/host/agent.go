@@ -21,6 +21,7 @@ import (
 	"github.com/uspace-io/uspace/agent/controller"
 	"github.com/uspace-io/uspace/agent/reconcile/containerstatus"
 	ifreconcile "github.com/uspace-io/uspace/agent/reconcile/interfaces"
+	volreconcile "github.com/uspace-io/uspace/agent/reconcile/volumes"
 	"github.com/uspace-io/uspace/agent/spdk"
 	"github.com/uspace-io/uspace/agent/statuswriter"
 	"github.com/uspace-io/uspace/agent/vpp"
@@ -85,7 +86,8 @@ type Agent struct {
 	// registration is this host's, once made.
 	regn atomic.Pointer[store.Registration]
 
-	ifrec *ifreconcile.Reconciler
+	ifrec  *ifreconcile.Reconciler
+	volrec *volreconcile.Reconciler
 
 	netMu    sync.RWMutex
 	networks map[string]schema.Network
@@ -115,7 +117,11 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 	a.ifrec.Desired = a.ifaces.List
 	a.ifrec.Enqueue = a.ifaces.Enqueue
 	a.ifrec.EnqueueAll = a.ifaces.EnqueueAll
-	a.volumes = controller.New("volumes", a.reconcileVolume, m, a.log)
+	a.volrec = &volreconcile.Reconciler{Status: a.status, Roots: cfg.VolumeRoots, Log: a.log}
+	a.volumes = controller.New("volumes", a.volrec.Reconcile, m, a.log)
+	a.volrec.Desired = a.volumes.List
+	a.volrec.Enqueue = a.volumes.Enqueue
+	a.volrec.EnqueueAll = a.volumes.EnqueueAll
 	a.ctrStatus = &containerstatus.Reconciler{St: st, Status: a.status}
 	a.containers = controller.New("container-statuses", a.ctrStatus.Reconcile, m, a.log)
 	a.ctrStatus.Desired = a.containers.Get
@@ -196,6 +202,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // server starts, which reads them.
 func (a *Agent) dialDataplanes() {
 	a.spdk = spdk.New(a.cfg.SPDKSocket, spdk.WithLogger(a.log))
+	a.volrec.SPDK = a.spdk
 	a.vpp = vpp.Dial(vpp.Config{Socket: a.cfg.VPPSocket, ClientName: "uspace-host-agent", Logger: a.log, InterfaceEvents: true})
 	a.ifrec.VS = vppstate.NewCache(a.vpp, a.cfg.SharedDir, a.log)
 }
@@ -236,7 +243,7 @@ func (a *Agent) goWatch(ctx context.Context, g *errgroup.Group) {
 	g.Go(func() error { return a.st.ListWatch(ctx, schema.HostPrefix(a.cfg.Host), a.onHostEvent) })
 	g.Go(func() error { return a.st.ListWatch(ctx, schema.NetworksPrefix(), a.onNetworkEvent) })
 	g.Go(func() error { a.watchDataplanes(ctx); return nil })
-	g.Go(func() error { a.watchSPDK(ctx); return nil })
+	g.Go(func() error { return a.volrec.Watch(ctx, a.cfg.SPDKSocket) })
 }
 
 // converge loads what the workers start from, starts them in g and

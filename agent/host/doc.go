@@ -3,16 +3,15 @@
 // (vhost-user block devices), writing back what it applied.
 //
 // Files: agent.go (wiring, registration, watches, health; the clean-up
-// of gone containers' statuses is agent/reconcile/containerstatus, wired
-// here), interfaces.go (the host-side interface spec), volumes.go (SPDK
-// bdev and controller, socket, device node), retry.go (which volume errors
-// are retried), spdkwatch.go (SPDK's connection and the volume drift
-// check), crosshost.go (networks that span hosts: memberships published
-// and watched, the VXLAN tunnels and uplink derived from them).
+// of gone containers' statuses is agent/reconcile/containerstatus and the
+// volumes agent/reconcile/volumes, both wired here), interfaces.go (the
+// host-side interface spec), crosshost.go (networks that span hosts:
+// memberships published and watched, the VXLAN tunnels and uplink derived
+// from them).
 //
 // It imports schema, store and the agent packages (controller,
-// statuswriter, reconcile/interfaces, reconcile/containerstatus, vppstate,
-// vpp, spdk). It must not
+// statuswriter, reconcile/interfaces, reconcile/containerstatus,
+// reconcile/volumes, vppstate, vpp, spdk). It must not
 // import agent/container, cni, volume, cmd, integration or store/embedetcd (only cmd/uspace-agent links
 // the etcd server), and it sets nothing process-wide: runtime knobs such as
 // the memory limit are cmd/uspace-agent's, run through Config.OnStartupDone.

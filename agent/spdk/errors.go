@@ -91,10 +91,5 @@ func (e transientError) Error() string { return string(e) }
 // Transient says retrying may cure it.
 func (transientError) Transient() bool { return true }
 
-// ErrMismatch marks an Ensure* helper finding an object with the requested
-// name but different settings (geometry, bdev, readonly, controller type).
-// The caller decides whether to delete and recreate it.
-var ErrMismatch = errors.New("spdk: existing object differs")
-
 // ErrProtocol marks a reply that does not follow JSON-RPC 2.0.
 var ErrProtocol = errors.New("spdk: protocol error")

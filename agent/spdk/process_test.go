@@ -75,10 +75,10 @@ func TestAgainstSimProcess(t *testing.T) {
 	if v.Fields.Major != 24 || v.Fields.Minor != 9 {
 		t.Fatalf("version %+v", v)
 	}
-	must(c.EnsureMallocBdev(ctx, "Malloc0", 64<<20, 4096))(t)
-	must(c.EnsureBlkController(ctx, "vhostblk0", "Malloc0", false))(t)
-	must(c.EnsureMallocBdev(ctx, "Malloc1", 64<<20, 4096))(t)
-	must(c.EnsureScsiController(ctx, "vhostscsi0", "Malloc1"))(t)
+	must(mallocBdev(ctx, c, "Malloc0", 64<<20, 4096))(t)
+	must(blkController(ctx, c, "vhostblk0", "Malloc0", false))(t)
+	must(mallocBdev(ctx, c, "Malloc1", 64<<20, 4096))(t)
+	must(scsiController(ctx, c, "vhostscsi0", "Malloc1"))(t)
 	for _, n := range []string{"vhostblk0", "vhostscsi0"} {
 		if !isSocket(filepath.Join(vdir, n)) {
 			t.Fatalf("%s: no live socket", n)
@@ -95,9 +95,9 @@ func TestAgainstSimProcess(t *testing.T) {
 
 	// Injected failure through the control socket: once, then success.
 	control(spdksim.ControlRequest{Cmd: "fail", Method: "bdev_malloc_create", Count: 1, Code: -12, Message: "Cannot allocate memory"})
-	_, err := c.EnsureMallocBdev(ctx, "Malloc2", 1<<20, 512)
+	_, err := mallocBdev(ctx, c, "Malloc2", 1<<20, 512)
 	wantRPC(t, err, -12, "Cannot allocate memory", "bdev_malloc_create", "Malloc2")
-	must(c.EnsureMallocBdev(ctx, "Malloc2", 1<<20, 512))(t)
+	must(mallocBdev(ctx, c, "Malloc2", 1<<20, 512))(t)
 
 	// Restart through the control socket: state gone, client reconnects.
 	gen := c.Generation()
@@ -111,8 +111,8 @@ func TestAgainstSimProcess(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(vdir, "vhostblk0")); err != nil || isSocket(filepath.Join(vdir, "vhostblk0")) {
 		t.Fatalf("want a stale vhostblk0 socket after a crash-restart: %v", err)
 	}
-	must(c.EnsureMallocBdev(ctx, "Malloc0", 64<<20, 4096))(t)
-	must(c.EnsureBlkController(ctx, "vhostblk0", "Malloc0", false))(t)
+	must(mallocBdev(ctx, c, "Malloc0", 64<<20, 4096))(t)
+	must(blkController(ctx, c, "vhostblk0", "Malloc0", false))(t)
 	if !isSocket(filepath.Join(vdir, "vhostblk0")) {
 		t.Fatal("vhostblk0 not recreated")
 	}
@@ -128,8 +128,8 @@ func TestAgainstSimProcess(t *testing.T) {
 	if _, err := c.GetController(ctx, "vhostblk0"); !spdk.IsNotFound(err) {
 		t.Fatalf("after SIGHUP: %v", err)
 	}
-	must(c.EnsureMallocBdev(ctx, "Malloc0", 64<<20, 4096))(t)
-	must(c.EnsureBlkController(ctx, "vhostblk0", "Malloc0", false))(t)
+	must(mallocBdev(ctx, c, "Malloc0", 64<<20, 4096))(t)
+	must(blkController(ctx, c, "vhostblk0", "Malloc0", false))(t)
 
 	// SIGTERM: clean exit, sockets removed.
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -95,33 +95,11 @@ func TestVersion(t *testing.T) {
 func TestMallocBdev(t *testing.T) {
 	e := newEnv(t)
 	ctx := ctxT(t)
-	b := must(e.c.EnsureMallocBdev(ctx, "Malloc0", 64<<20, 4096))(t)
+	b := must(mallocBdev(ctx, e.c, "Malloc0", 64<<20, 4096))(t)
 	if b.Name != "Malloc0" || b.NumBlocks != 16384 || b.BlockSize != 4096 || b.SizeBytes() != 64<<20 ||
 		b.ProductName != spdk.MallocProductName || b.UUID == "" || b.Claimed {
 		t.Fatalf("bdev %+v", b)
 	}
-	// Idempotent: the second Ensure only looks.
-	must(e.c.EnsureMallocBdev(ctx, "Malloc0", 64<<20, 4096))(t)
-	if n := e.sim.Calls("bdev_malloc_create"); n != 1 {
-		t.Fatalf("bdev_malloc_create called %d times", n)
-	}
-	// Same name, other geometry.
-	if _, err := e.c.EnsureMallocBdev(ctx, "Malloc0", 32<<20, 4096); !errors.Is(err, spdk.ErrMismatch) {
-		t.Fatalf("want ErrMismatch, got %v", err)
-	}
-	if _, err := e.c.EnsureMallocBdev(ctx, "Malloc0", 64<<20, 512); !errors.Is(err, spdk.ErrMismatch) {
-		t.Fatalf("want ErrMismatch, got %v", err)
-	}
-	// Bad sizes are refused before SPDK sees them.
-	for _, tc := range []struct {
-		size uint64
-		bs   uint32
-	}{{0, 4096}, {4097, 4096}, {4096, 1000}, {4096, 0}} {
-		if _, err := e.c.EnsureMallocBdev(ctx, "X", tc.size, tc.bs); err == nil {
-			t.Fatalf("size %d bs %d accepted", tc.size, tc.bs)
-		}
-	}
-
 	// Raw RPC error paths.
 	_, err := e.c.BdevMallocCreate(ctx, spdk.MallocBdev{Name: "Malloc0", NumBlocks: 8, BlockSize: 512})
 	wantRPC(t, err, -17, "File exists", "bdev_malloc_create", "Malloc0")
@@ -170,8 +148,8 @@ func TestMallocBdev(t *testing.T) {
 func TestBlkController(t *testing.T) {
 	e := newEnv(t)
 	ctx := ctxT(t)
-	must(e.c.EnsureMallocBdev(ctx, "Malloc0", 64<<20, 4096))(t)
-	ct := must(e.c.EnsureBlkController(ctx, "vhostblk0", "Malloc0", false))(t)
+	must(mallocBdev(ctx, e.c, "Malloc0", 64<<20, 4096))(t)
+	ct := must(blkController(ctx, e.c, "vhostblk0", "Malloc0", false))(t)
 	sock := filepath.Join(e.dir, "vhostblk0")
 	if ct.Type() != spdk.TypeBlk || ct.Ctrlr != "vhostblk0" || ct.Socket != sock || ct.Cpumask != "0x1" ||
 		ct.BackendSpecific.Block.Bdev != "Malloc0" || ct.BackendSpecific.Block.Readonly ||
@@ -181,19 +159,9 @@ func TestBlkController(t *testing.T) {
 	if !isSocket(sock) {
 		t.Fatalf("%s is not a live socket", sock)
 	}
-	must(e.c.EnsureBlkController(ctx, "vhostblk0", "Malloc0", false))(t)
-	if n := e.sim.Calls("vhost_create_blk_controller"); n != 1 {
-		t.Fatalf("created %d times", n)
-	}
-	if _, err := e.c.EnsureBlkController(ctx, "vhostblk0", "Malloc0", true); !errors.Is(err, spdk.ErrMismatch) {
-		t.Fatalf("readonly mismatch: %v", err)
-	}
-	must(e.c.EnsureMallocBdev(ctx, "Malloc1", 1<<20, 512))(t)
-	if _, err := e.c.EnsureBlkController(ctx, "vhostblk0", "Malloc1", false); !errors.Is(err, spdk.ErrMismatch) {
-		t.Fatalf("bdev mismatch: %v", err)
-	}
-	if _, err := e.c.EnsureScsiController(ctx, "vhostblk0", "Malloc1"); !errors.Is(err, spdk.ErrMismatch) {
-		t.Fatalf("type mismatch: %v", err)
+	must(mallocBdev(ctx, e.c, "Malloc1", 1<<20, 512))(t)
+	if err := e.c.VhostCreateScsiController(ctx, spdk.ScsiController{Ctrlr: "vhostblk0"}); !spdk.IsExists(err) {
+		t.Fatalf("a SCSI controller under a blk controller's name: %v", err)
 	}
 
 	err := e.c.VhostCreateBlkController(ctx, spdk.BlkController{Ctrlr: "vhostblk0", DevName: "Malloc1"})
@@ -205,9 +173,6 @@ func TestBlkController(t *testing.T) {
 	wantRPC(t, err, -32602, "No such device", "vhost_create_blk_controller", "nope")
 	if !spdk.IsNotFound(err) {
 		t.Fatal("IsNotFound for vhost create")
-	}
-	if _, err := e.c.EnsureBlkController(ctx, "vhostblk1", "nope", false); !spdk.IsNotFound(err) {
-		t.Fatalf("Ensure on missing bdev: %v", err)
 	}
 	_, err = e.c.GetController(ctx, "nope")
 	wantRPC(t, err, -32603, "No such device", "vhost_get_controllers", "nope")
@@ -234,8 +199,8 @@ func TestBlkController(t *testing.T) {
 func TestScsiController(t *testing.T) {
 	e := newEnv(t)
 	ctx := ctxT(t)
-	must(e.c.EnsureMallocBdev(ctx, "Malloc0", 64<<20, 4096))(t)
-	ct := must(e.c.EnsureScsiController(ctx, "vhostscsi0", "Malloc0"))(t)
+	must(mallocBdev(ctx, e.c, "Malloc0", 64<<20, 4096))(t)
+	ct := must(scsiController(ctx, e.c, "vhostscsi0", "Malloc0"))(t)
 	sock := filepath.Join(e.dir, "vhostscsi0")
 	tgt, ok := ct.Target(0)
 	if ct.Type() != spdk.TypeScsi || ct.Socket != sock || !ok || tgt.TargetName != "Target 0" ||
@@ -245,26 +210,17 @@ func TestScsiController(t *testing.T) {
 	if !isSocket(sock) {
 		t.Fatal("no socket")
 	}
-	must(e.c.EnsureScsiController(ctx, "vhostscsi0", "Malloc0"))(t)
-	if e.sim.Calls("vhost_create_scsi_controller") != 1 || e.sim.Calls("vhost_scsi_controller_add_target") != 1 {
-		t.Fatal("not idempotent")
-	}
-	must(e.c.EnsureMallocBdev(ctx, "Malloc1", 1<<20, 512))(t)
-	if _, err := e.c.EnsureScsiController(ctx, "vhostscsi0", "Malloc1"); !errors.Is(err, spdk.ErrMismatch) {
-		t.Fatalf("target mismatch: %v", err)
-	}
-	if _, err := e.c.EnsureBlkController(ctx, "vhostscsi0", "Malloc0", false); !errors.Is(err, spdk.ErrMismatch) {
-		t.Fatalf("type mismatch: %v", err)
+	must(mallocBdev(ctx, e.c, "Malloc1", 1<<20, 512))(t)
+	if err := e.c.VhostCreateBlkController(ctx, spdk.BlkController{Ctrlr: "vhostscsi0", DevName: "Malloc0"}); !spdk.IsExists(err) {
+		t.Fatalf("a blk controller under a SCSI controller's name: %v", err)
 	}
 	// An empty SCSI controller (e.g. left by a crash between the two
-	// calls) is completed by Ensure; a missing bdev is reported as such.
+	// calls) gets its target.
 	if err := e.c.VhostCreateScsiController(ctx, spdk.ScsiController{Ctrlr: "vhostscsi1"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.c.EnsureScsiController(ctx, "vhostscsi1", "nope"); !spdk.IsNotFound(err) || !strings.Contains(err.Error(), "nope") {
-		t.Fatalf("missing bdev: %v", err)
-	}
-	ct1 := must(e.c.EnsureScsiController(ctx, "vhostscsi1", "Malloc1"))(t)
+	must(e.c.VhostScsiControllerAddTarget(ctx, "vhostscsi1", 0, "Malloc1"))(t)
+	ct1 := must(e.c.GetController(ctx, "vhostscsi1"))(t)
 	if tg, ok := ct1.Target(0); !ok || tg.Luns[0].BdevName != "Malloc1" {
 		t.Fatalf("vhostscsi1 %+v", ct1)
 	}
@@ -306,9 +262,9 @@ func TestScsiController(t *testing.T) {
 func TestHotRemovedBdev(t *testing.T) {
 	e := newEnv(t)
 	ctx := ctxT(t)
-	must(e.c.EnsureMallocBdev(ctx, "Malloc0", 1<<20, 512))(t)
-	must(e.c.EnsureBlkController(ctx, "vb0", "Malloc0", false))(t)
-	must(e.c.EnsureScsiController(ctx, "vs0", "Malloc0"))(t)
+	must(mallocBdev(ctx, e.c, "Malloc0", 1<<20, 512))(t)
+	must(blkController(ctx, e.c, "vb0", "Malloc0", false))(t)
+	must(scsiController(ctx, e.c, "vs0", "Malloc0"))(t)
 	if err := e.c.DeleteMallocBdev(ctx, "Malloc0"); err != nil {
 		t.Fatal(err)
 	}
@@ -316,20 +272,17 @@ func TestHotRemovedBdev(t *testing.T) {
 	if ct.BackendSpecific.Block.Bdev != "" {
 		t.Fatalf("blk bdev after hot-remove: %q", ct.BackendSpecific.Block.Bdev)
 	}
-	if _, err := e.c.EnsureBlkController(ctx, "vb0", "Malloc0", false); !errors.Is(err, spdk.ErrMismatch) {
-		t.Fatalf("want mismatch, got %v", err)
-	}
 	if ct := must(e.c.GetController(ctx, "vs0"))(t); len(ct.BackendSpecific.Scsi) != 0 || ct.Type() != spdk.TypeScsi {
 		t.Fatalf("scsi after hot-remove: %+v", ct)
 	}
 	// Repair: recreate the bdev, recreate the blk controller, re-add the
 	// SCSI target.
-	must(e.c.EnsureMallocBdev(ctx, "Malloc0", 1<<20, 512))(t)
+	must(mallocBdev(ctx, e.c, "Malloc0", 1<<20, 512))(t)
 	if err := e.c.DeleteController(ctx, "vb0"); err != nil {
 		t.Fatal(err)
 	}
-	must(e.c.EnsureBlkController(ctx, "vb0", "Malloc0", false))(t)
-	must(e.c.EnsureScsiController(ctx, "vs0", "Malloc0"))(t)
+	must(blkController(ctx, e.c, "vb0", "Malloc0", false))(t)
+	must(e.c.VhostScsiControllerAddTarget(ctx, "vs0", 0, "Malloc0"))(t)
 }
 
 func TestInjectedFailures(t *testing.T) {
@@ -337,16 +290,16 @@ func TestInjectedFailures(t *testing.T) {
 	ctx := ctxT(t)
 	e.sim.FailNext("bdev_malloc_create", 2, -12, "Cannot allocate memory")
 	for i := 0; i < 2; i++ {
-		_, err := e.c.EnsureMallocBdev(ctx, "Malloc0", 1<<20, 512)
+		_, err := mallocBdev(ctx, e.c, "Malloc0", 1<<20, 512)
 		wantRPC(t, err, -12, "Cannot allocate memory", "bdev_malloc_create", "Malloc0")
 	}
-	must(e.c.EnsureMallocBdev(ctx, "Malloc0", 1<<20, 512))(t)
+	must(mallocBdev(ctx, e.c, "Malloc0", 1<<20, 512))(t)
 
 	e.sim.FailNext("vhost_get_controllers", 1, -32603, "Internal error")
-	if _, err := e.c.EnsureBlkController(ctx, "vb0", "Malloc0", false); err == nil || spdk.IsNotFound(err) {
+	if _, err := blkController(ctx, e.c, "vb0", "Malloc0", false); err == nil || spdk.IsNotFound(err) {
 		t.Fatalf("injected -32603 must not look like not-found: %v", err)
 	}
-	must(e.c.EnsureBlkController(ctx, "vb0", "Malloc0", false))(t)
+	must(e.c.GetController(ctx, "vb0"))(t)
 	if e.c.Generation() != 1 {
 		t.Fatalf("RPC errors must not reconnect: generation %d", e.c.Generation())
 	}
@@ -355,8 +308,8 @@ func TestInjectedFailures(t *testing.T) {
 func TestReconnectAfterRestart(t *testing.T) {
 	e := newEnv(t)
 	ctx := ctxT(t)
-	must(e.c.EnsureMallocBdev(ctx, "Malloc0", 1<<20, 512))(t)
-	must(e.c.EnsureBlkController(ctx, "vb0", "Malloc0", false))(t)
+	must(mallocBdev(ctx, e.c, "Malloc0", 1<<20, 512))(t)
+	must(blkController(ctx, e.c, "vb0", "Malloc0", false))(t)
 	sock := filepath.Join(e.dir, "vb0")
 	gen := e.c.Generation()
 
@@ -377,8 +330,8 @@ func TestReconnectAfterRestart(t *testing.T) {
 		t.Fatalf("generation %d, want %d", g, gen+1)
 	}
 	// Reconcile again: everything comes back, socket live.
-	must(e.c.EnsureMallocBdev(ctx, "Malloc0", 1<<20, 512))(t)
-	must(e.c.EnsureBlkController(ctx, "vb0", "Malloc0", false))(t)
+	must(mallocBdev(ctx, e.c, "Malloc0", 1<<20, 512))(t)
+	must(blkController(ctx, e.c, "vb0", "Malloc0", false))(t)
 	if !isSocket(sock) {
 		t.Fatal("socket not recreated")
 	}
@@ -412,7 +365,7 @@ func TestReconnectAfterRestart(t *testing.T) {
 func TestDroppedConnections(t *testing.T) {
 	e := newEnv(t)
 	ctx := ctxT(t)
-	must(e.c.EnsureMallocBdev(ctx, "Malloc0", 1<<20, 512))(t)
+	must(mallocBdev(ctx, e.c, "Malloc0", 1<<20, 512))(t)
 	gen := e.c.Generation()
 
 	// Connection closed between calls: transparent redial.
@@ -425,21 +378,21 @@ func TestDroppedConnections(t *testing.T) {
 	}
 
 	// Reply lost after SPDK applied the call: the client cannot know, so
-	// it reports ErrConnection and does not resend; Ensure converges next.
+	// it reports ErrConnection and does not resend; a look finds it made.
 	e.sim.DropNext("vhost_create_blk_controller", 1, true)
-	if _, err := e.c.EnsureBlkController(ctx, "vb0", "Malloc0", false); !errors.Is(err, spdk.ErrConnection) {
+	if _, err := blkController(ctx, e.c, "vb0", "Malloc0", false); !errors.Is(err, spdk.ErrConnection) {
 		t.Fatalf("want ErrConnection, got %v", err)
 	}
-	must(e.c.EnsureBlkController(ctx, "vb0", "Malloc0", false))(t)
+	must(e.c.GetController(ctx, "vb0"))(t)
 	if n := e.sim.Calls("vhost_create_blk_controller"); n != 1 {
 		t.Fatalf("create resent: %d calls", n)
 	}
-	// Dropped before applying: the next Ensure creates it.
+	// Dropped before applying: the next create makes it.
 	e.sim.DropNext("vhost_create_scsi_controller", 1, false)
-	if _, err := e.c.EnsureScsiController(ctx, "vs0", "Malloc0"); !errors.Is(err, spdk.ErrConnection) {
+	if _, err := scsiController(ctx, e.c, "vs0", "Malloc0"); !errors.Is(err, spdk.ErrConnection) {
 		t.Fatalf("want ErrConnection, got %v", err)
 	}
-	must(e.c.EnsureScsiController(ctx, "vs0", "Malloc0"))(t)
+	must(scsiController(ctx, e.c, "vs0", "Malloc0"))(t)
 }
 
 func TestContextDeadline(t *testing.T) {
@@ -530,14 +483,14 @@ func TestConcurrentUse(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			name := fmt.Sprintf("M%d", i)
-			if err := retry(func() error { _, err := e.c.EnsureMallocBdev(ctx, name, 1<<20, 512); return err }); err != nil {
+			if err := retry(func() error { _, err := mallocBdev(ctx, e.c, name, 1<<20, 512); return made(err) }); err != nil {
 				errs <- err
 				return
 			}
 			if i == 3 {
 				e.sim.DropConnections()
 			}
-			if err := retry(func() error { _, err := e.c.EnsureBlkController(ctx, "vb"+name, name, i%2 == 0); return err }); err != nil {
+			if err := retry(func() error { _, err := blkController(ctx, e.c, "vb"+name, name, i%2 == 0); return made(err) }); err != nil {
 				errs <- err
 			}
 			if err := retry(func() error { _, err := e.c.BdevGetBdevs(ctx, "", 0); return err }); err != nil {
@@ -601,4 +554,43 @@ func TestErrorClassifiers(t *testing.T) {
 			t.Errorf("%v: classified wrong", tc.err)
 		}
 	}
+}
+
+// mallocBdev creates a malloc bdev of size bytes and returns SPDK's view
+// of it.
+func mallocBdev(ctx context.Context, c *spdk.Client, name string, size uint64, bs uint32) (*spdk.Bdev, error) {
+	if _, err := c.BdevMallocCreate(ctx, spdk.MallocBdev{Name: name, NumBlocks: size / uint64(bs), BlockSize: bs}); err != nil {
+		return nil, err
+	}
+	return c.GetBdev(ctx, name)
+}
+
+// blkController creates a vhost-blk controller and returns SPDK's view of
+// it.
+func blkController(ctx context.Context, c *spdk.Client, ctrlr, bdev string, readonly bool) (*spdk.Controller, error) {
+	if err := c.VhostCreateBlkController(ctx, spdk.BlkController{Ctrlr: ctrlr, DevName: bdev, Readonly: readonly}); err != nil {
+		return nil, err
+	}
+	return c.GetController(ctx, ctrlr)
+}
+
+// scsiController creates a vhost-scsi controller with target 0 on bdev and
+// returns SPDK's view of it.
+func scsiController(ctx context.Context, c *spdk.Client, ctrlr, bdev string) (*spdk.Controller, error) {
+	if err := c.VhostCreateScsiController(ctx, spdk.ScsiController{Ctrlr: ctrlr}); err != nil {
+		return nil, err
+	}
+	if _, err := c.VhostScsiControllerAddTarget(ctx, ctrlr, 0, bdev); err != nil {
+		return nil, err
+	}
+	return c.GetController(ctx, ctrlr)
+}
+
+// made treats "already exists" as done: a create retried after a reply
+// lost with the connection finds its own object.
+func made(err error) error {
+	if spdk.IsExists(err) {
+		return nil
+	}
+	return err
 }

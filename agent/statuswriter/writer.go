@@ -3,13 +3,14 @@ package statuswriter
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/cenkalti/backoff/v4"
 
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store"
@@ -29,12 +30,16 @@ type Status interface {
 // transactions of up to store.MaxOps keys, starting as soon as there is
 // something to write. A lone status goes out at once; while a transaction
 // is in flight, further changes gather for the next one, so a burst (the
-// initial sync) costs one fsync per batch instead of one per key. A failed
-// transaction is retried with backoff until it succeeds or a newer change
-// to the same key replaces it, except when etcd refuses this identity
-// (permission denied, authentication failed): retrying cannot cure that,
-// so the writer stops, Put and Delete fail with that error from then on,
-// and Failed is closed so the agent can exit and say why.
+// initial sync) costs one fsync per batch instead of one per key. A
+// transaction that failed because etcd was unreachable is retried with
+// backoff until it succeeds or a newer change to the same key replaces it.
+// One etcd refused for another reason (a value too large, say) is split:
+// its changes are written one by one, and a change etcd refuses on its own
+// is set aside and retried alone with backoff, so it never holds up the
+// others. When etcd refuses this identity (permission denied,
+// authentication failed) retrying cannot cure it: the writer stops, Put and
+// Delete fail with that error from then on, and Failed is closed so the
+// agent can exit and say why.
 type Writer struct {
 	st   *store.Client
 	log  *slog.Logger
@@ -47,13 +52,21 @@ type Writer struct {
 	kick     chan struct{} // a change is pending: wakes Run
 	flushing bool          // Run is writing (a transaction in flight or a retry due)
 	stopped  bool          // Run has returned: nothing more is written
-	inflight int           // changes in the transaction being written
-	failures int           // failed transactions so far
-	lastErr  error         // of the last failed transaction
-	failing  bool          // the last transaction failed
-	terminal error         // etcd refused this identity: nothing more is written
+	inflight []string      // keys of the transaction being written
+	// alone counts the changes at the head of order to be written one per
+	// transaction: they were in a transaction etcd refused.
+	alone int
+	// stuck holds the changes etcd refused on their own (not for this
+	// identity, nor for being unreachable): retried alone, with backoff,
+	// until written or replaced by a newer change of their key.
+	stuck    map[string]store.Op
+	stuckErr error // why the last of them was refused
+	failures int   // failed transactions so far
+	lastErr  error // of the last failed transaction
+	failing  bool  // the last transaction failed
+	terminal error // etcd refused this identity: nothing more is written
 	failed   chan struct{}
-	idle     *sync.Cond // signalled when nothing is pending or in flight, on failures and when Run returns
+	idle     *sync.Cond // signalled after every transaction, when nothing is pending or in flight, and when Run returns
 }
 
 // New makes a writer that writes through st and logs failed writes to
@@ -61,7 +74,7 @@ type Writer struct {
 func New(st *store.Client, log *slog.Logger) *Writer {
 	w := &Writer{
 		st: st, log: log,
-		last: map[string][]byte{}, pending: map[string]store.Op{},
+		last: map[string][]byte{}, pending: map[string]store.Op{}, stuck: map[string]store.Op{},
 		kick: make(chan struct{}, 1), failed: make(chan struct{}),
 	}
 	w.idle = sync.NewCond(&w.mu)
@@ -72,16 +85,18 @@ func New(st *store.Client, log *slog.Logger) *Writer {
 func (w *Writer) Failed() <-chan struct{} { return w.failed }
 
 // Err is why statuses are not being written right now: the terminal error,
-// or the error of the last transaction while it is being retried; nil
-// while writes succeed.
+// the error of the last transaction while it is being retried, or why etcd
+// refuses the changes set aside; nil while every write succeeds.
 func (w *Writer) Err() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.terminal != nil {
+	switch {
+	case w.terminal != nil:
 		return w.terminal
-	}
-	if w.failing {
+	case w.failing:
 		return w.lastErr
+	case len(w.stuck) > 0:
+		return fmt.Errorf("%d statuses refused by etcd, retried alone: %w", len(w.stuck), w.stuckErr)
 	}
 	return nil
 }
@@ -179,7 +194,9 @@ func (w *Writer) deleteLocked(key string) error {
 }
 
 // enqueueLocked records op as the pending change of its key and wakes Run.
+// It replaces a change of that key set aside.
 func (w *Writer) enqueueLocked(op store.Op) {
+	delete(w.stuck, op.Key)
 	if _, ok := w.pending[op.Key]; !ok {
 		w.order = append(w.order, op.Key)
 	}
@@ -190,12 +207,35 @@ func (w *Writer) enqueueLocked(op store.Op) {
 	}
 }
 
-// Flush waits until every change made so far is written. It returns early
+// Flush waits until every change made so far is written, or set aside
+// because etcd refused it on its own (Err reports those). It returns early
 // with the error of a write that fails meanwhile (Run keeps retrying it),
 // when ctx ends, or when Run has returned with changes still pending (the
 // statuses they were for are rewritten by the next reconcile of their
 // keys, in a writer that runs). Before Run starts, Flush waits for it.
 func (w *Writer) Flush(ctx context.Context) error {
+	return w.wait(ctx, "write statuses", func() (bool, error) { return len(w.pending) == 0 && !w.flushing, nil })
+}
+
+// Written waits until the last change of key is in etcd: what a caller
+// needs before acting on a status as a durable record (Get also returns
+// changes not written yet). It returns at once when that change is
+// already written (or was loaded), and early, with the error, when a write
+// fails meanwhile, etcd refused that change, ctx ends or Run has returned.
+func (w *Writer) Written(ctx context.Context, key string) error {
+	what := "write status " + key
+	return w.wait(ctx, what, func() (bool, error) {
+		if _, ok := w.stuck[key]; ok {
+			return false, w.stuckErr
+		}
+		_, pending := w.pending[key]
+		return !pending && !slices.Contains(w.inflight, key), nil
+	})
+}
+
+// wait blocks until done holds (called with w.mu held), or a reason to
+// give up comes first: done's error among them.
+func (w *Writer) wait(ctx context.Context, what string, done func() (bool, error)) error {
 	stop := context.AfterFunc(ctx, func() {
 		w.mu.Lock()
 		w.idle.Broadcast()
@@ -207,25 +247,27 @@ func (w *Writer) Flush(ctx context.Context) error {
 	failures := w.failures
 	for {
 		if w.terminal != nil {
-			return fmt.Errorf("write statuses: %w", w.terminal)
+			return fmt.Errorf("%s: %w", what, w.terminal)
 		}
-		if len(w.pending) == 0 && !w.flushing {
+		if ok, err := done(); ok {
 			return nil
+		} else if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		if w.failures != failures {
-			return fmt.Errorf("write statuses: %w", w.lastErr)
+			return fmt.Errorf("%s: %w", what, w.lastErr)
 		}
 		if err := ctx.Err(); err != nil {
-			return err
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		if w.stopped {
-			return errors.New("write statuses: writer stopped with changes pending")
+			return fmt.Errorf("%s: writer stopped with changes pending", what)
 		}
 		w.idle.Wait()
 	}
 }
 
-// flushBackoff bounds the wait between retries of a failed write.
+// Bounds of the wait between retries of a failed write.
 const (
 	flushBaseDelay = 50 * time.Millisecond
 	flushMaxDelay  = 5 * time.Second
@@ -241,24 +283,56 @@ func (w *Writer) Run(ctx context.Context) {
 		w.idle.Broadcast()
 		w.mu.Unlock()
 	}()
+	retry := store.NewBackoff(flushBaseDelay, flushMaxDelay)
+	stuck := store.NewBackoff(flushBaseDelay, flushMaxDelay)
+	var again <-chan time.Time // due retry of the changes set aside
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.kick:
+		case <-again:
+			again = nil
+			w.retryStuck()
 		}
-		if !w.drain(ctx) {
+		if !w.drain(ctx, retry) {
 			<-ctx.Done()
 			return
+		}
+		switch {
+		case !w.hasStuck():
+			again = nil
+			stuck.Reset()
+		case again == nil:
+			again = time.After(stuck.NextBackOff())
 		}
 	}
 }
 
+func (w *Writer) hasStuck() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.stuck) > 0
+}
+
+// retryStuck puts the changes set aside back in front, each to be written
+// alone.
+func (w *Writer) retryStuck() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	keys := slices.Sorted(maps.Keys(w.stuck))
+	for _, k := range keys {
+		w.pending[k] = w.stuck[k]
+		delete(w.stuck, k)
+	}
+	w.order = append(keys, w.order...)
+	w.alone += len(keys)
+}
+
 // drain writes batches until nothing is pending or ctx ends, retrying a
-// failed one with backoff. It returns false once etcd refused a write for
-// good.
-func (w *Writer) drain(ctx context.Context) bool {
-	delay := flushBaseDelay
+// batch that failed for want of etcd with backoff b. It returns false once
+// etcd refused a write for good.
+func (w *Writer) drain(ctx context.Context, b backoff.BackOff) bool {
 	for {
 		w.mu.Lock()
 		if len(w.pending) == 0 || ctx.Err() != nil {
@@ -268,23 +342,17 @@ func (w *Writer) drain(ctx context.Context) bool {
 			return true
 		}
 		w.flushing = true
-		n := min(len(w.order), store.MaxOps)
-		batch := make([]store.Op, 0, n)
-		for _, k := range w.order[:n] {
-			batch = append(batch, w.pending[k])
-			delete(w.pending, k)
-		}
-		w.order = append(w.order[:0:0], w.order[n:]...)
-		w.inflight = n
+		batch := w.takeBatchLocked()
 		w.mu.Unlock()
 
 		_, err := w.st.Apply(ctx, batch...)
 		w.mu.Lock()
-		w.inflight = 0
+		w.inflight = nil
 		if err == nil {
 			w.failing = false
+			w.idle.Broadcast()
 			w.mu.Unlock()
-			delay = flushBaseDelay
+			b.Reset()
 			continue
 		}
 		w.failures++
@@ -299,18 +367,18 @@ func (w *Writer) drain(ctx context.Context) bool {
 			w.log.Error("status write refused by etcd; giving up", "keys", len(batch), "err", err)
 			return false
 		}
-		// Put the batch back in front, except where a newer change took
-		// its place meanwhile, and retry after a pause.
-		var requeue []string
-		for _, op := range batch {
-			if _, newer := w.pending[op.Key]; !newer {
-				w.pending[op.Key] = op
-				requeue = append(requeue, op.Key)
-			}
+		if store.Classify(err) != store.Transient {
+			// etcd answered and refused: find the change it refuses
+			// without holding up the rest.
+			w.refusedLocked(batch, err)
+			w.idle.Broadcast()
+			w.mu.Unlock()
+			continue
 		}
-		w.order = append(requeue, w.order...)
+		w.requeueLocked(batch)
 		w.idle.Broadcast()
 		w.mu.Unlock()
+		delay := b.NextBackOff()
 		if ctx.Err() == nil {
 			w.log.Error("status write failed, will retry", "keys", len(batch), "retryIn", delay, "err", err)
 		}
@@ -318,15 +386,64 @@ func (w *Writer) drain(ctx context.Context) bool {
 		case <-ctx.Done():
 		case <-time.After(delay):
 		}
-		delay = min(2*delay, flushMaxDelay)
 	}
+}
+
+// takeBatchLocked takes the next transaction's changes off the queue.
+func (w *Writer) takeBatchLocked() []store.Op {
+	n := min(len(w.order), store.MaxOps)
+	if w.alone > 0 {
+		n, w.alone = 1, w.alone-1
+	}
+	batch := make([]store.Op, 0, n)
+	for _, k := range w.order[:n] {
+		batch = append(batch, w.pending[k])
+		delete(w.pending, k)
+	}
+	w.order = append(w.order[:0:0], w.order[n:]...)
+	w.inflight = make([]string, 0, n)
+	for _, op := range batch {
+		w.inflight = append(w.inflight, op.Key)
+	}
+	return batch
+}
+
+// requeueLocked puts a failed batch back in front, except where a newer
+// change took its place meanwhile, and returns how many went back.
+func (w *Writer) requeueLocked(batch []store.Op) int {
+	var requeue []string
+	for _, op := range batch {
+		if _, newer := w.pending[op.Key]; !newer {
+			w.pending[op.Key] = op
+			requeue = append(requeue, op.Key)
+		}
+	}
+	w.order = append(requeue, w.order...)
+	return len(requeue)
+}
+
+// refusedLocked handles a batch etcd refused for a reason other than the
+// identity: a batch of several is written again one change at a time; a
+// change refused on its own is set aside.
+func (w *Writer) refusedLocked(batch []store.Op, err error) {
+	if len(batch) > 1 {
+		w.alone += w.requeueLocked(batch)
+		w.log.Warn("status transaction refused by etcd; writing its changes one by one", "keys", len(batch), "err", err)
+		return
+	}
+	op := batch[0]
+	if _, newer := w.pending[op.Key]; newer {
+		return
+	}
+	w.stuck[op.Key], w.stuckErr = op, err
+	w.log.Error("status write refused by etcd; retrying it alone, other statuses go on", "key", op.Key, "err", err)
 }
 
 // Pending counts the changes not yet in etcd.
 func (w *Writer) Pending() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.pending) + w.inflight
+	return len(w.pending) + len(w.inflight) + len(w.stuck)
 }
 
 // Keys lists the status keys this writer knows of.
@@ -336,7 +453,8 @@ func (w *Writer) Keys() []string {
 	return slices.Collect(maps.Keys(w.last))
 }
 
-// Get returns the last status written, pending or loaded at key.
+// Get returns the last status put (written or not yet: Written tells) or
+// loaded at key.
 func (w *Writer) Get(key string) ([]byte, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

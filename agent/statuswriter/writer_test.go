@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -188,5 +189,104 @@ func TestStatusWriterPermissionErrorIsTerminal(t *testing.T) {
 	inside := schema.StatusKey(schema.Key{Kind: schema.KindContainerInterfaceKey, Host: "h1", Container: "c", Interface: "eth0"})
 	if err := w.Put(ctx, inside, &schema.InterfaceStatus{ObservedRevision: 1, Ready: true}); err == nil || !store.IsDenied(err) {
 		t.Fatalf("Put after the writer gave up: %v, want the refusal", err)
+	}
+}
+
+// A change etcd refuses on its own for a reason other than the identity
+// (here a value over etcd's request limit) does not hold up the statuses
+// put after it: they are written, the refused one is reported (Err,
+// Written) and retried alone, and a newer change of its key replaces it.
+func TestStatusWriterRefusedChangeDoesNotBlockOthers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, st := startEtcd(ctx, t)
+	w := newWriter(t, st)
+
+	huge := &schema.InterfaceStatus{ObservedRevision: 1, Error: strings.Repeat("x", 1700<<10)}
+	if err := w.Put(ctx, "s/huge", huge); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := w.Put(ctx, fmt.Sprintf("s/%d", i), &schema.InterfaceStatus{ObservedRevision: 1, Ready: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 5 {
+		key := fmt.Sprintf("s/%d", i)
+		if err := written(ctx, w, key); err != nil {
+			t.Fatalf("%s held up by a refused status: %v", key, err)
+		}
+		if kv, err := st.Get(ctx, key); err != nil || kv == nil {
+			t.Fatalf("%s not in etcd after Written: %v", key, err)
+		}
+	}
+	if err := w.Written(ctx, "s/huge"); err == nil || !strings.Contains(err.Error(), "request is too large") {
+		t.Fatalf("Written of the refused status: %v, want etcd's refusal", err)
+	}
+	if err := w.Err(); err == nil || !strings.Contains(err.Error(), "request is too large") {
+		t.Fatalf("Err() = %v, want the refusal reported", err)
+	}
+	select {
+	case <-w.Failed():
+		t.Fatal("a refused value ended the writer as if the identity were refused")
+	default:
+	}
+	// Replaced by a value etcd takes: written, and nothing is failing.
+	if err := w.Put(ctx, "s/huge", &schema.InterfaceStatus{ObservedRevision: 2, Error: "short"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := written(ctx, w, "s/huge"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Err(); err != nil {
+		t.Fatalf("Err() = %v after the refused change was replaced", err)
+	}
+}
+
+// written waits for key's change, riding out the early returns that the
+// failure of another change in its transaction causes.
+func written(ctx context.Context, w *Writer, key string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		err := w.Written(ctx, key)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Written confirms a change is in etcd, where Get also returns one only
+// put: before Run has written it, Written does not return success; once
+// it has, the value is in etcd.
+func TestStatusWriterWrittenMeansInEtcd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, st := startEtcd(ctx, t)
+	w := New(st, slog.Default())
+	if err := w.Put(ctx, "s/a", &schema.InterfaceStatus{ObservedRevision: 1, Ready: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := w.Get("s/a"); !ok {
+		t.Fatal("Get does not return the change put")
+	}
+	short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancelShort()
+	if err := w.Written(short, "s/a"); err == nil {
+		t.Fatal("Written returned success for a change nothing wrote")
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	if err := w.Written(ctx, "s/a"); err != nil {
+		t.Fatal(err)
+	}
+	if kv, err := st.Get(ctx, "s/a"); err != nil || kv == nil {
+		t.Fatalf("s/a not in etcd after Written: %+v, %v", kv, err)
+	}
+	if err := w.Written(ctx, "s/a"); err != nil {
+		t.Fatalf("Written of a change already written: %v", err)
 	}
 }

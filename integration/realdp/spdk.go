@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -81,6 +82,20 @@ func (s *SPDK) Kill(t testing.TB) {
 	s.proc.Kill()
 	if pid != 0 {
 		os.Remove(fmt.Sprintf("/dev/shm/spdk_tgt_trace.pid%d", pid))
+	}
+}
+
+// Pause stops spdk_tgt (SIGSTOP): its sockets stay open and nothing
+// answers until Resume.
+func (s *SPDK) Pause(t testing.TB) { s.signal(t, syscall.SIGSTOP) }
+
+// Resume continues a paused spdk_tgt (SIGCONT).
+func (s *SPDK) Resume(t testing.TB) { s.signal(t, syscall.SIGCONT) }
+
+func (s *SPDK) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	if err := syscall.Kill(s.proc.Pid(), sig); err != nil {
+		t.Fatalf("signal spdk_tgt %v: %v", sig, err)
 	}
 }
 

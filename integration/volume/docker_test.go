@@ -128,11 +128,17 @@ func spdkState(t *testing.T, h *harness.Host) string {
 	return strings.Join(out, "\n")
 }
 
-// dockerAvailable skips a test on a machine without a Docker daemon.
+// dockerAvailable skips a test on a machine without a Docker daemon, or
+// whose test plugin socket another process serves.
 func dockerAvailable(t *testing.T) {
 	t.Helper()
 	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
 		t.Skipf("no Docker daemon reachable (docker info: %v: %s)", err, strings.TrimSpace(string(out)))
+	}
+	sock := filepath.Join("/run/docker/plugins", testPlugin+".sock")
+	if c, err := net.Dial("unix", sock); err == nil {
+		c.Close()
+		t.Skipf("%s is served by another process (another run of this test?)", sock)
 	}
 }
 
@@ -156,11 +162,6 @@ const testPlugin = "uspace-test-vhostuser"
 func TestDockerCLI(t *testing.T) {
 	dockerAvailable(t)
 	const image = testPlugin + ":latest"
-	sock := filepath.Join("/run/docker/plugins", testPlugin+".sock")
-	if c, err := net.Dial("unix", sock); err == nil {
-		c.Close()
-		t.Skipf("%s is served by another process (another run of this test?)", sock)
-	}
 	buildImage(t, image)
 	for _, b := range backends {
 		for _, typ := range []string{"blk", "scsi"} {
@@ -169,18 +170,27 @@ func TestDockerCLI(t *testing.T) {
 	}
 }
 
-func seedREADME(t *testing.T, opts harness.HostOptions, typ, image string) {
+// dockerHost starts etcd, host node1 on the backend and the driver under
+// the test plugin name where the Docker daemon finds it. Docker volumes
+// the test records in the returned set are removed when it ends, whatever
+// failed.
+func dockerHost(t *testing.T, opts harness.HostOptions) (*harness.Etcd, *harness.Host, map[string]bool) {
+	t.Helper()
 	e := harness.StartEtcd(t)
 	h := startHostOn(t, e, opts)
 	startDriver(t, e, h, "/run/docker/plugins", testPlugin)
 	created := map[string]bool{}
 	t.Cleanup(func() {
-		// Whatever failed, leave no volume behind in Docker (the driver is
-		// still running: cleanups run in reverse order).
+		// The driver is still running: cleanups run in reverse order.
 		for v := range created {
 			dockerErr("volume", "rm", "-f", v)
 		}
 	})
+	return e, h, created
+}
+
+func seedREADME(t *testing.T, opts harness.HostOptions, typ, image string) {
+	e, h, created := dockerHost(t, opts)
 	devices := filepath.Join(h.VolumeRoot, "block", "devices")
 	major := uint32(241)
 	ctrl := "vhostblk"

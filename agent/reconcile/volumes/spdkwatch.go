@@ -1,4 +1,4 @@
-package host
+package volumes
 
 import (
 	"context"
@@ -9,10 +9,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/uspace-io/uspace/agent/spdk"
 	"github.com/uspace-io/uspace/schema"
+	"github.com/uspace-io/uspace/store"
 )
 
 // driftInterval is how often, while SPDK is up, the agent compares the
@@ -21,17 +22,17 @@ import (
 // the local socket; nothing reaches etcd unless something changed.
 const driftInterval = 2 * time.Second
 
-// watchSPDK holds an idle connection to SPDK's RPC socket. SPDK closes it
-// when it exits, so its loss and return are events, not something to poll
-// for: on either, every volume is reconciled again (a restarted SPDK has
-// lost its bdevs and controllers; a lost one shows in the statuses). While
-// it is up, the drift check runs.
-func (a *Agent) watchSPDK(ctx context.Context) {
-	b := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond), backoff.WithMultiplier(2),
-		backoff.WithRandomizationFactor(0.2), backoff.WithMaxInterval(5*time.Second), backoff.WithMaxElapsedTime(0))
+// Watch holds an idle connection to SPDK's RPC socket until ctx ends.
+// SPDK closes it when it exits, so its loss and return are events, not
+// something to poll for: on either, every volume is reconciled again (a
+// restarted SPDK has lost its bdevs and controllers; a lost one shows in
+// the statuses). While it is up, the drift check runs; Watch returns only
+// once it has stopped too.
+func (r *Reconciler) Watch(ctx context.Context, socket string) error {
+	b := store.NewBackoff(100*time.Millisecond, 5*time.Second)
 	var d net.Dialer
 	for ctx.Err() == nil {
-		conn, err := d.DialContext(ctx, "unix", a.cfg.SPDKSocket)
+		conn, err := d.DialContext(ctx, "unix", socket)
 		if err != nil {
 			select {
 			case <-ctx.Done():
@@ -40,19 +41,30 @@ func (a *Agent) watchSPDK(ctx context.Context) {
 			continue
 		}
 		b.Reset()
-		// checkDrift queues every volume once it has its first look.
-		dctx, stopDrift := context.WithCancel(ctx)
-		go a.checkDrift(dctx)
-		stop := context.AfterFunc(ctx, func() { conn.Close() })
-		_, _ = io.Copy(io.Discard, conn)
-		stop()
-		stopDrift()
-		conn.Close()
+		r.whileConnected(ctx, conn)
 		if ctx.Err() == nil {
-			a.log.Warn("SPDK connection lost; volumes will be re-applied when it is back", "socket", a.cfg.SPDKSocket)
-			a.volumes.EnqueueAll()
+			r.Log.Warn("SPDK connection lost; volumes will be re-applied when it is back", "socket", socket)
+			r.EnqueueAll()
 		}
 	}
+	return nil
+}
+
+// whileConnected runs the drift check until SPDK closes conn or ctx ends.
+func (r *Reconciler) whileConnected(ctx context.Context, conn net.Conn) {
+	g, gctx := errgroup.WithContext(ctx)
+	dctx, stopDrift := context.WithCancel(gctx)
+	// checkDrift queues every volume once it has its first look.
+	g.Go(func() error { r.checkDrift(dctx); return nil })
+	g.Go(func() error {
+		defer stopDrift()
+		stop := context.AfterFunc(gctx, func() { conn.Close() })
+		defer stop()
+		_, _ = io.Copy(io.Discard, conn)
+		return nil
+	})
+	_ = g.Wait()
+	conn.Close()
 }
 
 // checkDrift re-queues every volume whose SPDK objects changed since the
@@ -62,12 +74,12 @@ func (a *Agent) watchSPDK(ctx context.Context) {
 // volume is queued, and a volume seen for the first time is queued too, so
 // a change between a reconcile and the look after it is never taken for
 // the starting point.
-func (a *Agent) checkDrift(ctx context.Context) {
-	last, err := a.volumeFingerprints(ctx)
+func (r *Reconciler) checkDrift(ctx context.Context) {
+	last, err := r.volumeFingerprints(ctx)
 	if err != nil {
-		a.log.Debug("SPDK drift check failed", "err", err)
+		r.Log.Debug("SPDK drift check failed", "err", err)
 	}
-	a.volumes.EnqueueAll()
+	r.EnqueueAll()
 	t := time.NewTicker(driftInterval)
 	defer t.Stop()
 	for {
@@ -76,15 +88,15 @@ func (a *Agent) checkDrift(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		cur, err := a.volumeFingerprints(ctx)
+		cur, err := r.volumeFingerprints(ctx)
 		if err != nil {
-			a.log.Debug("SPDK drift check failed", "err", err)
+			r.Log.Debug("SPDK drift check failed", "err", err)
 			continue
 		}
 		for key, fp := range cur {
 			if old, ok := last[key]; !ok || old != fp {
-				a.log.Info("SPDK objects of a volume changed outside uspace; reconciling", "key", key)
-				a.volumes.Enqueue(key)
+				r.Log.Info("SPDK objects of a volume changed outside uspace; reconciling", "key", key)
+				r.Enqueue(key)
 			}
 		}
 		last = cur
@@ -93,12 +105,12 @@ func (a *Agent) checkDrift(ctx context.Context) {
 
 // volumeFingerprints describes, per volume intent key, the SPDK objects the
 // volume uses as SPDK reports them now.
-func (a *Agent) volumeFingerprints(ctx context.Context) (map[string]string, error) {
-	ctrls, err := a.spdk.VhostGetControllers(ctx, "")
+func (r *Reconciler) volumeFingerprints(ctx context.Context) (map[string]string, error) {
+	ctrls, err := r.SPDK.VhostGetControllers(ctx, "")
 	if err != nil {
 		return nil, err
 	}
-	bdevs, err := a.spdk.BdevGetBdevs(ctx, "", 0)
+	bdevs, err := r.SPDK.BdevGetBdevs(ctx, "", 0)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +123,7 @@ func (a *Agent) volumeFingerprints(ctx context.Context) (map[string]string, erro
 		byBdev[bdevs[i].Name] = &bdevs[i]
 	}
 	out := map[string]string{}
-	for _, kv := range a.volumes.List() {
+	for _, kv := range r.Desired() {
 		v, err := schema.DecodeAs[schema.Volume](kv.Value)
 		if err != nil {
 			continue
@@ -121,12 +133,15 @@ func (a *Agent) volumeFingerprints(ctx context.Context) (map[string]string, erro
 		if err != nil {
 			continue
 		}
-		if st := a.volumeStatus(schema.StatusKey(k)); st != nil {
+		if st := r.status(schema.StatusKey(k)); st != nil {
 			names = append(names, st.Bdev)
 		}
 		var sb strings.Builder
 		if c := byCtrl[v.Device]; c != nil {
-			fmt.Fprintf(&sb, "ctrl %s %s;", c.Type(), c.Socket)
+			// A controller made again under the same name has another
+			// socket file: its identity is part of what is compared.
+			id, _ := controllerID(c.Socket)
+			fmt.Fprintf(&sb, "ctrl %s %s %s;", c.Type(), c.Socket, id)
 			if blk := c.BackendSpecific.Block; blk != nil {
 				fmt.Fprintf(&sb, "bdev %q ro %t;", blk.Bdev, blk.Readonly)
 				names = append(names, blk.Bdev)
