@@ -290,12 +290,20 @@ type InterfaceStatus struct {
 	// answers "try again later". An Error without Retrying is terminal for
 	// this revision of the intent (a value the dataplane refuses): the
 	// writer fails at once with it.
-	Retrying      bool      `json:"retrying,omitempty"`
-	SwIfIndex     uint32    `json:"swIfIndex,omitempty"`
-	SocketPath    string    `json:"socketPath,omitempty"`
-	InterfaceName string    `json:"interfaceName,omitempty"`
-	Bridge        uint32    `json:"bridgeDomain,omitempty"`
-	UpdatedAt     time.Time `json:"updatedAt"`
+	Retrying      bool   `json:"retrying,omitempty"`
+	SwIfIndex     uint32 `json:"swIfIndex,omitempty"`
+	SocketPath    string `json:"socketPath,omitempty"`
+	InterfaceName string `json:"interfaceName,omitempty"`
+	Bridge        uint32 `json:"bridgeDomain,omitempty"`
+	// Creating names an object VPP knows by what it is rather than by
+	// uspace's tag (an af_packet's Linux interface, a tunnel's endpoints
+	// and VNI) that the agent is about to create, or whose create failed
+	// in a way that may have made it: written before the create, it is
+	// the agent's proof that such an object found untagged later is its
+	// own, left by a crash between create and tag. Without it an untagged
+	// one is an operator's, and never taken.
+	Creating  string    `json:"creating,omitempty"`
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 // VolumeStatus is what the host agent applied for a volume intent.

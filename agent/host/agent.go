@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/uspace-io/uspace/agent/controller"
+	"github.com/uspace-io/uspace/agent/reconcile/crosshost"
 	ifreconcile "github.com/uspace-io/uspace/agent/reconcile/interfaces"
 	"github.com/uspace-io/uspace/agent/spdk"
 	"github.com/uspace-io/uspace/agent/statuswriter"
@@ -73,10 +74,9 @@ type Agent struct {
 	// containers holds the container-side interface intents, only to
 	// remove the statuses of those that are gone.
 	containers *controller.Controller
-	// members publishes this host's memberships of networks that span
-	// hosts; cross is nil unless the agent joins such networks.
-	members *controller.Controller
-	cross   *crossHost
+	// cross joins networks that span hosts; nil unless the agent does.
+	cross   *crosshost.Mesh
+	metrics *controller.Metrics
 	// goneSince is when each deleted container meta was first seen gone;
 	// only the containers worker touches it.
 	goneSince map[string]time.Time
@@ -85,8 +85,9 @@ type Agent struct {
 
 	ifrec *ifreconcile.Reconciler
 
-	netMu    sync.RWMutex
-	networks map[string]schema.Network
+	netMu       sync.RWMutex
+	networks    map[string]schema.Network // by the name in their key: the last good value
+	badNetworks map[string]error          // why a network's object is refused
 
 	lastRev    atomic.Int64 // last revision delivered by the host watch
 	currentRev atomic.Int64 // latest revision etcd told us about
@@ -99,17 +100,19 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 		cfg.LeaseTTL = 10 * time.Second
 	}
 	a := &Agent{
-		cfg:      cfg,
-		st:       st,
-		log:      log.With("host", cfg.Host),
-		reg:      prometheus.NewRegistry(),
-		networks: map[string]schema.Network{},
-		started:  time.Now().UTC(),
+		cfg:         cfg,
+		st:          st,
+		log:         log.With("host", cfg.Host),
+		reg:         prometheus.NewRegistry(),
+		networks:    map[string]schema.Network{},
+		badNetworks: map[string]error{},
+		started:     time.Now().UTC(),
 
 		goneSince: map[string]time.Time{},
 	}
 	a.status = statuswriter.New(st, a.log)
 	m := controller.NewMetrics(a.reg)
+	a.metrics = m
 	a.ifrec = &ifreconcile.Reconciler{Status: a.status, Spec: a.interfaceSpec, Log: a.log}
 	a.ifaces = controller.New("interfaces", a.ifrec.Reconcile, m, a.log)
 	a.ifrec.Desired = a.ifaces.List
@@ -117,7 +120,6 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 	a.ifrec.EnqueueAll = a.ifaces.EnqueueAll
 	a.volumes = controller.New("volumes", a.reconcileVolume, m, a.log)
 	a.containers = controller.New("container-statuses", a.reconcileContainerStatus, m, a.log)
-	a.members = controller.New("memberships", a.reconcileMember, m, a.log)
 	m.RegisterQueue(a.reg, a.ifaces)
 	m.RegisterQueue(a.reg, a.volumes)
 	a.status.RegisterMetrics(a.reg)
@@ -142,7 +144,8 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 // status writes), or the watch fails for good. Transient losses (etcd,
 // VPP, SPDK unreachable) are retried, never returned.
 func (a *Agent) Run(ctx context.Context) error {
-	x, err := newCrossHost(a.cfg.Host, a.cfg.Underlay, a.cfg.Uplink)
+	x, err := crosshost.New(crosshost.Config{Host: a.cfg.Host, Underlay: a.cfg.Underlay, Uplink: a.cfg.Uplink,
+		Store: a.st, Interfaces: a.ifaces, Metrics: a.metrics, Log: a.log, NetworkVNI: a.networkVNI})
 	if err != nil {
 		return err
 	}
@@ -165,7 +168,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.goWatch(gctx, g)
 	if a.cross != nil {
-		a.runCrossHost(gctx, g, reg)
+		a.cross.Run(gctx, g, reg)
 	}
 	g.Go(func() error { return a.converge(gctx, g) })
 	err = g.Wait()
@@ -258,7 +261,7 @@ func (a *Agent) converge(ctx context.Context, g *errgroup.Group) error {
 		// Tunnels are desired only once every membership is known: a
 		// worker started earlier would remove the ones that survived a
 		// restart and make them again.
-		synced = append(synced, a.cross.synced)
+		synced = append(synced, a.cross.Synced())
 	}
 	for _, c := range synced {
 		select {
@@ -283,7 +286,6 @@ func (a *Agent) converge(ctx context.Context, g *errgroup.Group) error {
 	g.Go(func() error { a.ifaces.Run(ctx, 1); return nil })
 	g.Go(func() error { a.volumes.Run(ctx, 1); return nil })
 	g.Go(func() error { a.containers.Run(ctx, 1); return nil })
-	g.Go(func() error { a.members.Run(ctx, 1); return nil })
 	a.ready.Store(true)
 	a.log.Info("host agent running", "vppSocket", a.cfg.VPPSocket, "spdkSocket", a.cfg.SPDKSocket)
 	return nil
@@ -428,7 +430,11 @@ func (a *Agent) onHostEvent(ev store.Event) error {
 				cifs = append(cifs, kv)
 			}
 		}
-		a.replaceInterfaces(ifs)
+		if a.cross != nil {
+			a.cross.ReplaceInterfaces(ifs)
+		} else {
+			a.ifaces.Replace(ifs, ifreconcile.SweepKey)
+		}
 		a.volumes.Replace(vols)
 		a.containers.Replace(cifs)
 	case store.Put, store.Delete:
@@ -447,7 +453,7 @@ func (a *Agent) onHostEvent(ev store.Event) error {
 			c.Delete(ev.KV.Key)
 		}
 		if k.Kind == schema.KindInterfaceKey && a.cross != nil {
-			a.interfaceChanged(ev)
+			a.cross.InterfaceChanged(ev)
 		}
 	}
 	a.lastRev.Store(ev.Revision)
@@ -465,44 +471,6 @@ func (a *Agent) controllerFor(kind schema.KeyKind) *controller.Controller {
 		return a.containers
 	}
 	return nil
-}
-
-func (a *Agent) onNetworkEvent(ev store.Event) error {
-	a.netMu.Lock()
-	switch ev.Type {
-	case store.Sync:
-		a.networks = map[string]schema.Network{}
-		for _, kv := range ev.Snapshot {
-			if n, err := schema.DecodeAs[schema.Network](kv.Value); err == nil {
-				a.networks[n.Name] = *n
-			}
-		}
-	case store.Put:
-		if n, err := schema.DecodeAs[schema.Network](ev.KV.Value); err == nil {
-			a.networks[n.Name] = *n
-		}
-	case store.Delete:
-		if k, err := schema.ParseKey(ev.KV.Key); err == nil {
-			delete(a.networks, k.Network)
-		}
-	}
-	a.netMu.Unlock()
-	if ev.Type != store.Progress {
-		// A network's settings shape every member's bridge domain, and
-		// its VNI whether it spans hosts.
-		a.ifaces.EnqueueAll()
-		if a.cross != nil {
-			a.crossHostChanged()
-		}
-	}
-	return nil
-}
-
-func (a *Agent) network(name string) (schema.Network, bool) {
-	a.netMu.RLock()
-	defer a.netMu.RUnlock()
-	n, ok := a.networks[name]
-	return n, ok
 }
 
 // readiness says whether the agent does its job, and what stops it: not
