@@ -184,6 +184,15 @@ func (h *Host) RestartAgent(t testing.TB) {
 	h.waitRegistered(t, stale)
 }
 
+// RestartAgentWith starts the agent again after Kill or Stop, with flags
+// in place of the AgentFlags it ran with.
+func (h *Host) RestartAgentWith(t testing.TB, flags ...string) {
+	t.Helper()
+	h.flags = flags
+	h.Agent.Args = append(h.Agent.Args[:1:1], h.AgentArgs()...)
+	h.RestartAgent(t)
+}
+
 // HTTPGet fetches url and fails the test unless it answers 200.
 func HTTPGet(t testing.TB, url string) string {
 	t.Helper()
