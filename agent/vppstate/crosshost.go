@@ -99,7 +99,7 @@ func (e *ForeignError) Error() string {
 	if e.Tag != "" {
 		tag = fmt.Sprintf(" (tag %q)", e.Tag)
 	}
-	return fmt.Sprintf("%s (sw_if_index %d) exists in VPP and was not made by uspace%s; left alone: remove it from VPP or configure another one",
+	return fmt.Sprintf("%s (sw_if_index %d) exists in VPP and was not made by uspace%s; left alone, uspace makes its own once it is gone",
 		e.Object, e.SwIfIndex, tag)
 }
 

@@ -26,7 +26,9 @@ func spanFlags(i int) []string {
 // failing accepts a status that reports an error containing want, and
 // that retrying will not cure.
 func failing(want string) func(*schema.InterfaceStatus) bool {
-	return func(s *schema.InterfaceStatus) bool { return !s.Ready && !s.Retrying && strings.Contains(s.Error, want) }
+	return func(s *schema.InterfaceStatus) bool {
+		return !s.Ready && !s.Retrying && strings.Contains(s.Error, want)
+	}
 }
 
 func tunnelStatusTo(h *harness.Host, network, peer string) string {
@@ -84,26 +86,24 @@ func untouched(t *testing.T, c *vpp.Client, idx uint32, addrs ...string) {
 // no tag, no bridge domain), and dropping --uplink later deletes neither.
 func TestForeignUplinkAndTunnelLeftAlone(t *testing.T) {
 	e := startCluster(t)
-	h := e.StartHost(t, "node1")
+	var afp, tun uint32
+	h := e.StartHostOn(t, "node1", harness.HostOptions{AgentFlags: spanFlags(0), BeforeAgent: func(h *harness.Host) {
+		c := vppOf(t, h)
+		ctx, cancel := context.WithTimeout(bg(), 10*time.Second)
+		defer cancel()
+		var err error
+		if afp, err = c.CreateAFPacket(ctx, "lo"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.AddAddress(ctx, afp, netip.MustParsePrefix("10.9.9.1/24")); err != nil {
+			t.Fatal(err)
+		}
+		if tun, err = c.CreateVXLANTunnel(ctx, underlay(0), underlay(1), spanVNI); err != nil {
+			t.Fatal(err)
+		}
+	}})
 	c := vppOf(t, h)
-	if err := h.Agent.Stop(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(bg(), 10*time.Second)
-	defer cancel()
-	afp, err := c.CreateAFPacket(ctx, "lo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.AddAddress(ctx, afp, netip.MustParsePrefix("10.9.9.1/24")); err != nil {
-		t.Fatal(err)
-	}
-	tun, err := c.CreateVXLANTunnel(ctx, underlay(0), underlay(1), spanVNI)
-	if err != nil {
-		t.Fatal(err)
-	}
 	e.Put(t, merge(spanIntent(h, "a1"), peerMember("node2", spanVNI, underlay(1))))
-	h.RestartAgentWith(t, spanFlags(0)...)
 
 	harness.WaitStatus(t, e, uplinkStatus(h), 0, failing(fmt.Sprintf("af_packet host-lo (sw_if_index %d) exists in VPP and was not made by uspace", afp)))
 	harness.WaitStatus(t, e, tunnelStatusTo(h, spanNet, "node2"), 0, failing(fmt.Sprintf("vxlan tunnel %s -> %s vni %d (sw_if_index %d) exists in VPP and was not made by uspace",
@@ -274,5 +274,39 @@ func TestNetworkObjectsByKey(t *testing.T) {
 	}
 	if got := mtu(); got != was {
 		t.Errorf("blue's interface changed: MTU %d, was %d", got, was)
+	}
+}
+
+// What a crash between creating the uplink and tagging it leaves is the
+// agent's own all the same: the uplink's status recorded the create before
+// it was made, so the restarted agent adopts the untagged af_packet (same
+// sw_if_index, no second one) instead of refusing it as an operator's.
+func TestUntaggedLeftByACrashIsAdopted(t *testing.T) {
+	e := startCluster(t)
+	h := e.StartHostOn(t, "node1", harness.HostOptions{AgentFlags: spanFlags(0), BeforeAgent: func(h *harness.Host) {
+		if err := h.VPP.FailNext("sw_interface_tag_add_del", 1<<20, -1); err != nil {
+			t.Fatal(err)
+		}
+	}})
+	st := harness.WaitStatus(t, e, uplinkStatus(h), 0, func(s *schema.InterfaceStatus) bool { return s.Error != "" && s.Creating != "" })
+	if !strings.Contains(st.Error, "tag") || st.Creating != "af_packet host-lo" {
+		t.Fatalf("uplink status while its tag fails: %+v", st)
+	}
+	h.Agent.Kill()
+	if err := h.VPP.FailNext("sw_interface_tag_add_del", 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	c := vppOf(t, h)
+	as, err := c.AFPackets(bg())
+	if err != nil || len(as) != 1 {
+		t.Fatalf("af_packets the crash left: %+v %v", as, err)
+	}
+	h.RestartAgent(t)
+	st = harness.WaitStatus(t, e, uplinkStatus(h), 0, harness.Ready[schema.InterfaceStatus])
+	if st.SwIfIndex != as[0].SwIfIndex || st.Creating != "" {
+		t.Errorf("uplink after the restart: %+v, the crash left sw_if_index %d", st, as[0].SwIfIndex)
+	}
+	if now, err := c.AFPackets(bg()); err != nil || len(now) != 1 {
+		t.Errorf("af_packets after the restart: %+v %v", now, err)
 	}
 }

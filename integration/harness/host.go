@@ -80,6 +80,9 @@ type HostOptions struct {
 	// VPP runs in and the plugins it enables besides the usual ones.
 	VPPNetns   string
 	VPPPlugins []string
+	// BeforeAgent, if set, runs once the dataplanes are up and before the
+	// host agent starts: where a test makes what an operator made by hand.
+	BeforeAgent func(h *Host)
 }
 
 // StartHost starts the simulators and the host agent for host name, and
@@ -132,6 +135,9 @@ func (e *Etcd) StartHostOn(t testing.TB, name string, opts HostOptions) *Host {
 			t.Fatalf("start spdksim: %v", err)
 		}
 		t.Cleanup(func() { h.SPDK.Close() })
+	}
+	if opts.BeforeAgent != nil {
+		opts.BeforeAgent(h)
 	}
 	h.Agent = StartProc(t, "host agent "+name, binaries.Path(t, "uspace-agent"), h.AgentArgs())
 	h.waitRegistered(t, 0)
