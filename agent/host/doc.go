@@ -3,13 +3,15 @@
 // (vhost-user block devices), writing back what it applied.
 //
 // Files: agent.go (wiring, registration, watches, health), interfaces.go
-// (the host-side interface spec), volumes.go (SPDK bdev and controller,
-// socket, device node), spdkwatch.go (SPDK's connection and the volume drift
-// check), crosshost.go (networks that span hosts: memberships published and
-// watched, the VXLAN tunnels and uplink derived from them).
+// (the interface spec by key kind: host-side intents here, tunnels and the
+// uplink by agent/reconcile/crosshost, which joins networks that span
+// hosts), networks.go (the networks' objects, by key), volumes.go (SPDK
+// bdev and controller, socket, device node), spdkwatch.go (SPDK's
+// connection and the volume drift check).
 //
 // It imports schema, store and the agent packages (controller,
-// statuswriter, reconcile/interfaces, vppstate, vpp, spdk). It must not
+// statuswriter, reconcile/interfaces, reconcile/crosshost, vppstate, vpp,
+// spdk). It must not
 // import agent/container, cni, volume, cmd, integration or store/embedetcd (only cmd/uspace-agent links
 // the etcd server), and it sets nothing process-wide: runtime knobs such as
 // the memory limit are cmd/uspace-agent's, run through Config.OnStartupDone.

@@ -106,13 +106,16 @@ func (e *ForeignError) Error() string {
 func (e *ForeignError) Unwrap() error { return vpp.ErrConflict }
 
 // Adopt makes the untagged interface that is what spec names (Identity)
-// spec.Owner's: what a crash between its create and its tag left. The
-// caller holds the proof (the agent's record that it was creating it); a
-// tagged one is never taken.
+// spec.Owner's, in place of what the owner had: what a crash between its
+// create and its tag left. The caller holds the proof (the agent's record
+// that it was creating it); a tagged one is never taken.
 func (s *State) Adopt(ctx context.Context, spec Spec) error {
 	h, held := s.Holder(spec)
 	if !held || h.Tag != "" {
 		return nil
+	}
+	if err := s.Remove(ctx, spec.Owner); err != nil {
+		return err
 	}
 	if err := s.vpp.SetOwner(ctx, h.SwIfIndex, spec.Owner); err != nil {
 		return err

@@ -25,9 +25,9 @@ type vxlanIf struct {
 // hVxlanAddDelTunnelV3 follows vl_api_vxlan_add_del_tunnel_v3_t_handler and
 // vnet_vxlan_add_del_tunnel(): only table 0 exists (-3); src = dst is -82;
 // a multicast destination needs a valid mcast interface (-2); the tunnel
-// key is (src, dst, vni, source port, table), the destination port is
-// not part of it: adding one that exists is -75 and
-// deleting one that does not is -6, both with sw_if_index ~0. An explicit
+// key is (src, dst, vni, source port, table), not the destination port:
+// adding one that exists is -75 and deleting one that does not is -6,
+// both with sw_if_index ~0. An explicit
 // instance in use is -147; ~0 takes the lowest free one (vxlan_tunnel<n>).
 // decap_next_index ~0 means l2-input (1). Ports 0 mean 4789. VPP creates
 // the tunnel admin-up and link-up with a random MAC, MTU 9000; a delete

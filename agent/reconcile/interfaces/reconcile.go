@@ -168,7 +168,7 @@ func (r *Reconciler) refuse(ctx context.Context, k schema.Key, sk string, rev in
 // left to Ensure, which refuses it.
 func (r *Reconciler) claim(ctx context.Context, vs *vppstate.State, sk string, rev int64, spec vppstate.Spec) error {
 	id := spec.Identity()
-	if _, ours := vs.Lookup(spec.Owner); id == "" || ours {
+	if id == "" || !vs.Creates(spec) {
 		return nil
 	}
 	h, held := vs.Holder(spec)
