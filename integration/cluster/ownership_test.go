@@ -122,18 +122,26 @@ func TestForeignUplinkAndTunnelLeftAlone(t *testing.T) {
 	untouched(t, c, tun)
 }
 
+// tunnelledPair starts two spanning hosts with a member of network span
+// each, and waits for host 1's tunnel to host 2. It returns host 1's VPP.
+func tunnelledPair(t *testing.T) (*harness.Etcd, []*harness.Host, *vpp.Client) {
+	t.Helper()
+	e := startCluster(t)
+	hs := startSpanningHosts(t, e, 2)
+	v1 := vppOf(t, hs[0])
+	e.Put(t, merge(spanIntent(hs[0], "a1"), spanIntent(hs[1], "b1")))
+	eventuallyTunnels(t, hs[0], v1, hs, wantTunnel(0, hs[1].Name, 1))
+	return e, hs, v1
+}
+
 // A VNI joins one network across hosts, and an underlay address is one
 // host's: a second local network with the VNI of another is refused,
 // naming both, and gets neither membership nor tunnels; a host announcing
 // another's underlay address gets no tunnel, and the first one's tunnel
 // stays as it was. One VPP tunnel, one owner.
 func TestOneVNIOneNetworkOneAddressOneHost(t *testing.T) {
-	e := startCluster(t)
-	hs := startSpanningHosts(t, e, 2)
+	e, hs, v1 := tunnelledPair(t)
 	h1, h2 := hs[0], hs[1]
-	v1 := vppOf(t, h1)
-	e.Put(t, merge(spanIntent(h1, "a1"), spanIntent(h2, "b1")))
-	eventuallyTunnels(t, h1, v1, hs, wantTunnel(0, h2.Name, 1))
 	before := harness.WaitStatus(t, e, tunnelStatus(h1, h2), 0, harness.Ready[schema.InterfaceStatus])
 
 	t.Run("a second network with a VNI in use", func(t *testing.T) {
@@ -172,12 +180,8 @@ func TestOneVNIOneNetworkOneAddressOneHost(t *testing.T) {
 // and the tunnel made while they agreed stops forwarding: VPP holds no
 // tunnel to it until they agree again.
 func TestVNIDisagreementRemovesTheTunnel(t *testing.T) {
-	e := startCluster(t)
-	hs := startSpanningHosts(t, e, 2)
+	e, hs, v1 := tunnelledPair(t)
 	h1, h2 := hs[0], hs[1]
-	v1 := vppOf(t, h1)
-	e.Put(t, merge(spanIntent(h1, "a1"), spanIntent(h2, "b1")))
-	eventuallyTunnels(t, h1, v1, hs, wantTunnel(0, h2.Name, 1))
 
 	moved := spanIntent(h2, "b1")
 	moved[ifKey(h2, "b1", "net1")].(*schema.HostInterface).VNI = spanVNI + 1
