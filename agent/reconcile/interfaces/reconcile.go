@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/uspace-io/uspace/agent/statuswriter"
 	"github.com/uspace-io/uspace/agent/vpp"
@@ -176,7 +177,13 @@ func (r *Reconciler) claim(ctx context.Context, vs *vppstate.State, sk string, r
 		if err := r.Status.Put(ctx, sk, &schema.InterfaceStatus{ObservedRevision: rev, Creating: id}); err != nil {
 			return err
 		}
-		return r.Status.Flush(ctx)
+		// The one worker must not hang on an etcd that does not answer.
+		fctx, cancel := context.WithTimeout(ctx, claimTimeout)
+		defer cancel()
+		if err := r.Status.Flush(fctx); err != nil {
+			return fmt.Errorf("record the create of %s: %w", id, err)
+		}
+		return nil
 	}
 	if h.Tag == "" && r.creating(sk) == id {
 		r.Log.Warn("adopting what a crash left between create and tag", "object", id, "swIfIndex", h.SwIfIndex)
@@ -184,6 +191,10 @@ func (r *Reconciler) claim(ctx context.Context, vs *vppstate.State, sk string, r
 	}
 	return nil
 }
+
+// claimTimeout bounds the wait for a create record to reach etcd; past it
+// the reconcile fails and is retried.
+const claimTimeout = 5 * time.Second
 
 // creating is the create the status at sk records as under way.
 func (r *Reconciler) creating(sk string) string {
