@@ -1,7 +1,9 @@
 package schema
 
 import (
+	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 )
 
@@ -122,4 +124,84 @@ func DecodeAs[T any, PT interface {
 		return nil, fmt.Errorf("decode %s: %w", tm.Kind, err)
 	}
 	return (*T)(o), nil
+}
+
+// valueKind is the kind of value key k holds; "" for none.
+func valueKind(k Key) string {
+	if k.Status {
+		switch k.Kind {
+		case KindVolumeKey:
+			return KindVolumeStatus
+		case KindInterfaceKey, KindContainerInterfaceKey, KindTunnelKey, KindUplinkKey:
+			return KindInterfaceStatus
+		}
+		return ""
+	}
+	return map[KeyKind]string{
+		KindAgentKey:              KindAgent,
+		KindInterfaceKey:          KindHostInterface,
+		KindVolumeKey:             KindVolume,
+		KindContainerMetaKey:      KindContainerMeta,
+		KindContainerInterfaceKey: KindContainerInterface,
+		KindNetworkKey:            KindNetwork,
+		KindMemberKey:             KindMember,
+		KindTunnelKey:             KindTunnel,
+		KindUplinkKey:             KindUplink,
+	}[k.Kind]
+}
+
+// DecodeAt decodes the value stored under key k. Where a value is decides
+// what it may be, not what it says it is: it must be the kind k holds (T,
+// or the decode fails whatever the value), and every name it repeats from
+// its key (host, container, interface, network, volume, peer) must be
+// k's.
+func DecodeAt[T any, PT interface {
+	*T
+	Object
+}](k Key, data []byte) (*T, error) {
+	var want PT = new(T)
+	if held := valueKind(k); held != want.kind() {
+		return nil, fmt.Errorf("decode %s: it holds %s values, not %s", k, cmp.Or(held, "no"), want.kind())
+	}
+	o, err := DecodeAs[T, PT](data)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", k, err)
+	}
+	if err := keyedBy(PT(o), k); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", k, err)
+	}
+	return o, nil
+}
+
+// keyedBy checks that the names o repeats from its key are k's.
+func keyedBy(o Object, k Key) error {
+	type name struct{ field, got, want string }
+	var names []name
+	switch o := o.(type) {
+	case *HostInterface:
+		names = []name{{"host", o.Host, k.Host}, {"container", o.Container, k.Container}, {"name", o.Name, k.Interface}}
+	case *ContainerInterface:
+		names = []name{{"host", o.Host, k.Host}, {"container", o.Container, k.Container}, {"name", o.Name, k.Interface}}
+	case *ContainerMeta:
+		names = []name{{"host", o.Host, k.Host}, {"container", o.Container, k.Container}}
+	case *Network:
+		names = []name{{"name", o.Name, k.Network}}
+	case *Volume:
+		names = []name{{"host", o.Host, k.Host}, {"name", o.Name, k.Volume}}
+	case *Agent:
+		names = []name{{"host", o.Host, k.Host}}
+	case *Uplink:
+		names = []name{{"host", o.Host, k.Host}}
+	case *Member:
+		names = []name{{"host", o.Host, k.Host}, {"network", o.Network, k.Network}}
+	case *Tunnel:
+		names = []name{{"host", o.Host, k.Host}, {"network", o.Network, k.Network}, {"peer", o.Peer, k.Peer}}
+	}
+	var errs []error
+	for _, n := range names {
+		if n.got != n.want {
+			errs = append(errs, fieldErr(n.field, n.got, "must be %q, as in its key", n.want))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -251,3 +251,44 @@ func TestInterfaceStatusValidatesItsPaths(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A value is decoded for where it is: only as the kind its key holds, and
+// only with the names of its key.
+func TestDecodeAt(t *testing.T) {
+	k, err := ParseKey(InterfaceKey("node1", "c1", "net1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := func(o Object) []byte {
+		b, err := Encode(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if hi, err := DecodeAt[HostInterface](k, enc(goodHostMemif())); err != nil || hi.Name != "net1" {
+		t.Fatalf("its own value: %+v %v", hi, err)
+	}
+	uplink := enc(&Uplink{Host: "node1", HostIfName: "eth0", Address: "10.0.0.1/24"})
+	if _, err := DecodeAt[HostInterface](k, uplink); err == nil || !strings.Contains(err.Error(), "kind Uplink, want HostInterface") {
+		t.Errorf("an Uplink under an interface key: %v", err)
+	}
+	if _, err := DecodeAt[Uplink](k, uplink); err == nil || !strings.Contains(err.Error(), "holds HostInterface values, not Uplink") {
+		t.Errorf("decoded as another kind than its key holds: %v", err)
+	}
+	other := goodHostMemif()
+	other.Container, other.Name = "c2", "net2"
+	_, err = DecodeAt[HostInterface](k, enc(other))
+	var fe *FieldError
+	if !errors.As(err, &fe) || !strings.Contains(err.Error(), `invalid container "c2": must be "c1"`) || !strings.Contains(err.Error(), `invalid name "net2"`) {
+		t.Errorf("names of another key: %v", err)
+	}
+	sk, _ := ParseKey(StatusKey(Key{Kind: KindTunnelKey, Host: "node1", Network: "n", Peer: "node2"}))
+	if _, err := DecodeAt[InterfaceStatus](sk, enc(&InterfaceStatus{Ready: true})); err != nil {
+		t.Errorf("a tunnel's status: %v", err)
+	}
+	mk, _ := ParseKey(MemberKey("node2", "n"))
+	if _, err := DecodeAt[Member](mk, enc(&Member{Host: "node3", Network: "n", VNI: 1, Underlay: "192.0.2.3"})); err == nil {
+		t.Error("a member of another host under node2's key")
+	}
+}

@@ -304,6 +304,14 @@ type InterfaceStatus struct {
 	// must carry too: the CNI plugin copies it into the container-side
 	// intent and its result.
 	MTU       uint32    `json:"mtu,omitempty"`
+	// Creating names an object VPP knows by what it is rather than by
+	// uspace's tag (an af_packet's Linux interface, a tunnel's endpoints
+	// and VNI) that the agent is about to create, or whose create failed
+	// in a way that may have made it: written before the create, it is
+	// the agent's proof that such an object found untagged later is its
+	// own, left by a crash between create and tag. Without it an untagged
+	// one is an operator's, and never taken.
+	Creating  string    `json:"creating,omitempty"`
 	UpdatedAt time.Time `json:"updatedAt"`
 }
 

@@ -245,8 +245,8 @@ func (a *Agent) watchVPP(ctx context.Context, log *slog.Logger) {
 
 // interfaceSpec turns a container-side interface intent into what the
 // container's VPP must hold.
-func interfaceSpec(owner string, value []byte) (vppstate.Spec, error) {
-	ci, err := schema.DecodeAs[schema.ContainerInterface](value)
+func interfaceSpec(k schema.Key, owner string, value []byte) (vppstate.Spec, error) {
+	ci, err := schema.DecodeAt[schema.ContainerInterface](k, value)
 	if err != nil {
 		return vppstate.Spec{}, err
 	}

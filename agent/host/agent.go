@@ -20,6 +20,7 @@ import (
 
 	"github.com/uspace-io/uspace/agent/controller"
 	"github.com/uspace-io/uspace/agent/reconcile/containerstatus"
+	"github.com/uspace-io/uspace/agent/reconcile/crosshost"
 	ifreconcile "github.com/uspace-io/uspace/agent/reconcile/interfaces"
 	volreconcile "github.com/uspace-io/uspace/agent/reconcile/volumes"
 	"github.com/uspace-io/uspace/agent/spdk"
@@ -79,18 +80,18 @@ type Agent struct {
 	// remove the statuses of those that are gone (ctrStatus).
 	containers *controller.Controller
 	ctrStatus  *containerstatus.Reconciler
-	// members publishes this host's memberships of networks that span
-	// hosts; cross is nil unless the agent joins such networks.
-	members *controller.Controller
-	cross   *crossHost
+	// cross joins networks that span hosts; nil unless the agent does.
+	cross   *crosshost.Mesh
+	metrics *controller.Metrics
 	// registration is this host's, once made.
 	regn atomic.Pointer[store.Registration]
 
 	ifrec  *ifreconcile.Reconciler
 	volrec *volreconcile.Reconciler
 
-	netMu    sync.RWMutex
-	networks map[string]schema.Network
+	netMu       sync.RWMutex
+	networks    map[string]schema.Network // by the name in their key: the last good value
+	badNetworks map[string]error          // why a network's object is refused
 
 	lastRev    atomic.Int64 // last revision delivered by the host watch
 	currentRev atomic.Int64 // latest revision etcd told us about
@@ -103,15 +104,17 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 		cfg.LeaseTTL = 10 * time.Second
 	}
 	a := &Agent{
-		cfg:      cfg,
-		st:       st,
-		log:      log.With("host", cfg.Host),
-		reg:      prometheus.NewRegistry(),
-		networks: map[string]schema.Network{},
-		started:  time.Now().UTC(),
+		cfg:         cfg,
+		st:          st,
+		log:         log.With("host", cfg.Host),
+		reg:         prometheus.NewRegistry(),
+		networks:    map[string]schema.Network{},
+		badNetworks: map[string]error{},
+		started:     time.Now().UTC(),
 	}
 	a.status = statuswriter.New(st, a.log)
 	m := controller.NewMetrics(a.reg)
+	a.metrics = m
 	a.ifrec = &ifreconcile.Reconciler{Status: a.status, Spec: a.interfaceSpec, Log: a.log}
 	a.ifaces = controller.New("interfaces", a.ifrec.Reconcile, m, a.log)
 	a.ifrec.Desired = a.ifaces.List
@@ -126,7 +129,6 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 	a.containers = controller.New("container-statuses", a.ctrStatus.Reconcile, m, a.log)
 	a.ctrStatus.Desired = a.containers.Get
 	a.ctrStatus.EnqueueAfter = a.containers.EnqueueAfter
-	a.members = controller.New("memberships", a.reconcileMember, m, a.log)
 	m.RegisterQueue(a.reg, a.ifaces)
 	m.RegisterQueue(a.reg, a.volumes)
 	a.status.RegisterMetrics(a.reg)
@@ -155,12 +157,13 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 // status writes), or the watch fails for good. Transient losses (etcd,
 // VPP, SPDK unreachable) are retried, never returned.
 func (a *Agent) Run(ctx context.Context) error {
-	x, err := newCrossHost(a.cfg.Host, a.cfg.Underlay, a.cfg.Uplink)
+	x, err := crosshost.New(crosshost.Config{Host: a.cfg.Host, Underlay: a.cfg.Underlay, Uplink: a.cfg.Uplink,
+		Store: a.st, Interfaces: a.ifaces, Metrics: a.metrics, Log: a.log, NetworkVNI: a.networkVNI})
 	if err != nil {
 		return err
 	}
 	if x != nil {
-		if err := x.readUplinkMTU(a.cfg.UplinkNetns); err != nil {
+		if err := x.ReadUplinkMTU(a.cfg.UplinkNetns); err != nil {
 			return err
 		}
 	}
@@ -183,7 +186,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.goWatch(gctx, g)
 	if a.cross != nil {
-		a.runCrossHost(gctx, g, reg)
+		a.cross.Run(gctx, g, reg)
 	}
 	g.Go(func() error { return a.converge(gctx, g) })
 	err = g.Wait()
@@ -277,7 +280,7 @@ func (a *Agent) converge(ctx context.Context, g *errgroup.Group) error {
 		// Tunnels are desired only once every membership is known: a
 		// worker started earlier would remove the ones that survived a
 		// restart and make them again.
-		synced = append(synced, a.cross.synced)
+		synced = append(synced, a.cross.Synced())
 	}
 	for _, c := range synced {
 		select {
@@ -302,7 +305,6 @@ func (a *Agent) converge(ctx context.Context, g *errgroup.Group) error {
 	g.Go(func() error { a.ifaces.Run(ctx, 1); return nil })
 	g.Go(func() error { a.volumes.Run(ctx, 1); return nil })
 	g.Go(func() error { a.containers.Run(ctx, 1); return nil })
-	g.Go(func() error { a.members.Run(ctx, 1); return nil })
 	a.ready.Store(true)
 	a.log.Info("host agent running", "vppSocket", a.cfg.VPPSocket, "spdkSocket", a.cfg.SPDKSocket)
 	return nil
@@ -372,7 +374,11 @@ func (a *Agent) onHostEvent(ev store.Event) error {
 				cifs = append(cifs, kv)
 			}
 		}
-		a.replaceInterfaces(ifs)
+		if a.cross != nil {
+			a.cross.ReplaceInterfaces(ifs)
+		} else {
+			a.ifaces.Replace(ifs, ifreconcile.SweepKey)
+		}
 		a.volumes.Replace(vols)
 		a.containers.Replace(cifs)
 	case store.Put, store.Delete:
@@ -391,7 +397,7 @@ func (a *Agent) onHostEvent(ev store.Event) error {
 			c.Delete(ev.KV.Key)
 		}
 		if k.Kind == schema.KindInterfaceKey && a.cross != nil {
-			a.interfaceChanged(ev)
+			a.cross.InterfaceChanged(ev)
 		}
 	}
 	a.lastRev.Store(ev.Revision)
@@ -409,44 +415,6 @@ func (a *Agent) controllerFor(kind schema.KeyKind) *controller.Controller {
 		return a.containers
 	}
 	return nil
-}
-
-func (a *Agent) onNetworkEvent(ev store.Event) error {
-	a.netMu.Lock()
-	switch ev.Type {
-	case store.Sync:
-		a.networks = map[string]schema.Network{}
-		for _, kv := range ev.Snapshot {
-			if n, err := schema.DecodeAs[schema.Network](kv.Value); err == nil {
-				a.networks[n.Name] = *n
-			}
-		}
-	case store.Put:
-		if n, err := schema.DecodeAs[schema.Network](ev.KV.Value); err == nil {
-			a.networks[n.Name] = *n
-		}
-	case store.Delete:
-		if k, err := schema.ParseKey(ev.KV.Key); err == nil {
-			delete(a.networks, k.Network)
-		}
-	}
-	a.netMu.Unlock()
-	if ev.Type != store.Progress {
-		// A network's settings shape every member's bridge domain, and
-		// its VNI whether it spans hosts.
-		a.ifaces.EnqueueAll()
-		if a.cross != nil {
-			a.crossHostChanged()
-		}
-	}
-	return nil
-}
-
-func (a *Agent) network(name string) (schema.Network, bool) {
-	a.netMu.RLock()
-	defer a.netMu.RUnlock()
-	n, ok := a.networks[name]
-	return n, ok
 }
 
 // readiness says whether the agent does its job, and what stops it: not

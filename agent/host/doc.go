@@ -2,16 +2,18 @@
 // and converges the host's VPP (interfaces, bridge domains) and SPDK
 // (vhost-user block devices), writing back what it applied.
 //
-// Files: agent.go (wiring, registration, watches, health; the clean-up
-// of gone containers' statuses is agent/reconcile/containerstatus and the
-// volumes agent/reconcile/volumes, both wired here), interfaces.go (the
-// host-side interface spec), crosshost.go (networks that span hosts:
-// memberships published and watched, the VXLAN tunnels and uplink derived
-// from them).
+// Files: agent.go (wiring, registration, watches, health), interfaces.go
+// (the interface spec by key kind: host-side intents here, tunnels and the
+// uplink by agent/reconcile/crosshost, which joins networks that span
+// hosts), mtu.go (the MTU of an interface on a network that spans hosts),
+// networks.go (the networks' objects, by key). Volumes
+// (agent/reconcile/volumes) and the clean-up of gone containers' statuses
+// (agent/reconcile/containerstatus) are wired here.
 //
 // It imports schema, store and the agent packages (controller,
-// statuswriter, reconcile/interfaces, reconcile/containerstatus,
-// reconcile/volumes, vppstate, vpp, spdk). It must not
+// statuswriter, reconcile/interfaces, reconcile/crosshost,
+// reconcile/containerstatus, reconcile/volumes, vppstate, vpp, spdk). It
+// must not
 // import agent/container, cni, volume, cmd, integration or store/embedetcd (only cmd/uspace-agent links
 // the etcd server), and it sets nothing process-wide: runtime knobs such as
 // the memory limit are cmd/uspace-agent's, run through Config.OnStartupDone.

@@ -2,27 +2,45 @@ package host
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/netip"
 
 	ifreconcile "github.com/uspace-io/uspace/agent/reconcile/interfaces"
 	"github.com/uspace-io/uspace/agent/vppstate"
 	"github.com/uspace-io/uspace/schema"
 )
 
-// interfaceSpec turns a host-side interface intent, or a tunnel or the
-// uplink derived for networks that span hosts, into what VPP must hold.
-func (a *Agent) interfaceSpec(owner string, value []byte) (vppstate.Spec, error) {
-	hi, err := schema.DecodeAs[schema.HostInterface](value)
+// interfaceSpec turns the value at k into what VPP must hold: a host-side
+// interface intent, or a tunnel or the uplink derived for networks that
+// span hosts. Each kind of key is decoded as its own kind of value only: a
+// Tunnel or an Uplink put under interfaces/ by anyone with this host's
+// identity is refused, never made.
+func (a *Agent) interfaceSpec(k schema.Key, owner string, value []byte) (vppstate.Spec, error) {
+	switch k.Kind {
+	case schema.KindTunnelKey, schema.KindUplinkKey:
+		if a.cross == nil {
+			return vppstate.Spec{}, fmt.Errorf("%s: this host does not join networks that span hosts", k)
+		}
+		return a.cross.Spec(k, owner, value)
+	}
+	hi, err := schema.DecodeAt[schema.HostInterface](k, value)
 	if err != nil {
-		// Intents are by far the most keys: only a value that is not one
-		// is decoded again.
-		return derivedSpec(owner, value, err)
+		return vppstate.Spec{}, err
 	}
 	spec := vppstate.Spec{Owner: owner, Type: hi.Type, Memif: hi.Memif, Vhost: hi.Vhost, MTU: hi.MTU, MAC: hi.MAC, Bridge: hi.Bridge}
-	if n, ok := a.network(hi.Network); ok && spec.MTU == 0 {
+	if hi.Network == "" {
+		return spec, nil
+	}
+	n, ok, err := a.network(hi.Network)
+	if err != nil {
+		return vppstate.Spec{}, err
+	}
+	if ok && spec.MTU == 0 {
 		spec.MTU = n.MTU
+	}
+	if a.cross != nil {
+		if err := a.cross.Refusal(hi.Network); err != nil {
+			return vppstate.Spec{}, err
+		}
 	}
 	spec.MTU = a.spanningMTU(hi, spec.MTU)
 	return spec, nil
@@ -49,33 +67,3 @@ func (a *Agent) watchDataplanes(ctx context.Context) {
 		}
 	}
 }
-
-// derivedSpec is the spec of a tunnel or the uplink; err is returned for
-// any other value.
-func derivedSpec(owner string, value []byte, err error) (vppstate.Spec, error) {
-	o, derr := schema.Decode(value)
-	if derr != nil {
-		return vppstate.Spec{}, err
-	}
-	switch o := o.(type) {
-	case *schema.Uplink:
-		return vppstate.Spec{Owner: owner, Type: schema.IfTypeAFPacket, HostIf: o.HostIfName, Addresses: []string{o.Address}, MTU: o.MTU}, nil
-	case *schema.Tunnel:
-		if o.Error != "" {
-			return vppstate.Spec{}, errors.New(o.Error)
-		}
-		src, serr := netip.ParseAddr(o.Src)
-		dst, derr := netip.ParseAddr(o.Dst)
-		if serr != nil || derr != nil {
-			return vppstate.Spec{}, fmt.Errorf("tunnel to %s: %w", o.Peer, errors.Join(serr, derr))
-		}
-		return vppstate.Spec{Owner: owner, Type: schema.IfTypeVXLAN, Tunnel: &vppstate.Tunnel{Src: src, Dst: dst, VNI: o.VNI},
-			Bridge: o.Bridge, SplitHorizon: tunnelSHG}, nil
-	}
-	return vppstate.Spec{}, err
-}
-
-// tunnelSHG is the split-horizon group of every tunnel: a frame from one
-// peer host is never flooded to another, each host floods to all of them
-// itself.
-const tunnelSHG = 1

@@ -1,77 +1,9 @@
 package host
 
 import (
-	"fmt"
-	"net"
-	"net/netip"
-
-	"github.com/containernetworking/plugins/pkg/ns"
-
+	"github.com/uspace-io/uspace/agent/reconcile/crosshost"
 	"github.com/uspace-io/uspace/schema"
 )
-
-// vxlanOverhead is what a VXLAN tunnel adds to a frame of a network that
-// spans hosts: the frame's Ethernet header (14) and VXLAN (8), UDP (8)
-// and IP (20 for IPv4, 40 for IPv6) headers around it.
-func vxlanOverhead(underlay netip.Addr) uint32 {
-	if underlay.Is4() {
-		return 50
-	}
-	return 70
-}
-
-// readUplinkMTU reads the uplink's Linux MTU (readLinkMTU) once, at
-// start, as flannel does: a change takes effect when the agent restarts.
-func (x *crossHost) readUplinkMTU(netns string) error {
-	mtu, err := readLinkMTU(x.uplink, netns)
-	if err != nil {
-		return err
-	}
-	return x.setUplinkMTU(mtu)
-}
-
-// readLinkMTU reads a Linux interface's MTU in the agent's own network
-// namespace, or in netns (a path such as /var/run/netns/vpp) when VPP and
-// the uplink live in another one. It asks the kernel over netlink, whose
-// socket belongs to the namespace of the thread that opens it; sysfs would
-// answer for the namespace it was mounted in.
-func readLinkMTU(name, netns string) (uint32, error) {
-	var mtu int
-	read := func(ns.NetNS) error {
-		li, err := net.InterfaceByName(name)
-		if err != nil {
-			return err
-		}
-		mtu = li.MTU
-		return nil
-	}
-	where := "the agent's network namespace"
-	var err error
-	if netns == "" {
-		err = read(nil)
-	} else {
-		where = "network namespace " + netns
-		err = ns.WithNetNSPath(netns, read)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read the MTU of --uplink %s in %s: %w", name, where, err)
-	}
-	return uint32(mtu), nil
-}
-
-// setUplinkMTU records the uplink's Linux MTU (linux), which the uplink in
-// VPP gets, and derives the MTU of every interface of a network that spans
-// hosts, less the tunnel's overhead. VPP takes no frame above
-// schema.MaxMTU, so a larger MTU (a loopback's 65536) counts as that.
-func (x *crossHost) setUplinkMTU(linux uint32) error {
-	x.uplinkMTU = min(linux, schema.MaxMTU)
-	x.overlayMTU = x.uplinkMTU - min(x.uplinkMTU, vxlanOverhead(x.underlay.Addr()))
-	if x.overlayMTU < schema.MinMTU {
-		return fmt.Errorf("--uplink %s has MTU %d: a network spanning hosts over it would have %d, below the least IP allows (%d)",
-			x.uplink, linux, x.overlayMTU, schema.MinMTU)
-	}
-	return nil
-}
 
 // spanningMTU caps mtu, an interface's MTU by its intent or network (0:
 // none), to what a network that spans hosts carries: a frame that fits the
@@ -79,11 +11,11 @@ func (x *crossHost) setUplinkMTU(linux uint32) error {
 // network that stays on this host keeps mtu.
 func (a *Agent) spanningMTU(hi *schema.HostInterface, mtu uint32) uint32 {
 	x := a.cross
-	if x == nil || !joinsNetwork(hi) || (hi.VNI == 0 && a.networkVNI(hi.Network) == 0) {
+	if x == nil || !crosshost.JoinsNetwork(hi) || (hi.VNI == 0 && a.networkVNI(hi.Network) == 0) {
 		return mtu
 	}
-	if mtu == 0 || mtu > x.overlayMTU {
-		return x.overlayMTU
+	if mtu == 0 || mtu > x.OverlayMTU() {
+		return x.OverlayMTU()
 	}
 	return mtu
 }

@@ -60,11 +60,12 @@ func validLinuxIfName(name string) error {
 // false (all zeros when it is left empty), so the driver reads the MAC
 // from the Linux interface of that name in its own network namespace and
 // passes it; when it sees no such interface (the agent runs in another
-// namespace than VPP) VPP picks a random 02:fe MAC. Idempotent: when VPP
-// answers that it exists (IF_ALREADY_EXISTS, -79) the existing one's index
-// is returned. A Linux interface VPP does not see (INVALID_INTERFACE, -71)
-// is ErrNotFound. It fails with ErrUnsupported when VPP lacks the
-// af_packet plugin.
+// namespace than VPP) VPP picks a random 02:fe MAC. An af_packet on that
+// Linux interface that exists already (IF_ALREADY_EXISTS, -79) is
+// ErrConflict naming its index, and is left as it is: whether it is the
+// caller's to adopt only its tag can tell. A Linux interface VPP does not
+// see (INVALID_INTERFACE, -71) is ErrNotFound. It fails with
+// ErrUnsupported when VPP lacks the af_packet plugin.
 func (c *Client) CreateAFPacket(ctx context.Context, hostIfName string) (uint32, error) {
 	const op = "create af_packet"
 	obj := afpObj(hostIfName)
@@ -92,18 +93,7 @@ func (c *Client) CreateAFPacket(ctx context.Context, hostIfName string) (uint32,
 	case err == nil:
 		return uint32(r.SwIfIndex), nil
 	case retvalIs(err, api.IF_ALREADY_EXISTS):
-		// VPP's reply carries the existing interface's index; the dump
-		// confirms it (and finds it should a VPP not fill it in).
-		all, derr := afPackets(rctx, s)
-		if derr != nil {
-			return NoInterface, opErr(op, obj, nil, derr)
-		}
-		for _, a := range all {
-			if a.HostIfName == hostIfName {
-				return a.SwIfIndex, nil
-			}
-		}
-		return NoInterface, opErr(op, obj, ErrConflict, fmt.Errorf("VPP says it exists but af_packet_dump does not list it (%w)", err))
+		return NoInterface, opErr(op, obj, ErrConflict, fmt.Errorf("exists already as sw_if_index %d, left as it is (%w)", r.SwIfIndex, err))
 	case retvalIs(err, api.INVALID_INTERFACE):
 		return NoInterface, opErr(op, obj, ErrNotFound, fmt.Errorf("no Linux interface %q in VPP's network namespace (%w)", hostIfName, err))
 	}

@@ -6,7 +6,7 @@
 //   - every operation takes a context.Context and is idempotent: deleting
 //     what is already gone is not an error, creating what already exists in
 //     identical form returns the existing object (VPP's own retvals such as
-//     SUBIF_ALREADY_EXISTS (-68), IF_ALREADY_EXISTS (-79), ADDRESS_IN_USE
+//     SUBIF_ALREADY_EXISTS (-68), ADDRESS_IN_USE
 //     (-105), BD_ALREADY_EXISTS (-119), NO_SUCH_ENTRY (-6),
 //     ADDRESS_NOT_FOUND_FOR_INTERFACE (-60) are turned into that behaviour
 //     after reading the actual state back);
@@ -14,10 +14,16 @@
 //   - ownership: everything uspace creates carries a tag "uspace:<owner>"
 //     (interfaces through sw_interface_tag_add_del or the vhost-user create
 //     call, bridge domains through bd_tag). An existing object with a
-//     foreign tag is never adopted or modified by a create; an untagged one
-//     that is otherwise identical is adopted and tagged (this is what a
-//     crash between "create" and "tag" leaves behind). Deletes take handles;
-//     callers pass only handles they got from owned objects;
+//     foreign tag is never adopted or modified by a create; an untagged
+//     memif or vhost-user interface that is otherwise identical is adopted
+//     and tagged (this is what a crash between "create" and "tag" leaves
+//     behind: its socket path is uspace's). An af_packet interface or a
+//     VXLAN tunnel, which VPP names by what it is (a Linux interface;
+//     endpoints and VNI) and an operator may well have made, is never
+//     adopted by a create: one that exists is ErrConflict, and telling a
+//     crash's leftover from an operator's is the caller's (vppstate).
+//     Deletes take handles; callers pass only handles they got from owned
+//     objects;
 //   - errors are *OpError values naming the operation and the object; they
 //     wrap GoVPP's api.VPPApiError so the retval stays inspectable with
 //     errors.As (or Retval), and match ErrNotFound / ErrConflict /

@@ -101,10 +101,11 @@ func vxlanReq(isAdd bool, src, dst netip.Addr, vni uint32) *vxlan.VxlanAddDelTun
 // CreateVXLANTunnel creates an L2 tunnel (vxlan_add_del_tunnel_v3: instance
 // ~0, decap to l2-input, UDP port 4789 both ways, table 0) and returns its
 // sw_if_index. VPP creates it admin-up; put it into a bridge domain with
-// AddToBridge and tag it with SetOwner. Idempotent: when VPP answers that
-// the tunnel exists (TUNNEL_EXIST, -75, which carries no index) the
-// existing one's index is returned, found by dump. It fails with
-// ErrUnsupported when VPP lacks the vxlan plugin.
+// AddToBridge and tag it with SetOwner. A tunnel that exists already
+// (TUNNEL_EXIST, -75, which carries no index) is ErrConflict naming its
+// index, found by dump, and is left as it is: whether it is the caller's
+// to adopt only its tag can tell. It fails with ErrUnsupported when VPP
+// lacks the vxlan plugin.
 func (c *Client) CreateVXLANTunnel(ctx context.Context, src, dst netip.Addr, vni uint32) (uint32, error) {
 	const op = "create vxlan tunnel"
 	obj := vxlanObj(src, dst, vni)
@@ -129,15 +130,10 @@ func (c *Client) CreateVXLANTunnel(ctx context.Context, src, dst netip.Addr, vni
 		return NoInterface, opErr(op, obj, nil, err)
 	}
 	for _, d := range ds {
-		t := tunnelFromDetails(d)
-		if t.Src != src.Unmap() || t.Dst != dst.Unmap() || t.VNI != vni {
-			continue
-		}
-		if d.SrcPort != VXLANPort || d.DstPort != VXLANPort || d.EncapVrfID != 0 {
-			return t.SwIfIndex, opErr(op, obj, ErrConflict, fmt.Errorf("exists as sw_if_index %d with ports %d/%d, table %d (%w)",
+		if t := tunnelFromDetails(d); t.Src == src.Unmap() && t.Dst == dst.Unmap() && t.VNI == vni && d.SrcPort == VXLANPort {
+			return NoInterface, opErr(op, obj, ErrConflict, fmt.Errorf("exists already as sw_if_index %d (ports %d/%d, table %d), left as it is (%w)",
 				t.SwIfIndex, d.SrcPort, d.DstPort, d.EncapVrfID, cause))
 		}
-		return t.SwIfIndex, nil
 	}
 	return NoInterface, opErr(op, obj, ErrConflict, fmt.Errorf("VPP says it exists but its dump has no such tunnel (%w)", cause))
 }

@@ -176,6 +176,13 @@ func (s *State) Ensure(ctx context.Context, spec Spec) (uint32, error) {
 	return idx, nil
 }
 
+// Creates says whether Ensure would create spec's interface: VPP has none
+// for its owner, or one whose immutable settings differ.
+func (s *State) Creates(spec Spec) bool {
+	idx, ok := s.byOwner[spec.Owner]
+	return !ok || !s.matches(idx, spec)
+}
+
 // matches reports whether the existing interface has spec's immutable
 // settings (type, socket, role, mode, id).
 func (s *State) matches(idx uint32, spec Spec) bool {

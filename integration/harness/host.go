@@ -80,6 +80,9 @@ type HostOptions struct {
 	// VPP runs in and the plugins it enables besides the usual ones.
 	VPPNetns   string
 	VPPPlugins []string
+	// BeforeAgent, if set, runs once the dataplanes are up and before the
+	// host agent starts: where a test makes what an operator made by hand.
+	BeforeAgent func(h *Host)
 }
 
 // StartHost starts the simulators and the host agent for host name, and
@@ -133,6 +136,9 @@ func (e *Etcd) StartHostOn(t testing.TB, name string, opts HostOptions) *Host {
 		}
 		t.Cleanup(func() { h.SPDK.Close() })
 	}
+	if opts.BeforeAgent != nil {
+		opts.BeforeAgent(h)
+	}
 	h.Agent = StartProc(t, "host agent "+name, binaries.Path(t, "uspace-agent"), h.AgentArgs())
 	h.waitRegistered(t, 0)
 	return h
@@ -182,6 +188,15 @@ func (h *Host) RestartAgent(t testing.TB) {
 		t.Fatalf("restart host agent: %v", err)
 	}
 	h.waitRegistered(t, stale)
+}
+
+// RestartAgentWith starts the agent again after Kill or Stop, with flags
+// in place of the AgentFlags it ran with.
+func (h *Host) RestartAgentWith(t testing.TB, flags ...string) {
+	t.Helper()
+	h.flags = flags
+	h.Agent.Args = append(h.Agent.Args[:1:1], h.AgentArgs()...)
+	h.RestartAgent(t)
 }
 
 // HTTPGet fetches url and fails the test unless it answers 200.

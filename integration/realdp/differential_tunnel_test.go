@@ -205,6 +205,26 @@ var tunnelSteps = []step{
 		r, err := a.afp.AfPacketCreateV3(ctx, afPacketReq(a.link))
 		return fmt.Sprintf("%s sw_if_index %d; %s; %s", rv(err), or0(r).SwIfIndex, afPacketDump(ctx, a), ifDump(ctx, a, 1))
 	}},
+	{"af_packet again in IP mode on a tagged one: the reply, and the tag kept", func(ctx context.Context, a *vppAPI) string {
+		_, err1 := a.ifs.SwInterfaceTagAddDel(ctx, &interfaces.SwInterfaceTagAddDel{IsAdd: true, SwIfIndex: 1, Tag: "operator"})
+		req := afPacketReq(a.link)
+		req.Mode = af_packet.AF_PACKET_API_MODE_IP
+		r, err2 := a.afp.AfPacketCreateV3(ctx, req)
+		return fmt.Sprintf("%s; %s sw_if_index %d; %s", rv(err1), rv(err2), or0(r).SwIfIndex, ifDump(ctx, a, 1))
+	}},
+	{"vxlan with the same endpoints and vni as a tagged one, other ports", func(ctx context.Context, a *vppAPI) string {
+		r1, err1 := a.vxlan.VxlanAddDelTunnelV3(ctx, vxlanReq(true, "192.168.77.1", "192.168.77.7", 7))
+		_, errt := a.ifs.SwInterfaceTagAddDel(ctx, &interfaces.SwInterfaceTagAddDel{IsAdd: true, SwIfIndex: or0(r1).SwIfIndex, Tag: "operator"})
+		r2, err2 := a.vxlan.VxlanAddDelTunnelV3(ctx, vxlanReq(true, "192.168.77.1", "192.168.77.7", 7))
+		dst := vxlanReq(true, "192.168.77.1", "192.168.77.7", 7)
+		dst.DstPort = 4790
+		r3, err3 := a.vxlan.VxlanAddDelTunnelV3(ctx, dst)
+		src := vxlanReq(true, "192.168.77.1", "192.168.77.7", 7)
+		src.SrcPort = 4790
+		r4, err4 := a.vxlan.VxlanAddDelTunnelV3(ctx, src)
+		return fmt.Sprintf("%s %d; tag %s; again %s %d; dst port 4790 %s %d; src port 4790 %s %d; %s; %s", rv(err1), or0(r1).SwIfIndex, rv(errt),
+			rv(err2), or0(r2).SwIfIndex, rv(err3), or0(r3).SwIfIndex, rv(err4), or0(r4).SwIfIndex, vxlanDump(ctx, a, ^uint32(0)), ifDump(ctx, a, 1))
+	}},
 }
 
 // or0 is *p, or T's zero value when p is nil (a call that failed before

@@ -11,22 +11,23 @@ import (
 type vxlanKey struct {
 	src, dst netip.Addr
 	vni      uint32
-	dstPort  uint16
+	srcPort  uint16 // the local port: VPP decapsulates by it
 	vrf      uint32
 }
 
 type vxlanIf struct {
 	key      vxlanKey
 	instance uint32
-	srcPort  uint16
+	dstPort  uint16
 	decap    uint32
 }
 
 // hVxlanAddDelTunnelV3 follows vl_api_vxlan_add_del_tunnel_v3_t_handler and
 // vnet_vxlan_add_del_tunnel(): only table 0 exists (-3); src = dst is -82;
 // a multicast destination needs a valid mcast interface (-2); the tunnel
-// key is (src, dst, vni, port, table): adding one that exists is -75 and
-// deleting one that does not is -6, both with sw_if_index ~0. An explicit
+// key is (src, dst, vni, source port, table), not the destination port:
+// adding one that exists is -75 and deleting one that does not is -6,
+// both with sw_if_index ~0. An explicit
 // instance in use is -147; ~0 takes the lowest free one (vxlan_tunnel<n>).
 // decap_next_index ~0 means l2-input (1). Ports 0 mean 4789. VPP creates
 // the tunnel admin-up and link-up with a random MAC, MTU 9000; a delete
@@ -54,7 +55,7 @@ func hVxlanAddDelTunnelV3(s *Sim, _ *client, req *vxlan.VxlanAddDelTunnelV3) *vx
 	if dstPort == 0 {
 		dstPort = vxlanDefaultPort
 	}
-	key := vxlanKey{src: src, dst: dst, vni: req.Vni, dstPort: dstPort, vrf: req.EncapVrfID}
+	key := vxlanKey{src: src, dst: dst, vni: req.Vni, srcPort: srcPort, vrf: req.EncapVrfID}
 	cur := w.tun.vxlanKeys[key]
 	if !req.IsAdd {
 		if cur == nil {
@@ -90,7 +91,7 @@ func hVxlanAddDelTunnelV3(s *Sim, _ *client, req *vxlan.VxlanAddDelTunnelV3) *vx
 		linkMtu:   defaultMTU,
 		mtu:       [4]uint32{defaultMTU, 0, 0, 0},
 		mac:       w.randomMAC(),
-		vxlan:     &vxlanIf{key: key, instance: inst, srcPort: srcPort, decap: decap},
+		vxlan:     &vxlanIf{key: key, instance: inst, dstPort: dstPort, decap: decap},
 	}
 	w.ifaces[i.swIfIndex] = i
 	w.events = append(w.events, pendingEvent{swIfIndex: i.swIfIndex, flags: w.flags(i)})
@@ -113,8 +114,8 @@ func hVxlanTunnelV2Dump(s *Sim, _ *client, req *vxlan.VxlanTunnelV2Dump) []*vxla
 			Instance:       v.instance,
 			SrcAddress:     addrToAPI(v.key.src),
 			DstAddress:     addrToAPI(v.key.dst),
-			SrcPort:        v.srcPort,
-			DstPort:        v.key.dstPort,
+			SrcPort:        v.key.srcPort,
+			DstPort:        v.dstPort,
 			McastSwIfIndex: interface_types.InterfaceIndex(invalidIndex),
 			EncapVrfID:     v.key.vrf,
 			DecapNextIndex: v.decap,

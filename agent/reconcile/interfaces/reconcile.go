@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/uspace-io/uspace/agent/statuswriter"
 	"github.com/uspace-io/uspace/agent/vpp"
@@ -28,8 +29,21 @@ const SweepKey = "sweep"
 // them.
 const DriftKey = "drift"
 
-// SpecFunc turns an intent value into the interface to converge.
-type SpecFunc func(owner string, value []byte) (vppstate.Spec, error)
+// SpecFunc turns the value at key k into the interface to converge. It
+// decodes only the kind of value k holds (schema.DecodeAt): a value is
+// trusted for where it is, never for what it says it is. An error wrapped
+// in Withdrawn also takes the key's interface out of VPP.
+type SpecFunc func(k schema.Key, owner string, value []byte) (vppstate.Spec, error)
+
+// Withdrawn marks err, returned by a SpecFunc, as one after which the
+// key's interface must not stay in VPP: a tunnel to a peer that disagrees
+// on the VNI, or whose underlay address is not its own to announce, would
+// keep carrying the network's frames to the wrong place.
+func Withdrawn(err error) error { return &withdrawn{err} }
+
+type withdrawn struct{ error }
+
+func (w *withdrawn) Unwrap() error { return w.error }
 
 // Reconciler converges the interfaces of one controller into one VPP.
 type Reconciler struct {
@@ -78,9 +92,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, key string, kv *store.KV) er
 	sk := schema.StatusKey(k)
 	var spec vppstate.Spec
 	if kv != nil {
-		if spec, err = r.Spec(vppstate.Owner(key), kv.Value); err != nil {
-			// Retrying cannot fix a bad value; report it and wait for a new one.
-			return r.report(ctx, sk, kv.ModRevision, vpp.Interface{}, spec, err, false)
+		if spec, err = r.Spec(k, vppstate.Owner(key), kv.Value); err != nil {
+			return r.refuse(ctx, k, sk, kv.ModRevision, err)
 		}
 	}
 	vs, err := r.VS.Get(ctx)
@@ -96,7 +109,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, key string, kv *store.KV) er
 		}
 		return r.Status.Delete(ctx, sk)
 	}
-	idx, err := vs.Ensure(ctx, spec)
+	var idx uint32
+	err = r.claim(ctx, vs, sk, kv.ModRevision, spec)
+	if err == nil {
+		idx, err = vs.Ensure(ctx, spec)
+	}
 	itf, _ := vs.Lookup(spec.Owner)
 	d, drifted := r.drifted[spec.Owner]
 	if err != nil {
@@ -108,6 +125,75 @@ func (r *Reconciler) Reconcile(ctx context.Context, key string, kv *store.KV) er
 	}
 	delete(r.drifted, spec.Owner)
 	return r.report(ctx, sk, kv.ModRevision, itf, spec, nil, false)
+}
+
+// refuse reports a value the agent cannot apply: retrying cannot fix it,
+// so the key waits for a new one. What the key has in VPP stays as it is,
+// unless err is Withdrawn.
+func (r *Reconciler) refuse(ctx context.Context, k schema.Key, sk string, rev int64, err error) error {
+	var w *withdrawn
+	if errors.As(err, &w) {
+		vs, verr := r.VS.Get(ctx)
+		if verr == nil {
+			if verr = vs.Remove(ctx, vppstate.Owner(k.String())); verr != nil {
+				verr = r.VS.Failed(fmt.Errorf("remove %s: %w", describe(k), verr))
+			}
+		}
+		if verr != nil {
+			return errors.Join(verr, r.report(ctx, sk, rev, vpp.Interface{}, vppstate.Spec{}, fmt.Errorf("%w; %w", err, verr), r.retrying(verr)))
+		}
+	}
+	return r.report(ctx, sk, rev, vpp.Interface{}, vppstate.Spec{}, err, false)
+}
+
+// claim prepares spec's create when VPP knows the object by what it is
+// rather than by uspace's tag (vppstate.Spec.Identity: an af_packet's Linux
+// interface, a tunnel's endpoints and VNI), so that only what this agent
+// made is ever taken for its own. Before such a create it records, durably,
+// that it is creating it (InterfaceStatus.Creating); an untagged object of
+// that identity found later is adopted only on that record, as what a
+// crash between create and tag left. Whatever else holds the identity is
+// left to Ensure, which refuses it.
+func (r *Reconciler) claim(ctx context.Context, vs *vppstate.State, sk string, rev int64, spec vppstate.Spec) error {
+	id := spec.Identity()
+	if id == "" || !vs.Creates(spec) {
+		return nil
+	}
+	h, held := vs.Holder(spec)
+	if !held {
+		if err := r.Status.Put(ctx, sk, &schema.InterfaceStatus{ObservedRevision: rev, Creating: id}); err != nil {
+			return err
+		}
+		// The one worker must not hang on an etcd that does not answer.
+		fctx, cancel := context.WithTimeout(ctx, claimTimeout)
+		defer cancel()
+		if err := r.Status.Written(fctx, sk); err != nil {
+			return fmt.Errorf("record the create of %s: %w", id, err)
+		}
+		return nil
+	}
+	if h.Tag == "" && r.creating(sk) == id {
+		r.Log.Warn("adopting what a crash left between create and tag", "object", id, "swIfIndex", h.SwIfIndex)
+		return vs.Adopt(ctx, spec)
+	}
+	return nil
+}
+
+// claimTimeout bounds the wait for a create record to reach etcd; past it
+// the reconcile fails and is retried.
+const claimTimeout = 5 * time.Second
+
+// creating is the create the status at sk records as under way.
+func (r *Reconciler) creating(sk string) string {
+	b, ok := r.Status.Get(sk)
+	if !ok {
+		return ""
+	}
+	st, err := schema.DecodeAs[schema.InterfaceStatus](b)
+	if err != nil {
+		return ""
+	}
+	return st.Creating
 }
 
 // retrying says whether the agent retries err on its own, without a change
@@ -149,7 +235,7 @@ func (r *Reconciler) drift(ctx context.Context) error {
 		if err != nil {
 			continue
 		}
-		spec, err := r.Spec(owner, kv.Value)
+		spec, err := r.Spec(k, owner, kv.Value)
 		if err != nil {
 			continue // its own reconcile reports the bad value
 		}
@@ -179,6 +265,12 @@ func (r *Reconciler) report(ctx context.Context, sk string, rev int64, itf vpp.I
 	if applyErr != nil {
 		st.Error = applyErr.Error()
 		st.Retrying = retrying
+		// A create that failed may have made the object all the same (a
+		// reply lost, the tag refused): its record stays, unless VPP
+		// showed the object to be someone else's.
+		if id := spec.Identity(); id != "" && !errors.Is(applyErr, vpp.ErrConflict) && r.creating(sk) == id {
+			st.Creating = id
+		}
 	} else {
 		st.MTU = spec.MTU
 	}
@@ -228,7 +320,11 @@ func (r *Reconciler) sweep(ctx context.Context) error {
 			continue
 		}
 		// A value that does not decode is reported by its own reconcile.
-		if spec, err := r.Spec(owners[i], kv.Value); err == nil {
+		k, err := schema.ParseKey(kv.Key)
+		if err != nil {
+			continue
+		}
+		if spec, err := r.Spec(k, owners[i], kv.Value); err == nil {
 			specs = append(specs, spec)
 		}
 	}
