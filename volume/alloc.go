@@ -41,10 +41,10 @@ func AllocateMinor(vols []*schema.Volume, typ schema.VolumeType, root string, ta
 
 // NodesOnDisk lists the block nodes of major under root's block/devices/
 // directory, by minor, leaving out the node named device (the volume's own
-// node: the host agent replaces it if its numbers differ). A node left
-// behind by another tool (the seed forgot its volumes on restart and left
-// their nodes) keeps its minor from being handed out again. A missing
-// directory holds nothing.
+// node: the host agent keeps it if its numbers match and otherwise refuses
+// the volume, naming it). A node left behind by another tool (the seed
+// forgot its volumes on restart and left their nodes) keeps its minor from
+// being handed out again. A missing directory holds nothing.
 func NodesOnDisk(root string, major uint32, device string) (map[uint32]string, error) {
 	dir := filepath.Join(root, "block", "devices")
 	entries, err := os.ReadDir(dir)

@@ -31,9 +31,10 @@ type Status interface {
 // something to write. A lone status goes out at once; while a transaction
 // is in flight, further changes gather for the next one, so a burst (the
 // initial sync) costs one fsync per batch instead of one per key. A
-// transaction that failed because etcd was unreachable is retried with
-// backoff until it succeeds or a newer change to the same key replaces it.
-// One etcd refused for another reason (a value too large, say) is split:
+// transaction that failed because etcd was unreachable (or full, or busy)
+// is retried with backoff until it succeeds or a newer change to the same
+// key replaces it. One etcd refused for what it holds (a value too large,
+// say) is split:
 // its changes are written one by one, and a change etcd refuses on its own
 // is set aside and retried alone with backoff, so it never holds up the
 // others. When etcd refuses this identity (permission denied,
@@ -367,8 +368,8 @@ func (w *Writer) drain(ctx context.Context, b backoff.BackOff) bool {
 			w.log.Error("status write refused by etcd; giving up", "keys", len(batch), "err", err)
 			return false
 		}
-		if store.Classify(err) != store.Transient {
-			// etcd answered and refused: find the change it refuses
+		if store.IsRefusedRequest(err) {
+			// etcd refuses what it was sent: find the change at fault
 			// without holding up the rest.
 			w.refusedLocked(batch, err)
 			w.idle.Broadcast()

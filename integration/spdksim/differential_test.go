@@ -71,6 +71,13 @@ func TestSimulatorAnswersAsRealSPDK(t *testing.T) {
 	}
 	t.Cleanup(func() { sim.Close() })
 
+	// A file where a controller's socket would go (issue 27: the create
+	// uspace must not record as made).
+	for _, d := range []string{real.VhostDir, vhost} {
+		if err := os.WriteFile(d+"/vbfile", nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	req := func(method, params string) string {
 		s := `{"jsonrpc":"2.0","id":1,"method":"` + method + `"`
 		if params != "" {
@@ -111,6 +118,7 @@ func TestSimulatorAnswersAsRealSPDK(t *testing.T) {
 		{"blk controller", req("vhost_create_blk_controller", `{"ctrlr":"vb0","dev_name":"Malloc0","readonly":false,"packed_ring":false}`)},
 		{"blk taken", req("vhost_create_blk_controller", `{"ctrlr":"vb0","dev_name":"Malloc1"}`)},
 		{"blk unknown bdev", req("vhost_create_blk_controller", `{"ctrlr":"vb1","dev_name":"nope"}`)},
+		{"blk socket path taken by a file", req("vhost_create_blk_controller", `{"ctrlr":"vbfile","dev_name":"Malloc1"}`)},
 		{"hot-remove its bdev", req("bdev_malloc_delete", `{"name":"Malloc0"}`)},
 		{"blk without bdev", req("vhost_get_controllers", `{"name":"vb0"}`)},
 		{"delete blk", req("vhost_delete_controller", `{"ctrlr":"vb0"}`)},
