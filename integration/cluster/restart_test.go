@@ -3,7 +3,6 @@ package cluster_test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -61,25 +60,6 @@ func recordChanges(t *testing.T, e *harness.Etcd, keys ...string) func() []strin
 	}
 }
 
-// waitReady polls h's /readyz until the agent says it is synced and ready.
-func waitReady(t *testing.T, h *harness.Host) {
-	t.Helper()
-	deadline := time.Now().Add(harness.WaitTimeout)
-	for {
-		resp, err := http.Get("http://" + h.MetricsAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s's agent not ready within %v: %v", h.Name, harness.WaitTimeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // A host agent restart, clean (SIGTERM) or kill -9, within the lease's TTL
 // changes nothing its peers see: the restarted agent resumes the lease its
 // predecessor recorded, so the host's membership is never deleted nor
@@ -129,7 +109,7 @@ func TestAgentRestartLeavesPeersUntouched(t *testing.T) {
 		t.Run(restart.name, func(t *testing.T) {
 			restart.stop()
 			h1.RestartAgent(t)
-			waitReady(t, h1)
+			h1.WaitReady(t)
 			// Whatever the peer would do about a change, it does at once:
 			// give it a moment.
 			time.Sleep(2 * time.Second)

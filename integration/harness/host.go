@@ -187,6 +187,34 @@ func (h *Host) RestartAgent(t testing.TB) {
 	h.waitRegistered(t, after)
 }
 
+// WaitReady waits until the agent's /readyz answers 200: synced, with
+// its workers started, registered.
+func (h *Host) WaitReady(t testing.TB) {
+	t.Helper()
+	if err := h.AwaitReady(WaitTimeout); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// AwaitReady is WaitReady for a goroutine other than the test's: it
+// returns an error when the agent is not ready within d.
+func (h *Host) AwaitReady(d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		resp, err := http.Get("http://" + h.MetricsAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("host agent %s not ready within %v: %v", h.Name, d, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // HTTPGet fetches url and fails the test unless it answers 200.
 func HTTPGet(t testing.TB, url string) string {
 	t.Helper()
