@@ -20,14 +20,19 @@ func TestRegisterResumesItsLeaseAfterEtcdOutage(t *testing.T) {
 	integration.BeforeTest(t)
 	clus := integration.NewCluster(t, &integration.ClusterConfig{Size: 1})
 	defer clus.Terminate(t)
-	c := New(clus.Client(0))
 	ctx := context.Background()
+	// The client uspace's binaries use (Connect): how soon it reconnects
+	// once etcd is back is part of what is tested.
+	c, err := Connect(ctx, Config{Endpoints: []string{clus.Members[0].GRPCURL}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
 	const key = "hosts/h1/agent"
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// etcd's clients reconnect with a backoff of a second or more: a TTL
-	// of a few seconds leaves the registration time to resume the lease
-	// once etcd is back.
+	// Reconnecting takes a second or two: a TTL of a few seconds leaves
+	// the registration time to resume the lease once etcd is back.
 	reg, err := c.Register(rctx, key, func() []byte { return []byte("agent") }, RegisterOptions{TTL: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)

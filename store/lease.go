@@ -321,7 +321,9 @@ func (r *Registration) put(ctx context.Context, lease clientv3.LeaseID, rev int6
 
 func (r *Registration) run(ctx context.Context, b *binding) {
 	defer close(r.done)
-	bo := newBackoff(retryInitial, retryMax)
+	// Within a quarter of the TTL of trying again once etcd is back: a
+	// lease etcd restored after an outage has its TTL from then on.
+	bo := newBackoff(retryInitial, min(retryMax, time.Duration(r.ttl)*time.Second/4))
 	err := backoff.Retry(func() error {
 		if b == nil {
 			var err error
