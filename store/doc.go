@@ -3,9 +3,10 @@
 // read-modify-writes retried on conflict (RetryOnConflict, Update,
 // UpdateUnderPrefix), list-then-watch from a revision that survives
 // reconnects and compaction (ListWatch), waiting for a key to reach a state
-// (WaitFor), lease-bound registrations (Register), and the connection every
-// binary shares (Config, Connect, DiagnoseTLS), with error classifiers
-// (IsDenied, IsUnavailable).
+// (WaitFor), lease-bound registrations that a restarted process resumes
+// and whose holders are judged alive by their keep-alives (Register,
+// Resign), and the connection every binary shares (Config, Connect,
+// DiagnoseTLS), with error classifiers (IsDenied, IsUnavailable).
 //
 // Keys are strings and values are bytes: the schema lives elsewhere, so this
 // package can be reused and tested without it.
