@@ -72,7 +72,7 @@ func TestEtcdOutageLongerThanTheLease(t *testing.T) {
 	if n := len(uspaceIfs(h.VPP.Snapshot())); n != 0 {
 		t.Errorf("%d uspace interfaces made in the restarted VPP while the registration was lost", n)
 	}
-	if !running(h.Agent) {
+	if !h.Agent.Running() {
 		t.Fatalf("agent exited during the outage:\n%s", h.Agent.Output())
 	}
 	t.Logf("etcd down for %v", time.Since(down).Round(time.Millisecond))
@@ -88,7 +88,7 @@ func TestEtcdOutageLongerThanTheLease(t *testing.T) {
 		if code == http.StatusOK && len(uspaceIfs(h.VPP.Snapshot())) == len(all) {
 			break
 		}
-		if !running(h.Agent) {
+		if !h.Agent.Running() {
 			t.Fatalf("agent exited after etcd came back:\n%s", h.Agent.Output())
 		}
 		if ctx.Err() != nil {
@@ -103,15 +103,6 @@ func TestEtcdOutageLongerThanTheLease(t *testing.T) {
 	}
 	if out := h.Agent.Output(); strings.Contains(out, "another host agent") {
 		t.Errorf("the agent took itself for another agent:\n%s", out)
-	}
-}
-
-func running(p *harness.Proc) bool {
-	select {
-	case <-p.Exited():
-		return false
-	default:
-		return true
 	}
 }
 
