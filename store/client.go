@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
+	grpcbackoff "google.golang.org/grpc/backoff"
 )
 
 // Client is a connection to etcd with uspace's access patterns on top.
@@ -50,6 +51,9 @@ const (
 	passwordFileMax = 4096
 )
 
+// reconnectBackoff is gRPC's default reconnect backoff but capped at 2 s.
+var reconnectBackoff = grpcbackoff.Config{BaseDelay: time.Second, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second}
+
 // Connect dials etcd as cfg says and checks that an endpoint answers within
 // cfg.DialTimeout, so a wrong address, certificate or password fails here
 // with a clear error rather than later inside a watch. ctx can cut the
@@ -78,7 +82,12 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		// Blocking for the dial is what turns a refused connection or a
 		// failed TLS handshake into an error that says so; otherwise all
 		// the caller would see is a deadline.
-		DialOptions: []grpc.DialOption{grpc.WithBlock(), grpc.WithReturnConnectionError()},
+		//
+		// Reconnects back off to 2 s at most, not gRPC's two minutes: a
+		// host agent back within its lease's TTL after an etcd outage
+		// resumes the lease, and peers never see the host leave.
+		DialOptions: []grpc.DialOption{grpc.WithBlock(), grpc.WithReturnConnectionError(),
+			grpc.WithConnectParams(grpc.ConnectParams{Backoff: reconnectBackoff, MinConnectTimeout: cfg.DialTimeout})},
 	}
 	if ccfg.TLS, err = cfg.tls(); err != nil {
 		return nil, err

@@ -3,11 +3,12 @@
 // read-modify-writes retried on conflict (RetryOnConflict, Update,
 // UpdateUnderPrefix), list-then-watch from a revision that survives
 // reconnects and compaction (ListWatch), waiting for a key to reach a state
-// (WaitFor), lease-bound registrations (Register), and the connection every
-// binary shares (Config, Connect, DiagnoseTLS), and uspace's one
-// transient-vs-terminal error classifier (Classify, errors.go), which every
-// retry decision asks: its own loops', the CNI plugin's and the agents'
-// statuses'.
+// (WaitFor), lease-bound registrations that a restarted process resumes
+// and whose holders are judged alive by their keep-alives (Register,
+// Resign), the connection every binary shares (Config, Connect,
+// DiagnoseTLS), and uspace's one transient-vs-terminal error classifier
+// (Classify, errors.go), which every retry decision asks: its own loops',
+// the CNI plugin's and the agents' statuses'.
 //
 // Keys are strings and values are bytes: the schema lives elsewhere, so this
 // package can be reused and tested without it.

@@ -9,11 +9,13 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
-// revokeTimeout bounds the goodbye revoke: a process that is shutting down
-// should not hang on an unreachable etcd, and the lease expires anyway.
+// revokeTimeout bounds a revoke on the way out: a process that is giving
+// up should not hang on an unreachable etcd, and the lease expires anyway.
 const revokeTimeout = 2 * time.Second
 
 // HeldError says the key is registered under someone else's live lease:
@@ -32,97 +34,110 @@ func (e *HeldError) Error() string {
 	return fmt.Sprintf("%q is already registered under lease %x (%ds left unless kept alive): %s", e.Key, e.Lease, e.TTL, e.Value)
 }
 
+// RegisterOptions shape a registration.
+type RegisterOptions struct {
+	// TTL of a new lease, rounded up to whole seconds (etcd raises it to
+	// its minimum). A resumed lease keeps the TTL it was granted with.
+	TTL time.Duration
+	// Resume is a lease an earlier run of this registration held, as
+	// OnLease recorded it: while it lives, the registration carries on
+	// under it, so every key bound to it stays. Pass only a lease no live
+	// process keeps alive (the caller's lock file proves it): a key bound
+	// to it counts as this registration's own.
+	Resume clientv3.LeaseID
+	// OnLease, if set, runs with each newly granted lease before the key
+	// is put under it, so that a restart finds it; an error gives the
+	// lease up and counts as a failed attempt.
+	OnLease func(clientv3.LeaseID) error
+}
+
 // Registration keeps a key alive under a lease for as long as its context
 // lives: "this agent is up". Only one registration holds a key at a time.
 type Registration struct {
 	c     *Client
 	key   string
 	value func() []byte
+	opts  RegisterOptions
 	ttl   int64
 	done  chan struct{}
-	// granted gets a token each time the key is bound to a new lease.
+	// granted gets a token each time the key is bound to a lease.
 	granted chan struct{}
 
 	mu    sync.Mutex
 	lease clientv3.LeaseID
 	err   error
+	// held is closed while the key is registered, and replaced when the
+	// registration is lost.
+	held chan struct{}
+	// own are the leases this registration holds or held (and Resume): a
+	// key bound to one of them is its own, not another holder's.
+	own map[clientv3.LeaseID]bool
+	// last is the lease most recently held (Resume before the first).
+	last clientv3.LeaseID
 }
 
-// Register puts key with value() under a lease of ttl (rounded up to whole
-// seconds; etcd raises it to its minimum) and keeps the lease alive (the
-// etcd client renews it every ttl/3).
+// binding is the key bound to a session's lease with value.
+type binding struct {
+	s     *concurrency.Session
+	value []byte
+}
+
+// Register puts key with value() under a lease and keeps the lease alive
+// (an etcd concurrency.Session: renewed every TTL/3) until ctx ends. Then
+// it stops the keep-alives but neither revokes the lease nor deletes the
+// key: a successor given the lease (opts.Resume) within its TTL carries on
+// under it, and whatever else is bound to the lease never goes away.
+// Revoking is Resign's.
 //
-// The put is create-only: while another lease holds key, Register waits
-// as long as that lease has left (a holder that crashed leaves its key
-// until then) and then fails with a *HeldError naming the holder, which
-// kept its lease alive and is therefore live. While the lease lives, a deleted key
-// is put back at once (an operator's `etcdctl del` does not unregister a
-// live agent); a key taken over by another lease ends the registration with
-// a *HeldError. When the lease is lost (expired during a partition, revoked
-// by an operator) it grants a new one and puts the key again, calling
-// value() afresh, until ctx ends; then it revokes the lease so the key
-// disappears at once instead of after ttl. The first registration happens
-// before Register returns, so a wrong permission, address or a live holder
-// fails here; later ones call value from the registration's own goroutines.
-func (c *Client) Register(ctx context.Context, key string, value func() []byte, ttl time.Duration) (*Registration, error) {
+// A key already bound to a lease of this registration's own (Resume, or
+// one it held and lost, as etcd restores leases after an outage) is taken
+// over, resuming that lease while it lives. A key under another lease
+// belongs to another holder: Register watches that lease until the key
+// goes (a holder that crashed leaves its key until its lease expires) or
+// the holder shows it is alive by renewing it, and then fails with a
+// *HeldError naming the holder. While the lease lives, a deleted key is put
+// back at once (an operator's `etcdctl del` does not unregister a live
+// agent); a key taken over by another lease ends the registration with a
+// *HeldError and revokes its lease. When the lease is lost (keep-alives
+// unanswered for its TTL: etcd partitioned or down, the lease revoked by
+// an operator) the registration resumes it if etcd still has it, else
+// grants a new one and puts the key again, calling value() afresh, until
+// ctx ends. The first registration happens before Register returns, so a
+// wrong permission, address or a live holder fails here; later ones call
+// value from the registration's own goroutines.
+func (c *Client) Register(ctx context.Context, key string, value func() []byte, opts RegisterOptions) (*Registration, error) {
 	r := &Registration{
 		c:     c,
 		key:   key,
 		value: value,
-		ttl:   max(1, int64(math.Ceil(ttl.Seconds()))),
+		opts:  opts,
+		ttl:   max(1, int64(math.Ceil(opts.TTL.Seconds()))),
 		done:  make(chan struct{}),
 
 		granted: make(chan struct{}, 1),
+		held:    make(chan struct{}),
+		own:     map[clientv3.LeaseID]bool{},
+		last:    opts.Resume,
 	}
-	k, err := r.register(ctx, 0)
+	if opts.Resume != 0 {
+		r.own[opts.Resume] = true
+	}
+	b, err := r.attach(ctx)
 	var held *HeldError
-	if errors.As(err, &held) && r.awaitRelease(ctx, held) {
-		k, err = r.register(ctx, 0)
+	if errors.As(err, &held) {
+		alive, werr := holderAlive(ctx, c, held)
+		switch {
+		case werr != nil:
+			err = fmt.Errorf("registering %q: %w", key, werr)
+		case !alive:
+			b, err = r.attach(ctx)
+		}
 	}
 	if err != nil {
 		return nil, err
 	}
-	go r.run(ctx, k)
+	go r.run(ctx, b)
 	return r, nil
-}
-
-// releaseMargin is added to a holder's remaining TTL when waiting for it to
-// expire: etcd reports TTLs in whole seconds and expires leases on the
-// leader's clock.
-const releaseMargin = 2 * time.Second
-
-// awaitRelease waits for a held key to go, for as long as the holder's
-// lease has left. A holder that died without revoking (SIGKILL, a crash,
-// a power cut) leaves its key until its lease expires, and its successor
-// must not be refused for that; a holder that is alive keeps renewing its
-// lease, so its key is still there after that time. What tells them apart
-// is the lease itself, not the clock: past its TTL, a renewed lease has
-// time left, a dead holder's has none (etcd only revokes it late, as a
-// loaded host was seen to do by seconds), and then the wait goes on.
-func (r *Registration) awaitRelease(ctx context.Context, held *HeldError) bool {
-	if held.TTL < 0 {
-		return false
-	}
-	wait := time.Duration(held.TTL)*time.Second + releaseMargin
-	for {
-		wctx, cancel := context.WithTimeout(ctx, wait)
-		_, err := r.c.WaitFor(wctx, r.key, 0, func(kv *KV) (bool, error) { return kv == nil, nil })
-		cancel()
-		if err == nil {
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		if kv, err := r.c.Get(ctx, r.key); err == nil && (kv == nil || kv.Lease != int64(held.Lease)) {
-			return true // gone, or someone else's now: registering says which
-		}
-		ttl, err := r.c.etcd.TimeToLive(ctx, held.Lease)
-		if err == nil && ttl.TTL > 0 {
-			return false // renewed: its holder is alive
-		}
-		wait = releaseMargin
-	}
 }
 
 // LeaseID is the lease the key is currently bound to, 0 while it is not
@@ -133,9 +148,10 @@ func (r *Registration) LeaseID() clientv3.LeaseID {
 	return r.lease
 }
 
-// Granted receives a token whenever the key is bound to a new lease (the
-// first registration included): whoever binds other keys to LeaseID, so
-// that they go when the registration's lease goes, binds them again.
+// Granted receives a token whenever the key is bound to a lease (the first
+// registration included, and a lease resumed after it was lost): whoever
+// binds other keys to LeaseID, so that they go when the registration's
+// lease goes, checks them again.
 func (r *Registration) Granted() <-chan struct{} { return r.granted }
 
 // Err says why the key is not registered right now (nil while it is).
@@ -145,171 +161,239 @@ func (r *Registration) Err() error {
 	return r.err
 }
 
-// Done is closed when the registration has ended: its context ended and the
-// lease was revoked, or an error that retrying cannot cure (Err says which:
-// a permission error, a *HeldError) stopped it.
+// Done is closed when the registration has ended: its context ended (the
+// lease left to expire unless resumed), or an error that retrying cannot
+// cure (Err says which: a permission error, a *HeldError) stopped it.
 func (r *Registration) Done() <-chan struct{} { return r.done }
 
-func (r *Registration) set(lease clientv3.LeaseID, err error) {
+// Wait returns nil once the key is registered (at once while it is), and
+// otherwise ctx's error or why the registration ended: whoever must act
+// only as the key's holder (write to what the key stands for) waits here
+// while the registration is lost.
+func (r *Registration) Wait(ctx context.Context) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.lease, r.err = lease, err
+	held := r.held
+	r.mu.Unlock()
+	select {
+	case <-held:
+		return nil
+	case <-r.done:
+		return fmt.Errorf("registration of %q ended: %w", r.key, r.Err())
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
-// register grants a lease and puts the key under it unless it exists. A key
-// still bound to prev, a lease this registration held and gave up on,
-// is freed (prev revoked) and the attempt retried.
-// kept is a lease being kept alive: alive closes when it is lost, stop
-// ends the keepalives.
-type kept struct {
-	lease clientv3.LeaseID
-	value []byte // what was put under it
-	alive <-chan *clientv3.LeaseKeepAliveResponse
-	stop  context.CancelFunc
-}
-
-func (r *Registration) register(ctx context.Context, prev clientv3.LeaseID) (*kept, error) {
-	grant, err := r.c.etcd.Grant(ctx, r.ttl)
-	if err != nil {
-		return nil, fmt.Errorf("registering %q: granting a %ds lease: %w", r.key, r.ttl, err)
+// bound records that the key is registered under lease.
+func (r *Registration) bound(lease clientv3.LeaseID) {
+	r.mu.Lock()
+	r.lease, r.err, r.last = lease, nil, lease
+	select {
+	case <-r.held:
+	default:
+		close(r.held)
 	}
-	value := r.value()
-	if err := r.putIfAbsent(ctx, grant.ID, value); err != nil {
-		r.revoke(ctx, grant.ID)
-		var held *HeldError
-		if errors.As(err, &held) && held.Lease == prev && prev != 0 {
-			r.revoke(ctx, prev)
-			return nil, fmt.Errorf("registering %q: freed it from lease %x, which this registration had lost: %w", r.key, prev, err)
-		}
-		return nil, err
-	}
-	kctx, stop := context.WithCancel(ctx)
-	alive, err := r.c.etcd.KeepAlive(kctx, grant.ID)
-	if err != nil {
-		stop()
-		// The put landed; without keepalives the key would linger for ttl
-		// claiming a registration that is gone.
-		r.revoke(ctx, grant.ID)
-		return nil, fmt.Errorf("registering %q: keeping lease %x alive: %w", r.key, grant.ID, err)
-	}
-	r.set(grant.ID, nil)
+	r.mu.Unlock()
 	select {
 	case r.granted <- struct{}{}:
 	default: // a token is pending already
 	}
-	return &kept{lease: grant.ID, value: value, alive: alive, stop: stop}, nil
 }
 
-// putIfAbsent puts the key under lease if no key exists, and otherwise
-// returns a *HeldError unless lease already holds it.
-func (r *Registration) putIfAbsent(ctx context.Context, lease clientv3.LeaseID, value []byte) error {
-	resp, err := r.c.etcd.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(r.key), "=", 0)).
-		Then(clientv3.OpPut(r.key, string(value), clientv3.WithLease(lease))).
-		Else(clientv3.OpGet(r.key)).
-		Commit()
-	if err != nil {
-		return fmt.Errorf("registering %q: putting it under lease %x: %w", r.key, lease, err)
+// lost records why the key is not registered (any more).
+func (r *Registration) lost(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lease, r.err = 0, err
+	select {
+	case <-r.held:
+		r.held = make(chan struct{})
+	default:
 	}
-	if resp.Succeeded {
-		return nil
-	}
-	kvs := resp.Responses[0].GetResponseRange().Kvs
-	if len(kvs) == 0 {
-		// Deleted between the compare and the get of one transaction
-		// cannot happen; an empty answer means the key is free again.
-		return fmt.Errorf("registering %q: key vanished while checking it", r.key)
-	}
-	holder := clientv3.LeaseID(kvs[0].Lease)
-	if holder == lease {
-		return nil
-	}
-	held := &HeldError{Key: r.key, Lease: holder, TTL: -1, Value: kvs[0].Value}
-	if holder != 0 {
-		if ttl, err := r.c.etcd.TimeToLive(ctx, holder); err == nil {
-			held.TTL = ttl.TTL
+}
+
+func (r *Registration) isOwn(lease clientv3.LeaseID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.own[lease]
+}
+
+func (r *Registration) lastLease() clientv3.LeaseID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
+}
+
+// attachAttempts bounds how often attach starts over because the key
+// changed between reading it and putting it.
+const attachAttempts = 5
+
+// attach binds the key to a lease and puts it there: to a live lease of
+// this registration's own that the key is on, or else the one it held
+// last, so that what is bound to that lease stays; to a new lease
+// otherwise. A key on anyone else's lease is a *HeldError.
+func (r *Registration) attach(ctx context.Context) (*binding, error) {
+	for range attachAttempts {
+		kv, err := r.c.Get(ctx, r.key)
+		if err != nil {
+			return nil, fmt.Errorf("registering %q: %w", r.key, err)
+		}
+		var rev int64
+		lease := r.lastLease()
+		if kv != nil {
+			if !r.isOwn(clientv3.LeaseID(kv.Lease)) {
+				return nil, r.c.holder(ctx, kv)
+			}
+			rev, lease = kv.ModRevision, clientv3.LeaseID(kv.Lease)
+		}
+		s, resumed, err := r.session(ctx, lease)
+		if err != nil {
+			return nil, err
+		}
+		value := r.value()
+		ok, err := r.put(ctx, s.Lease(), rev, value)
+		if err == nil && ok {
+			r.bound(s.Lease())
+			return &binding{s: s, value: value}, nil
+		}
+		s.Orphan()
+		if !resumed {
+			// Nothing is bound to it. Had the put landed after all and
+			// the revoke failed too, the key is on a lease of this
+			// registration's own, which the next attempt takes over.
+			r.revoke(ctx, s.Lease())
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
-	return held
+	return nil, fmt.Errorf("registering %q: it changed under each of %d attempts", r.key, attachAttempts)
 }
 
-func (r *Registration) run(ctx context.Context, k *kept) {
+// session keeps lease alive if etcd still has it (resumed), and otherwise
+// grants a new one.
+func (r *Registration) session(ctx context.Context, lease clientv3.LeaseID) (s *concurrency.Session, resumed bool, err error) {
+	if lease != 0 {
+		// Renewing at once both tells whether the lease is still there
+		// (its TTL, in whole seconds, may read 0 with most of a second
+		// left) and gives it its full TTL for the steps below.
+		_, err := r.c.etcd.KeepAliveOnce(ctx, lease)
+		switch {
+		case err == nil:
+			s, err := concurrency.NewSession(r.c.etcd, concurrency.WithLease(lease), concurrency.WithContext(ctx))
+			if err != nil {
+				return nil, false, fmt.Errorf("registering %q: keeping lease %x alive: %w", r.key, lease, err)
+			}
+			return s, true, nil
+		case !errors.Is(err, rpctypes.ErrLeaseNotFound):
+			return nil, false, fmt.Errorf("registering %q: renewing lease %x: %w", r.key, lease, err)
+		}
+	}
+	s, err = concurrency.NewSession(r.c.etcd, concurrency.WithTTL(int(r.ttl)), concurrency.WithContext(ctx))
+	if err != nil {
+		return nil, false, fmt.Errorf("registering %q: granting a %ds lease: %w", r.key, r.ttl, err)
+	}
+	r.mu.Lock()
+	r.own[s.Lease()] = true
+	r.mu.Unlock()
+	if r.opts.OnLease != nil {
+		if err := r.opts.OnLease(s.Lease()); err != nil {
+			s.Orphan()
+			r.revoke(ctx, s.Lease())
+			return nil, false, fmt.Errorf("registering %q: recording lease %x: %w", r.key, s.Lease(), err)
+		}
+	}
+	return s, false, nil
+}
+
+// put puts the key under lease if it is still at mod revision rev (0:
+// absent); false when it was not.
+func (r *Registration) put(ctx context.Context, lease clientv3.LeaseID, rev int64, value []byte) (bool, error) {
+	resp, err := r.c.etcd.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(r.key), "=", rev)).
+		Then(clientv3.OpPut(r.key, string(value), clientv3.WithLease(lease))).
+		Commit()
+	if err != nil {
+		return false, fmt.Errorf("registering %q: putting it under lease %x: %w", r.key, lease, err)
+	}
+	return resp.Succeeded, nil
+}
+
+func (r *Registration) run(ctx context.Context, b *binding) {
 	defer close(r.done)
-	b := NewBackoff(retryInitial, retryMax)
-	var lost clientv3.LeaseID
+	// Within a quarter of the TTL of trying again once etcd is back: a
+	// lease etcd restored after an outage has its TTL from then on.
+	bo := NewBackoff(retryInitial, min(retryMax, time.Duration(r.ttl)*time.Second/4))
 	err := backoff.Retry(func() error {
-		if k == nil {
+		if b == nil {
 			var err error
-			if k, err = r.register(ctx, lost); err != nil {
-				r.set(0, err)
+			if b, err = r.attach(ctx); err != nil {
+				r.lost(err)
 				var held *HeldError
 				if errors.As(err, &held) {
 					return backoff.Permanent(err)
 				}
 				return r.c.retryable(err)
 			}
-			b.Reset()
+			bo.Reset()
 		}
-		err := r.hold(ctx, k)
-		k.stop()
-		lost, k = k.lease, nil
+		err := r.hold(ctx, b)
+		b.s.Orphan()
+		lease := b.s.Lease()
+		b = nil
 		if ctx.Err() != nil {
-			// Ours to revoke below.
 			return ctx.Err()
 		}
-		// Whether lost or pushed out, the lease is of no more use: revoked,
-		// it cannot outlive this registration holding nothing.
-		r.revoke(ctx, lost)
 		var held *HeldError
 		if errors.As(err, &held) {
-			r.set(0, err)
+			// Pushed out by another holder: this registration is over,
+			// and so is everything bound to its lease.
+			r.revoke(ctx, lease)
+			r.lost(err)
 			return backoff.Permanent(err)
 		}
-		err = fmt.Errorf("registration of %q: lease %x lost: %w", r.key, lost, err)
-		r.set(0, err)
+		err = fmt.Errorf("registration of %q: lease %x lost: %w", r.key, lease, err)
+		r.lost(err)
 		return r.c.retryable(err)
-	}, backoff.WithContext(b, ctx))
+	}, backoff.WithContext(bo, ctx))
 	if ctx.Err() == nil {
-		r.set(0, err)
+		r.lost(err)
 		return
 	}
-	r.revoke(ctx, r.LeaseID())
-	r.set(0, fmt.Errorf("registration of %q ended: %w", r.key, ctx.Err()))
+	r.lost(fmt.Errorf("registration of %q ended, its lease left to expire unless resumed: %w", r.key, ctx.Err()))
 }
 
-// hold keeps the key registered under lease until the lease is lost (the
-// keepalive channel closes: expired, revoked, or not renewed before its
-// TTL ran out) or the key is taken by another lease (a *HeldError). It
-// watches the key meanwhile and puts it back under lease whenever it is
-// deleted.
-func (r *Registration) hold(ctx context.Context, k *kept) error {
+// hold keeps the key registered under b's lease until the lease is lost
+// (the session ends: expired, revoked, or not renewed before its TTL ran
+// out) or the key is taken by another lease (a *HeldError). It watches the
+// key meanwhile and puts it back under the lease whenever it is deleted.
+func (r *Registration) hold(ctx context.Context, b *binding) error {
 	gctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	guard := make(chan error, 1)
-	go func() { guard <- r.guard(gctx, k) }()
-	for {
-		select {
-		case _, ok := <-k.alive:
-			if !ok {
-				cancel()
-				<-guard
-				return errors.New("keepalive ended")
-			}
-		case err := <-guard:
-			return err
-		}
+	go func() { guard <- r.guard(gctx, b) }()
+	select {
+	case <-b.s.Done():
+		cancel()
+		<-guard
+		return errors.New("keepalive ended")
+	case err := <-guard:
+		return err
 	}
 }
 
 // guard watches the registered key and puts it back, with the value it
-// had, under k's lease when it is gone; it returns a *HeldError when
+// had, under b's lease when it is gone; it returns a *HeldError when
 // another lease holds it.
-func (r *Registration) guard(ctx context.Context, k *kept) error {
+func (r *Registration) guard(ctx context.Context, b *binding) error {
+	lease := b.s.Lease()
 	check := func(kv *KV) error {
 		if kv == nil {
-			return r.putIfAbsent(ctx, k.lease, k.value)
+			// Lost to a put in between, the next event says whose.
+			_, err := r.put(ctx, lease, 0, b.value)
+			return err
 		}
-		if clientv3.LeaseID(kv.Lease) != k.lease {
+		if clientv3.LeaseID(kv.Lease) != lease {
 			return &HeldError{Key: r.key, Lease: clientv3.LeaseID(kv.Lease), TTL: -1, Value: kv.Value}
 		}
 		return nil

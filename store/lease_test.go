@@ -25,7 +25,7 @@ func TestRegister(t *testing.T) {
 	value := func() []byte { return fmt.Appendf(nil, "v%d", generation.Add(1)) }
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	reg, err := agent.Register(rctx, key, value, 2*time.Second)
+	reg, err := agent.Register(rctx, key, value, RegisterOptions{TTL: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,28 +83,70 @@ func TestRegister(t *testing.T) {
 		if _, err := observer.WaitFor(wctx, key, 0, func(kv *KV) (bool, error) { return kv == nil, nil }); err != nil {
 			t.Fatalf("key did not expire while the agent was cut off: %v", err)
 		}
+		// Whoever acts only as the key's holder waits while it is lost.
+		eventually(t, "registration reports the loss", func() bool { return reg.Err() != nil })
+		sctx, scancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		if err := reg.Wait(sctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Wait while the registration is lost: %v, want it to block", err)
+		}
+		scancel()
 		clus.Members[0].RecoverPartition(t, clus.Members[1:]...)
 		lease = waitRegistered(t, lease, "v3")
+		if err := reg.Wait(ctx); err != nil {
+			t.Errorf("Wait once registered again: %v", err)
+		}
 	})
 
-	t.Run("context end revokes the lease at once", func(t *testing.T) {
+	t.Run("context end leaves the lease to a successor, which resumes it", func(t *testing.T) {
+		bound := mustPutLease(t, observer, "members/h1/net", lease)
 		cancel()
 		select {
 		case <-reg.Done():
 		case <-time.After(eventTimeout):
 			t.Fatal("registration did not end")
 		}
-		if kv, err := observer.Get(ctx, key); kv != nil || err != nil {
-			t.Fatalf("key after the registration ended: %+v, %v", kv, err)
-		}
-		ttl, err := observer.Etcd().TimeToLive(ctx, lease)
-		if err != nil || ttl.TTL != -1 {
-			t.Fatalf("lease %x after the registration ended: %+v, %v; want it revoked", lease, ttl, err)
-		}
 		if reg.LeaseID() != 0 || !errors.Is(reg.Err(), context.Canceled) {
 			t.Fatalf("after the end: lease %x, err %v", reg.LeaseID(), reg.Err())
 		}
+		if kv, err := observer.Get(ctx, key); err != nil || kv == nil || clientv3.LeaseID(kv.Lease) != lease {
+			t.Fatalf("key after the registration ended: %+v, %v; want it still under lease %x", kv, err, lease)
+		}
+		next, err := agent.Register(ctx, key, func() []byte { return []byte("next") }, RegisterOptions{TTL: 2 * time.Second, Resume: lease})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resign(t, agent, key, next)
+		kv, err := observer.Get(ctx, key)
+		if err != nil || kv == nil || string(kv.Value) != "next" || clientv3.LeaseID(kv.Lease) != lease || next.LeaseID() != lease {
+			t.Fatalf("successor registered %+v (%v) under lease %x; want value next under the resumed lease %x", kv, err, next.LeaseID(), lease)
+		}
+		if kv, err := observer.Get(ctx, bound.Key); err != nil || kv == nil || kv.CreateRevision != bound.CreateRevision {
+			t.Errorf("a key bound to the lease went in between: %+v, %v", kv, err)
+		}
 	})
+}
+
+// mustPutLease puts key under lease, as a host agent binds its
+// memberships to its registration's lease.
+func mustPutLease(t *testing.T, c *Client, key string, lease clientv3.LeaseID) *KV {
+	t.Helper()
+	if _, err := c.Etcd().Put(context.Background(), key, "bound", clientv3.WithLease(lease)); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := c.Get(context.Background(), key)
+	if err != nil || kv == nil {
+		t.Fatalf("get %s: %+v, %v", key, kv, err)
+	}
+	return kv
+}
+
+// resign ends reg's registration for good once the test is done with it.
+func resign(t *testing.T, c *Client, key string, reg *Registration) {
+	t.Helper()
+	lease := reg.LeaseID()
+	if _, err := c.Resign(context.Background(), key, lease); err != nil {
+		t.Errorf("resign lease %x: %v", lease, err)
+	}
 }
 
 // One key, one live registration: a second is refused naming the holder,
@@ -119,13 +161,13 @@ func TestRegisterIsExclusiveAndSelfHealing(t *testing.T) {
 	const key = "hosts/h1/agent"
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	first, err := c.Register(rctx, key, func() []byte { return []byte("first") }, 5*time.Second)
+	first, err := c.Register(rctx, key, func() []byte { return []byte("first") }, RegisterOptions{TTL: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	t.Run("second registration refused, naming the holder", func(t *testing.T) {
-		_, err := c.Register(ctx, key, func() []byte { return []byte("second") }, 5*time.Second)
+		_, err := c.Register(ctx, key, func() []byte { return []byte("second") }, RegisterOptions{TTL: 5 * time.Second})
 		var held *HeldError
 		if !errors.As(err, &held) {
 			t.Fatalf("second Register: %v, want a HeldError", err)

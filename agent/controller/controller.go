@@ -32,11 +32,19 @@ type Controller struct {
 
 	onIdle   func()
 	idleOnce sync.Once
+	gate     func(context.Context) error
 }
 
 // OnFirstIdle sets f to run once, the first time the queue runs empty
 // after the first snapshot: the end of the start-up burst.
 func (c *Controller) OnFirstIdle(f func()) { c.onIdle = f }
+
+// Gate makes each worker call gate before every reconcile and wait for it
+// to return: a process that may act only while it holds something (the
+// host's registration) keeps every worker from touching the dataplane
+// while it does not. An error (ctx ended, or what gate waits for is gone
+// for good) stops the worker. Set it before Run.
+func (c *Controller) Gate(gate func(context.Context) error) { c.gate = gate }
 
 // Backoff bounds for failed reconciles.
 const (
@@ -198,6 +206,14 @@ func (c *Controller) processNext(ctx context.Context) bool {
 		return false
 	}
 	defer c.queue.Done(key)
+	if c.gate != nil {
+		if err := c.gate(ctx); err != nil {
+			if ctx.Err() == nil {
+				c.log.Warn("worker stopped at its gate", "key", key, "err", err)
+			}
+			return false
+		}
+	}
 	var desired *store.KV
 	if kv, ok := c.Get(key); ok {
 		desired = &kv

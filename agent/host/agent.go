@@ -24,6 +24,7 @@ import (
 	ifreconcile "github.com/uspace-io/uspace/agent/reconcile/interfaces"
 	volreconcile "github.com/uspace-io/uspace/agent/reconcile/volumes"
 	"github.com/uspace-io/uspace/agent/spdk"
+	"github.com/uspace-io/uspace/agent/statedir"
 	"github.com/uspace-io/uspace/agent/statuswriter"
 	"github.com/uspace-io/uspace/agent/vpp"
 	"github.com/uspace-io/uspace/agent/vppstate"
@@ -43,8 +44,13 @@ type Config struct {
 	VolumeRoots []string
 	MetricsAddr string
 	Version     string
-	// LeaseTTL bounds how long a dead agent still looks registered.
+	// LeaseTTL bounds how long a dead agent still looks registered, and
+	// so how long a restart may take without peers noticing.
 	LeaseTTL time.Duration
+	// StateDir keeps, per host, the registration's lease for the next
+	// agent to resume and the lock that lets one agent use it (package
+	// statedir). Empty: nothing is kept, a restart registers afresh.
+	StateDir string
 	// OnStartupDone, if set, runs once, when the first burst of reconciles
 	// (every intent, status and VPP object decoded at once) is over: where
 	// the process, which owns the runtime's knobs, may return the burst's
@@ -168,6 +174,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	a.cross = x
+	// Before anything touches the dataplanes: a second agent for this
+	// host on this machine stops here.
+	state, err := a.lockState()
+	if err != nil {
+		return err
+	}
+	if state != nil {
+		defer state.Close()
+	}
 	a.dialDataplanes()
 	defer a.spdk.Close()
 	defer a.vpp.Close()
@@ -180,7 +195,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// Every goroutine below belongs to g: the first to fail ends them all,
 	// and Run returns only once each has.
 	g, gctx := errgroup.WithContext(ctx)
-	reg, err := a.register(gctx, g)
+	reg, err := a.register(gctx, g, state)
 	if err != nil {
 		return err
 	}
@@ -190,7 +205,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return a.converge(gctx, g) })
 	err = g.Wait()
-	// g's context has ended: the registration revokes its lease.
+	// g's context has ended: the registration stops renewing its lease
+	// and leaves it, with the memberships bound to it, to the next agent.
 	<-reg.Done()
 	if ctx.Err() != nil {
 		return nil
@@ -211,18 +227,33 @@ func (a *Agent) dialDataplanes() {
 }
 
 // register takes this host's registration, lease-bound for as long as ctx
-// lasts, and watches it in g: losing it while ctx lives ends the agent.
-func (a *Agent) register(ctx context.Context, g *errgroup.Group) (*store.Registration, error) {
-	reg, err := a.st.Register(ctx, schema.AgentKey(a.cfg.Host), a.registration, a.cfg.LeaseTTL)
+// lasts, resuming the lease state recorded, and watches it in g: losing
+// it for good while ctx lives ends the agent. The workers wait while it
+// is lost: an agent that is not the host's registered one touches neither
+// VPP nor SPDK.
+func (a *Agent) register(ctx context.Context, g *errgroup.Group, state *statedir.Dir) (*store.Registration, error) {
+	opts, err := a.registerOptions(state)
 	if err != nil {
-		return nil, a.registrationError(err)
+		return nil, err
+	}
+	reg, err := a.st.Register(ctx, schema.AgentKey(a.cfg.Host), a.registration, opts)
+	if err != nil {
+		return nil, registrationError(a.cfg.Host, err)
 	}
 	a.regn.Store(reg)
+	if lease := reg.LeaseID(); lease == opts.Resume {
+		a.log.Info("registration resumed under the previous agent's lease", "lease", fmt.Sprintf("%x", lease))
+	} else {
+		a.log.Info("registered under a new lease", "lease", fmt.Sprintf("%x", lease), "previous", fmt.Sprintf("%x", opts.Resume))
+	}
+	for _, c := range []*controller.Controller{a.ifaces, a.volumes, a.containers} {
+		c.Gate(reg.Wait)
+	}
 	g.Go(func() error {
 		select {
 		case <-reg.Done():
 			if ctx.Err() == nil {
-				return a.registrationError(reg.Err())
+				return registrationError(a.cfg.Host, reg.Err())
 			}
 		case <-ctx.Done():
 		}
@@ -310,19 +341,19 @@ func (a *Agent) converge(ctx context.Context, g *errgroup.Group) error {
 	return nil
 }
 
-// registrationError says who holds this host's registration when that is
-// why registering failed.
-func (a *Agent) registrationError(err error) error {
+// registrationError says who holds host's registration when that is why
+// registering (or decommissioning) failed.
+func registrationError(host string, err error) error {
 	var held *store.HeldError
 	if !errors.As(err, &held) {
-		return fmt.Errorf("register host agent %s: %w", a.cfg.Host, err)
+		return fmt.Errorf("register host agent %s: %w", host, err)
 	}
 	holder := string(held.Value)
 	if ag, derr := schema.DecodeAs[schema.Agent](held.Value); derr == nil {
 		holder = fmt.Sprintf("version %s started at %s", ag.Version, ag.StartedAt.Format(time.RFC3339))
 	}
 	return fmt.Errorf("another host agent is live for host %s: %s holds %s under lease %x, which it keeps alive; stop it first, or give this agent another --host",
-		a.cfg.Host, holder, held.Key, held.Lease)
+		host, holder, held.Key, held.Lease)
 }
 
 // enqueueStatusOrphan queues the intent key a status mirrors, so the

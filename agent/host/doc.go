@@ -2,7 +2,8 @@
 // and converges the host's VPP (interfaces, bridge domains) and SPDK
 // (vhost-user block devices), writing back what it applied.
 //
-// Files: agent.go (wiring, registration, watches, health), interfaces.go
+// Files: agent.go (wiring, registration, watches, health), registration.go
+// (the lease kept in the state directory, decommissioning), interfaces.go
 // (the interface spec by key kind: host-side intents here, tunnels and the
 // uplink by agent/reconcile/crosshost, which joins networks that span
 // hosts), mtu.go (the MTU of an interface on a network that spans hosts),
@@ -11,7 +12,7 @@
 // (agent/reconcile/containerstatus) are wired here.
 //
 // It imports schema, store and the agent packages (controller,
-// statuswriter, reconcile/interfaces, reconcile/crosshost,
+// statuswriter, statedir, reconcile/interfaces, reconcile/crosshost,
 // reconcile/containerstatus, reconcile/volumes, vppstate, vpp, spdk). It
 // must not
 // import agent/container, cni, volume, cmd, integration or store/embedetcd (only cmd/uspace-agent links

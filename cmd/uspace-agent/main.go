@@ -106,14 +106,20 @@ func signalContext() (context.Context, context.CancelFunc) {
 func hostCmd() *cobra.Command {
 	hostname, _ := os.Hostname()
 	var (
-		etcd     store.Config
-		cfg      = host.Config{Version: version}
-		memLimit int64
-		embedded embedetcd.Config
+		etcd         store.Config
+		cfg          = host.Config{Version: version}
+		memLimit     int64
+		embedded     embedetcd.Config
+		decommission bool
 	)
 	cmd := &cobra.Command{
 		Use:   "host",
 		Short: "Run the host agent: host VPP interfaces and bridge domains, SPDK vhost-user volumes",
+		Long: `Runs the host agent. Stopped (SIGTERM) or killed, it leaves its
+registration lease, recorded in --state-dir, to the next agent: one started
+within --lease-ttl resumes it, so other hosts keep their tunnels to this one.
+--decommission, with the agent stopped, revokes that lease instead: the
+host's registration and network memberships go at once.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := schema.ValidateHost("--host", cfg.Host); err != nil {
 				return err
@@ -157,6 +163,14 @@ func hostCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
+			if decommission {
+				msg, err := host.Decommission(ctx, st, cfg.Host, cfg.StateDir)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), msg)
+				return nil
+			}
 			return host.New(cfg, st, log).Run(ctx)
 		},
 	}
@@ -175,7 +189,11 @@ func hostCmd() *cobra.Command {
 		"the Linux interface that reaches the other hosts' underlay addresses: the agent makes an af_packet interface on it in VPP (env USPACE_UPLINK)")
 	f.StringVar(&cfg.UplinkNetns, "uplink-netns", os.Getenv("USPACE_UPLINK_NETNS"),
 		"the network namespace (a path, e.g. /var/run/netns/vpp) where VPP sees --uplink, when it is not the agent's: the agent reads the uplink's MTU there (env USPACE_UPLINK_NETNS)")
-	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 10*time.Second, "TTL of the agent's registration lease")
+	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 10*time.Second, "TTL of the agent's registration lease: how long a dead agent looks alive, and how long a restart may take without other hosts noticing")
+	f.StringVar(&cfg.StateDir, "state-dir", envOr("USPACE_STATE_DIR", "/var/lib/uspace"),
+		"where the agent records its registration lease for the next agent to resume (<host>.lease, <host>.lock; env USPACE_STATE_DIR)")
+	f.BoolVar(&decommission, "decommission", false,
+		"take this host out of service instead of running the agent (stop it first): revoke the lease recorded in --state-dir, so that the host's registration and network memberships go at once")
 	f.Int64Var(&memLimit, "memory-limit-mib", envInt("USPACE_MEMORY_LIMIT_MIB", defaultMemoryLimitMiB),
 		"soft memory limit of the Go runtime in MiB, 0: none; GOMEMLIMIT overrides it (env USPACE_MEMORY_LIMIT_MIB); off by default with --embedded-etcd")
 	f.StringVar(&embedded.Dir, "embedded-etcd", os.Getenv("USPACE_EMBEDDED_ETCD"),

@@ -66,7 +66,7 @@ neither the registration nor any status changed since.`,
 			}
 			if !resp.Succeeded {
 				if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
-					return fmt.Errorf("host %s has a registered agent (lease %x); stop it first or pass --force", host, kvs[0].Lease)
+					return fmt.Errorf("host %s has a registered agent (lease %x); stop it first (a stopped agent's registration lasts until its lease expires, or `uspace-agent host --decommission` on the host ends it at once) or pass --force", host, kvs[0].Lease)
 				}
 				return fmt.Errorf("host %s: a status was written while gc ran, so its agent is live; stop it first or pass --force", host)
 			}

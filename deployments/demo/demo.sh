@@ -128,7 +128,7 @@ note "the agent watches /uspace/v1/hosts/$HOST/; etcdctl below is the real one"
 start "uspace-agent host --embedded-etcd" host-agent "$BIN/uspace-agent" host --host "$HOST" \
 	--embedded-etcd "$WORK/etcd" --etcd-endpoints "$ETCD" --embedded-etcd-peer-url "$PEER" \
 	--vpp-socket "$WORK/host/vpp/api.sock" --spdk-socket "$WORK/host/spdk.sock" \
-	--shared-dir "$WORK/shared" --volume-root "$WORK/host/vhost" --metrics-addr 127.0.0.1:0
+	--shared-dir "$WORK/shared" --volume-root "$WORK/host/vhost" --state-dir "$WORK/state" --metrics-addr 127.0.0.1:0
 wait_for "etcd" 30 "$BIN/etcdctl" endpoint health
 wait_for "host agent registration" 30 sh -c "'$BIN/etcdctl' get --print-value-only /uspace/v1/hosts/$HOST/agent | grep -q Agent"
 note "registered: $("$BIN/etcdctl" get --print-value-only /uspace/v1/hosts/$HOST/agent)"

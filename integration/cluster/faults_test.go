@@ -54,15 +54,6 @@ func hasOwner(h *harness.Host, key string) bool {
 	return false
 }
 
-func running(p *harness.Proc) bool {
-	select {
-	case <-p.Exited():
-		return false
-	default:
-		return true
-	}
-}
-
 // Scenario 3: a host is partitioned from etcd (its agent's only way to the
 // members is cut) while its intents change: interfaces deleted, added,
 // moved to another bridge domain, a volume replaced. The partition
@@ -124,7 +115,7 @@ func hostPartitioned(t *testing.T, mode string) {
 	e.WaitGone(t, schema.AgentKey(a.Name))
 	t.Logf("node-a's registration expired %v after the cut", time.Since(start).Round(time.Millisecond))
 	// ... while the host keeps its dataplane and statuses as they were.
-	if !running(a.Agent) {
+	if !a.Agent.Running() {
 		t.Fatalf("node-a's agent exited during the partition:\n%s", a.Agent.Output())
 	}
 	if got := dataplane(a); got != before {
@@ -308,7 +299,7 @@ func TestCompactionAndDefragWhileAgentsDown(t *testing.T) {
 			t.Errorf("%s, deleted before the compaction, is still in VPP", k)
 		}
 	}
-	if !running(h2.Agent) {
+	if !h2.Agent.Running() {
 		t.Errorf("node2's agent exited while cut off:\n%s", h2.Agent.Output())
 	}
 	t.Logf("node2's registration lease %x before the cut, %x after", lease2, agentLease(t, e, h2.Name))

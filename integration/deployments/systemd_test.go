@@ -151,13 +151,16 @@ func runPath(p string) string {
 	return p
 }
 
-// writable says whether a RuntimeDirectory= (relative to /run) or a
-// ReadWritePaths= entry covers dir.
+// writable says whether a RuntimeDirectory= (relative to /run), a
+// StateDirectory= (relative to /var/lib) or a ReadWritePaths= entry covers
+// dir.
 func writable(u unit, dir string) bool {
 	dir = runPath(dir)
-	for _, rd := range u.words("Service", "RuntimeDirectory") {
-		if root := "/run/" + rd; dir == root || strings.HasPrefix(dir, root+"/") {
-			return true
+	for _, d := range []struct{ key, root string }{{"RuntimeDirectory", "/run/"}, {"StateDirectory", "/var/lib/"}} {
+		for _, rd := range u.words("Service", d.key) {
+			if root := d.root + rd; dir == root || strings.HasPrefix(dir, root+"/") {
+				return true
+			}
 		}
 	}
 	for _, p := range u.words("Service", "ReadWritePaths") {
@@ -243,9 +246,9 @@ func TestSystemdUnits(t *testing.T) {
 	t.Run("agent", func(t *testing.T) {
 		eff := execStart(t, agent, "uspace-agent", agentHelp, "host")
 		common(t, agent)
-		for _, flag := range []string{"shared-dir", "volume-root"} {
+		for _, flag := range []string{"shared-dir", "volume-root", "state-dir"} {
 			if !writable(agent, eff[flag]) {
-				t.Errorf("--%s %s is not writable under ProtectSystem=strict: no RuntimeDirectory=/ReadWritePaths= covers it", flag, eff[flag])
+				t.Errorf("--%s %s is not writable under ProtectSystem=strict: no RuntimeDirectory=/StateDirectory=/ReadWritePaths= covers it", flag, eff[flag])
 			}
 		}
 		// Reachable sockets: PrivateTmp would hide SPDK's socket in /var/tmp.

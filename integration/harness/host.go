@@ -155,12 +155,14 @@ func (h *Host) AgentArgs() []string {
 		"--volume-root", h.VolumeRoot,
 		"--metrics-addr", h.MetricsAddr,
 		"--lease-ttl", LeaseTTL.String(),
+		"--state-dir", filepath.Join(h.Dir, "state"),
 	}, h.flags...)
 }
 
-// waitRegistered waits for the agent's lease-bound registration key under
-// a lease other than stale (the lease of a killed predecessor).
-func (h *Host) waitRegistered(t testing.TB, stale int64) {
+// waitRegistered waits for the agent's lease-bound registration key to be
+// written after revision after: by this agent, not a predecessor (whose
+// lease it may resume).
+func (h *Host) waitRegistered(t testing.TB, after int64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -170,24 +172,53 @@ func (h *Host) waitRegistered(t testing.TB, stale int64) {
 			return false, fmt.Errorf("host agent exited:\n%s", h.Agent.Output())
 		default:
 		}
-		return kv != nil && kv.Lease != stale, nil
+		return kv != nil && kv.Lease != 0 && kv.ModRevision > after, nil
 	})
 	if err != nil {
 		t.Fatalf("host agent %s did not register: %v", h.Name, err)
 	}
 }
 
-// RestartAgent starts the agent again after Kill or Stop.
+// RestartAgent starts the agent again after Kill or Stop. Within the
+// lease's TTL it resumes its predecessor's lease.
 func (h *Host) RestartAgent(t testing.TB) {
 	t.Helper()
-	var stale int64
+	var after int64
 	if kv, err := h.etcd.Store.Get(context.Background(), schema.AgentKey(h.Name)); err == nil && kv != nil {
-		stale = kv.Lease
+		after = kv.ModRevision
 	}
 	if err := h.Agent.Start(); err != nil {
 		t.Fatalf("restart host agent: %v", err)
 	}
-	h.waitRegistered(t, stale)
+	h.waitRegistered(t, after)
+}
+
+// WaitReady waits until the agent's /readyz answers 200: synced, with
+// its workers started, registered.
+func (h *Host) WaitReady(t testing.TB) {
+	t.Helper()
+	if err := h.AwaitReady(WaitTimeout); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// AwaitReady is WaitReady for a goroutine other than the test's: it
+// returns an error when the agent is not ready within d.
+func (h *Host) AwaitReady(d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		resp, err := http.Get("http://" + h.MetricsAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("host agent %s not ready within %v: %v", h.Name, d, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // RestartAgentWith starts the agent again after Kill or Stop, with flags

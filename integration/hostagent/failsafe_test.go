@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/uspace-io/uspace/integration/binaries"
 	"github.com/uspace-io/uspace/integration/harness"
 	"github.com/uspace-io/uspace/schema"
@@ -54,23 +56,32 @@ func agentKV(t *testing.T, e *harness.Etcd, host string) *store.KV {
 	return kv
 }
 
-// One live host agent per host: a second one exits non-zero naming the
-// first; once the first is gone (stopped, or killed and its lease run
-// out) another starts; an operator's `etcdctl del` of the registration is
-// undone while the agent lives.
+// One live host agent per host: a second one on the same machine (same
+// --state-dir) is refused at once by the lock; one elsewhere (another
+// state dir) exits non-zero naming the first once it has seen the first
+// renew its lease. An operator's `etcdctl del` of the registration is
+// undone while the agent lives. A stopped or killed agent leaves its lease
+// to the next agent with its state dir, which resumes it at once; an agent
+// without that record waits the lease out.
 func TestOneAgentPerHost(t *testing.T) {
 	e := harness.StartEtcd(t)
 	h := e.StartHost(t, "node1")
 	first := agentKV(t, e, h.Name)
 
-	second := harness.StartProc(t, "second host agent", binaries.Path(t, "uspace-agent"),
+	sameMachine := harness.StartProc(t, "second host agent, same state dir", binaries.Path(t, "uspace-agent"),
 		agentArgs(h, map[string]string{"--metrics-addr": harness.FreeAddr(t)}))
-	out := exitedNonZero(t, second, harness.LeaseTTL+30*time.Second)
+	out := exitedNonZero(t, sameMachine, 10*time.Second)
+	if want := fmt.Sprintf("in use by another host agent for host node1 (pid %d)", h.Agent.Pid()); !strings.Contains(out, want) {
+		t.Fatalf("second agent's output does not say %q:\n%s", want, out)
+	}
+	elsewhere := harness.StartProc(t, "second host agent, other state dir", binaries.Path(t, "uspace-agent"),
+		agentArgs(h, map[string]string{"--metrics-addr": harness.FreeAddr(t), "--state-dir": harness.ShortTempDir(t)}))
+	out = exitedNonZero(t, elsewhere, harness.LeaseTTL+30*time.Second)
 	if !strings.Contains(out, "another host agent is live for host node1") || !strings.Contains(out, fmt.Sprintf("lease %x", first.Lease)) {
 		t.Fatalf("second agent's output does not name the first (lease %x):\n%s", first.Lease, out)
 	}
 	if kv := agentKV(t, e, h.Name); kv == nil || kv.Lease != first.Lease {
-		t.Fatalf("registration after the refused agent: %+v, want the first's lease %x", kv, first.Lease)
+		t.Fatalf("registration after the refused agents: %+v, want the first's lease %x", kv, first.Lease)
 	}
 
 	t.Run("etcdctl del is undone", func(t *testing.T) {
@@ -110,29 +121,47 @@ func TestOneAgentPerHost(t *testing.T) {
 		t.Logf("gc refused: %s", out)
 	})
 
-	t.Run("stopped first: the next one starts", func(t *testing.T) {
+	t.Run("stopped: the next agent resumes its lease", func(t *testing.T) {
+		before := agentKV(t, e, h.Name)
 		if err := h.Agent.Stop(10 * time.Second); err != nil {
 			t.Fatalf("first agent's exit: %v", err)
 		}
-		if err := second.Start(); err != nil {
+		if kv := agentKV(t, e, h.Name); kv == nil || kv.ModRevision != before.ModRevision {
+			t.Fatalf("registration after a clean stop: %+v, want it left as it was (%+v)", kv, before)
+		}
+		if err := sameMachine.Start(); err != nil {
 			t.Fatal(err)
 		}
-		waitAgent(t, e, h.Name, second, first.Lease)
+		waitAgent(t, e, h.Name, sameMachine, func(kv *store.KV) bool { return kv.ModRevision > before.ModRevision && kv.Lease == first.Lease })
 	})
 
-	t.Run("killed holder: its successor waits out the lease", func(t *testing.T) {
-		stale := agentKV(t, e, h.Name).Lease
-		second.Kill()
+	t.Run("killed: the next agent resumes its lease at once", func(t *testing.T) {
+		before := agentKV(t, e, h.Name)
+		sameMachine.Kill()
+		start := time.Now()
 		if err := h.Agent.Start(); err != nil {
 			t.Fatal(err)
 		}
-		waitAgent(t, e, h.Name, h.Agent, stale)
+		waitAgent(t, e, h.Name, h.Agent, func(kv *store.KV) bool { return kv.ModRevision > before.ModRevision && kv.Lease == first.Lease })
+		if took := time.Since(start); took > harness.LeaseTTL {
+			t.Errorf("resumed after %v, longer than the lease's TTL %v", took, harness.LeaseTTL)
+		}
+	})
+
+	t.Run("killed: an agent without its record waits the lease out", func(t *testing.T) {
+		h.Agent.Kill()
+		if err := elsewhere.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitAgent(t, e, h.Name, elsewhere, func(kv *store.KV) bool { return kv.Lease != first.Lease })
+		if ttl, err := e.Store.Etcd().TimeToLive(context.Background(), clientv3.LeaseID(first.Lease)); err != nil || ttl.TTL != -1 {
+			t.Errorf("the killed agent's lease %x while its successor registers: %+v, %v; want it expired", first.Lease, ttl, err)
+		}
 	})
 }
 
-// waitAgent waits for p to hold host's registration under a lease other
-// than stale.
-func waitAgent(t *testing.T, e *harness.Etcd, host string, p *harness.Proc, stale int64) {
+// waitAgent waits for p to hold host's registration as cond says.
+func waitAgent(t *testing.T, e *harness.Etcd, host string, p *harness.Proc, cond func(*store.KV) bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), harness.WaitTimeout+harness.LeaseTTL)
 	defer cancel()
@@ -142,7 +171,7 @@ func waitAgent(t *testing.T, e *harness.Etcd, host string, p *harness.Proc, stal
 			return false, fmt.Errorf("%s exited:\n%s", p.Name, p.Output())
 		default:
 		}
-		return kv != nil && kv.Lease != stale, nil
+		return kv != nil && cond(kv), nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +218,7 @@ func TestSweepRefusesWhatNothingProvesOurs(t *testing.T) {
 			p := harness.StartProc(t, "host agent "+c.name, binaries.Path(t, "uspace-agent"), agentArgs(h, map[string]string{
 				"--host": c.host, "--metrics-addr": metrics, "--etcd-endpoints": strings.Join(c.etcd.Endpoints, ","),
 			}))
-			waitAgent(t, c.etcd, c.host, p, 0)
+			waitAgent(t, c.etcd, c.host, p, func(*store.KV) bool { return true })
 			deadline := time.Now().Add(harness.WaitTimeout)
 			var code int
 			var body string

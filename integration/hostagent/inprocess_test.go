@@ -46,7 +46,8 @@ func newInProcessHost(t *testing.T, e *harness.Etcd, name string) *inProcessHost
 	}
 	t.Cleanup(func() { h.SPDK.Close() })
 	h.cfg = host.Config{Host: name, VPPSocket: h.VPPSocket, SPDKSocket: h.SPDKSocket, SharedDir: h.SharedDir,
-		VolumeRoots: []string{h.VolumeRoot}, MetricsAddr: h.MetricsAddr, Version: "test", LeaseTTL: 3 * time.Second}
+		VolumeRoots: []string{h.VolumeRoot}, MetricsAddr: h.MetricsAddr, Version: "test", LeaseTTL: 3 * time.Second,
+		StateDir: filepath.Join(dir, "state")}
 	return h
 }
 
@@ -63,8 +64,10 @@ func (h *inProcessHost) run(e *harness.Etcd, cfg host.Config) (stop func() error
 // The host agent in this process, under the race detector: /readyz is
 // polled from the first moment while Run sets up, intents converge, a VPP
 // restart is ridden out, a second agent for the same host returns an
-// error naming the first, and cancelling Run ends every goroutine and
-// revokes the registration.
+// error naming the first (its own state directory's lock refuses it at
+// once; with another one it sees the first renew its lease), cancelling
+// Run ends every goroutine and leaves the registration's lease, which the
+// next Run resumes.
 func TestInProcessHostAgent(t *testing.T) {
 	e := harness.StartEtcd(t)
 	h := newInProcessHost(t, e, "node1")
@@ -104,14 +107,24 @@ func TestInProcessHostAgent(t *testing.T) {
 
 	cfg2 := h.cfg
 	cfg2.MetricsAddr = harness.FreeAddr(t)
-	_, done2 := h.run(e, cfg2)
-	select {
-	case err := <-done2:
-		if err == nil || !strings.Contains(err.Error(), "another host agent is live for host node1") {
-			t.Fatalf("second agent: %v", err)
+	for _, c := range []struct{ stateDir, want string }{
+		{h.cfg.StateDir, "in use by another host agent for host node1"},
+		{filepath.Join(h.Dir, "elsewhere"), "another host agent is live for host node1"},
+	} {
+		cfg2.StateDir = c.stateDir
+		_, done2 := h.run(e, cfg2)
+		select {
+		case err := <-done2:
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("second agent with state dir %s: %v, want an error saying %q", c.stateDir, err, c.want)
+			}
+		case <-time.After(harness.WaitTimeout + h.cfg.LeaseTTL):
+			t.Fatal("second agent for the same host still running")
 		}
-	case <-time.After(harness.WaitTimeout + h.cfg.LeaseTTL):
-		t.Fatal("second agent for the same host still running")
+	}
+	registered, err := e.Store.Get(context.Background(), schema.AgentKey(h.Name))
+	if err != nil || registered == nil {
+		t.Fatalf("registration: %+v, %v", registered, err)
 	}
 
 	e.Delete(t, ifKey(&h.Host, all[0], "net1"))
@@ -124,7 +137,21 @@ func TestInProcessHostAgent(t *testing.T) {
 	if err := stop(); err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run after cancel: %v", err)
 	}
-	if kv, err := e.Store.Get(context.Background(), schema.AgentKey(h.Name)); err != nil || kv != nil {
-		t.Fatalf("registration after Run returned: %+v, %v", kv, err)
+	if kv, err := e.Store.Get(context.Background(), schema.AgentKey(h.Name)); err != nil || kv == nil || kv.Lease != registered.Lease {
+		t.Fatalf("registration after Run returned: %+v, %v; want it left under lease %x", kv, err, registered.Lease)
+	}
+	stop, _ = h.run(e, h.cfg)
+	ctx, cancel = context.WithTimeout(context.Background(), harness.WaitTimeout)
+	defer cancel()
+	if _, err := e.Store.WaitFor(ctx, schema.AgentKey(h.Name), 0, func(kv *store.KV) (bool, error) {
+		return kv != nil && kv.ModRevision > registered.ModRevision, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if kv, _ := e.Store.Get(context.Background(), schema.AgentKey(h.Name)); kv == nil || kv.Lease != registered.Lease {
+		t.Errorf("next Run registered %+v, want the lease %x resumed", kv, registered.Lease)
+	}
+	if err := stop(); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run after cancel: %v", err)
 	}
 }

@@ -182,7 +182,7 @@ func (p *APIProxy) Counts() map[string]int {
 func (p *APIProxy) Writes() map[string]int {
 	w := map[string]int{}
 	for name, n := range p.Counts() {
-		if readOnly(name) {
+		if ReadOnly(name) {
 			continue
 		}
 		w[name] = n
@@ -190,8 +190,9 @@ func (p *APIProxy) Writes() map[string]int {
 	return w
 }
 
-// readOnly tells a request that changes nothing in VPP.
-func readOnly(name string) bool {
+// ReadOnly tells a request (by message name, without CRC) that changes
+// nothing in VPP.
+func ReadOnly(name string) bool {
 	switch {
 	case strings.HasSuffix(name, "_dump"), strings.HasPrefix(name, "show_"),
 		strings.HasPrefix(name, "want_"), strings.HasPrefix(name, "sockclnt_"),

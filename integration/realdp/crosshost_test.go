@@ -61,18 +61,14 @@ func spanHosts(t *testing.T, mtu int) ([]*world, []string) {
 	return ws, links
 }
 
-// TestNetworkSpansRealVPPs: two hosts, each with a real VPP in a network
-// namespace of its own whose only link to the other is a veth pair, and
-// with its host agent joined to networks that span hosts over that link
-// (--underlay-ip, --uplink). A container on each host, on one network with
-// a VNI, gets a real container VPP; the one on host 1 pings the one on
-// host 2 through host 1's bridge domain, the VXLAN tunnel the agents made,
-// and host 2's bridge domain. DEL of one side takes the tunnels down.
-func TestNetworkSpansRealVPPs(t *testing.T) {
-	ws, _ := spanHosts(t, 1500)
+// spanTwoHosts is spanHosts over a 1500-byte link, then a container with a
+// real VPP on each host, on one network with a VNI (confs: each host's
+// config), once both hosts' tunnels are ready.
+func spanTwoHosts(t *testing.T) (ws []*world, cs []*container, confs []string) {
+	t.Helper()
+	ws, _ = spanHosts(t, 1500)
 	e := ws[0].etcd
-	confs := []string{spanNet(10, 19), spanNet(20, 29)}
-	var cs []*container
+	confs = []string{spanNet(10, 19), spanNet(20, 29)}
 	for i, w := range ws {
 		c := newContainer(t)
 		w.add(w.netconf(confs[i]), c, "net1")
@@ -81,10 +77,26 @@ func TestNetworkSpansRealVPPs(t *testing.T) {
 	}
 	for i, w := range ws {
 		w.waitCtrReady(cs[i], "net1")
-		harness.WaitStatus[schema.InterfaceStatus](t, e,
-			schema.StatusKey(schema.Key{Kind: schema.KindTunnelKey, Host: w.host.Name, Network: "span-network", Peer: ws[1-i].host.Name}),
-			0, harness.Ready[schema.InterfaceStatus])
+		harness.WaitStatus[schema.InterfaceStatus](t, e, tunnelStatusKey(w, ws[1-i]), 0, harness.Ready[schema.InterfaceStatus])
 	}
+	return ws, cs, confs
+}
+
+// tunnelStatusKey is the status of w's tunnel to peer on span-network.
+func tunnelStatusKey(w, peer *world) string {
+	return schema.StatusKey(schema.Key{Kind: schema.KindTunnelKey, Host: w.host.Name, Network: "span-network", Peer: peer.host.Name})
+}
+
+// TestNetworkSpansRealVPPs: two hosts, each with a real VPP in a network
+// namespace of its own whose only link to the other is a veth pair, and
+// with its host agent joined to networks that span hosts over that link
+// (--underlay-ip, --uplink). A container on each host, on one network with
+// a VNI, gets a real container VPP; the one on host 1 pings the one on
+// host 2 through host 1's bridge domain, the VXLAN tunnel the agents made,
+// and host 2's bridge domain. DEL of one side takes the tunnels down.
+func TestNetworkSpansRealVPPs(t *testing.T) {
+	ws, cs, confs := spanTwoHosts(t)
+	e := ws[0].etcd
 	t.Logf("host 1 -> host 2: %s", ping(t, cs[0].ctr.RealVPP, cs[1].ip))
 	t.Logf("host 2 -> host 1: %s", ping(t, cs[1].ctr.RealVPP, cs[0].ip))
 	for _, w := range ws {
@@ -95,7 +107,7 @@ func TestNetworkSpansRealVPPs(t *testing.T) {
 
 	ws[1].del(ws[1].netconf(confs[1]), cs[1], "net1")
 	for i, w := range ws {
-		e.WaitGone(t, schema.StatusKey(schema.Key{Kind: schema.KindTunnelKey, Host: w.host.Name, Network: "span-network", Peer: ws[1-i].host.Name}))
+		e.WaitGone(t, tunnelStatusKey(w, ws[1-i]))
 	}
 	e.WaitGone(t, schema.MemberKey(ws[1].host.Name, "span-network"))
 	for _, w := range ws {

@@ -239,7 +239,7 @@ func startHostAgent(t *testing.T, sc *secretScan, e *secureEtcd, name string, et
 	args := append([]string{"host", "--host", name,
 		"--vpp-socket", vppSocket, "--spdk-socket", spdkSocket,
 		"--shared-dir", h.SharedDir, "--volume-root", h.VolumeRoot,
-		"--metrics-addr", harness.FreeAddr(t), "--lease-ttl", "5s"}, etcdFlags...)
+		"--metrics-addr", harness.FreeAddr(t), "--lease-ttl", "5s", "--state-dir", filepath.Join(dir, "state")}, etcdFlags...)
 	h.Agent = harness.StartProc(t, "host agent "+name, binaries.Path(t, "uspace-agent"), args, noEtcdEnv()...)
 	sc.source("host agent "+name, h.Agent.Output)
 

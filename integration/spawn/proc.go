@@ -103,6 +103,16 @@ func (p *Proc) signal(sig syscall.Signal, wait time.Duration) bool {
 	}
 }
 
+// Running says whether the current run of the process has not ended.
+func (p *Proc) Running() bool {
+	select {
+	case <-p.Exited():
+		return false
+	default:
+		return true
+	}
+}
+
 // Exited is closed when the current run of the process ends.
 func (p *Proc) Exited() <-chan struct{} {
 	p.mu.Lock()

@@ -71,6 +71,7 @@ func (x *Mesh) reconcileMember(ctx context.Context, key string, kv *store.KV) er
 // memberships after a restart, and its peers' tunnels with them.
 func (x *Mesh) Run(ctx context.Context, g *errgroup.Group, reg *store.Registration) {
 	x.reg.Store(reg)
+	x.members.Gate(reg.Wait)
 	g.Go(func() error {
 		return x.cfg.Store.ListWatch(ctx, schema.MembersPrefix(), func(ev store.Event) error {
 			if ev.Type != store.Progress {

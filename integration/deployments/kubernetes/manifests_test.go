@@ -445,7 +445,9 @@ func TestManifests(t *testing.T) {
 		if f := fieldPath(c, "USPACE_HOST"); f != "spec.nodeName" {
 			t.Errorf("USPACE_HOST comes from %q, want the downward API's spec.nodeName", f)
 		}
-		for _, flag := range []string{"shared-dir", "volume-root"} {
+		// --state-dir outlives the pod: a restarted agent resumes the
+		// registration lease recorded there.
+		for _, flag := range []string{"shared-dir", "volume-root", "state-dir"} {
 			hostPathSame(t, pod, c, "--"+flag, effective(t, c, agent, env, flag))
 		}
 		for _, flag := range []string{"vpp-socket", "spdk-socket"} {
