@@ -303,7 +303,7 @@ type InterfaceStatus struct {
 	// default). On a host-side interface it is the MTU the container side
 	// must carry too: the CNI plugin copies it into the container-side
 	// intent and its result.
-	MTU       uint32    `json:"mtu,omitempty"`
+	MTU uint32 `json:"mtu,omitempty"`
 	// Creating names an object VPP knows by what it is rather than by
 	// uspace's tag (an af_packet's Linux interface, a tunnel's endpoints
 	// and VNI) that the agent is about to create, or whose create failed
