@@ -45,8 +45,8 @@ type Mesh struct {
 	// uplinkMTU is the uplink's Linux MTU, read at start; overlayMTU the
 	// most a network spanning hosts carries over it (setUplinkMTU).
 	uplinkMTU, overlayMTU uint32
-	members  *controller.Controller
-	reg      atomic.Pointer[store.Registration]
+	members               *controller.Controller
+	reg                   atomic.Pointer[store.Registration]
 
 	mu    sync.Mutex
 	local map[string]localIf // interface intent key -> its network
