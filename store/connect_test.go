@@ -63,7 +63,10 @@ func TestConnectToEmbedded(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c, err := Connect(ctx, Config{Endpoints: e.Endpoints(), Username: "root", PasswordFile: good})
+	// Authentication is bcrypt at etcd's cost: seconds under the race
+	// detector on a loaded machine, which is not what this test is about.
+	const slow = 30 * time.Second
+	c, err := Connect(ctx, Config{Endpoints: e.Endpoints(), Username: "root", PasswordFile: good, DialTimeout: slow})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +75,7 @@ func TestConnectToEmbedded(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, err = Connect(ctx, Config{Endpoints: e.Endpoints(), Username: "root", PasswordFile: bad})
+	_, err = Connect(ctx, Config{Endpoints: e.Endpoints(), Username: "root", PasswordFile: bad, DialTimeout: slow})
 	if !errors.Is(err, rpctypes.ErrAuthFailed) || strings.Contains(err.Error(), "wrong-staple") || !strings.Contains(err.Error(), `as "root"`) {
 		t.Fatalf("wrong password: %v", err)
 	}
