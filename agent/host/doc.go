@@ -10,8 +10,8 @@
 // watched, the VXLAN tunnels and uplink derived from them).
 //
 // It imports schema, store and the agent packages (controller,
-// statuswriter, statedir, reconcile/interfaces, vppstate, vpp, spdk). It must not
-// import agent/container, cni, volume, cmd, integration or store/embedetcd (only cmd/uspace-agent links
+// statuswriter, statedir, reconcile/interfaces, vppstate, vpp, spdk). It
+// must not import agent/container, cni, volume, cmd, integration or store/embedetcd (only cmd/uspace-agent links
 // the etcd server), and it sets nothing process-wide: runtime knobs such as
 // the memory limit are cmd/uspace-agent's, run through Config.OnStartupDone.
 //
