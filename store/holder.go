@@ -11,8 +11,9 @@ import (
 )
 
 // holderSample is how often a holder's lease is read while deciding
-// whether the holder is alive: a fraction of any TTL etcd grants (2 s at
-// the least), for the few seconds a contested registration waits.
+// whether the holder is alive: a fraction of the shortest TTL etcd grants
+// with its default timing (2 s), for the few seconds a contested
+// registration waits.
 const holderSample = 250 * time.Millisecond
 
 // holderAlive watches the lease that holds a key until its holder shows it

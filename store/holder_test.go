@@ -166,7 +166,9 @@ func TestRegisterJudgesHolderByKeepAlives(t *testing.T) {
 			}
 		}()
 		start := time.Now()
-		_, err = successor.Register(ctx, key, func() []byte { return []byte("successor") }, RegisterOptions{TTL: 4 * time.Second})
+		sctx, scancel := context.WithTimeout(ctx, 2*eventTimeout)
+		defer scancel()
+		_, err = successor.Register(sctx, key, func() []byte { return []byte("successor") }, RegisterOptions{TTL: 4 * time.Second})
 		var held *HeldError
 		if !errors.As(err, &held) || held.Lease != holder.LeaseID() {
 			t.Fatalf("successor: %v; want a HeldError naming the live holder's lease %x", err, holder.LeaseID())

@@ -321,8 +321,8 @@ func (r *Registration) put(ctx context.Context, lease clientv3.LeaseID, rev int6
 
 func (r *Registration) run(ctx context.Context, b *binding) {
 	defer close(r.done)
-	// Within a quarter of the TTL of trying again once etcd is back: a
-	// lease etcd restored after an outage has its TTL from then on.
+	// Retries at most a quarter of the TTL apart: a lease etcd restored
+	// after an outage lives one TTL from then on, and is resumed within it.
 	bo := NewBackoff(retryInitial, min(retryMax, time.Duration(r.ttl)*time.Second/4))
 	err := backoff.Retry(func() error {
 		if b == nil {

@@ -24,12 +24,12 @@ type Dir struct {
 // holder's death, however it dies.
 func Lock(dir, host string) (*Dir, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("state directory: %w", err)
+		return nil, fmt.Errorf("state directory (it must be writable and outlive the agent): %w", err)
 	}
 	path := filepath.Join(dir, host+".lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("state directory: opening lock: %w", err)
+		return nil, fmt.Errorf("state directory (it must be writable and outlive the agent): opening lock: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		pid, _ := os.ReadFile(path)
