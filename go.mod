@@ -27,7 +27,10 @@ require (
 	sigs.k8s.io/yaml v1.4.0
 )
 
-require k8s.io/utils v0.0.0-20241104100929-3ea5e8cea738 // indirect
+require (
+	github.com/networkplumbing/go-nft v0.4.0 // indirect
+	k8s.io/utils v0.0.0-20241104100929-3ea5e8cea738 // indirect
+)
 
 require (
 	github.com/Microsoft/go-winio v0.6.2 // indirect
