@@ -140,19 +140,40 @@ func (n *Node) importImages(t testing.TB, images []string) {
 // reaps orphans and exits on SIGTERM (testdata/pause), FROM scratch.
 func buildPause(t testing.TB) string {
 	t.Helper()
+	return buildTestImage(t, "pause", PauseImage, "gcc", "-Os", "-static", "-s", "-o", "{out}", "{src}/pause.c")
+}
+
+// ImportTestImage builds the static Go program of testdata/<name> into an
+// image FROM scratch (its Dockerfile beside it), imports it into the
+// node's containerd and returns its name.
+func (n *Node) ImportTestImage(t testing.TB, name string) string {
+	t.Helper()
+	tag := "uspace-test.local/" + name + ":1"
+	buildTestImage(t, name, tag, "go", "build", "-trimpath", "-o", "{out}", "./integration/kube/testdata/"+name)
+	n.importImages(t, []string{tag})
+	return tag
+}
+
+// buildTestImage compiles testdata/<name> with build ({out}: the binary
+// in the build context, {src}: the source directory) and builds tag from
+// the context and the Dockerfile beside the source.
+func buildTestImage(t testing.TB, name, tag string, build ...string) string {
+	t.Helper()
 	ctx := t.TempDir()
-	src := filepath.Join(moduleRoot(), "integration", "kube", "testdata", "pause")
-	steps := [][]string{
-		{"gcc", "-Os", "-static", "-s", "-o", filepath.Join(ctx, "pause"), filepath.Join(src, "pause.c")},
-		{"cp", filepath.Join(src, "Dockerfile"), ctx},
-		{"docker", "build", "--quiet", "--tag", PauseImage, ctx},
+	src := filepath.Join(moduleRoot(), "integration", "kube", "testdata", name)
+	for i, a := range build {
+		build[i] = strings.NewReplacer("{out}", filepath.Join(ctx, name), "{src}", src).Replace(a)
 	}
-	for _, s := range steps {
-		if out, err := exec.Command(s[0], s[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("build the pause image: %v: %v: %s", s, err, out)
+	compile := exec.Command(build[0], build[1:]...)
+	compile.Dir = moduleRoot()
+	compile.Env = append(os.Environ(), "CGO_ENABLED=0")
+	for _, c := range []*exec.Cmd{compile, exec.Command("cp", filepath.Join(src, "Dockerfile"), ctx),
+		exec.Command("docker", "build", "--quiet", "--tag", tag, ctx)} {
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("build image %s: %v: %v: %s", tag, c.Args, err, out)
 		}
 	}
-	return PauseImage
+	return tag
 }
 
 // startControlPlane starts etcd, the apiserver, controller-manager,

@@ -278,7 +278,7 @@ func (e *env) gone(t *testing.T, p pod, timeout time.Duration) {
 		if keys := e.containerKeys(t, p.Container); len(keys) > 0 {
 			return fmt.Errorf("etcd still holds %v", keys)
 		}
-		return errIf(ipamReserved("memif-network", p.IP), "host-local still reserves %s", p.IP)
+		return errIf(ipamReserved(p.Meta.Networks["net1"], p.IP), "host-local still reserves %s", p.IP)
 	})
 }
 

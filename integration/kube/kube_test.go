@@ -29,6 +29,8 @@ func TestKubernetes(t *testing.T) {
 	t.Run("containerd restart keeps the pods' interfaces", e.restartKeepsPods(e.restartContainerd))
 	t.Run("host agent pod restart adopts the pods' interfaces", e.restartKeepsPods(e.restartHostAgent))
 	t.Run("a bad NAD fails the pod with the plugin's error and leaves nothing", e.badNADFails)
+	t.Run("vhost-user NAD without Kata", e.vhostWithoutKata)
+	t.Run("a volume without Kata", e.volumeWithoutKata)
 	t.Logf("tier took %s", time.Since(began).Round(time.Second))
 }
 
@@ -111,4 +113,45 @@ func (e *env) podDeleteAgentDown(t *testing.T) {
 	}
 	e.startHostAgent(t)
 	e.gone(t, d, time.Minute)
+}
+
+// vhostWithoutKata: two VPP pods on the vhost-user NAD, as a user
+// without Kata gets them. Both sides converge: the host VPP is the
+// vhost-user client of a socket each pod's VPP serves in the shared
+// directory, and it connects. But VPP is a vhost-user back-end at both
+// ends: neither offers features or memory to the other, so no frame
+// flows and the pods cannot ping. Traffic needs a virtio front-end on the
+// pod's end of the socket: QEMU in a Kata VM (its guest then has a
+// virtio-net device), or a DPDK virtio-user application in the pod.
+func (e *env) vhostWithoutKata(t *testing.T) {
+	e.startVPPPods(t, "vhost-network", "vhost-a", "vhost-b")
+	a, b := e.pod(t, "vhost-a"), e.pod(t, "vhost-b")
+	for _, p := range []pod{a, b} {
+		if !p.HostStatus.Ready || !strings.HasPrefix(p.HostStatus.InterfaceName, "VirtualEthernet") {
+			t.Errorf("pod %s: host side status %+v, want a ready vhost-user interface", p.Name, p.HostStatus)
+		}
+		e.waitContainerReady(t, p)
+		sock := p.HostStatus.SocketPath
+		if sock == "" {
+			t.Fatalf("pod %s: host side status names no socket: %+v", p.Name, p.HostStatus)
+		}
+		eventually(t, "the host VPP connected to pod "+p.Name+"'s socket", time.Minute, func() error {
+			host := e.VPP.CLI(t, "show vhost-user")
+			return errIf(!strings.Contains(host, sock+` type client errno "Success"`), "host VPP:\n%s", host)
+		})
+		ctr := e.Kubectl(t, "exec", p.Name, "--", "vppctl", "show", "vhost-user")
+		for _, want := range []string{sock + ` type server errno "Success"`, "features (0x0)", "Memory regions (total 0)"} {
+			if !strings.Contains(ctr, want) {
+				t.Errorf("pod %s's VPP: no %q:\n%s", p.Name, want, ctr)
+			}
+		}
+	}
+	out, _ := e.KubectlErr("exec", "vhost-a", "--", "vppctl", "ping", b.IP, "repeat", "3", "interval", "0.2")
+	if m := pingRe.FindStringSubmatch(out); m == nil || m[2] != "0" {
+		t.Errorf("vhost-a pinged %s through two vhost-user back-ends; the documentation says it cannot:\n%s", b.IP, out)
+	}
+	for _, p := range []pod{a, b} {
+		e.deletePod(t, p.Name)
+		e.gone(t, p, time.Minute)
+	}
 }

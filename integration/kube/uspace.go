@@ -173,6 +173,13 @@ func uspacectl(t testing.TB, args ...string) error {
 	return nil
 }
 
+// HostCredentials are the node's host identity (uspace-host-<node>) as
+// make-certs.sh wrote it: CA, certificate, key.
+func (u *Uspace) HostCredentials() (ca, cert, key string) {
+	id := filepath.Join(u.certs, "uspace-host-"+u.Name)
+	return filepath.Join(u.certs, "ca.pem"), id + ".pem", id + "-key.pem"
+}
+
 // Manifest is deployments/kubernetes/<name> with the etcd endpoints this
 // node's etcd has: the one change its comments leave to the user.
 func (u *Uspace) Manifest(t testing.TB, name string) string {
