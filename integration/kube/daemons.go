@@ -100,14 +100,18 @@ func (n *Node) ctr(args ...string) (string, error) {
 	return string(out), nil
 }
 
-// Crictl runs crictl against the node's containerd.
+// Crictl runs crictl against the node's containerd and returns what it
+// printed on stdout.
 func (n *Node) Crictl(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, filepath.Join(n.bin, "crictl"),
-		append([]string{"-r", "unix://" + n.containerdSocket(), "-i", "unix://" + n.containerdSocket()}, args...)...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, filepath.Join(n.bin, "crictl"),
+		append([]string{"-r", "unix://" + n.containerdSocket(), "-i", "unix://" + n.containerdSocket(), "--timeout", "60s"}, args...)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		return string(out), fmt.Errorf("crictl %v: %w: %s", args, err, out)
+		return string(out), fmt.Errorf("crictl %v: %w: %s", args, err, stderr.String())
 	}
 	return string(out), nil
 }
@@ -298,11 +302,14 @@ func exited(p *spawn.Proc) bool {
 	}
 }
 
+// LogDir is where a node leaves its daemons' logs (and uspace's pods'),
+// kept after the node until the next one starts.
+func LogDir() string { return filepath.Join(os.TempDir(), "uspace-kube-logs") }
+
 // saveLogs keeps the daemons' output (and Multus' log) outside the node's
 // directory, which goes; on failure it points there.
 func (n *Node) saveLogs(t testing.TB) {
-	dir := filepath.Join(os.TempDir(), "uspace-kube-logs")
-	_ = os.RemoveAll(dir)
+	dir := LogDir()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return
 	}

@@ -28,6 +28,7 @@ func TestKubernetes(t *testing.T) {
 	t.Run("kubelet restart keeps the pods' interfaces", e.restartKeepsPods(e.restartKubelet))
 	t.Run("containerd restart keeps the pods' interfaces", e.restartKeepsPods(e.restartContainerd))
 	t.Run("host agent pod restart adopts the pods' interfaces", e.restartKeepsPods(e.restartHostAgent))
+	t.Run("a pod's sandbox re-created", e.sandboxRecreated)
 	t.Run("a bad NAD fails the pod with the plugin's error and leaves nothing", e.badNADFails)
 	t.Run("vhost-user NAD without Kata", e.vhostWithoutKata)
 	t.Run("a volume without Kata", e.volumeWithoutKata)

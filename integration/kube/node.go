@@ -89,6 +89,7 @@ func Start(t testing.TB, opts Options) *Node {
 	if err := reap(n.Dir); err != nil {
 		t.Logf("leftovers of an earlier node: %v", err)
 	}
+	_ = os.RemoveAll(LogDir())
 	if err := os.MkdirAll(filepath.Join(n.Dir, "log"), 0o755); err != nil {
 		unlock()
 		t.Fatal(err)

@@ -1,8 +1,11 @@
 package kube_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -94,4 +97,43 @@ func (e *env) waitNodeHeartbeat(t *testing.T) {
 		}
 		return errIf(status != "True" || !hb.After(since), "node Ready=%s, heartbeat %s", status, at)
 	})
+}
+
+// sandboxRecreated: vpp-b's sandbox dies (its pause process killed), so
+// kubelet stops the pod (CNI DEL of the old sandbox) and runs it again in
+// a new sandbox (CNI ADD under a new container ID, the app container
+// restarted). Nothing of the old sandbox stays in etcd or VPP, the new
+// container agent finds the new container by the same pod name, and vpp-a
+// pings vpp-b at its new address.
+func (e *env) sandboxRecreated(t *testing.T) {
+	a, old := e.pod(t, "vpp-a"), e.pod(t, "vpp-b")
+	out, err := e.Crictl("inspectp", old.Container)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sandbox struct {
+		Info struct {
+			Pid int `json:"pid"`
+		} `json:"info"`
+	}
+	if err := json.Unmarshal([]byte(out), &sandbox); err != nil || sandbox.Info.Pid <= 1 {
+		t.Fatalf("crictl inspectp %s: pid %d, %v", old.Container, sandbox.Info.Pid, err)
+	}
+	if err := syscall.Kill(sandbox.Info.Pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill vpp-b's pause (pid %d): %v", sandbox.Info.Pid, err)
+	}
+	var b pod
+	eventually(t, "vpp-b in a new sandbox", 3*time.Minute, func() error {
+		m := e.metasOf(t, "vpp-b")
+		if len(m) != 1 || strings.Contains(m[0], old.Container) {
+			return fmt.Errorf("metas of vpp-b: %v", m)
+		}
+		_, err := e.KubectlErr("wait", "--for=condition=Ready", "--timeout=2s", "pod/vpp-b")
+		return err
+	})
+	b = e.pod(t, "vpp-b")
+	e.waitContainerReady(t, b)
+	e.gone(t, old, time.Minute)
+	e.ping(t, "vpp-a", b.IP)
+	e.ping(t, "vpp-b", a.IP)
 }

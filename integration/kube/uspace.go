@@ -260,10 +260,30 @@ func (u *Uspace) VPPPod(t testing.TB, name, network string) string {
 // DELs then need no timeout), then the DaemonSet.
 func (u *Uspace) uninstall(t testing.TB) {
 	t.Helper()
+	u.saveLogs()
 	if out, err := u.KubectlErr("delete", "pods", "--all", "-n", "default", "--timeout=2m"); err != nil {
 		t.Logf("delete the pods: %v: %s", err, out)
 	}
 	if out, err := u.KubectlErr("delete", "namespace", "uspace-system", "--timeout=2m"); err != nil {
 		t.Logf("delete uspace-system: %v: %s", err, out)
+	}
+}
+
+// saveLogs keeps the host agent's and the VPP pods' logs beside the
+// node's (saveLogs of the node says where).
+func (u *Uspace) saveLogs() {
+	dir := filepath.Join(LogDir(), "pods")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return
+	}
+	for _, ns := range []string{"uspace-system", "default"} {
+		names, err := u.KubectlErr("-n", ns, "get", "pods", "-o", "name")
+		if err != nil {
+			continue
+		}
+		for _, name := range strings.Fields(names) {
+			out, _ := u.KubectlErr("-n", ns, "logs", name, "--all-containers")
+			_ = os.WriteFile(filepath.Join(dir, ns+"_"+strings.TrimPrefix(name, "pod/")+".log"), []byte(out), 0o644)
+		}
 	}
 }
