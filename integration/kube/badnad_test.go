@@ -47,7 +47,7 @@ func (e *env) badNADFails(t *testing.T) {
 			name := "pod-" + c.nad
 			e.Apply(t, e.VPPPod(t, name, c.nad))
 			var msg string
-			eventually(t, "the sandbox failure event of "+name, 2*time.Minute, func() error {
+			e.WaitFor(t, "the sandbox failure event of "+name, 2*time.Minute, func() error {
 				out, err := e.KubectlErr("get", "events", "--field-selector", "involvedObject.name="+name+",reason=FailedCreatePodSandBox",
 					"-o", "jsonpath={.items[*].message}")
 				msg = out
@@ -61,7 +61,7 @@ func (e *env) badNADFails(t *testing.T) {
 				t.Errorf("kubectl describe pod %s lacks the plugin's error %q:\n%s", name, c.want, d)
 			}
 			e.deletePod(t, name)
-			eventually(t, "nothing left of "+name, time.Minute, func() error {
+			e.WaitFor(t, "nothing left of "+name, time.Minute, func() error {
 				if m := e.metasOf(t, name); len(m) > 0 {
 					return fmt.Errorf("container metas in etcd: %v", m)
 				}

@@ -53,7 +53,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     max_conf_num = 1
 `
 
-// kubeletConfig: cgroup v1 with cgroupfs, no swap check, webhook authn/z
+// kubeletConfig: cgroup v1 with cgroupfs under the node's own cgroup
+// (host.go, makeCgroup), no swap check, webhook authn/z
 // for the apiserver's exec/logs, eviction and image GC thresholds a nearly
 // full shared disk does not cross, and kubelet kept out of the host's
 // iptables.
@@ -62,6 +63,7 @@ kind: KubeletConfiguration
 containerRuntimeEndpoint: unix://{{.Dir}}/run/containerd/containerd.sock
 imageServiceEndpoint: unix://{{.Dir}}/run/containerd/containerd.sock
 cgroupDriver: cgroupfs
+cgroupRoot: {{.PodCgroup}}
 failSwapOn: false
 failCgroupV1: false
 authentication:

@@ -54,10 +54,10 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// waitFor polls ready (a daemon's readiness probe: there is no event to
-// wait on) until it succeeds or timeout passes, failing early when a
-// daemon of the node exited.
-func (n *Node) waitFor(t testing.TB, what string, timeout time.Duration, ready func() error) {
+// WaitFor polls ready (a readiness probe, or state in etcd, VPP or the
+// apiserver that has no single event to wait on) until it succeeds or
+// timeout passes, failing early when a daemon of the node exited.
+func (n *Node) WaitFor(t testing.TB, what string, timeout time.Duration, ready func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -202,7 +202,7 @@ func (n *Node) startControlPlane(t testing.TB) {
 		"--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
 		"--kubelet-client-certificate="+p("apiserver-kubelet-client.crt"), "--kubelet-client-key="+p("apiserver-kubelet-client.key"),
 		"--kubelet-preferred-address-types=InternalIP,Hostname", "--allow-privileged=true", "--profiling=false", "--v=0")
-	n.waitFor(t, "kube-apiserver /readyz", 3*time.Minute, func() error { _, err := n.KubectlErr("get", "--raw", "/readyz"); return err })
+	n.WaitFor(t, "kube-apiserver /readyz", 3*time.Minute, func() error { _, err := n.KubectlErr("get", "--raw", "/readyz"); return err })
 	n.start(t, "kube-controller-manager", "kube-controller-manager", "--kubeconfig="+kc("controller-manager"),
 		"--authentication-kubeconfig="+kc("controller-manager"), "--authorization-kubeconfig="+kc("controller-manager"),
 		"--bind-address="+n.IP, "--service-account-private-key-file="+p("sa.key"), "--root-ca-file="+p("ca.crt"),
@@ -214,15 +214,15 @@ func (n *Node) startControlPlane(t testing.TB) {
 		"--bind-address="+n.IP, "--leader-elect=false", "--profiling=false", "--v=0")
 	n.startKubelet(t)
 	n.Apply(t, readTestdata(t, "multus.yaml"))
-	n.waitFor(t, "the NetworkAttachmentDefinition CRD", time.Minute, func() error {
+	n.WaitFor(t, "the NetworkAttachmentDefinition CRD", time.Minute, func() error {
 		_, err := n.KubectlErr("wait", "--for=condition=Established", "--timeout=2s", "crd/network-attachment-definitions.k8s.cni.cncf.io")
 		return err
 	})
-	n.waitFor(t, "node Ready", 3*time.Minute, func() error {
+	n.WaitFor(t, "node Ready", 3*time.Minute, func() error {
 		_, err := n.KubectlErr("wait", "--for=condition=Ready", "--timeout=2s", "node/"+n.Name)
 		return err
 	})
-	n.waitFor(t, "the default ServiceAccount", time.Minute, func() error { _, err := n.KubectlErr("get", "sa", "default"); return err })
+	n.WaitFor(t, "the default ServiceAccount", time.Minute, func() error { _, err := n.KubectlErr("get", "sa", "default"); return err })
 }
 
 func (n *Node) startKubelet(t testing.TB) {
@@ -238,7 +238,7 @@ func (n *Node) startKubelet(t testing.TB) {
 func (n *Node) RestartKubelet(t testing.TB) {
 	t.Helper()
 	n.restart(t, "kubelet", n.startKubelet)
-	n.waitFor(t, "kubelet healthz after its restart", time.Minute, func() error {
+	n.WaitFor(t, "kubelet healthz after its restart", time.Minute, func() error {
 		_, err := exec.Command("curl", "-sf", fmt.Sprintf("http://%s:10248/healthz", n.IP)).CombinedOutput()
 		return err
 	})
@@ -251,7 +251,7 @@ func (n *Node) RestartContainerd(t testing.TB) {
 	n.restart(t, "containerd", func(t testing.TB) {
 		n.start(t, "containerd", "containerd", "--config", filepath.Join(n.Dir, "etc", "containerd.toml"))
 	})
-	n.waitFor(t, "containerd after its restart", time.Minute, func() error { _, err := n.Crictl("pods", "-q"); return err })
+	n.WaitFor(t, "containerd after its restart", time.Minute, func() error { _, err := n.Crictl("pods", "-q"); return err })
 }
 
 func (n *Node) restart(t testing.TB, name string, start func(testing.TB)) {

@@ -75,6 +75,22 @@ func (e *env) startVPPPods(t *testing.T, network string, names ...string) {
 	e.waitReady(t, names...)
 }
 
+// pair starts two VPP pods on network and waits until both sides of each
+// one's net1 converged: on the host a ready interface whose VPP name
+// starts with ifPrefix, in the pod its container agent's ready status.
+func (e *env) pair(t *testing.T, network, ifPrefix, name1, name2 string) (pod, pod) {
+	t.Helper()
+	e.startVPPPods(t, network, name1, name2)
+	ps := []pod{e.pod(t, name1), e.pod(t, name2)}
+	for _, p := range ps {
+		if !p.HostStatus.Ready || !strings.HasPrefix(p.HostStatus.InterfaceName, ifPrefix) {
+			t.Errorf("pod %s: host side status %+v, want a ready %s interface", p.Name, p.HostStatus, ifPrefix)
+		}
+		e.waitContainerReady(t, p)
+	}
+	return ps[0], ps[1]
+}
+
 func (e *env) deletePod(t *testing.T, name string) {
 	t.Helper()
 	e.Kubectl(t, "delete", "pod", name, "--wait=true", "--timeout=120s")
@@ -203,23 +219,6 @@ func ipamReserved(network, ip string) bool {
 	return err == nil
 }
 
-// eventually polls cond (state in etcd, VPP and the apiserver that has no
-// single event to wait on) until it is nil or timeout passes.
-func eventually(t *testing.T, what string, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
 func errIf(cond bool, format string, args ...any) error {
 	if cond {
 		return fmt.Errorf(format, args...)
@@ -232,7 +231,7 @@ func errIf(cond bool, format string, args ...any) error {
 func (e *env) waitContainerReady(t *testing.T, p pod) {
 	t.Helper()
 	key := schema.StatusKey(schema.Key{Kind: schema.KindContainerInterfaceKey, Host: kube.NodeName, Container: p.Container, Interface: "net1"})
-	eventually(t, "pod "+p.Name+"'s container agent status", 3*time.Minute, func() error {
+	e.WaitFor(t, "pod "+p.Name+"'s container agent status", 3*time.Minute, func() error {
 		kvs := e.get(t, key)
 		if len(kvs) != 1 {
 			return fmt.Errorf("no %s", key)
@@ -271,7 +270,7 @@ func (e *env) intentKeys(t *testing.T, container string) []string {
 // in host-local.
 func (e *env) gone(t *testing.T, p pod, timeout time.Duration) {
 	t.Helper()
-	eventually(t, "pod "+p.Name+" gone from VPP, etcd and IPAM", timeout, func() error {
+	e.WaitFor(t, "pod "+p.Name+" gone from VPP, etcd and IPAM", timeout, func() error {
 		if ifs := e.hostInterfaces(t); slices.Contains(ifs, p.HostStatus.InterfaceName) {
 			return fmt.Errorf("host VPP still has %s: %v", p.HostStatus.InterfaceName, ifs)
 		}
@@ -289,7 +288,7 @@ const agentSelector = `{"spec":{"template":{"spec":{"nodeSelector":{"uspace.test
 func (e *env) stopHostAgent(t *testing.T) {
 	t.Helper()
 	e.Kubectl(t, "-n", "uspace-system", "patch", "ds", "uspace-host-agent", "--type=merge", "-p", agentSelector)
-	eventually(t, "the host agent's pod gone and its registration released", 2*time.Minute, func() error {
+	e.WaitFor(t, "the host agent's pod gone and its registration released", 2*time.Minute, func() error {
 		out, err := e.KubectlErr("-n", "uspace-system", "get", "pods", "-o", "name")
 		if err != nil {
 			return err

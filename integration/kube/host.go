@@ -30,6 +30,9 @@ type hostState struct {
 	Absent []string `json:"absent"`
 	// Links are the network links the node makes (its bridges).
 	Links []string `json:"links"`
+	// Cgroup is the node's cgroup (kubelet's cgroupRoot), in every
+	// hierarchy: its pods' processes live under it.
+	Cgroup string `json:"cgroup"`
 	// CNIResults tells whether /var/lib/cni/results existed before: then
 	// only the node's sandboxes' entries are removed from it.
 	CNIResults bool `json:"cniResults"`
@@ -49,7 +52,7 @@ var tunables = []string{
 // vhost-user root), libcni's result cache and host-local's default data
 // directory (/var/lib/cni), and kubelet's container log links.
 var hostPaths = []string{
-	"/opt/cni/bin", "/etc/uspace", "/run/vpp", "/var/run/kata-containers/vhost-user",
+	"/opt/cni/bin", "/etc/uspace", "/run/vpp/cni/shared", "/var/run/kata-containers/vhost-user/block",
 	"/var/lib/cni", "/var/log/containers", "/var/lib/kubelet",
 }
 
@@ -60,8 +63,8 @@ func sysctlPath(name string) string {
 }
 
 // recordHost notes the machine's state before the node touches it.
-func recordHost(links []string) (*hostState, error) {
-	st := &hostState{Sysctls: map[string]string{}, Links: links}
+func recordHost(links []string, cgroup string) (*hostState, error) {
+	st := &hostState{Sysctls: map[string]string{}, Links: links, Cgroup: cgroup}
 	for _, s := range tunables {
 		b, err := os.ReadFile(sysctlPath(s))
 		if err != nil {
@@ -110,11 +113,16 @@ func undoHost(dir string, st *hostState) error {
 	var errs []error
 	sandboxes := sandboxIDs(dir)
 	shims := shimPids(dir)
-	errs = append(errs, killCgroup("kubepods"))
+	if st.Cgroup != "" {
+		errs = append(errs, killCgroup(st.Cgroup))
+	}
 	for _, p := range shims {
 		_ = syscall.Kill(p, syscall.SIGKILL)
 	}
-	errs = append(errs, unmountUnder(dir), removeCgroup("kubepods"))
+	errs = append(errs, unmountUnder(dir))
+	if st.Cgroup != "" {
+		errs = append(errs, removeCgroup(st.Cgroup))
+	}
 	for _, l := range st.Links {
 		if err := exec.Command("ip", "link", "show", l).Run(); err == nil {
 			if out, err := exec.Command("ip", "link", "del", l).CombinedOutput(); err != nil {
@@ -201,7 +209,44 @@ func cgroupRoots() []string {
 	return roots
 }
 
-// killCgroup kills every process in the named cgroup (kubelet's pods'
+// makeCgroup makes the node's cgroup in every hierarchy, with cpuset's
+// CPUs and memory nodes (empty in a new cgroup v1) from the root, and a CPU
+// weight of shares. Kubelet's QoS and pod cgroups go under it (its
+// cgroupRoot), weighted by their CPU requests among themselves only: the
+// pods get the node's weight whatever else the machine runs, as on a node
+// of their own. Under kubelet's default root, a 100m pod weighs a tenth of
+// any process of the machine, and on a loaded shared test machine VPP pods
+// were starved for a minute at start and missed their agents' liveness
+// pings.
+func makeCgroup(name string, shares int) error {
+	for _, root := range cgroupRoots() {
+		dir := filepath.Join(root, name)
+		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("make cgroup %s: %w", dir, err)
+		}
+		var settings [][2]string
+		switch filepath.Base(root) {
+		case "cpuset":
+			for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+				b, err := os.ReadFile(filepath.Join(root, f))
+				if err != nil {
+					return err
+				}
+				settings = append(settings, [2]string{f, strings.TrimSpace(string(b))})
+			}
+		case "cpu":
+			settings = append(settings, [2]string{"cpu.shares", strconv.Itoa(shares)})
+		}
+		for _, kv := range settings {
+			if err := os.WriteFile(filepath.Join(dir, kv[0]), []byte(kv[1]), 0o644); err != nil {
+				return fmt.Errorf("set %s of cgroup %s: %w", kv[0], dir, err)
+			}
+		}
+	}
+	return nil
+}
+
+// killCgroup kills every process in the named cgroup (the node's pods'
 // tree), in every hierarchy, until none is left.
 func killCgroup(name string) error {
 	deadline := time.Now().Add(30 * time.Second)

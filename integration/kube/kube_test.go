@@ -39,16 +39,11 @@ func TestKubernetes(t *testing.T) {
 // finds its pod by POD_NAMESPACE/POD_NAME and converges its VPP; they ping
 // each other through the host VPP's bridge domain.
 func (e *env) memifPing(t *testing.T) {
-	e.startVPPPods(t, "memif-network", "vpp-a", "vpp-b")
-	a, b := e.pod(t, "vpp-a"), e.pod(t, "vpp-b")
+	a, b := e.pair(t, "memif-network", "memif", "vpp-a", "vpp-b")
 	for _, p := range []pod{a, b} {
-		if !p.HostStatus.Ready || !strings.HasPrefix(p.HostStatus.InterfaceName, "memif") {
-			t.Errorf("pod %s: host side status %+v, want a ready memif", p.Name, p.HostStatus)
-		}
 		if p.Meta.PodUID == "" {
 			t.Errorf("pod %s: meta without the pod UID from CNI_ARGS: %+v", p.Name, p.Meta)
 		}
-		e.waitContainerReady(t, p)
 		logs := e.Kubectl(t, "logs", p.Name)
 		if want := `by="pod default/` + p.Name + `"`; !strings.Contains(logs, want) {
 			t.Errorf("pod %s's container agent did not identify itself %s:\n%s", p.Name, want, logs)
@@ -125,18 +120,13 @@ func (e *env) podDeleteAgentDown(t *testing.T) {
 // pod's end of the socket: QEMU in a Kata VM (its guest then has a
 // virtio-net device), or a DPDK virtio-user application in the pod.
 func (e *env) vhostWithoutKata(t *testing.T) {
-	e.startVPPPods(t, "vhost-network", "vhost-a", "vhost-b")
-	a, b := e.pod(t, "vhost-a"), e.pod(t, "vhost-b")
+	a, b := e.pair(t, "vhost-network", "VirtualEthernet", "vhost-a", "vhost-b")
 	for _, p := range []pod{a, b} {
-		if !p.HostStatus.Ready || !strings.HasPrefix(p.HostStatus.InterfaceName, "VirtualEthernet") {
-			t.Errorf("pod %s: host side status %+v, want a ready vhost-user interface", p.Name, p.HostStatus)
-		}
-		e.waitContainerReady(t, p)
 		sock := p.HostStatus.SocketPath
 		if sock == "" {
 			t.Fatalf("pod %s: host side status names no socket: %+v", p.Name, p.HostStatus)
 		}
-		eventually(t, "the host VPP connected to pod "+p.Name+"'s socket", time.Minute, func() error {
+		e.WaitFor(t, "the host VPP connected to pod "+p.Name+"'s socket", time.Minute, func() error {
 			host := e.VPP.CLI(t, "show vhost-user")
 			return errIf(!strings.Contains(host, sock+` type client errno "Success"`), "host VPP:\n%s", host)
 		})

@@ -29,6 +29,10 @@ const (
 	CNIBinDir = "/opt/cni/bin"
 	// PauseImage is the sandbox image, built here from testdata/pause.
 	PauseImage = "uspace-test.local/pause:1"
+	// podCgroup is kubelet's cgroupRoot, weighted as podCgroupShares
+	// processes of the machine (host.go, makeCgroup).
+	podCgroup       = "uskube"
+	podCgroupShares = 8192
 )
 
 // Ports on the node's address.
@@ -60,7 +64,7 @@ type Node struct {
 	Up time.Duration
 
 	// Template fields (configs.go).
-	PauseImage, Runc, PodBridge, PodCIDR, CNIBinDir string
+	PauseImage, Runc, PodBridge, PodCIDR, CNIBinDir, PodCgroup string
 
 	bin   string
 	pki   *pki
@@ -84,7 +88,7 @@ func Start(t testing.TB, opts Options) *Node {
 	runc, _ := exec.LookPath("runc")
 	ip, _, _ := net.ParseCIDR(nodeAddr)
 	n := &Node{Name: NodeName, IP: ip.String(), Dir: filepath.Join(os.TempDir(), "uspace-kube"),
-		PauseImage: PauseImage, Runc: runc, PodBridge: podBridge, PodCIDR: podCIDR, CNIBinDir: CNIBinDir,
+		PauseImage: PauseImage, Runc: runc, PodBridge: podBridge, PodCIDR: podCIDR, CNIBinDir: CNIBinDir, PodCgroup: "/" + podCgroup,
 		bin: bin, procs: map[string]*spawn.Proc{}}
 	if err := reap(n.Dir); err != nil {
 		t.Logf("leftovers of an earlier node: %v", err)
@@ -94,7 +98,7 @@ func Start(t testing.TB, opts Options) *Node {
 		unlock()
 		t.Fatal(err)
 	}
-	if n.host, err = recordHost([]string{nodeBridge, podBridge}); err == nil {
+	if n.host, err = recordHost([]string{nodeBridge, podBridge}, podCgroup); err == nil {
 		err = n.host.save(n.Dir)
 	}
 	if err != nil {
@@ -151,6 +155,9 @@ func (n *Node) prepare(t testing.TB, opts Options) {
 			t.Fatalf("ip %v: %v: %s", c, err, out)
 		}
 	}
+	if err := makeCgroup(podCgroup, podCgroupShares); err != nil {
+		t.Fatal(err)
+	}
 	var err error
 	if n.pki, err = newPKI(filepath.Join(n.Dir, "pki"), n.Name, net.ParseIP(n.IP)); err != nil {
 		t.Fatalf("PKI: %v", err)
@@ -182,7 +189,7 @@ func (n *Node) prepare(t testing.TB, opts Options) {
 	}
 	n.installCNI(t)
 	n.start(t, "containerd", "containerd", "--config", filepath.Join(n.Dir, "etc", "containerd.toml"))
-	n.waitFor(t, "containerd", time.Minute, func() error { _, err := n.ctr("version"); return err })
+	n.WaitFor(t, "containerd", time.Minute, func() error { _, err := n.ctr("version"); return err })
 	n.importImages(t, append([]string{buildPause(t)}, opts.Images...))
 }
 

@@ -81,7 +81,7 @@ func (e *env) restartContainerd(t *testing.T) {
 func (e *env) waitNodeHeartbeat(t *testing.T) {
 	t.Helper()
 	since := time.Now().Add(-time.Second)
-	eventually(t, "a fresh node heartbeat", 2*time.Minute, func() error {
+	e.WaitFor(t, "a fresh node heartbeat", 2*time.Minute, func() error {
 		out, err := e.KubectlErr("get", "node", e.Name, "-o",
 			`jsonpath={range .status.conditions[?(@.type=="Ready")]}{.status} {.lastHeartbeatTime}{end}`)
 		if err != nil {
@@ -123,7 +123,7 @@ func (e *env) sandboxRecreated(t *testing.T) {
 		t.Fatalf("kill vpp-b's pause (pid %d): %v", sandbox.Info.Pid, err)
 	}
 	var b pod
-	eventually(t, "vpp-b in a new sandbox", 3*time.Minute, func() error {
+	e.WaitFor(t, "vpp-b in a new sandbox", 3*time.Minute, func() error {
 		m := e.metasOf(t, "vpp-b")
 		if len(m) != 1 || strings.Contains(m[0], old.Container) {
 			return fmt.Errorf("metas of vpp-b: %v", m)

@@ -3,7 +3,9 @@ package kube
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,6 +77,7 @@ func StartUspace(t testing.TB) *Uspace {
 	if err := os.MkdirAll(filepath.Dir(VPPSocket), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	claimSocket(t, VPPSocket)
 	u.Proxy = realdp.ListenAPIProxy(t, VPPSocket, u.VPP.APISocket)
 	step("host VPP up")
 	u.install(t)
@@ -98,7 +101,23 @@ func stepTimer(t testing.TB) func(string) {
 // reactor polls a whole core of the node's two.
 func (u *Uspace) StartSPDK(t testing.TB) *realdp.SPDK {
 	t.Helper()
+	claimSocket(t, SPDKSocket)
 	return realdp.StartSPDK(t, realdp.SPDKOptions{VhostDir: filepath.Join(VhostUserRoot, "block", "sockets"), RPCSocket: SPDKSocket})
+}
+
+// claimSocket makes sure the node may use a fixed socket path of the
+// machine: one that answers belongs to a dataplane of the machine's own,
+// which the test must not replace; one that does not is a leftover of a
+// killed run and goes.
+func claimSocket(t testing.TB, path string) {
+	t.Helper()
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		t.Fatalf("%s answers: a dataplane of this machine serves it, and the node needs it", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
 }
 
 // buildImages runs deployments/images/build.sh for the images the
@@ -147,7 +166,7 @@ func (u *Uspace) startEtcd(t testing.TB) {
 		return []string{"--etcd-endpoints", u.EtcdURL, "--etcd-cacert", c("ca.pem"), "--etcd-cert", c(user + ".pem"), "--etcd-key", c(user + "-key.pem")}
 	}
 	creds := filepath.Join(u.certs, "credentials")
-	u.waitFor(t, "uspace's etcd", time.Minute, func() error {
+	u.WaitFor(t, "uspace's etcd", time.Minute, func() error {
 		return uspacectl(t, append(as("root"), "auth", "init", "--enable", "--root-cert-only", "--out", creds)...)
 	})
 	if err := uspacectl(t, append(as("root"), "auth", "add-host", u.Name, "--out", filepath.Join(creds, u.Name))...); err != nil {
@@ -211,11 +230,11 @@ func (u *Uspace) install(t testing.TB) {
 // to hold its registration in etcd.
 func (u *Uspace) WaitHostAgent(t testing.TB) {
 	t.Helper()
-	u.waitFor(t, "the host agent DaemonSet", 3*time.Minute, func() error {
+	u.WaitFor(t, "the host agent DaemonSet", 3*time.Minute, func() error {
 		_, err := u.KubectlErr("-n", "uspace-system", "rollout", "status", "ds/uspace-host-agent", "--timeout=5s")
 		return err
 	})
-	u.waitFor(t, "the host agent's registration", time.Minute, func() error {
+	u.WaitFor(t, "the host agent's registration", time.Minute, func() error {
 		if len(u.Keys(t, schema.AgentKey(u.Name))) == 0 {
 			return fmt.Errorf("no %s", schema.AgentKey(u.Name))
 		}

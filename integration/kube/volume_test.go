@@ -49,7 +49,7 @@ func (e *env) volumeWithoutKata(t *testing.T) {
 	}
 
 	e.Apply(t, volumePod(image))
-	eventually(t, "the volume pod's checks", 2*time.Minute, func() error {
+	e.WaitFor(t, "the volume pod's checks", 2*time.Minute, func() error {
 		phase, err := e.KubectlErr("get", "pod", "volume-user", "-o", "jsonpath={.status.phase}")
 		return errIf(err != nil || phase != "Succeeded", "phase %q (%v)", phase, err)
 	})
@@ -117,7 +117,7 @@ func (e *env) startVolumeDriver(t *testing.T) *volumeDriver {
 	harness.StartProc(t, "uspace-volume", binaries.Path(t, "uspace-volume"), []string{"--path", kube.VhostUserRoot,
 		"--name", "uspace", "--plugin-dir", dir, "--host", kube.NodeName, "--etcd-endpoints", e.EtcdURL,
 		"--etcd-cacert", ca, "--etcd-cert", cert, "--etcd-key", key})
-	eventually(t, "uspace-volume's socket", time.Minute, func() error {
+	e.WaitFor(t, "uspace-volume's socket", time.Minute, func() error {
 		_, err := os.Stat(d.socket)
 		return err
 	})
