@@ -44,7 +44,8 @@ func (b *bench) kubePhase(t *testing.T) {
 	row.note("the same pod with the annotation k8s.v1.cni.cncf.io/networks: memif-network (deployments/kubernetes/), so Multus "+
 		"also runs the `userspace` plugin and the host agent (the DaemonSet) makes a memif on the real VPP 25.02; %d pods, one at a "+
 		"time, alternating with the cluster-only ones; a pause container each, so the figure is the network's cost, not an "+
-		"application's start", kubePods)
+		"application's start; kubelet reports Ready after its next relist of the runtime (generic PLEG, every second), so a "+
+		"cost that does not cross into the next relist does not show", kubePods)
 }
 
 // kubeReady creates the pod bench-<name> (a pause container) on network
