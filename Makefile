@@ -15,11 +15,20 @@ export USPACE_BIN_DIR := $(BIN)
 all: build
 
 # Debian packages the tests use: ip (network namespaces), systemd-analyze
-# (checks the units in deployments/systemd), gcc (the race detector needs cgo).
+# (checks the units in deployments/systemd), gcc (the race detector needs
+# cgo; static libc for the Kubernetes node's pause image), containerd, runc
+# and zstd (the Kubernetes node of integration/kube).
 deps:
-	@command -v ip >/dev/null && command -v systemd-analyze >/dev/null && command -v gcc >/dev/null || \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iproute2 systemd gcc libc6-dev)
+	@command -v ip >/dev/null && command -v systemd-analyze >/dev/null && command -v gcc >/dev/null && \
+		command -v containerd >/dev/null && command -v runc >/dev/null && command -v zstd >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			iproute2 systemd gcc libc6-dev containerd runc zstd)
 	$(GO) mod download
+
+# The prebuilt Kubernetes v1.34.4, Multus and crictl of the Kubernetes tier
+# (integration/kube); without them the tier skips with one line.
+USPACE_KUBERNETES_DIR ?= $(abspath $(CURDIR)/../shared/kubernetes)
+export USPACE_KUBERNETES_DIR
 
 # The real dataplanes (VPP 25.02, SPDK 24.09) for the real-dataplane test
 # tier (integration/realdp) and the demo: unpacked from
@@ -45,7 +54,8 @@ tools: deps
 	@mkdir -p $(BIN)
 	$(GO) build $(GOFLAGS) -o $(BIN)/etcd go.etcd.io/etcd/server/v3
 	$(GO) build $(GOFLAGS) -o $(BIN)/etcdctl go.etcd.io/etcd/etcdctl/v3
-	$(GO) build $(GOFLAGS) -o $(BIN)/host-local github.com/containernetworking/plugins/plugins/ipam/host-local
+	$(GO) build $(GOFLAGS) -o $(BIN)/ github.com/containernetworking/plugins/plugins/ipam/host-local \
+		github.com/containernetworking/plugins/plugins/main/bridge github.com/containernetworking/plugins/plugins/main/loopback
 
 # The short-lived binaries (the CNI plugin runs once per ADD/DEL/CHECK) must
 # not link the etcd server: its package initialisation alone costs more than
@@ -60,14 +70,16 @@ lint:
 	@out=$$($(GO) list -deps ./store | grep -E '/uspace/schema$$|^go.etcd.io/etcd/server'); if [ -n "$$out" ]; then \
 		echo "./store must import neither schema nor the etcd server, but imports:"; echo "$$out"; exit 1; fi
 
-# Everything, unit and integration, in one run; well under 15 minutes on 2 cores.
+# Everything, unit and integration, in one run; under 20 minutes on 2 cores.
 # The packages of concurrent code (and the in-process agent tests) run under
-# the race detector, which needs cgo; everything else runs once without it.
+# the race detector, which needs cgo; everything else runs once without it,
+# the Kubernetes tier last and alone (its node takes most of the machine).
 RACE_PKGS := ./agent/... ./store/... ./cni/... ./volume/...
 test: build tools dataplanes lint
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 10m $(RACE_PKGS)
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 10m -run '^TestInProcess' ./integration/hostagent/ ./integration/containeragent/
-	$(GO) test -count=1 -timeout 14m $$($(GO) list ./... | grep -vE '/uspace/(agent|store|cni|volume)(/|$$)')
+	$(GO) test -count=1 -timeout 14m $$($(GO) list ./... | grep -vE '/uspace/(agent|store|cni|volume)(/|$$)|/integration/kube$$')
+	$(GO) test -count=1 -timeout 15m ./integration/kube/
 
 integration: build tools dataplanes
 	$(GO) test -count=1 -timeout 14m ./integration/...
@@ -88,13 +100,13 @@ demo: build tools dataplanes
 	BIN=$(BIN) deployments/demo/demo.sh
 
 # The benchmark (integration/bench): floors first, then every figure as a
-# ratio to them, all in one run on this machine, the real-dataplane rows last
-# (skipped with one line without VPP/SPDK); prints the table and writes
-# bin/bench-results.{json,md} (log: bin/bench.log). About 15 minutes on 2
-# cores. `make test` runs its quick version (BENCH_QUICK=1, under a minute,
+# ratio to them, all in one run on this machine, the real-dataplane rows and
+# the Kubernetes row last (skipped with one line without VPP/SPDK or the
+# node's binaries); prints the table and writes bin/bench-results.{json,md}
+# (log: bin/bench.log). About 20 minutes on 2 cores. `make test` runs its quick version (BENCH_QUICK=1, under a minute,
 # sanity checks only) as part of ./..., so it cannot rot.
 bench: build tools dataplanes
-	@bash -o pipefail -c 'USPACE_BENCH=full $(GO) test -count=1 -timeout 30m -v -run "^TestBench$$" ./integration/bench/ 2>&1 \
+	@bash -o pipefail -c 'USPACE_BENCH=full $(GO) test -count=1 -timeout 40m -v -run "^TestBench$$" ./integration/bench/ 2>&1 \
 		| tee $(BIN)/bench.log | grep --line-buffered -v "^=== "'
 
 .PHONY: bench-quick

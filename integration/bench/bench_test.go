@@ -199,8 +199,9 @@ func TestBench(t *testing.T) {
 	if cfg.real {
 		t.Run("real-vpp", b.realVPPPhase)
 		t.Run("real-spdk", b.realSPDKPhase)
+		t.Run("kubernetes", b.kubePhase)
 	} else {
-		t.Log("real dataplanes: not in quick mode (their starts alone take half a minute; the integration/realdp tier runs the same flows); USPACE_BENCH_REAL=1 adds them")
+		t.Log("real dataplanes and the Kubernetes node: not in quick mode (their starts alone take half a minute; the integration/realdp and integration/kube tiers run the same flows); USPACE_BENCH_REAL=1 adds them")
 	}
 
 	b.res.Machine["loadEnd"] = loadAvg()

@@ -25,6 +25,8 @@ func pkgOf(name string) string {
 		return "go.etcd.io/etcd/etcdctl/v3"
 	case "host-local":
 		return "github.com/containernetworking/plugins/plugins/ipam/host-local"
+	case "bridge", "loopback":
+		return "github.com/containernetworking/plugins/plugins/main/" + name
 	}
 	return "github.com/uspace-io/uspace/cmd/" + name
 }

@@ -35,12 +35,22 @@ func StartAPIProxy(t testing.TB, target string) *APIProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &APIProxy{Socket: filepath.Join(dir, "api.sock"), target: target, counts: map[string]int{}}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return ListenAPIProxy(t, filepath.Join(dir, "api.sock"), target)
+}
+
+// ListenAPIProxy is StartAPIProxy on a given socket path, for clients that
+// expect VPP's socket at a fixed place (a Kubernetes node's /run/vpp).
+// The test's cleanup closes it and removes the socket.
+func ListenAPIProxy(t testing.TB, socket, target string) *APIProxy {
+	t.Helper()
+	p := &APIProxy{Socket: socket, target: target, counts: map[string]int{}}
+	var err error
 	p.ln, err = net.Listen("unix", p.Socket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.ln.Close(); os.RemoveAll(dir) })
+	t.Cleanup(func() { p.ln.Close() })
 	go p.serve()
 	return p
 }

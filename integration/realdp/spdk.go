@@ -20,6 +20,9 @@ type SPDKOptions struct {
 	// VhostDir is where vhost controllers' sockets go (-S); made when
 	// missing. "" puts them in the instance's own directory.
 	VhostDir string
+	// RPCSocket is the JSON-RPC socket (-r); "" puts it in the instance's
+	// own directory.
+	RPCSocket string
 }
 
 // SPDK is one real spdk_tgt.
@@ -40,7 +43,10 @@ func StartSPDK(t testing.TB, opts SPDKOptions) *SPDK {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &SPDK{Dir: dir, RPCSocket: filepath.Join(dir, "rpc.sock"), VhostDir: opts.VhostDir}
+	s := &SPDK{Dir: dir, RPCSocket: opts.RPCSocket, VhostDir: opts.VhostDir}
+	if s.RPCSocket == "" {
+		s.RPCSocket = filepath.Join(dir, "rpc.sock")
+	}
 	if s.VhostDir == "" {
 		s.VhostDir = filepath.Join(dir, "vhost")
 	}
@@ -55,6 +61,7 @@ func StartSPDK(t testing.TB, opts SPDKOptions) *SPDK {
 		if t.Failed() {
 			t.Logf("--- output of spdk_tgt ---\n%s", s.proc.Output())
 		}
+		os.Remove(s.RPCSocket) // a killed spdk_tgt leaves it
 		os.RemoveAll(dir)
 	})
 	s.Start(t)
