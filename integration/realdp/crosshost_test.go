@@ -43,11 +43,11 @@ func TestNetworkSpansRealVPPs(t *testing.T) {
 	links := []string{"usa" + sfx, "usb" + sfx}
 	var nss []string
 	for i := range links {
-		nss = append(nss, netns(t, "usx"+strconv.Itoa(i)+sfx))
+		nss = append(nss, realdp.Netns(t, "usx"+strconv.Itoa(i)+sfx))
 	}
-	run(t, "ip", "link", "add", links[0], "type", "veth", "peer", "name", links[1])
+	realdp.Run(t, "ip", "link", "add", links[0], "type", "veth", "peer", "name", links[1])
 	for i, l := range links {
-		run(t, "ip", "link", "set", l, "netns", nss[i])
+		realdp.Run(t, "ip", "link", "set", l, "netns", nss[i])
 	}
 
 	e := harness.StartEtcd(t)

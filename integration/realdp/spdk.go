@@ -73,14 +73,16 @@ func (s *SPDK) Start(t testing.TB) {
 	})
 }
 
-// Kill crashes spdk_tgt (SIGKILL), waits for its end and removes the trace
-// file a killed spdk_tgt leaves in /dev/shm.
+// Kill crashes spdk_tgt (SIGKILL), waits for its end and removes what a
+// killed spdk_tgt leaves behind: its trace file in /dev/shm and DPDK's
+// runtime directory.
 func (s *SPDK) Kill(t testing.TB) {
 	t.Helper()
 	pid := s.proc.Pid()
 	s.proc.Kill()
 	if pid != 0 {
 		os.Remove(fmt.Sprintf("/dev/shm/spdk_tgt_trace.pid%d", pid))
+		os.RemoveAll(fmt.Sprintf("/var/run/dpdk/spdk_pid%d", pid))
 	}
 }
 

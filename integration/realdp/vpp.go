@@ -152,6 +152,15 @@ func (v *VPP) Kill(t testing.TB) {
 	v.proc.Kill()
 }
 
+// Discard kills the instance for good and removes its directory and shared
+// memory now rather than at the test's end: a VPP whose container is gone.
+func (v *VPP) Discard(t testing.TB) {
+	t.Helper()
+	v.proc.Kill()
+	v.removeShm()
+	os.RemoveAll(v.Dir)
+}
+
 // CLI runs one vppctl command and fails the test when vppctl fails.
 func (v *VPP) CLI(t testing.TB, cmd string) string {
 	t.Helper()

@@ -1,0 +1,308 @@
+package cluster_test
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/uspace-io/uspace/integration/dpview"
+	"github.com/uspace-io/uspace/integration/harness"
+	"github.com/uspace-io/uspace/integration/realdp"
+)
+
+// Resource bounds. A leak of a few hundred bytes per cycle passes a short
+// run, but not the 1,000 cycles the soak is recorded with.
+const (
+	// bufSlack: buffers in use beyond the memif rings, at a quiescent
+	// moment (in flight, in a per-node frame).
+	bufSlack = 128
+	// heapSlack and heapPerCycle bound VPP's main-heap growth: vectors
+	// sized by the highest index seen grow once, a leak with every cycle.
+	heapSlack    = 8 << 20
+	heapPerCycle = 8 << 10
+	// idxSlack: interfaces that came and went between two checks (a burst
+	// of concurrent ADD+DEL cycles, the probes) may have pushed the
+	// highest sw_if_index above the most ever seen at a check.
+	idxSlack = 16
+	// spdkSlack: SPDK's DPDK heap with no volume, against its start; a
+	// volume's own memory (its malloc bdev) and spdkPerVolume beside.
+	spdkSlack     = 1 << 20
+	spdkPerVolume = 1 << 20
+	// Agents: goroutines and RSS above their first measure.
+	goroutineSlack = 100
+	rssSlack       = 64 << 20
+)
+
+// resources follows the resources of every dataplane and agent of the
+// soak from a baseline taken before the first step.
+type resources struct {
+	s          *soak
+	dataplanes string
+	vpps       map[string]*vppTrack   // by "<host> VPP" / "<container> VPP"
+	spdks      map[string]*spdkTrack  // by host
+	agents     map[string]*agentTrack // by "<host> host agent" / container
+}
+
+// vppFigures are a real VPP's resources at one moment.
+type vppFigures struct {
+	ifs      int
+	maxIdx   uint32
+	slaves   int // memif slaves: each holds a ring of buffers once connected
+	bufUsed  int
+	heap     int64
+	clients  []string
+	measured bool
+}
+
+type vppTrack struct {
+	start, last vppFigures
+	peakIfs     int
+}
+
+type spdkTrack struct{ start, last realdp.DPDKHeap }
+
+type agentTrack struct {
+	start, last agentFigures
+}
+
+type agentFigures struct {
+	goroutines int // -1: not exported (container agents)
+	rss        int64
+}
+
+func newResources(s *soak) *resources {
+	r := &resources{s: s, vpps: map[string]*vppTrack{}, spdks: map[string]*spdkTrack{}, agents: map[string]*agentTrack{}}
+	s.checkModel()
+	t := s.t
+	if !s.cfg.real {
+		r.dataplanes = "vppsim and spdksim (the simulators)"
+	} else {
+		h := s.hosts[0].h
+		r.dataplanes = fmt.Sprintf("real %s (3 host VPPs, every container's VPP) and %s (3 spdk_tgt)",
+			h.RealVPP.Version(t), h.RealSPDK.Version(t))
+	}
+	t.Logf("soak: dataplanes: %s", r.dataplanes)
+	r.check()
+	return r
+}
+
+// check measures every resource and asserts its bound; the first measure
+// of each is its baseline.
+func (r *resources) check() {
+	s := r.s
+	for _, sh := range s.hosts {
+		r.checkAgent(sh.h.Name+" host agent", hostAgentFigures(s, sh.h))
+		for _, l := range sh.live() {
+			r.checkAgent(l.id+" container agent", agentFigures{goroutines: -1, rss: procRSS(s, l.c.Agent.Pid())})
+		}
+		if !s.cfg.real {
+			continue
+		}
+		r.checkVPP(sh.h.Name+" VPP", sh.h.RealVPP, "uspace-host-agent", true)
+		for _, l := range sh.live() {
+			r.checkVPP(l.id+" VPP", l.c.RealVPP, "uspace-container-agent", l == sh.app)
+		}
+		r.checkSPDK(sh)
+	}
+}
+
+func (r *resources) checkAgent(who string, f agentFigures) {
+	t := r.s.t
+	tr := r.agents[who]
+	if tr == nil {
+		tr = &agentTrack{start: f}
+		r.agents[who] = tr
+	}
+	tr.last = f
+	if f.goroutines > tr.start.goroutines+goroutineSlack {
+		t.Errorf("%s: %d goroutines, %d at start", who, f.goroutines, tr.start.goroutines)
+	}
+	if f.rss > tr.start.rss+rssSlack {
+		t.Errorf("%s: RSS %s, %s at start", who, mib(f.rss), mib(tr.start.rss))
+	}
+	r.s.checks++
+}
+
+var metricLine = regexp.MustCompile(`(?m)^(go_goroutines|process_resident_memory_bytes) ([0-9.e+]+)$`)
+
+// hostAgentFigures reads a host agent's /metrics.
+func hostAgentFigures(s *soak, h *harness.Host) agentFigures {
+	f := agentFigures{}
+	for _, m := range metricLine.FindAllStringSubmatch(harness.HTTPGet(s.t, "http://"+h.MetricsAddr+"/metrics"), -1) {
+		v, _ := strconv.ParseFloat(m[2], 64)
+		if m[1] == "go_goroutines" {
+			f.goroutines = int(v)
+		} else {
+			f.rss = int64(v)
+		}
+	}
+	return f
+}
+
+// procRSS is a process's resident set (VmRSS of /proc/<pid>/status).
+func procRSS(s *soak, pid int) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		s.t.Fatalf("RSS of process %d: %v", pid, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	s.t.Fatalf("RSS of process %d: no VmRSS", pid)
+	return 0
+}
+
+// measureVPP reads a real VPP's resources.
+func measureVPP(s *soak, v *realdp.VPP) vppFigures {
+	st := realVPP(s.t, v.APISocket)
+	f := vppFigures{ifs: len(st.Interfaces), measured: true}
+	for _, i := range st.Interfaces {
+		f.maxIdx = max(f.maxIdx, i.SwIfIndex)
+	}
+	for _, m := range st.Memifs {
+		if m.Role == "slave" {
+			f.slaves++
+		}
+	}
+	f.bufUsed = v.Buffers(s.t).Used()
+	f.heap = v.HeapUsed(s.t)
+	for _, c := range v.APIClients(s.t) {
+		if c != dpview.ClientName {
+			f.clients = append(f.clients, c)
+		}
+	}
+	return f
+}
+
+// checkVPP asserts a real VPP's bounds: only its agent connected, no
+// buffer in use beyond its connected memif slaves' rings, and, for a VPP
+// that lives through the soak, a main heap within its bound of the start
+// and no sw_if_index above what reuse explains.
+func (r *resources) checkVPP(who string, v *realdp.VPP, agent string, lasting bool) {
+	s, t := r.s, r.s.t
+	f := measureVPP(s, v)
+	tr := r.vpps[who]
+	if tr == nil {
+		tr = &vppTrack{start: f}
+		r.vpps[who] = tr
+	}
+	tr.last, tr.peakIfs = f, max(tr.peakIfs, f.ifs)
+	if !slices.Equal(f.clients, []string{agent}) {
+		t.Errorf("%s: binary-API clients %v, want only %s", who, f.clients, agent)
+	}
+	if limit := bufSlack + soakRingBuffers*f.slaves; f.bufUsed > limit {
+		t.Errorf("%s: %d buffers in use, at most %d expected (%d memif slaves)", who, f.bufUsed, limit, f.slaves)
+	}
+	s.checks += 2
+	if !lasting {
+		return
+	}
+	if limit := tr.start.heap + heapSlack + heapPerCycle*int64(s.cycles); f.heap > limit {
+		t.Errorf("%s: main heap %s used, %s at start: more than %s + %s per cycle over %d cycles",
+			who, mib(f.heap), mib(tr.start.heap), mib(heapSlack), kib(heapPerCycle), s.cycles)
+	}
+	if f.maxIdx > uint32(tr.peakIfs+idxSlack) {
+		t.Errorf("%s: sw_if_index %d in use with at most %d interfaces seen at once: indices are not reused", who, f.maxIdx, tr.peakIfs)
+	}
+	s.checks += 2
+}
+
+// checkSPDK asserts that a real SPDK's DPDK heap holds no more than its
+// start plus the modelled volumes.
+func (r *resources) checkSPDK(sh *soakHost) {
+	s, t := r.s, r.s.t
+	h := sh.h.RealSPDK.Heap(t)
+	tr := r.spdks[sh.h.Name]
+	if tr == nil {
+		tr = &spdkTrack{start: h}
+		r.spdks[sh.h.Name] = tr
+	}
+	tr.last = h
+	limit := tr.start.Alloc + spdkSlack + int64(len(sh.volumes))*(1<<20+spdkPerVolume)
+	if h.Alloc > limit {
+		t.Errorf("%s SPDK: DPDK heap %s allocated with %d volumes, %s at start", sh.h.Name, mib(h.Alloc), len(sh.volumes), mib(tr.start.Alloc))
+	}
+	s.checks++
+}
+
+// checkDrained asserts, after the drain, that every dataplane is back
+// where it started: the VPPs hold their start's interfaces and buffers,
+// SPDK its start's memory, and no status or membership is left.
+func (s *soak) checkDrained() {
+	s.drainedStatuses()
+	if !s.cfg.real {
+		return
+	}
+	for who, tr := range s.res.vpps {
+		if !tr.last.measured || !strings.HasPrefix(who, "node") && !strings.HasPrefix(who, "app-") {
+			continue
+		}
+		if tr.last.ifs != tr.start.ifs || tr.last.bufUsed > tr.start.bufUsed+bufSlack {
+			s.t.Errorf("%s after the drain: %d interfaces, %d buffers in use; at start %d and %d",
+				who, tr.last.ifs, tr.last.bufUsed, tr.start.ifs, tr.start.bufUsed)
+		}
+	}
+	for host, tr := range s.res.spdks {
+		if tr.last.Alloc > tr.start.Alloc+spdkSlack {
+			s.t.Errorf("%s SPDK after the drain: DPDK heap %s allocated, %s at start", host, mib(tr.last.Alloc), mib(tr.start.Alloc))
+		}
+	}
+}
+
+// table is the resources at start and at the end, in markdown.
+func (r *resources) table(cycles int) string {
+	var b strings.Builder
+	b.WriteString("| what | at start | at the end (drained) | growth per ADD/DEL cycle |\n| --- | ---: | ---: | ---: |\n")
+	perCycle := func(d int64) string {
+		if cycles == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%.0f B", float64(d)/float64(cycles))
+	}
+	for _, who := range sortedKeys(r.vpps) {
+		tr := r.vpps[who]
+		if !strings.HasPrefix(who, "node") && !strings.HasPrefix(who, "app-") {
+			continue
+		}
+		fmt.Fprintf(&b, "| %s: interfaces (highest sw_if_index) | %d (%d) | %d (%d) | |\n", who, tr.start.ifs, tr.start.maxIdx, tr.last.ifs, tr.last.maxIdx)
+		fmt.Fprintf(&b, "| %s: buffers in use | %d | %d | |\n", who, tr.start.bufUsed, tr.last.bufUsed)
+		fmt.Fprintf(&b, "| %s: main heap used | %s | %s | %s |\n", who, mib(tr.start.heap), mib(tr.last.heap), perCycle(tr.last.heap-tr.start.heap))
+		fmt.Fprintf(&b, "| %s: API clients | %s | %s | |\n", who, strings.Join(tr.start.clients, " "), strings.Join(tr.last.clients, " "))
+	}
+	for _, host := range sortedKeys(r.spdks) {
+		tr := r.spdks[host]
+		fmt.Fprintf(&b, "| %s SPDK: DPDK heap allocated | %s | %s | %s |\n", host, mib(tr.start.Alloc), mib(tr.last.Alloc), perCycle(tr.last.Alloc-tr.start.Alloc))
+	}
+	for _, who := range sortedKeys(r.agents) {
+		tr := r.agents[who]
+		if tr.start.goroutines >= 0 {
+			fmt.Fprintf(&b, "| %s: goroutines | %d | %d | |\n", who, tr.start.goroutines, tr.last.goroutines)
+		}
+		if strings.HasPrefix(who, "node") || strings.HasPrefix(who, "app-") {
+			fmt.Fprintf(&b, "| %s: RSS | %s | %s | |\n", who, mib(tr.start.rss), mib(tr.last.rss))
+		}
+	}
+	return b.String()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20)) }
+
+func kib(n int64) string { return fmt.Sprintf("%d KiB", n>>10) }

@@ -1,0 +1,110 @@
+package realdp
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// What a VPP's CLI says about the resources it holds, for leak checks.
+
+var pingStats = regexp.MustCompile(`(\d+) sent, (\d+) received`)
+
+// Ping pings dst from this VPP until replies come back (memifs take a
+// moment to connect and ARP to resolve) or within passes; it returns the
+// last statistics line, and an error with the last output when no reply
+// came.
+func (v *VPP) Ping(dst string, within time.Duration) (string, error) {
+	deadline := time.Now().Add(within)
+	for {
+		out, err := v.cli("ping " + dst + " repeat 3 interval 0.2")
+		if m := pingStats.FindStringSubmatch(out); err == nil && m != nil {
+			if n, _ := strconv.Atoi(m[2]); n > 0 {
+				return m[0], nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("ping %s from %s: no reply within %v; last:\n%s (%v)", dst, v.proc.Name, within, out, err)
+		}
+	}
+}
+
+// APIClients are the names of the binary-API clients connected
+// (`show api clients`: shared-memory and socket clients alike).
+func (v *VPP) APIClients(t testing.TB) []string {
+	t.Helper()
+	var names []string
+	in := false
+	for _, l := range strings.Split(v.CLI(t, "show api clients"), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) == 0:
+		case strings.HasSuffix(l, "clients"): // a section's title
+			in = false
+		case f[0] == "Name":
+			in = true
+		case in && len(f) >= 2:
+			names = append(names, f[0])
+		}
+	}
+	return names
+}
+
+// Buffers are the buffers of every pool (`show buffers`): Free counts
+// the available and the per-thread cached ones.
+type Buffers struct{ Total, Free int }
+
+// Used is what is neither available nor cached: in rings, in flight, or
+// lost.
+func (b Buffers) Used() int { return b.Total - b.Free }
+
+// Buffers sums `show buffers` over its pools.
+func (v *VPP) Buffers(t testing.TB) Buffers {
+	t.Helper()
+	var b Buffers
+	out := v.CLI(t, "show buffers")
+	for _, l := range strings.Split(out, "\n") {
+		// Pool Name, Index, NUMA, Size, Data Size, Total, Avail, Cached, Used
+		f := strings.Fields(l)
+		if len(f) != 9 {
+			continue
+		}
+		var n [3]int
+		ok := true
+		for i := range n {
+			var err error
+			if n[i], err = strconv.Atoi(f[5+i]); err != nil {
+				ok = false
+			}
+		}
+		if ok {
+			b.Total += n[0]
+			b.Free += n[1] + n[2]
+		}
+	}
+	if b.Total == 0 {
+		t.Fatalf("show buffers: no pool in:\n%s", out)
+	}
+	return b
+}
+
+var heapUsed = regexp.MustCompile(`used: ([0-9.]+)([KMG]?)`)
+
+// HeapUsed is the main heap's use in bytes (`show memory main-heap`,
+// which prints it to 3 significant digits: 35.7M).
+func (v *VPP) HeapUsed(t testing.TB) int64 {
+	t.Helper()
+	out := v.CLI(t, "show memory main-heap")
+	m := heapUsed.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("show memory main-heap: no use in:\n%s", out)
+	}
+	n, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatalf("show memory main-heap: %q: %v", m[0], err)
+	}
+	return int64(n * float64(map[string]int64{"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[m[2]]))
+}
