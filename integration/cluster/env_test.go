@@ -402,6 +402,13 @@ type wantIf struct {
 // interface statuses by intent key.
 func converged(t testing.TB, e *harness.Etcd, h *harness.Host) map[string]*schema.InterfaceStatus {
 	t.Helper()
+	statuses, _ := convergedState(t, e, h)
+	return statuses
+}
+
+// convergedState is converged that also returns the VPP state it checked.
+func convergedState(t testing.TB, e *harness.Etcd, h *harness.Host) (map[string]*schema.InterfaceStatus, vppsim.State) {
+	t.Helper()
 	var want []wantIf
 	vols := map[string]*schema.Volume{}
 	statuses := map[string]*schema.InterfaceStatus{}
@@ -449,9 +456,10 @@ func converged(t testing.TB, e *harness.Etcd, h *harness.Host) map[string]*schem
 	}
 	want = append(want, convergedDerived(t, e, h)...)
 	probeHost(t, e, h)
-	checkVPP(t, "host "+h.Name, hostVPP(t, h), want)
+	st := hostVPP(t, h)
+	checkVPP(t, "host "+h.Name, st, want)
 	checkSPDK(t, "host "+h.Name, hostSPDK(t, h), vols)
-	return statuses
+	return statuses, st
 }
 
 // settled polls, bounded, until h's VPP and SPDK hold exactly what the
@@ -552,6 +560,13 @@ func probeHost(t testing.TB, e *harness.Etcd, h *harness.Host) {
 // interface intents applied to its own VPP, exactly.
 func convergedContainer(t testing.TB, e *harness.Etcd, c *harness.Container, id string) {
 	t.Helper()
+	convergedContainerState(t, e, c, id)
+}
+
+// convergedContainerState is convergedContainer that also returns the VPP
+// state it checked.
+func convergedContainerState(t testing.TB, e *harness.Etcd, c *harness.Container, id string) vppsim.State {
+	t.Helper()
 	host := c.Host
 	var want []wantIf
 	intents := map[string]bool{}
@@ -570,7 +585,9 @@ func convergedContainer(t testing.TB, e *harness.Etcd, c *harness.Container, id 
 		}
 	}
 	probeContainer(t, e, c, id)
-	checkVPP(t, "container "+id, ctrVPP(t, c), want)
+	st := ctrVPP(t, c)
+	checkVPP(t, "container "+id, st, want)
+	return st
 }
 
 // currentCtr reads a container's intents and their statuses as they are

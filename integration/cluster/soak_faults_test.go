@@ -16,6 +16,7 @@ func (s *soak) fault() string {
 		return s.killHostAgent(sh)
 	case 1: // partition while intents change
 		sh = s.hosts[1]
+		s.res.dirty[sh] = true
 		sh.link.Cut()
 		objs, dels := s.directEdits(sh)
 		s.apply(objs, dels)
@@ -94,6 +95,7 @@ func (s *soak) killHostAgent(sh *soakHost) string {
 	}
 	objs, dels := s.directEdits(sh)
 	s.apply(objs, dels)
+	s.res.dirty[sh] = true
 	sh.h.Agent.Kill()
 	if sh.h.VPP != nil {
 		sh.h.VPP.ClearFaults()
@@ -105,6 +107,7 @@ func (s *soak) killHostAgent(sh *soakHost) string {
 
 // restartSPDK kills sh's SPDK and starts it again, empty.
 func (s *soak) restartSPDK(sh *soakHost) {
+	s.res.dirty[sh] = true
 	if sp := sh.h.RealSPDK; sp != nil {
 		sp.Kill(s.t)
 		sp.Start(s.t)

@@ -23,11 +23,10 @@ func (s *soak) add(sh *soakHost) string {
 	switch r := s.rng.IntN(6); {
 	case r < 2:
 		for n := range sh.nets {
-			ifname := fmt.Sprintf("net%d", n+1)
-			if _, ok := sh.atts[[2]string{sh.app.id, ifname}]; !ok {
-				s.attach(sh, sh.app.id, ifname, &soakAtt{netns: sh.app.netns, net: n})
+			if _, ok := sh.atts[[2]string{sh.app.id, appIf(n)}]; !ok {
+				s.attachApp(sh, n)
 				s.stats["add"]++
-				return fmt.Sprintf("ADD %s/%s on %s, network %s", sh.app.id, ifname, sh.h.Name, sh.nets[n].network)
+				return fmt.Sprintf("ADD %s/%s on %s, network %s", sh.app.id, appIf(n), sh.h.Name, sh.nets[n].network)
 			}
 		}
 	case r < 3 && sh.guest == nil:
@@ -42,6 +41,14 @@ func (s *soak) add(sh *soakHost) string {
 	s.attach(sh, id, "net1", &soakAtt{netns: newNS(s.t), net: net, ownNS: true})
 	s.stats["add"]++
 	return fmt.Sprintf("ADD %s/net1 on %s, network %s", id, sh.h.Name, sh.nets[net].network)
+}
+
+// appIf is the interface of an app container on network n.
+func appIf(n int) string { return fmt.Sprintf("net%d", n+1) }
+
+// attachApp adds sh's app container to network n.
+func (s *soak) attachApp(sh *soakHost, n int) {
+	s.attach(sh, sh.app.id, appIf(n), &soakAtt{netns: sh.app.netns, net: n})
 }
 
 // attach runs the CNI ADD of a and records it.
@@ -267,8 +274,14 @@ func (s *soak) directEdits(sh *soakHost) (map[string]schema.Object, []string) {
 
 // volumeCreate creates and mounts a volume through the driver.
 func (s *soak) volumeCreate(sh *soakHost) string {
-	name := s.next("sv")
 	typ := []string{"blk", "scsi"}[s.rng.IntN(2)]
+	name := s.createVolume(sh, typ)
+	s.stats["volume+"]++
+	return fmt.Sprintf("volume %s (%s) created and mounted on %s", name, typ, sh.h.Name)
+}
+
+func (s *soak) createVolume(sh *soakHost, typ string) string {
+	name := s.next("sv")
 	if err := sh.vols.Create(&plugin.CreateRequest{Name: name, Options: map[string]string{"type": typ, "size": "1M"}}); err != nil {
 		s.t.Fatalf("volume create %s on %s: %v", name, sh.h.Name, err)
 	}
@@ -281,8 +294,8 @@ func (s *soak) volumeCreate(sh *soakHost) string {
 		s.t.Errorf("volume %s mountpoint %s", name, resp.Mountpoint)
 	}
 	sh.volumes[name] = id
-	s.stats["volume+"]++
-	return fmt.Sprintf("volume %s (%s) created and mounted on %s", name, typ, sh.h.Name)
+	s.res.dirty[sh] = true
+	return name
 }
 
 // volumeRemove unmounts and removes a random volume.
@@ -313,6 +326,31 @@ func (s *soak) removeVolume(sh *soakHost, name string) {
 		s.t.Fatalf("volume remove %s on %s: %v", name, sh.h.Name, err)
 	}
 	delete(sh.volumes, name)
+	s.res.dirty[sh] = true
+}
+
+// warmUp does one of everything on every host and undoes it, before the
+// baselines are taken: what VPP and SPDK allocate once, at their first
+// memif, bridge domain, tunnel or volume, is not growth of the soak.
+func (s *soak) warmUp() {
+	for _, sh := range s.hosts {
+		for n := range sh.nets {
+			s.attach(sh, s.next("warm-"), "net1", &soakAtt{netns: newNS(s.t), net: n, ownNS: true})
+			s.attachApp(sh, n)
+		}
+		objs := map[string]schema.Object{}
+		for _, hi := range []*schema.HostInterface{memifIntent(sh.h, s.next("warm-"), "net0", 5), vhostIntent(sh.h, s.next("warm-"), "net0", 5)} {
+			k := ifKey(sh.h, hi.Container, "net0")
+			objs[k], sh.direct[k] = hi, hi
+		}
+		s.apply(objs, nil)
+		s.createVolume(sh, "blk")
+		s.createVolume(sh, "scsi")
+	}
+	s.checkModel()
+	s.t.Logf("soak: warm-up: %s", s.drain())
+	s.checkModel()
+	s.cycles = 0
 }
 
 // drain removes everything the soak made: every attachment (and so every
@@ -329,6 +367,7 @@ func (s *soak) drain() string {
 	}
 	vols, direct := 0, 0
 	for _, sh := range s.hosts {
+		s.res.dirty[sh] = true
 		if sh.guest != nil {
 			s.stopCtr(sh.guest)
 			sh.guest = nil

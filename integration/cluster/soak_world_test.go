@@ -129,6 +129,13 @@ func newSoak(t *testing.T, cfg soakConfig) *soak {
 		s.hosts = append(s.hosts, sh)
 	}
 	s.res = newResources(s)
+	// The app containers start on every network: pings from the first
+	// step on.
+	for _, sh := range s.hosts {
+		for n := range sh.nets {
+			s.attachApp(sh, n)
+		}
+	}
 	return s
 }
 

@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 )
 
@@ -20,7 +19,7 @@ var pingStats = regexp.MustCompile(`(\d+) sent, (\d+) received`)
 func (v *VPP) Ping(dst string, within time.Duration) (string, error) {
 	deadline := time.Now().Add(within)
 	for {
-		out, err := v.cli("ping " + dst + " repeat 3 interval 0.2")
+		out, err := v.cli("ping " + dst + " repeat 2 interval 0.1")
 		if m := pingStats.FindStringSubmatch(out); err == nil && m != nil {
 			if n, _ := strconv.Atoi(m[2]); n > 0 {
 				return m[0], nil
@@ -34,11 +33,14 @@ func (v *VPP) Ping(dst string, within time.Duration) (string, error) {
 
 // APIClients are the names of the binary-API clients connected
 // (`show api clients`: shared-memory and socket clients alike).
-func (v *VPP) APIClients(t testing.TB) []string {
-	t.Helper()
+func (v *VPP) APIClients() ([]string, error) {
+	out, err := v.cli("show api clients")
+	if err != nil {
+		return nil, err
+	}
 	var names []string
 	in := false
-	for _, l := range strings.Split(v.CLI(t, "show api clients"), "\n") {
+	for _, l := range strings.Split(out, "\n") {
 		f := strings.Fields(l)
 		switch {
 		case len(f) == 0:
@@ -50,7 +52,7 @@ func (v *VPP) APIClients(t testing.TB) []string {
 			names = append(names, f[0])
 		}
 	}
-	return names
+	return names, nil
 }
 
 // Buffers are the buffers of every pool (`show buffers`): Free counts
@@ -62,10 +64,12 @@ type Buffers struct{ Total, Free int }
 func (b Buffers) Used() int { return b.Total - b.Free }
 
 // Buffers sums `show buffers` over its pools.
-func (v *VPP) Buffers(t testing.TB) Buffers {
-	t.Helper()
+func (v *VPP) Buffers() (Buffers, error) {
 	var b Buffers
-	out := v.CLI(t, "show buffers")
+	out, err := v.cli("show buffers")
+	if err != nil {
+		return b, err
+	}
 	for _, l := range strings.Split(out, "\n") {
 		// Pool Name, Index, NUMA, Size, Data Size, Total, Avail, Cached, Used
 		f := strings.Fields(l)
@@ -86,25 +90,27 @@ func (v *VPP) Buffers(t testing.TB) Buffers {
 		}
 	}
 	if b.Total == 0 {
-		t.Fatalf("show buffers: no pool in:\n%s", out)
+		return b, fmt.Errorf("show buffers: no pool in:\n%s", out)
 	}
-	return b
+	return b, nil
 }
 
 var heapUsed = regexp.MustCompile(`used: ([0-9.]+)([KMG]?)`)
 
 // HeapUsed is the main heap's use in bytes (`show memory main-heap`,
 // which prints it to 3 significant digits: 35.7M).
-func (v *VPP) HeapUsed(t testing.TB) int64 {
-	t.Helper()
-	out := v.CLI(t, "show memory main-heap")
+func (v *VPP) HeapUsed() (int64, error) {
+	out, err := v.cli("show memory main-heap")
+	if err != nil {
+		return 0, err
+	}
 	m := heapUsed.FindStringSubmatch(out)
 	if m == nil {
-		t.Fatalf("show memory main-heap: no use in:\n%s", out)
+		return 0, fmt.Errorf("show memory main-heap: no use in:\n%s", out)
 	}
 	n, err := strconv.ParseFloat(m[1], 64)
 	if err != nil {
-		t.Fatalf("show memory main-heap: %q: %v", m[0], err)
+		return 0, fmt.Errorf("show memory main-heap: %q: %w", m[0], err)
 	}
-	return int64(n * float64(map[string]int64{"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[m[2]]))
+	return int64(n * float64(map[string]int64{"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[m[2]])), nil
 }
