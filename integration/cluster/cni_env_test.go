@@ -57,12 +57,14 @@ func newCNIHost(t testing.TB, h *harness.Host, n int, endpoints []string) *cniHo
 
 // cniNet is one network of the tests: its name, bridge domain, IPAM
 // subnet <net24>.0/24 (gateway .1) and the part of it this host hands out
-// (first..last, 0: all), and its VNI (0: the network stays on its host).
+// (first..last, 0: all), the routes through its gateway (nil: the default
+// route) and its VNI (0: the network stays on its host).
 type cniNet struct {
 	name        string
 	bridge      int
 	net24       string
 	first, last int
+	routes      []string
 	vni         uint32
 }
 
@@ -89,6 +91,13 @@ func newCNINetwork(t testing.TB, h *harness.Host, n cniNet, endpoints []string) 
 	ipam := m["ipam"].(map[string]any)
 	ipam["subnet"] = n.net24 + ".0/24"
 	ipam["gateway"] = n.net24 + ".1"
+	if n.routes != nil {
+		var rs []any
+		for _, r := range n.routes {
+			rs = append(rs, map[string]any{"dst": r})
+		}
+		ipam["routes"] = rs
+	}
 	if n.first != 0 {
 		ipam["rangeStart"] = fmt.Sprintf("%s.%d", n.net24, n.first)
 		ipam["rangeEnd"] = fmt.Sprintf("%s.%d", n.net24, n.last)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -392,6 +393,7 @@ type wantIf struct {
 	bridge uint32
 	idx    uint32 // sw_if_index the status reported
 	addrs  []string
+	routes []schema.Route
 }
 
 // converged waits, by watching status keys, until h's agent has applied
@@ -634,6 +636,7 @@ func ctrWant(t testing.TB, kv store.KV, idx uint32) wantIf {
 	for _, ip := range ci.IPs {
 		w.addrs = append(w.addrs, ip.Address)
 	}
+	w.routes = ci.Routes
 	return w
 }
 
@@ -768,6 +771,54 @@ func checkVPP(t testing.TB, who string, st vppsim.State, want []wantIf) {
 		}
 	}
 	checkNoStrays(t, who, st)
+	checkRoutes(t, who, st, want)
+}
+
+// checkRoutes asserts that every route an intent asks for is in st,
+// through the intent's interface, and that no route with a gateway leaves
+// through a uspace interface unless an intent of that interface asks for
+// it (VPP keeps routes after their interface goes).
+func checkRoutes(t testing.TB, who string, st vppsim.State, want []wantIf) {
+	t.Helper()
+	type via struct {
+		dst, gw string
+		idx     uint32
+	}
+	have, asked := map[via]bool{}, map[via]bool{}
+	for _, r := range st.Routes {
+		for _, p := range r.Paths {
+			// A host route to its own next hop is VPP's, for a neighbour.
+			if p.NextHop != "" && canonPrefix(r.Prefix) != canonPrefix(p.NextHop+"/32") && canonPrefix(r.Prefix) != canonPrefix(p.NextHop+"/128") {
+				have[via{canonPrefix(r.Prefix), p.NextHop, p.SwIfIndex}] = true
+			}
+		}
+	}
+	uspace := map[uint32]bool{}
+	for _, i := range st.Interfaces {
+		uspace[i.SwIfIndex] = strings.HasPrefix(i.Tag, vpp.TagPrefix)
+	}
+	for _, w := range want {
+		for _, r := range w.routes {
+			v := via{canonPrefix(r.Dst), r.GW, w.idx}
+			asked[v] = true
+			if !have[v] {
+				t.Errorf("%s: %s: route %s via %s missing from VPP", who, w.key, r.Dst, r.GW)
+			}
+		}
+	}
+	for v := range have {
+		if uspace[v.idx] && !asked[v] {
+			t.Errorf("%s: route %s via %s (sw_if_index %d) left in VPP with no intent asking for it", who, v.dst, v.gw, v.idx)
+		}
+	}
+}
+
+func canonPrefix(s string) string {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return s
+	}
+	return p.Masked().String()
 }
 
 // checkNoStrays asserts that st holds nothing uspace did not make: no

@@ -1,7 +1,6 @@
 package cluster_test
 
 import (
-	"cmp"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -168,55 +167,6 @@ func filesUnder(t interface{ Errorf(string, ...any) }, dir string) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// endpoint is a live container's address on one network.
-type endpoint struct {
-	sh  *soakHost
-	l   *liveCtr
-	net int
-	ip  string
-}
-
-// traffic pings, from a live container's VPP, another live container on
-// the same host and network, and one on another host across the network
-// that spans hosts (a random pair of each kind, when there is one): every
-// ping must get replies.
-func (s *soak) traffic() {
-	var ends []endpoint
-	for _, sh := range s.hosts {
-		for _, l := range sh.live() {
-			for k, a := range sh.atts {
-				if k[0] == l.id && a.ip != "" {
-					ends = append(ends, endpoint{sh, l, a.net, a.ip})
-				}
-			}
-		}
-	}
-	slices.SortFunc(ends, func(a, b endpoint) int { return cmp.Compare(a.ip, b.ip) })
-	var same, cross [][2]endpoint
-	for _, a := range ends {
-		for _, b := range ends {
-			switch {
-			case a.l == b.l || a.net != b.net:
-			case a.sh == b.sh:
-				same = append(same, [2]endpoint{a, b})
-			case soakNets(0)[a.net].vni != 0:
-				cross = append(cross, [2]endpoint{a, b})
-			}
-		}
-	}
-	for _, pairs := range [][][2]endpoint{same, cross} {
-		if len(pairs) == 0 {
-			continue
-		}
-		p := pairs[s.rng.IntN(len(pairs))]
-		if _, err := p[0].l.c.RealVPP.Ping(p[1].ip, harness.WaitTimeout); err != nil {
-			s.t.Errorf("%s on %s -> %s on %s: %v", p[0].l.id, p[0].sh.h.Name, p[1].l.id, p[1].sh.h.Name, err)
-		}
-		s.pings++
-		s.stats["ping"]++
-	}
 }
 
 // drainedStatuses waits, bounded, until no host holds a status of a

@@ -12,8 +12,9 @@ import (
 const ClientName = "uspace-dpview"
 
 // VPP reads every interface (with its addresses and bridge domain),
-// memif, memif socket filename, vhost-user interface and bridge domain of
-// the VPP at socket, on a connection made for the read.
+// memif, memif socket filename, vhost-user interface, bridge domain and
+// route of table 0 of the VPP at socket, on a connection made for the
+// read.
 func VPP(ctx context.Context, socket string) (vppsim.State, error) {
 	c := vpp.Dial(vpp.Config{Socket: socket, ClientName: ClientName})
 	defer c.Close()
@@ -49,7 +50,32 @@ func VPP(ctx context.Context, socket string) (vppsim.State, error) {
 		st.VhostUsers = append(st.VhostUsers, vppsim.VhostUserState{SwIfIndex: v.SwIfIndex, Name: v.Name,
 			SockFilename: v.SocketPath, IsServer: v.Server})
 	}
-	return st, nil
+	st.Routes, err = routes(ctx, c)
+	return st, err
+}
+
+// routes reads the IPv4 and IPv6 routes of table 0; VPP does not say which
+// it made itself, so Source stays empty.
+func routes(ctx context.Context, c *vpp.Client) ([]vppsim.RouteState, error) {
+	var out []vppsim.RouteState
+	for _, v6 := range []bool{false, true} {
+		rs, err := c.Routes(ctx, 0, v6)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rs {
+			s := vppsim.RouteState{Prefix: r.Prefix.String()}
+			for _, p := range r.Paths {
+				ps := vppsim.PathState{Type: p.Kind.String(), SwIfIndex: p.SwIfIndex, Weight: p.Weight}
+				if p.Gateway.IsValid() {
+					ps.NextHop = p.Gateway.String()
+				}
+				s.Paths = append(s.Paths, ps)
+			}
+			out = append(out, s)
+		}
+	}
+	return out, nil
 }
 
 func interfaces(ctx context.Context, c *vpp.Client, bdOf map[uint32]uint32) ([]vppsim.InterfaceState, error) {

@@ -181,6 +181,10 @@ func (v *VPP) Version(t testing.TB) string {
 	return f[0] + " " + f[1]
 }
 
+// Exec runs one vppctl command and returns its output; an error says
+// vppctl failed (VPP gone, say), with the output.
+func (v *VPP) Exec(cmd string) (string, error) { return v.cli(cmd) }
+
 func (v *VPP) cli(cmd string) (string, error) {
 	ctl := filepath.Join(filepath.Dir(vppBin), "vppctl")
 	if _, err := os.Stat(ctl); err != nil {

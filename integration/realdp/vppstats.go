@@ -26,7 +26,11 @@ func (v *VPP) Ping(dst string, within time.Duration) (string, error) {
 			}
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("ping %s from %s: no reply within %v; last:\n%s (%v)", dst, v.proc.Name, within, out, err)
+			last := strings.TrimSpace(out)
+			if m := pingStats.FindString(out); m != "" {
+				last = m
+			}
+			return "", fmt.Errorf("ping %s from %s: no reply within %v (last: %s, %v)", dst, v.proc.Name, within, last, err)
 		}
 	}
 }
