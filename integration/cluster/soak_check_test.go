@@ -17,31 +17,22 @@ import (
 // nothing else on disk, the resources bounded; on the real dataplanes
 // also that live containers reach each other.
 func (s *soak) check() {
-	t0 := time.Now()
 	s.checkModel()
-	t1 := time.Now()
 	s.res.check()
-	t2 := time.Now()
 	if s.cfg.real {
 		s.traffic()
 	}
-	s.t.Logf("soak: TIMING model %v res %v traffic %v", t1.Sub(t0), t2.Sub(t1), time.Since(t2))
 }
 
 // checkModel is check without the resources and the traffic.
 func (s *soak) checkModel() {
 	for _, sh := range s.hosts {
-		t0 := time.Now()
 		s.checkIntents(sh)
-		t1 := time.Now()
 		_, s.res.states[sh.h.Name] = convergedState(s.t, s.e, sh.h)
-		t2 := time.Now()
 		for _, l := range sh.live() {
 			s.res.states[l.id] = convergedContainerState(s.t, s.e, l.c, l.id)
 		}
-		t3 := time.Now()
 		s.checkFiles(sh)
-		s.t.Logf("soak: TIMING %s intents %v converged %v ctr %v files %v", sh.h.Name, t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), time.Since(t3))
 		s.checks += 4 + len(sh.live())
 	}
 }

@@ -125,7 +125,7 @@ func (s *soak) burst() string {
 // churn runs several ADD+DEL cycles of new containers concurrently: the
 // ADDs, then the DELs.
 func (s *soak) churn() string {
-	ones := s.newOnes(3+s.rng.IntN(6), "churn-")
+	ones := s.newOnes(4+s.rng.IntN(9), "churn-")
 	s.addAll(ones)
 	s.delAll(ones)
 	s.stats["churn"]++

@@ -148,9 +148,9 @@ func (s *soak) step() string {
 	switch r := s.rng.IntN(100); {
 	case r < 36 && atts >= soakMaxAttachments:
 		return s.delBurst()
-	case r < 16:
+	case r < 12:
 		return s.add(s.host())
-	case r < 24:
+	case r < 20:
 		return s.burst()
 	case r < 36:
 		return s.churn()
