@@ -291,6 +291,22 @@ func list(t testing.TB, e *harness.Etcd, prefix string) []store.KV {
 	return kvs
 }
 
+// keysByKind lists the keys under host's intent prefix by their kind; a
+// key outside the layout is an error.
+func keysByKind(t testing.TB, e *harness.Etcd, host string) map[schema.KeyKind][]string {
+	t.Helper()
+	out := map[schema.KeyKind][]string{}
+	for _, kv := range list(t, e, schema.HostPrefix(host)) {
+		k, err := schema.ParseKey(kv.Key)
+		if err != nil {
+			t.Errorf("%s: key outside the layout: %s", host, kv.Key)
+			continue
+		}
+		out[k.Kind] = append(out[k.Kind], kv.Key)
+	}
+	return out
+}
+
 func keysOf(kvs []store.KV) []string {
 	out := make([]string, 0, len(kvs))
 	for _, kv := range kvs {

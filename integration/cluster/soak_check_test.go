@@ -57,29 +57,12 @@ func (s *soak) checkIntents(sh *soakHost) {
 	for v := range sh.volumes {
 		wantVols = append(wantVols, schema.VolumeKey(h.Name, v))
 	}
-	var gotIfs, gotCtr, gotMeta, gotVols []string
-	for _, kv := range list(t, s.e, schema.HostPrefix(h.Name)) {
-		k, err := schema.ParseKey(kv.Key)
-		if err != nil {
-			t.Errorf("%s: key outside the layout: %s", h.Name, kv.Key)
-			continue
-		}
-		switch k.Kind {
-		case schema.KindInterfaceKey:
-			gotIfs = append(gotIfs, kv.Key)
-		case schema.KindContainerInterfaceKey:
-			gotCtr = append(gotCtr, kv.Key)
-		case schema.KindContainerMetaKey:
-			gotMeta = append(gotMeta, kv.Key)
-		case schema.KindVolumeKey:
-			gotVols = append(gotVols, kv.Key)
-		}
-	}
+	got := keysByKind(t, s.e, h.Name)
 	for _, c := range []struct {
 		what      string
 		got, want []string
-	}{{"interface intents", gotIfs, wantIfs}, {"container interface intents", gotCtr, wantCtr},
-		{"container metas", gotMeta, wantMeta}, {"volume intents", gotVols, wantVols}} {
+	}{{"interface intents", got[schema.KindInterfaceKey], wantIfs}, {"container interface intents", got[schema.KindContainerInterfaceKey], wantCtr},
+		{"container metas", got[schema.KindContainerMetaKey], wantMeta}, {"volume intents", got[schema.KindVolumeKey], wantVols}} {
 		sort.Strings(c.got)
 		sort.Strings(c.want)
 		if !slices.Equal(c.got, c.want) {

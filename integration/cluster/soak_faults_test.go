@@ -56,7 +56,7 @@ func (s *soak) fault() string {
 		s.stats["fault:compact"]++
 		return fmt.Sprintf("compacted at revision %d", resp.Header.Revision)
 	case 5:
-		s.restartVPP(sh)
+		s.restartVPP(sh.h.RealVPP, sh.h.VPP)
 		settled(t, s.e, sh.h)
 		s.stats["fault:vpp-kill"]++
 		return "VPP of " + sh.h.Name + " killed and restarted empty"
@@ -75,7 +75,7 @@ func (s *soak) fault() string {
 		return "container agent of " + l.id + " killed and restarted"
 	default:
 		l := sh.live()[s.rng.IntN(len(sh.live()))]
-		s.restartCtrVPP(l)
+		s.restartVPP(l.c.RealVPP, l.c.VPP)
 		settledCtr(t, s.e, l)
 		s.stats["fault:container-vpp-kill"]++
 		return "VPP of container " + l.id + " killed and restarted empty"

@@ -14,6 +14,7 @@ import (
 
 	"github.com/uspace-io/uspace/integration/harness"
 	"github.com/uspace-io/uspace/integration/realdp"
+	"github.com/uspace-io/uspace/integration/vppsim"
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/volume"
 )
@@ -204,26 +205,14 @@ func (sh *soakHost) live() []*liveCtr {
 	return []*liveCtr{sh.app, sh.guest}
 }
 
-// restartVPP kills sh's VPP and starts it again, empty.
-func (s *soak) restartVPP(sh *soakHost) {
-	if v := sh.h.RealVPP; v != nil {
-		v.Kill(s.t)
-		v.Start(s.t)
+// restartVPP kills a VPP, real or simulated, and starts it again, empty.
+func (s *soak) restartVPP(real *realdp.VPP, sim *vppsim.Sim) {
+	if real != nil {
+		real.Kill(s.t)
+		real.Start(s.t)
 		return
 	}
-	if err := sh.h.VPP.Restart(); err != nil {
-		s.t.Fatal(err)
-	}
-}
-
-// restartCtrVPP kills a container's VPP and starts it again, empty.
-func (s *soak) restartCtrVPP(l *liveCtr) {
-	if v := l.c.RealVPP; v != nil {
-		v.Kill(s.t)
-		v.Start(s.t)
-		return
-	}
-	if err := l.c.VPP.Restart(); err != nil {
+	if err := sim.Restart(); err != nil {
 		s.t.Fatal(err)
 	}
 }

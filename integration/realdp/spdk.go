@@ -90,6 +90,9 @@ func (s *SPDK) Kill(t testing.TB) {
 	}
 }
 
+// Pid is the process id of the running spdk_tgt, 0 when it is not running.
+func (s *SPDK) Pid() int { return s.proc.Pid() }
+
 // RPCError is a JSON-RPC error answer.
 type RPCError struct {
 	Code    int    `json:"code"`
