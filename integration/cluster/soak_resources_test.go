@@ -315,49 +315,74 @@ func (s *soak) checkDrained() {
 	}
 }
 
-// table is the resources at start and at the end, in markdown.
+// table is the resources at start and at the end (after the drain), one
+// column per host, in markdown.
 func (r *resources) table(cycles int) string {
-	var b strings.Builder
-	b.WriteString("| what | at start | at the end (drained) | growth per ADD/DEL cycle |\n| --- | ---: | ---: | ---: |\n")
 	perCycle := func(d int64) string {
 		if cycles == 0 {
 			return ""
 		}
-		return fmt.Sprintf("%.0f B", float64(d)/float64(cycles))
+		return fmt.Sprintf(" (%+.0f B/cycle)", float64(d)/float64(cycles))
 	}
-	for _, who := range sortedKeys(r.vpps) {
-		tr := r.vpps[who]
-		if !strings.HasPrefix(who, "node") && !strings.HasPrefix(who, "app-") {
-			continue
-		}
-		fmt.Fprintf(&b, "| %s: interfaces (highest sw_if_index) | %d (%d) | %d (%d) | |\n", who, tr.start.ifs, tr.start.maxIdx, tr.last.ifs, tr.last.maxIdx)
-		fmt.Fprintf(&b, "| %s: buffers in use | %d | %d | |\n", who, tr.start.bufUsed, tr.last.bufUsed)
-		fmt.Fprintf(&b, "| %s: main heap used | %s | %s | %s |\n", who, mib(tr.start.heap), mib(tr.last.heap), perCycle(tr.last.heap-tr.start.heap))
-		fmt.Fprintf(&b, "| %s: API clients | %s | %s | |\n", who, strings.Join(tr.start.clients, " "), strings.Join(tr.last.clients, " "))
+	type row struct {
+		what string
+		cell func(host, app string) string
 	}
-	for _, host := range sortedKeys(r.spdks) {
-		tr := r.spdks[host]
-		fmt.Fprintf(&b, "| %s SPDK: DPDK heap allocated | %s | %s | %s |\n", host, mib(tr.start.Alloc), mib(tr.last.Alloc), perCycle(tr.last.Alloc-tr.start.Alloc))
+	vppRows := func(who string, which func(host, app string) string) []row {
+		return []row{
+			{who + " VPP: interfaces (highest sw_if_index)", func(h, a string) string {
+				tr := r.vpps[which(h, a)+" VPP"]
+				return fmt.Sprintf("%d → %d (%d → %d)", tr.start.ifs, tr.last.ifs, tr.start.maxIdx, tr.last.maxIdx)
+			}},
+			{who + " VPP: buffers in use", func(h, a string) string {
+				tr := r.vpps[which(h, a)+" VPP"]
+				return fmt.Sprintf("%d → %d", tr.start.bufUsed, tr.last.bufUsed)
+			}},
+			{who + " VPP: main heap used", func(h, a string) string {
+				tr := r.vpps[which(h, a)+" VPP"]
+				return fmt.Sprintf("%s → %s%s", mib(tr.start.heap), mib(tr.last.heap), perCycle(tr.last.heap-tr.start.heap))
+			}},
+			{who + " VPP: binary-API clients", func(h, a string) string {
+				tr := r.vpps[which(h, a)+" VPP"]
+				return strings.Join(tr.start.clients, " ") + " → " + strings.Join(tr.last.clients, " ")
+			}},
+		}
 	}
-	for _, who := range sortedKeys(r.agents) {
-		tr := r.agents[who]
-		if tr.start.goroutines >= 0 {
-			fmt.Fprintf(&b, "| %s: goroutines | %d | %d | |\n", who, tr.start.goroutines, tr.last.goroutines)
+	var rows []row
+	if r.s.cfg.real {
+		rows = append(vppRows("host", func(h, _ string) string { return h }), vppRows("app container", func(_, a string) string { return a })...)
+		rows = append(rows, row{"SPDK: DPDK heap allocated", func(h, _ string) string {
+			tr := r.spdks[h]
+			return fmt.Sprintf("%s → %s%s", mib(tr.start.Alloc), mib(tr.last.Alloc), perCycle(tr.last.Alloc-tr.start.Alloc))
+		}})
+	}
+	rows = append(rows,
+		row{"host agent: goroutines", func(h, _ string) string {
+			tr := r.agents[h+" host agent"]
+			return fmt.Sprintf("%d → %d", tr.start.goroutines, tr.last.goroutines)
+		}},
+		row{"host agent: RSS", func(h, _ string) string {
+			tr := r.agents[h+" host agent"]
+			return mib(tr.start.rss) + " → " + mib(tr.last.rss)
+		}},
+		row{"app container agent: RSS", func(_, a string) string {
+			tr := r.agents[a+" container agent"]
+			return mib(tr.start.rss) + " → " + mib(tr.last.rss)
+		}})
+	var b strings.Builder
+	b.WriteString("| at start → at the end |")
+	for _, sh := range r.s.hosts {
+		b.WriteString(" " + sh.h.Name + " |")
+	}
+	b.WriteString("\n| --- |" + strings.Repeat(" ---: |", len(r.s.hosts)) + "\n")
+	for _, rw := range rows {
+		b.WriteString("| " + rw.what + " |")
+		for _, sh := range r.s.hosts {
+			b.WriteString(" " + rw.cell(sh.h.Name, sh.app.id) + " |")
 		}
-		if strings.HasPrefix(who, "node") || strings.HasPrefix(who, "app-") {
-			fmt.Fprintf(&b, "| %s: RSS | %s | %s | |\n", who, mib(tr.start.rss), mib(tr.last.rss))
-		}
+		b.WriteString("\n")
 	}
 	return b.String()
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20)) }

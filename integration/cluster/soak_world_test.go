@@ -40,8 +40,9 @@ const (
 // route; 1 stays on each host (10.57.<host>.0/24) and routes
 // 10.99.<host>.0/24. Only one gives the default route: two interfaces of
 // one container asking for the same prefix through different gateways
-// collide in VPP (one FIB entry per prefix; see the soak's report in
-// issue 30), which the route check would flag at every step.
+// collide in VPP, which holds one entry per prefix (the agent replaces the
+// first's route with the second's and deletes it with either), and the
+// route check would flag that at every step.
 func soakNets(i int) []cniNet {
 	return []cniNet{
 		{name: "span-net", bridge: 4, net24: "10.56.0", first: 10 + 80*i, last: 89 + 80*i, vni: spanNetVNI},
