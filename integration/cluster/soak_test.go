@@ -194,8 +194,8 @@ func (s *soak) summary(took time.Duration, steps int) {
 	if dir == "" {
 		return
 	}
-	md := fmt.Sprintf("Soak on %s, seed %d: %v, %d steps, %d ADD/DEL cycles, %d faults survived (%s), %d invariant checks, %d pings.\n\n%s",
-		s.res.dataplanes, s.cfg.seed, took.Round(time.Second), steps, s.cycles, faults, strings.Join(kinds, " "), s.checks, s.pings, table)
+	md := fmt.Sprintf("Soak on %s, seed %d: %v, %d steps, %d ADD/DEL cycles, %d faults survived, %d invariant checks, %d pings; by kind: %s.\n\n%s",
+		s.res.dataplanes, s.cfg.seed, took.Round(time.Second), steps, s.cycles, faults, s.checks, s.pings, strings.Join(kinds, " "), table)
 	if err := os.WriteFile(dir+"/soak-summary.md", []byte(md), 0o644); err != nil {
 		s.t.Logf("soak: write summary: %v", err)
 	}
