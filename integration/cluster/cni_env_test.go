@@ -52,29 +52,56 @@ type cniHost struct {
 // (bridge domain 4, IPAM subnet 10.56.<n>.0/24), reaching etcd at
 // endpoints.
 func newCNIHost(t testing.TB, h *harness.Host, n int, endpoints []string) *cniHost {
-	return newCNINetwork(t, h, "memif-network", 4, fmt.Sprintf("10.56.%d", n), endpoints)
+	return newCNINetwork(t, h, cniNet{name: "memif-network", bridge: 4, net24: fmt.Sprintf("10.56.%d", n)}, endpoints)
 }
 
-// newCNINetwork is newCNIHost for another network: its name, bridge domain
-// and IPAM subnet <net24>.0/24.
-func newCNINetwork(t testing.TB, h *harness.Host, network string, bridge int, net24 string, endpoints []string) *cniHost {
+// cniNet is one network of the tests: its name, bridge domain, IPAM
+// subnet <net24>.0/24 (gateway .1) and the part of it this host hands out
+// (first..last, 0: all), the routes through its gateway (nil: the default
+// route) and its VNI (0: the network stays on its host).
+type cniNet struct {
+	name        string
+	bridge      int
+	net24       string
+	first, last int
+	routes      []string
+	vni         uint32
+}
+
+// newCNINetwork is newCNIHost for any network.
+func newCNINetwork(t testing.TB, h *harness.Host, n cniNet, endpoints []string) *cniHost {
 	t.Helper()
-	c := &cniHost{h: h, network: network, ipamDir: t.TempDir()}
+	c := &cniHost{h: h, network: n.name, ipamDir: t.TempDir()}
 	var m map[string]any
-	if err := json.Unmarshal([]byte(strings.Replace(memifConf, "BRIDGE", strconv.Itoa(bridge), 1)), &m); err != nil {
+	if err := json.Unmarshal([]byte(strings.Replace(memifConf, "BRIDGE", strconv.Itoa(n.bridge), 1)), &m); err != nil {
 		t.Fatal(err)
 	}
-	m["name"] = network
+	m["name"] = n.name
 	m["sharedDir"] = h.SharedDir
-	m["uspace"] = map[string]any{
+	u := map[string]any{
 		"etcd":       map[string]any{"endpoints": endpoints},
 		"host":       h.Name,
 		"addTimeout": "30s",
 		"delTimeout": "10s",
 	}
+	if n.vni != 0 {
+		u["vni"] = n.vni
+	}
+	m["uspace"] = u
 	ipam := m["ipam"].(map[string]any)
-	ipam["subnet"] = net24 + ".0/24"
-	ipam["gateway"] = net24 + ".1"
+	ipam["subnet"] = n.net24 + ".0/24"
+	ipam["gateway"] = n.net24 + ".1"
+	if n.routes != nil {
+		var rs []any
+		for _, r := range n.routes {
+			rs = append(rs, map[string]any{"dst": r})
+		}
+		ipam["routes"] = rs
+	}
+	if n.first != 0 {
+		ipam["rangeStart"] = fmt.Sprintf("%s.%d", n.net24, n.first)
+		ipam["rangeEnd"] = fmt.Sprintf("%s.%d", n.net24, n.last)
+	}
 	ipam["dataDir"] = c.ipamDir
 	b, err := json.Marshal(m)
 	if err != nil {
@@ -84,7 +111,7 @@ func newCNINetwork(t testing.TB, h *harness.Host, network string, bridge int, ne
 	if err := os.WriteFile(filepath.Join(dir, "90-userspace.conf"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if c.list, err = libcni.LoadNetworkConf(dir, network); err != nil {
+	if c.list, err = libcni.LoadNetworkConf(dir, n.name); err != nil {
 		t.Fatalf("libcni cannot load %s: %v", b, err)
 	}
 	c.cni = libcni.NewCNIConfigWithCacheDir([]string{cniBinDir(t)}, t.TempDir(), nil)

@@ -78,22 +78,8 @@ func checkAttached(t *testing.T, e *harness.Etcd, c *cniHost, ids []string) {
 		wantMeta = append(wantMeta, schema.ContainerMetaKey(h.Name, id))
 		wantCtr = append(wantCtr, schema.ContainerInterfaceKey(h.Name, id, "net1"))
 	}
-	var gotIfs, gotMeta, gotCtr []string
-	for _, kv := range list(t, e, schema.HostPrefix(h.Name)) {
-		k, err := schema.ParseKey(kv.Key)
-		if err != nil {
-			t.Errorf("%s: key outside the layout: %s", h.Name, kv.Key)
-			continue
-		}
-		switch k.Kind {
-		case schema.KindInterfaceKey:
-			gotIfs = append(gotIfs, kv.Key)
-		case schema.KindContainerMetaKey:
-			gotMeta = append(gotMeta, kv.Key)
-		case schema.KindContainerInterfaceKey:
-			gotCtr = append(gotCtr, kv.Key)
-		}
-	}
+	got := keysByKind(t, e, h.Name)
+	gotIfs, gotMeta, gotCtr := got[schema.KindInterfaceKey], got[schema.KindContainerMetaKey], got[schema.KindContainerInterfaceKey]
 	for _, s := range [][]string{wantIfs, wantMeta, wantCtr, gotIfs, gotMeta, gotCtr} {
 		sort.Strings(s)
 	}

@@ -14,7 +14,16 @@
 // cuts and heals.
 //
 // TestSoak loops random operations and faults for USPACE_SOAK_DURATION
-// (`make soak DURATION=10m`); it is skipped otherwise.
+// (`make soak DURATION=10m`); it is skipped otherwise. With
+// USPACE_SOAK_DATAPLANES=real every host VPP, container VPP and SPDK in it
+// is a real one (integration/realdp), read through integration/dpview, and
+// the hosts' VPPs sit in network namespaces of their own joined by an
+// underlay bridge; TestSoakRealBrief runs two minutes of that in `make
+// test`. The soak's files: soak_test.go (the loop, the summary),
+// soak_world_test.go (hosts, networks, containers), soak_ops_test.go and
+// soak_faults_test.go (what a step does), soak_check_test.go,
+// soak_resources_test.go and soak_traffic_test.go (what is checked after
+// it).
 //
 // This file only holds the package documentation: the tests are the _test.go
 // files here (package cluster_test). Nothing imports it.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/uspace-io/uspace/agent/vpp"
 	"github.com/uspace-io/uspace/agent/vppstate"
+	"github.com/uspace-io/uspace/integration/dpview"
 	"github.com/uspace-io/uspace/integration/harness"
 	"github.com/uspace-io/uspace/integration/spdksim"
 	"github.com/uspace-io/uspace/integration/vppsim"
@@ -216,9 +218,16 @@ func (l *etcdLink) close() {
 // etcdLink the test controls.
 func startLinkedHost(t *testing.T, e *harness.Etcd, name string) (*harness.Host, *etcdLink) {
 	t.Helper()
+	return startLinkedHostOn(t, e, name, harness.HostOptions{})
+}
+
+// startLinkedHostOn is startLinkedHost with the host's dataplanes as opts
+// choose.
+func startLinkedHostOn(t *testing.T, e *harness.Etcd, name string, opts harness.HostOptions) (*harness.Host, *etcdLink) {
+	t.Helper()
 	link := newEtcdLink(t, e)
 	via := &harness.Etcd{Endpoints: link.Endpoints, Store: e.Store, Cluster: e.Cluster}
-	return via.StartHost(t, name), link
+	return via.StartHostOn(t, name, opts), link
 }
 
 // Intents written directly (what a CNI ADD or the volume driver would
@@ -280,6 +289,22 @@ func list(t testing.TB, e *harness.Etcd, prefix string) []store.KV {
 		t.Fatalf("list %s: %v", prefix, err)
 	}
 	return kvs
+}
+
+// keysByKind lists the keys under host's intent prefix by their kind; a
+// key outside the layout is an error.
+func keysByKind(t testing.TB, e *harness.Etcd, host string) map[schema.KeyKind][]string {
+	t.Helper()
+	out := map[schema.KeyKind][]string{}
+	for _, kv := range list(t, e, schema.HostPrefix(host)) {
+		k, err := schema.ParseKey(kv.Key)
+		if err != nil {
+			t.Errorf("%s: key outside the layout: %s", host, kv.Key)
+			continue
+		}
+		out[k.Kind] = append(out[k.Kind], kv.Key)
+	}
+	return out
 }
 
 func keysOf(kvs []store.KV) []string {
@@ -384,6 +409,7 @@ type wantIf struct {
 	bridge uint32
 	idx    uint32 // sw_if_index the status reported
 	addrs  []string
+	routes []schema.Route
 }
 
 // converged waits, by watching status keys, until h's agent has applied
@@ -393,6 +419,13 @@ type wantIf struct {
 // h's VPP and SPDK hold exactly what the intents say. It returns the
 // interface statuses by intent key.
 func converged(t testing.TB, e *harness.Etcd, h *harness.Host) map[string]*schema.InterfaceStatus {
+	t.Helper()
+	statuses, _ := convergedState(t, e, h)
+	return statuses
+}
+
+// convergedState is converged that also returns the VPP state it checked.
+func convergedState(t testing.TB, e *harness.Etcd, h *harness.Host) (map[string]*schema.InterfaceStatus, vppsim.State) {
 	t.Helper()
 	var want []wantIf
 	vols := map[string]*schema.Volume{}
@@ -439,10 +472,12 @@ func converged(t testing.TB, e *harness.Etcd, h *harness.Host) map[string]*schem
 			e.WaitGone(t, kv.Key)
 		}
 	}
+	want = append(want, convergedDerived(t, e, h)...)
 	probeHost(t, e, h)
-	checkVPP(t, "host "+h.Name, h.VPP.Snapshot(), want)
-	checkSPDK(t, "host "+h.Name, h.SPDK.Snapshot(), vols)
-	return statuses
+	st := hostVPP(t, h)
+	checkVPP(t, "host "+h.Name, st, want)
+	checkSPDK(t, "host "+h.Name, hostSPDK(t, h), vols)
+	return statuses, st
 }
 
 // settled polls, bounded, until h's VPP and SPDK hold exactly what the
@@ -456,8 +491,8 @@ func settled(t testing.TB, e *harness.Etcd, h *harness.Host) {
 	for {
 		rec := &recorder{TB: t}
 		want, vols := current(rec, e, h)
-		checkVPP(rec, "host "+h.Name, h.VPP.Snapshot(), want)
-		checkSPDK(rec, "host "+h.Name, h.SPDK.Snapshot(), vols)
+		checkVPP(rec, "host "+h.Name, hostVPP(t, h), want)
+		checkSPDK(rec, "host "+h.Name, hostSPDK(t, h), vols)
 		if len(rec.msgs) == 0 {
 			return
 		}
@@ -513,7 +548,7 @@ func current(t testing.TB, e *harness.Etcd, h *harness.Host) ([]wantIf, map[stri
 		}
 		want = append(want, w)
 	}
-	return want, vols
+	return append(want, currentDerived(t, e, h, statuses)...), vols
 }
 
 // recorder collects errors instead of failing the test.
@@ -543,6 +578,13 @@ func probeHost(t testing.TB, e *harness.Etcd, h *harness.Host) {
 // interface intents applied to its own VPP, exactly.
 func convergedContainer(t testing.TB, e *harness.Etcd, c *harness.Container, id string) {
 	t.Helper()
+	convergedContainerState(t, e, c, id)
+}
+
+// convergedContainerState is convergedContainer that also returns the VPP
+// state it checked.
+func convergedContainerState(t testing.TB, e *harness.Etcd, c *harness.Container, id string) vppsim.State {
+	t.Helper()
 	host := c.Host
 	var want []wantIf
 	intents := map[string]bool{}
@@ -552,37 +594,98 @@ func convergedContainer(t testing.TB, e *harness.Etcd, c *harness.Container, id 
 			continue
 		}
 		intents[kv.Key] = true
-		ci, err := schema.DecodeAs[schema.ContainerInterface](kv.Value)
-		if err != nil {
-			t.Fatalf("intent %s: %v", kv.Key, err)
-		}
 		st := harness.WaitStatus[schema.InterfaceStatus](t, e, schema.StatusKey(k), kv.ModRevision, harness.Ready[schema.InterfaceStatus])
-		w := wantIf{key: kv.Key, typ: ci.Type, idx: st.SwIfIndex}
-		if ci.Memif != nil {
-			w.socket = ci.Memif.SocketPath
-		} else if ci.Vhost != nil {
-			w.socket = ci.Vhost.SocketPath
-		}
-		for _, ip := range ci.IPs {
-			w.addrs = append(w.addrs, ip.Address)
-		}
-		want = append(want, w)
+		want = append(want, ctrWant(t, kv, st.SwIfIndex))
 	}
 	for _, kv := range list(t, e, schema.StatusContainerPrefix(host, id)) {
 		if k, err := schema.ParseKey(kv.Key); err == nil && !intents[k.IntentOf().String()] {
 			e.WaitGone(t, kv.Key)
 		}
 	}
-	// A probe through the container agent's queue.
+	probeContainer(t, e, c, id)
+	st := ctrVPP(t, c)
+	checkVPP(t, "container "+id, st, want)
+	return st
+}
+
+// currentCtr reads a container's intents and their statuses as they are
+// now; a status missing, not ready or behind its intent is an error.
+func currentCtr(t testing.TB, e *harness.Etcd, host, id string) []wantIf {
+	t.Helper()
+	var want []wantIf
+	for _, kv := range list(t, e, schema.ContainerPrefix(host, id)) {
+		k, err := schema.ParseKey(kv.Key)
+		if err != nil || k.Kind != schema.KindContainerInterfaceKey {
+			continue
+		}
+		skv, err := e.Store.Get(bg(), schema.StatusKey(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st *schema.InterfaceStatus
+		if skv != nil {
+			st, err = schema.DecodeAs[schema.InterfaceStatus](skv.Value)
+		}
+		if skv == nil || err != nil || !st.Ready || st.ObservedRevision < kv.ModRevision {
+			t.Errorf("status of %s: %+v", kv.Key, skv)
+			continue
+		}
+		want = append(want, ctrWant(t, kv, st.SwIfIndex))
+	}
+	return want
+}
+
+// ctrWant is what a container interface intent asks of the container's
+// VPP; idx is the sw_if_index its status reports.
+func ctrWant(t testing.TB, kv store.KV, idx uint32) wantIf {
+	t.Helper()
+	ci, err := schema.DecodeAs[schema.ContainerInterface](kv.Value)
+	if err != nil {
+		t.Fatalf("intent %s: %v", kv.Key, err)
+	}
+	w := wantIf{key: kv.Key, typ: ci.Type, idx: idx}
+	if ci.Memif != nil {
+		w.socket = ci.Memif.SocketPath
+	} else if ci.Vhost != nil {
+		w.socket = ci.Vhost.SocketPath
+	}
+	for _, ip := range ci.IPs {
+		w.addrs = append(w.addrs, ip.Address)
+	}
+	w.routes = ci.Routes
+	return w
+}
+
+// probeContainer puts a container interface intent and deletes it again,
+// waiting for the container agent each time: whatever it had queued before
+// has been handled. A container without a meta (no CNI attachment now)
+// gets one for the probe's time: for the host agent a container without
+// one is gone, and it removes such a container's statuses itself after a
+// grace period, which would end the wait before the container agent got
+// to the intent.
+func probeContainer(t testing.TB, e *harness.Etcd, c *harness.Container, id string) {
+	t.Helper()
+	host := c.Host
 	pk := schema.ContainerInterfaceKey(host, id, "zz-probe")
 	psk := schema.StatusKey(schema.Key{Kind: schema.KindContainerInterfaceKey, Host: host, Container: id, Interface: "zz-probe"})
-	rev := e.Put(t, map[string]schema.Object{pk: &schema.ContainerInterface{Host: host, Container: id, Name: "zz-probe",
+	objs := map[string]schema.Object{pk: &schema.ContainerInterface{Host: host, Container: id, Name: "zz-probe",
 		Type: schema.IfTypeMemif, Memif: &schema.MemifSpec{Role: schema.MemifSlave, Mode: schema.MemifEthernet,
-			SocketPath: filepath.Join(c.SharedDir, id+"-zz-probe")}}})
+			SocketPath: filepath.Join(c.SharedDir, id+"-zz-probe")}}}
+	meta := schema.ContainerMetaKey(host, id)
+	kv, err := e.Store.Get(bg(), meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kv == nil {
+		objs[meta] = &schema.ContainerMeta{Host: host, Container: id, Interfaces: []string{"zz-probe"}}
+	}
+	rev := e.Put(t, objs)
 	harness.WaitStatus[schema.InterfaceStatus](t, e, psk, rev, harness.Ready[schema.InterfaceStatus])
 	e.Delete(t, pk)
 	e.WaitGone(t, psk)
-	checkVPP(t, "container "+id, c.VPP.Snapshot(), want)
+	if kv == nil {
+		e.Delete(t, meta)
+	}
 }
 
 // checkVPP asserts that st holds exactly the uspace interfaces of want:
@@ -683,6 +786,126 @@ func checkVPP(t testing.TB, who string, st vppsim.State, want []wantIf) {
 			t.Errorf("%s: bridge domain %d missing", who, id)
 		}
 	}
+	checkNoStrays(t, who, st)
+	checkRoutes(t, who, st, want)
+}
+
+// checkRoutes asserts that every route an intent asks for is in st,
+// through the intent's interface, and that no route with a gateway leaves
+// through a uspace interface unless an intent of that interface asks for
+// it (VPP keeps routes after their interface goes).
+func checkRoutes(t testing.TB, who string, st vppsim.State, want []wantIf) {
+	t.Helper()
+	type via struct {
+		dst, gw string
+		idx     uint32
+	}
+	have, asked := map[via]bool{}, map[via]bool{}
+	for _, r := range st.Routes {
+		for _, p := range r.Paths {
+			// A host route to its own next hop is VPP's, for a neighbour.
+			if p.NextHop != "" && canonPrefix(r.Prefix) != canonPrefix(p.NextHop+"/32") && canonPrefix(r.Prefix) != canonPrefix(p.NextHop+"/128") {
+				have[via{canonPrefix(r.Prefix), p.NextHop, p.SwIfIndex}] = true
+			}
+		}
+	}
+	uspace := map[uint32]bool{}
+	for _, i := range st.Interfaces {
+		uspace[i.SwIfIndex] = strings.HasPrefix(i.Tag, vpp.TagPrefix)
+	}
+	for _, w := range want {
+		for _, r := range w.routes {
+			v := via{canonPrefix(r.Dst), r.GW, w.idx}
+			asked[v] = true
+			if !have[v] {
+				t.Errorf("%s: %s: route %s via %s missing from VPP", who, w.key, r.Dst, r.GW)
+			}
+		}
+	}
+	for v := range have {
+		if uspace[v.idx] && !asked[v] {
+			t.Errorf("%s: route %s via %s (sw_if_index %d) left in VPP with no intent asking for it", who, v.dst, v.gw, v.idx)
+		}
+	}
+}
+
+func canonPrefix(s string) string {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return s
+	}
+	return p.Masked().String()
+}
+
+// checkNoStrays asserts that st holds nothing uspace did not make: no
+// interface but local0 without a uspace tag, no bridge domain without one,
+// and no memif socket filename (but VPP's default, id 0) that no memif
+// uses.
+func checkNoStrays(t testing.TB, who string, st vppsim.State) {
+	t.Helper()
+	for _, i := range st.Interfaces {
+		if i.SwIfIndex != 0 && !strings.HasPrefix(i.Tag, vpp.TagPrefix) {
+			t.Errorf("%s: VPP holds interface %s (sw_if_index %d, %s) that uspace did not make", who, i.Name, i.SwIfIndex, i.DevType)
+		}
+	}
+	for _, bd := range st.BridgeDomains {
+		if bd.ID != 0 && !strings.HasPrefix(bd.Tag, vpp.TagPrefix) {
+			t.Errorf("%s: VPP holds bridge domain %d (tag %q) that uspace did not make", who, bd.ID, bd.Tag)
+		}
+	}
+	used := map[uint32]bool{}
+	for _, m := range st.Memifs {
+		used[m.SocketID] = true
+	}
+	for _, so := range st.MemifSockets {
+		if so.ID != 0 && !used[so.ID] {
+			t.Errorf("%s: memif socket id %d (%s) left with no memif on it", who, so.ID, so.Filename)
+		}
+	}
+}
+
+// hostVPP is the state of h's VPP, simulated or real.
+func hostVPP(t testing.TB, h *harness.Host) vppsim.State {
+	t.Helper()
+	if h.RealVPP == nil {
+		return h.VPP.Snapshot()
+	}
+	return realVPP(t, h.RealVPP.APISocket)
+}
+
+// ctrVPP is the state of c's VPP, simulated or real.
+func ctrVPP(t testing.TB, c *harness.Container) vppsim.State {
+	t.Helper()
+	if c.RealVPP == nil {
+		return c.VPP.Snapshot()
+	}
+	return realVPP(t, c.RealVPP.APISocket)
+}
+
+func realVPP(t testing.TB, socket string) vppsim.State {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(bg(), harness.WaitTimeout)
+	defer cancel()
+	st, err := dpview.VPP(ctx, socket)
+	if err != nil {
+		t.Fatalf("read VPP state: %v", err)
+	}
+	return st
+}
+
+// hostSPDK is the state of h's SPDK, simulated or real.
+func hostSPDK(t testing.TB, h *harness.Host) spdksim.Snapshot {
+	t.Helper()
+	if h.RealSPDK == nil {
+		return h.SPDK.Snapshot()
+	}
+	ctx, cancel := context.WithTimeout(bg(), harness.WaitTimeout)
+	defer cancel()
+	snap, err := dpview.SPDK(ctx, h.RealSPDK.RPCSocket)
+	if err != nil {
+		t.Fatalf("read SPDK state of %s: %v", h.Name, err)
+	}
+	return snap
 }
 
 // checkSPDK asserts that SPDK holds exactly one controller per volume

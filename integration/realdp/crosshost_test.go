@@ -43,11 +43,11 @@ func spanHosts(t *testing.T, mtu int) ([]*world, []string) {
 	links := []string{"usa" + sfx, "usb" + sfx}
 	var nss []string
 	for i := range links {
-		nss = append(nss, netns(t, "usx"+strconv.Itoa(i)+sfx))
+		nss = append(nss, realdp.Netns(t, "usx"+strconv.Itoa(i)+sfx))
 	}
-	run(t, "ip", "link", "add", links[0], "mtu", strconv.Itoa(mtu), "type", "veth", "peer", "name", links[1], "mtu", strconv.Itoa(mtu))
+	realdp.Run(t, "ip", "link", "add", links[0], "mtu", strconv.Itoa(mtu), "type", "veth", "peer", "name", links[1], "mtu", strconv.Itoa(mtu))
 	for i, l := range links {
-		run(t, "ip", "link", "set", l, "netns", nss[i])
+		realdp.Run(t, "ip", "link", "set", l, "netns", nss[i])
 	}
 	e := harness.StartEtcd(t)
 	cni := libcni.NewCNIConfigWithCacheDir([]string{binaries.Dir(t, "userspace", "host-local")}, t.TempDir(), nil)

@@ -19,6 +19,11 @@
 // libcni into network namespaces, agents as processes, a ping between two
 // containers' VPPs).
 //
+// Besides instances it makes the network around them (Netns, an
+// Underlay of host namespaces joined by a bridge) and reads what a
+// running instance holds for leak checks: VPP's buffers, main heap and
+// binary-API clients (vppstats.go), SPDK's DPDK heap (spdkstats.go).
+//
 // Imports: the standard library and integration/spawn only. It must not
 // import any agent package (nor cni, store or schema): it starts
 // dataplanes, it does not drive them. Only its tests import what they

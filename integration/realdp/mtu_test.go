@@ -116,11 +116,10 @@ func fullSizeFrames(t *testing.T, underlay int) {
 func pingPayload(t *testing.T, v *realdp.VPP, dst string, payload int) (int, string) {
 	t.Helper()
 	out := v.CLI(t, fmt.Sprintf("ping %s size %d repeat 3 interval 0.5", dst, payload-8))
-	m := pingStats.FindStringSubmatch(out)
-	if m == nil {
+	_, n, ok := realdp.PingCounts(out)
+	if !ok {
 		t.Fatalf("ping %s: no statistics in:\n%s", dst, out)
 	}
-	n, _ := strconv.Atoi(m[2])
 	return n, out
 }
 

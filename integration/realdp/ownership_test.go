@@ -32,9 +32,9 @@ func TestForeignObjectsLeftAloneOnRealVPP(t *testing.T) {
 	_, _ = rand.Read(b[:])
 	sfx := hex.EncodeToString(b[:])
 	link := "uso" + sfx
-	ns := netns(t, "uso"+sfx)
-	run(t, "ip", "link", "add", link, "type", "veth", "peer", "name", "usp"+sfx)
-	run(t, "ip", "link", "set", link, "netns", ns)
+	ns := realdp.Netns(t, "uso"+sfx)
+	realdp.Run(t, "ip", "link", "add", link, "type", "veth", "peer", "name", "usp"+sfx)
+	realdp.Run(t, "ip", "link", "set", link, "netns", ns)
 
 	const network = "span"
 	e := harness.StartEtcd(t)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/uspace-io/uspace/integration/harness"
+	"github.com/uspace-io/uspace/integration/realdp"
 	"github.com/uspace-io/uspace/schema"
 )
 
@@ -31,16 +32,14 @@ func restartDuringPing(t *testing.T, c *container, dst string, restart func() er
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
-	m := pingStats.FindStringSubmatch(out)
-	if m == nil {
+	sent, received, ok := realdp.PingCounts(out)
+	if !ok {
 		t.Fatalf("ping %s: no statistics:\n%s", dst, out)
 	}
-	sent, _ := strconv.Atoi(m[1])
-	received, _ := strconv.Atoi(m[2])
 	if sent != pings {
 		t.Fatalf("ping %s: %d sent of %d:\n%s", dst, sent, pings, out)
 	}
-	return sent - received, m[0]
+	return sent - received, fmt.Sprintf("%d sent, %d received", sent, received)
 }
 
 // A host agent restart leaves cross-host traffic alone, on real VPPs: a

@@ -152,6 +152,15 @@ func (v *VPP) Kill(t testing.TB) {
 	v.proc.Kill()
 }
 
+// Discard kills the instance for good and removes its directory and shared
+// memory now rather than at the test's end: a VPP whose container is gone.
+func (v *VPP) Discard(t testing.TB) {
+	t.Helper()
+	v.proc.Kill()
+	v.removeShm()
+	os.RemoveAll(v.Dir)
+}
+
 // CLI runs one vppctl command and fails the test when vppctl fails.
 func (v *VPP) CLI(t testing.TB, cmd string) string {
 	t.Helper()
@@ -171,6 +180,10 @@ func (v *VPP) Version(t testing.TB) string {
 	}
 	return f[0] + " " + f[1]
 }
+
+// Exec runs one vppctl command and returns its output; an error says
+// vppctl failed (VPP gone, say), with the output.
+func (v *VPP) Exec(cmd string) (string, error) { return v.cli(cmd) }
 
 func (v *VPP) cli(cmd string) (string, error) {
 	ctl := filepath.Join(filepath.Dir(vppBin), "vppctl")

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,26 +16,6 @@ import (
 	"github.com/uspace-io/uspace/agent/vpp"
 	"github.com/uspace-io/uspace/integration/realdp"
 )
-
-// netns creates a network namespace and removes it at cleanup; it returns
-// its path.
-func netns(t *testing.T, name string) string {
-	t.Helper()
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Skipf("ip netns add %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "delete", name).Run() })
-	return "/var/run/netns/" + name
-}
-
-func run(t *testing.T, argv ...string) string {
-	t.Helper()
-	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, out)
-	}
-	return string(out)
-}
 
 var pingReceived = regexp.MustCompile(`(\d+) sent, (\d+) received`)
 
@@ -64,11 +43,11 @@ func TestVXLANBetweenRealVPPs(t *testing.T) {
 		{link: "uxb" + sfx, underlay: netip.MustParsePrefix("192.168.77.2/24"), bvi: "10.77.0.2/24"},
 	}
 	for i, s := range sides {
-		s.ns = netns(t, "uvx"+strconv.Itoa(i)+sfx)
+		s.ns = realdp.Netns(t, "uvx"+strconv.Itoa(i)+sfx)
 	}
-	run(t, "ip", "link", "add", sides[0].link, "type", "veth", "peer", "name", sides[1].link)
+	realdp.Run(t, "ip", "link", "add", sides[0].link, "type", "veth", "peer", "name", sides[1].link)
 	for _, s := range sides {
-		run(t, "ip", "link", "set", s.link, "netns", s.ns)
+		realdp.Run(t, "ip", "link", "set", s.link, "netns", s.ns)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -113,7 +92,7 @@ func TestVXLANBetweenRealVPPs(t *testing.T) {
 		b, err := s.c.BridgeDomain(ctx, bd)
 		ok(t, err)
 		t.Logf("%s: bridge domain %d members %+v", s.link, bd, b.Members)
-		t.Logf("%s: Linux side: %s", s.link, run(t, "ip", "-n", strings.TrimPrefix(s.ns, "/var/run/netns/"), "-br", "link", "show", s.link))
+		t.Logf("%s: Linux side: %s", s.link, realdp.Run(t, "ip", "-n", strings.TrimPrefix(s.ns, "/var/run/netns/"), "-br", "link", "show", s.link))
 	}
 	// The first echo request waits for ARP of the underlay (VPP resolves
 	// it by itself) and of the far BVI, and is lost; after it every one

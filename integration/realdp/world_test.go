@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -173,24 +172,15 @@ func (w *world) waitCtrReady(c *container, ifname string) *schema.InterfaceStatu
 	return harness.WaitStatus[schema.InterfaceStatus](w.t, w.etcd, ctrStatusKey(c, ifname), 0, harness.Ready[schema.InterfaceStatus])
 }
 
-var pingStats = regexp.MustCompile(`(\d+) sent, (\d+) received`)
-
-// ping pings dst from v until replies come back (memifs take a moment to
-// connect and ARP to resolve), bounded; it returns the last statistics.
+// ping pings dst from v until replies come back, bounded; it returns the
+// last statistics.
 func ping(t *testing.T, v *realdp.VPP, dst string) string {
 	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for {
-		out := v.CLI(t, "ping "+dst+" repeat 3 interval 0.2")
-		if m := pingStats.FindStringSubmatch(out); m != nil {
-			if n, _ := strconv.Atoi(m[2]); n > 0 {
-				return m[0]
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ping %s: no reply within 45s; last:\n%s", dst, out)
-		}
+	got, err := v.Ping(dst, 45*time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return got
 }
 
 // ifNames are the interface names `show interface` lists.
