@@ -17,7 +17,6 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/uspace-io/uspace/schema"
-	"github.com/uspace-io/uspace/store"
 )
 
 // cmdCheck compares prevResult, the config, the intents in etcd and the
@@ -73,7 +72,7 @@ func (p *plugin) check(ctx context.Context, inv *invocation) error {
 		return err
 	}
 	defer st.Close()
-	cur, err := readAttachment(ctx, st, att)
+	cur, err := readAttachment(ctx, st, att, false)
 	if err != nil {
 		return etcdErr("reading the attachment", err)
 	}
@@ -81,7 +80,7 @@ func (p *plugin) check(ctx context.Context, inv *invocation) error {
 	if err != nil {
 		return err
 	}
-	return checkStatus(ctx, st, att, cur, gotHost)
+	return checkStatus(att, cur, gotHost)
 }
 
 // prevResult is the config's prevResult, which CHECK requires.
@@ -147,13 +146,11 @@ func (p *plugin) checkIntents(cur *attachmentState, conf *NetConf, att Attachmen
 	return gotHost, nil
 }
 
-// checkStatus compares the host agent's status with the intent.
-func checkStatus(ctx context.Context, st *store.Client, att Attachment, cur *attachmentState, gotHost *schema.HostInterface) error {
+// checkStatus compares the host agent's status, read with the intents,
+// with the intent.
+func checkStatus(att Attachment, cur *attachmentState, gotHost *schema.HostInterface) error {
 	statusKey := schema.StatusKey(att.HostKey())
-	skv, err := st.Get(ctx, statusKey)
-	if err != nil {
-		return etcdErr("reading the status", err)
-	}
+	skv := cur.status.KV
 	if skv == nil {
 		return drift("host agent on %s has no status at %s", att.Host, statusKey)
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 
 	"github.com/uspace-io/uspace/schema"
-	"github.com/uspace-io/uspace/store"
+	"github.com/uspace-io/uspace/store/lite"
 )
 
 // cmdDel is idempotent: it succeeds when nothing exists, when only part of
@@ -45,14 +45,14 @@ func (p *plugin) cmdDel(args *skel.CmdArgs) error {
 	}
 	defer st.Close()
 
-	removed, rev, err := deleteAttachment(ctx, st, inv.att)
+	d, err := deleteAttachment(ctx, st, inv.att)
 	if err != nil {
 		inv.log.Error("DEL failed", "err", err)
 		return err
 	}
-	if removed != nil {
-		inv.log.Info("intents deleted", "revision", rev)
-		p.waitRemoved(ctx, st, inv, rev)
+	if d.Removed {
+		inv.log.Info("intents deleted", "revision", d.Rev)
+		p.waitRemoved(ctx, st, inv, d)
 	} else {
 		inv.log.Info("no intents to delete")
 	}
@@ -85,17 +85,17 @@ func validAttachment(att Attachment) error {
 }
 
 // waitRemoved waits, bounded, for the host agent to delete the status of
-// the removed interface. It only logs: see cmdDel.
-func (p *plugin) waitRemoved(ctx context.Context, st *store.Client, inv *invocation, rev int64) {
-	agent, err := st.Get(ctx, schema.AgentKey(inv.att.Host))
-	if err != nil || agent == nil {
-		inv.log.Warn("no host agent registered: not waiting for it to remove the interface", "agentKey", schema.AgentKey(inv.att.Host), "err", err)
+// the removed interface, from the state the delete read (d). It only
+// logs: see cmdDel.
+func (p *plugin) waitRemoved(ctx context.Context, st *lite.Client, inv *invocation, d deleted) {
+	if !d.Agent {
+		inv.log.Warn("no host agent registered: not waiting for it to remove the interface", "agentKey", schema.AgentKey(inv.att.Host))
 		return
 	}
 	wctx, cancel := context.WithTimeout(ctx, time.Duration(inv.us.DelTimeout))
 	defer cancel()
 	statusKey := schema.StatusKey(inv.att.HostKey())
-	if _, err := st.WaitFor(wctx, statusKey, rev, func(kv *store.KV) (bool, error) { return kv == nil, nil }); err != nil {
+	if _, err := st.WaitFor(wctx, statusKey, d.Status, func(kv *lite.KV) (bool, error) { return kv == nil, nil }); err != nil {
 		inv.log.Warn(fmt.Sprintf("host agent did not confirm removal within %v; it will remove the interface when it reconciles", time.Duration(inv.us.DelTimeout)),
 			"statusKey", statusKey, "err", err)
 	}
