@@ -78,17 +78,18 @@ func (e *transportError) Error() string { return e.err.Error() }
 func (e *transportError) Unwrap() error { return e.err }
 
 // transportErr classifies an error of net/http: a failed dial or TLS
-// handshake sent nothing.
+// handshake sent nothing. A TLS alert from etcd (a "remote error") is its
+// refusal of the handshake, which with TLS 1.3 reaches the client only
+// after it wrote its request: etcd never served it either.
 func transportErr(url string, err error) error {
 	var (
 		op      *net.OpError
-		alert   tls.AlertError
 		verify  *tls.CertificateVerificationError
 		record  tls.RecordHeaderError
 		unknown x509.UnknownAuthorityError
 	)
-	sent := !(errors.As(err, &op) && op.Op == "dial") && !errors.As(err, &alert) && !errors.As(err, &verify) &&
-		!errors.As(err, &record) && !errors.As(err, &unknown)
+	refused := errors.As(err, &op) && (op.Op == "dial" || op.Op == "remote error")
+	sent := !refused && !errors.As(err, &verify) && !errors.As(err, &record) && !errors.As(err, &unknown)
 	return &transportError{err: fmt.Errorf("etcd at %s: %w", url, err), sent: sent}
 }
 

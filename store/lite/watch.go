@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -206,6 +207,11 @@ func (w *watchStream) next() (*watchResponse, error) {
 	case compact != 0:
 		return nil, fmt.Errorf("watch of etcd at %s (compacted up to revision %d): %w", w.url, compact, errCompacted)
 	case canceled:
+		// etcd gives the reason as a gRPC status printed ("rpc error:
+		// code = PermissionDenied desc = etcdserver: permission denied").
+		if _, desc, ok := strings.Cut(reason, " desc = "); ok {
+			reason = desc
+		}
 		code := codeUnknown
 		if reason == msgPermissionDenied {
 			code = codePermissionDenied
