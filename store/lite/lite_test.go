@@ -308,7 +308,10 @@ func TestPasswordAuth(t *testing.T) {
 		func() error { _, err := cli.UserAdd(ctx, "root", "root-pw"); return err },
 		func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err },
 		func() error { _, err := cli.RoleAdd(ctx, "mine"); return err },
-		func() error { _, err := cli.RoleGrantPermission(ctx, "mine", "/mine/", "/mine0", clientv3.PermissionType(clientv3.PermReadWrite)); return err },
+		func() error {
+			_, err := cli.RoleGrantPermission(ctx, "mine", "/mine/", "/mine0", clientv3.PermissionType(clientv3.PermReadWrite))
+			return err
+		},
 		func() error { _, err := cli.UserAdd(ctx, "u", "right-horse"); return err },
 		func() error { _, err := cli.UserGrantRole(ctx, "u", "mine"); return err },
 		func() error { _, err := cli.AuthEnable(ctx); return err },
