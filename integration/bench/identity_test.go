@@ -2,18 +2,13 @@ package bench
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/uspace-io/uspace/agent/container"
 	"github.com/uspace-io/uspace/integration/harness"
 	"github.com/uspace-io/uspace/rbac"
 	"github.com/uspace-io/uspace/schema"
-	"github.com/uspace-io/uspace/store"
 )
 
 // identityPhase: how long an idle container agent in direct mode takes to
@@ -25,45 +20,20 @@ import (
 // is the bound: the check's interval and one request.
 func (b *bench) identityPhase(t *testing.T) {
 	e := startEtcd(t, 1)
-	ctx := context.Background()
-	role := rbac.ContainersRole(benchHost)
-	pw, err := rbac.GeneratePassword()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pwFile := filepath.Join(t.TempDir(), "password")
-	if err := os.WriteFile(pwFile, []byte(pw), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	const rootPW = "root-password-of-the-bench"
 	shared := harness.ShortTempDir(t)
 	const id = "ctr-identity"
 	rev := e.Put(t, map[string]schema.Object{
 		schema.ContainerMetaKey(benchHost, id):              &schema.ContainerMeta{Host: benchHost, Container: id, Interfaces: []string{"net1"}},
 		schema.ContainerInterfaceKey(benchHost, id, "net1"): containerIntent(benchHost, id, shared, 1),
 	})
-	if _, err := rbac.EnsureIdentity(ctx, e.Store, role, rbac.UserSpec{Password: pw}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rbac.EnsureRoot(ctx, e.Store, rootPW); err != nil {
-		t.Fatal(err)
-	}
-	if err := rbac.EnableAuth(ctx, e.Store); err != nil {
-		t.Fatal(err)
-	}
-	rootCli, err := clientv3.New(clientv3.Config{Endpoints: e.Endpoints, Username: rbac.RootUser, Password: rootPW, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := store.New(rootCli)
-	defer root.Close()
+	role := rbac.ContainersRole(benchHost)
+	as, pwFile := e.EnableAuth(t, role)
 	c := e.StartContainer(t, benchHost, shared, []string{"--container-id", id, "--etcd-user", role.Name, "--etcd-password-file", pwFile})
-	as := &harness.Etcd{Endpoints: e.Endpoints, Store: root}
 	harness.WaitStatus[schema.InterfaceStatus](t, as, ctrStatusKey(benchHost, id, "net1"), rev, harness.Ready[schema.InterfaceStatus])
 	time.Sleep(time.Second)
 
 	start := time.Now()
-	if _, err := rbac.RemoveIdentity(ctx, root, role.Name); err != nil {
+	if _, err := rbac.RemoveIdentity(context.Background(), as.Store, role.Name); err != nil {
 		t.Fatal(err)
 	}
 	limit := container.DefaultProbeInterval + 30*time.Second

@@ -2,18 +2,13 @@ package containeragent_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/uspace-io/uspace/integration/harness"
 	"github.com/uspace-io/uspace/rbac"
 	"github.com/uspace-io/uspace/schema"
-	"github.com/uspace-io/uspace/store"
 )
 
 // waitExit waits for the agent to end and returns its output; it fails
@@ -44,45 +39,19 @@ func TestExitsWhenItsEtcdUserIsDeleted(t *testing.T) {
 		ifKey(id, "net1"):                 memif(shared, id, "net1", "10.1.1.9/24"),
 	})
 
-	ctx := context.Background()
 	role := rbac.ContainersRole(host)
-	pw, err := rbac.GeneratePassword()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pwFile := filepath.Join(t.TempDir(), "password")
-	if err := os.WriteFile(pwFile, []byte(pw), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rbac.EnsureIdentity(ctx, e.Store, role, rbac.UserSpec{Password: pw}); err != nil {
-		t.Fatal(err)
-	}
-	const rootPW = "root-password-of-this-test"
-	if _, err := rbac.EnsureRoot(ctx, e.Store, rootPW); err != nil {
-		t.Fatal(err)
-	}
-	if err := rbac.EnableAuth(ctx, e.Store); err != nil {
-		t.Fatal(err)
-	}
-	rootCli, err := clientv3.New(clientv3.Config{Endpoints: e.Endpoints, Username: rbac.RootUser, Password: rootPW, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := store.New(rootCli)
-	defer root.Close()
-	t.Cleanup(func() { _ = rootCli.Close() })
+	as, pwFile := e.EnableAuth(t, role)
 
 	const interval = 3 * time.Second
 	c := e.StartContainer(t, host, shared, []string{"--container-id", id,
 		"--etcd-user", role.Name, "--etcd-password-file", pwFile, "--identity-check-interval", interval.String()})
-	as := &harness.Etcd{Endpoints: e.Endpoints, Store: root}
 	harness.WaitStatus[schema.InterfaceStatus](t, as, statusKey(id, "net1"), rev, harness.Ready[schema.InterfaceStatus])
 	// Idle, its watch long open: nothing but the identity check would
 	// meet the refusal.
 	time.Sleep(time.Second)
 
 	start := time.Now()
-	if _, err := rbac.RemoveIdentity(ctx, root, role.Name); err != nil {
+	if _, err := rbac.RemoveIdentity(context.Background(), as.Store, role.Name); err != nil {
 		t.Fatal(err)
 	}
 	out := waitExit(t, c, interval+10*time.Second)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -228,21 +227,12 @@ func TestWaitFor(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // A watch broken by etcd restarting resumes after the last change seen:
 // the change made while etcd was away is not missed.
 func TestWaitForRidesOutRestart(t *testing.T) {
-	dir, url := t.TempDir(), "http://"+freeAddr(t)
-	e, cli := startEtcd(t, dir, url)
+	dir := t.TempDir()
+	e, cli := startEtcd(t, dir, "http://127.0.0.1:0")
+	url := e.Endpoints()[0]
 	c := connect(t, etcdconf.Config{Endpoints: e.Endpoints(), DialTimeout: time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -273,7 +263,7 @@ func TestWaitForRidesOutRestart(t *testing.T) {
 // says etcd is unreachable, and counts as unavailable and not sent; a
 // second endpoint that answers is used instead.
 func TestUnreachable(t *testing.T) {
-	dead := freeAddr(t)
+	const dead = "127.0.0.1:1"
 	c := connect(t, etcdconf.Config{Endpoints: []string{dead}, DialTimeout: 500 * time.Millisecond})
 	start := time.Now()
 	_, err := c.Txn(context.Background(), nil, []Op{Put("/k", []byte("v"))}, nil)
