@@ -101,11 +101,15 @@ func (c *Client) Close() { c.tr.CloseIdleConnections() }
 func (c *Client) login(ctx context.Context) error {
 	where := strings.Join(c.cfg.Endpoints, ",")
 	msg, err := c.roundTrips(ctx, "Auth/Authenticate", pb(nil).str(1, c.cfg.Username).str(2, c.password), false)
-	if err != nil {
-		var e *Error
-		if errors.As(err, &e) {
-			return fmt.Errorf("connecting to etcd at %s as %q: %w", where, c.cfg.Username, err)
-		}
+	var e *Error
+	switch {
+	case errors.As(err, &e) && e.Message == msgAuthNotEnabled:
+		// As etcd's own client: credentials for an etcd without auth
+		// are no error, requests simply carry no token.
+		return nil
+	case e != nil:
+		return fmt.Errorf("connecting to etcd at %s as %q: %w", where, c.cfg.Username, err)
+	case err != nil:
 		return err
 	}
 	var token string
@@ -138,24 +142,35 @@ func (c *Client) call(ctx context.Context, method string, req []byte) ([]byte, e
 }
 
 // roundTrips sends the request to the endpoint that answered last, and to
-// the next ones while the request could not even be sent (refused, no
-// route, TLS refused).
+// the next ones while the request could not even be sent.
 func (c *Client) roundTrips(ctx context.Context, method string, req []byte, withToken bool) ([]byte, error) {
+	var msg []byte
+	err := c.onEndpoints(ctx, func(url string) (err error) {
+		msg, err = c.roundTrip(ctx, url, method, req, withToken)
+		return err
+	})
+	return msg, err
+}
+
+// onEndpoints runs f on the endpoint that answered last, then on the next
+// ones while f's request could not even be sent (refused, no route, TLS
+// refused); the endpoint that answers is the next call's first.
+func (c *Client) onEndpoints(ctx context.Context, f func(url string) error) error {
 	var errs []error
 	first := int(c.next.Load())
 	for i := range c.urls {
 		n := (first + i) % len(c.urls)
-		msg, err := c.roundTrip(ctx, c.urls[n], method, req, withToken)
+		err := f(c.urls[n])
 		if err == nil {
 			c.next.Store(int32(n))
-			return msg, nil
+			return nil
 		}
 		if !NotSent(err) || ctx.Err() != nil {
-			return nil, err
+			return err
 		}
 		errs = append(errs, err)
 	}
-	return nil, c.unreachable(ctx, errors.Join(errs...))
+	return c.unreachable(ctx, errors.Join(errs...))
 }
 
 func (c *Client) newRequest(ctx context.Context, url, method string, body io.Reader, withToken bool) (*http.Request, error) {

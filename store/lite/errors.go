@@ -30,8 +30,8 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Message }
 
-// etcd's messages for refusals of an identity (api/v3/v3rpc/rpctypes),
-// told apart by message where they share a code with other errors.
+// etcd's messages about identities (api/v3/v3rpc/rpctypes), told apart by
+// message where they share a code with other errors.
 const (
 	msgPermissionDenied = "etcdserver: permission denied"
 	msgAuthFailed       = "etcdserver: authentication failed, invalid user ID or password"
@@ -39,6 +39,7 @@ const (
 	msgUserNotFound     = "etcdserver: user name not found"
 	msgBadToken         = "etcdserver: invalid auth token"
 	msgOldAuthRev       = "etcdserver: revision of auth store is old"
+	msgAuthNotEnabled   = "etcdserver: authentication is not enabled"
 )
 
 // grpcStatus is the error a response carries in its grpc-status (a

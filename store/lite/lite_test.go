@@ -282,18 +282,30 @@ func TestUnreachable(t *testing.T) {
 			t.Fatalf("with one endpoint alive: %v", err)
 		}
 	}
+	// A watch too starts on the first endpoint that answers.
+	c.next.Store(0)
+	if kv, err := c.WaitFor(context.Background(), "/k", State{}, valueIs("v")); err != nil || kv == nil {
+		t.Fatalf("watch with one endpoint alive: %+v %v", kv, err)
+	}
 	if _, err := Connect(context.Background(), etcdconf.Config{Endpoints: []string{"unix:///run/etcd.sock"}}); err == nil {
 		t.Error("a unix endpoint was accepted")
 	}
 }
 
-// With auth on: a wrong password fails Connect naming the user and not the
-// password; a key outside the user's permission is refused (IsDenied), to
-// a transaction and to a watch alike; a token made stale by a change of
-// etcd's auth store is renewed without the caller seeing it.
+// With auth off, credentials are ignored. With auth on: a wrong password
+// fails Connect naming the user and not the password; a key outside the
+// user's permission is refused (IsDenied), to a transaction and to a watch
+// alike; a token made stale by a change of etcd's auth store is renewed
+// without the caller seeing it; a deleted user is refused.
 func TestPasswordAuth(t *testing.T) {
 	e, cli := startEtcd(t, t.TempDir(), "http://127.0.0.1:0")
 	ctx := context.Background()
+	// Credentials for an etcd without auth are no error (as with etcd's
+	// own client).
+	noAuth := connect(t, etcdconf.Config{Endpoints: e.Endpoints(), Username: "u", Password: "right-horse"})
+	if _, err := noAuth.Txn(ctx, nil, []Op{Put("/mine/k", []byte("v"))}, nil); err != nil {
+		t.Fatalf("with credentials, auth off: %v", err)
+	}
 	for _, step := range []func() error{
 		func() error { _, err := cli.UserAdd(ctx, "root", "root-pw"); return err },
 		func() error { _, err := cli.UserGrantRole(ctx, "root", "root"); return err },

@@ -121,13 +121,21 @@ type watchResponse struct {
 	events   []event
 }
 
-// openWatch starts a Watch call on the endpoint that answered last and
-// creates a watcher of key from revision start (WatchRequest's
-// create_request 1: key 1, start_revision 3). The call demands a leader
-// (hasleader), so a member cut off from the cluster fails it rather than
-// leave it silent. It ends with ctx.
+// openWatch starts a Watch call on the endpoint that answered last (or
+// the next that does) and creates a watcher of key from revision start
+// (WatchRequest's create_request 1: key 1, start_revision 3). The call
+// demands a leader (hasleader), so a member cut off from the cluster fails
+// it rather than leave it silent. It ends with ctx.
 func (c *Client) openWatch(ctx context.Context, key string, start int64) (*watchStream, error) {
-	url := c.urls[c.next.Load()]
+	var w *watchStream
+	err := c.onEndpoints(ctx, func(url string) (err error) {
+		w, err = c.openWatchOn(ctx, url, key, start)
+		return err
+	})
+	return w, err
+}
+
+func (c *Client) openWatchOn(ctx context.Context, url, key string, start int64) (*watchStream, error) {
 	pr, pw := io.Pipe()
 	req, err := c.newRequest(ctx, url, "Watch/Watch", pr, true)
 	if err != nil {
