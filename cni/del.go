@@ -95,8 +95,35 @@ func (p *plugin) waitRemoved(ctx context.Context, st *lite.Client, inv *invocati
 	wctx, cancel := context.WithTimeout(ctx, time.Duration(inv.us.DelTimeout))
 	defer cancel()
 	statusKey := schema.StatusKey(inv.att.HostKey())
-	if _, err := st.WaitFor(wctx, statusKey, d.Status, func(kv *lite.KV) (bool, error) { return kv == nil, nil }); err != nil {
+	from, ok := unreportedStatus(wctx, st, statusKey, d.Status)
+	if !ok {
+		return
+	}
+	if _, err := st.WaitFor(wctx, statusKey, from, func(kv *lite.KV) (bool, error) { return kv == nil, nil }); err != nil {
 		inv.log.Warn(fmt.Sprintf("host agent did not confirm removal within %v; it will remove the interface when it reconciles", time.Duration(inv.us.DelTimeout)),
 			"statusKey", statusKey, "err", err)
 	}
+}
+
+// unreportedGrace is how long DEL watches for a status that was absent
+// when the intents went: the agent may have seen the intent before the
+// delete without having written its status yet (it was starting, say),
+// and will write it before it sees the delete.
+const unreportedGrace = time.Second
+
+// unreportedStatus is where waiting for the status's removal starts: at
+// the delete's state when it held a status; else, when one appears within
+// unreportedGrace, at that one. ok is false when none appeared: there is
+// nothing to wait for.
+func unreportedStatus(ctx context.Context, st *lite.Client, statusKey string, at lite.State) (from lite.State, ok bool) {
+	if at.KV != nil {
+		return at, true
+	}
+	gctx, cancel := context.WithTimeout(ctx, unreportedGrace)
+	defer cancel()
+	kv, _ := st.WaitFor(gctx, statusKey, at, func(kv *lite.KV) (bool, error) { return kv != nil, nil })
+	if kv == nil {
+		return lite.State{}, false
+	}
+	return lite.State{KV: kv, Revision: kv.ModRevision}, true
 }
