@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -405,7 +408,17 @@ func (b *bench) hostLocalChain(t testing.TB) cycler {
 // for d, spread over the hosts, and compares with the same number of
 // workers doing the same through the host-local-only chain.
 func (b *bench) throughput(t *testing.T, name string, envs []*cniEnv, workers int, d time.Duration, e *etcdRun) {
+	var pids []int
+	for _, p := range e.procs {
+		pids = append(pids, p.Pid())
+	}
+	var agents []int
+	for _, c := range envs {
+		agents = append(agents, c.host.Agent.Pid())
+	}
+	floorCPU := takeCPU(nil, nil)
 	floor := cycleRate(t, []cycler{b.hostLocalChain(t)}, workers, d)
+	floorCPU = floorCPU.since()
 	if floor.cycles == 0 {
 		t.Errorf("%s floor: no host-local ADD+DEL completed: %v", name, floor.firstErr)
 	}
@@ -414,7 +427,9 @@ func (b *bench) throughput(t *testing.T, name string, envs []*cniEnv, workers in
 		cs = append(cs, c.cycler())
 	}
 	before := e.counts(t)
+	cpu := takeCPU(pids, agents)
 	r := cycleRate(t, cs, workers, d)
+	cpu = cpu.since()
 	delta := e.counts(t).sub(before)
 	n := float64(r.cycles)
 	row := b.res.rateRow(name, "ADD+DEL/s", r.rate, floor.rate, fmt.Sprintf("host-local chain, %d callers", workers))
@@ -425,12 +440,75 @@ func (b *bench) throughput(t *testing.T, name string, envs []*cniEnv, workers in
 		workers, len(envs), d, r.cycles, num(ms(r.lat.pct(50))), num(ms(r.lat.pct(99))), r.failures,
 		num(delta.writes()/max(n, 1)), num(delta.KeysPut/max(n, 1)), num(delta.KeysDeleted/max(n, 1)),
 		num(floor.rate), num(ms(floor.lat.pct(50))), num(ms(floor.lat.pct(99))))
+	row.note("CPU per ADD+DEL: %s; host-local chain: %s (on a saturated machine the rates can only be as far apart as "+
+		"these totals)", cpu.per(r.cycles), floorCPU.per(floor.cycles))
 	if r.firstErr != nil {
 		row.note("first failure: %v", r.firstErr)
 	}
 	if r.cycles == 0 {
 		t.Errorf("%s: no ADD+DEL completed: %v", name, r.firstErr)
 	}
+}
+
+// cpuUse is the CPU time spent by the parts of a throughput run: the
+// plugin processes (this process's children that ended: the plugins libcni
+// exec'd), this process (libcni, vppsim), the etcd members and the host
+// agents.
+type cpuUse struct {
+	etcd, agents                     []int
+	plugins, self, etcdCPU, agentCPU time.Duration
+}
+
+func takeCPU(etcd, agents []int) cpuUse {
+	u := cpuUse{etcd: etcd, agents: agents, plugins: rusage(syscall.RUSAGE_CHILDREN), self: rusage(syscall.RUSAGE_SELF)}
+	u.etcdCPU, u.agentCPU = procsCPU(etcd), procsCPU(agents)
+	return u
+}
+
+// since is the CPU time spent since u was taken.
+func (u cpuUse) since() cpuUse {
+	now := takeCPU(u.etcd, u.agents)
+	return cpuUse{plugins: now.plugins - u.plugins, self: now.self - u.self, etcdCPU: now.etcdCPU - u.etcdCPU, agentCPU: now.agentCPU - u.agentCPU}
+}
+
+func (u cpuUse) per(cycles int) string {
+	n := float64(max(cycles, 1))
+	per := func(d time.Duration) string { return num(ms(d) / n) }
+	total := u.plugins + u.self + u.etcdCPU + u.agentCPU
+	s := fmt.Sprintf("%s ms (plugins %s, libcni and vppsim in the test process %s", per(total), per(u.plugins), per(u.self))
+	if u.etcdCPU+u.agentCPU > 0 {
+		s += fmt.Sprintf(", etcd %s, host agents %s", per(u.etcdCPU), per(u.agentCPU))
+	}
+	return s + ")"
+}
+
+func rusage(who int) time.Duration {
+	var r syscall.Rusage
+	if err := syscall.Getrusage(who, &r); err != nil {
+		return 0
+	}
+	return time.Duration(r.Utime.Nano() + r.Stime.Nano())
+}
+
+// procsCPU sums the user and system time of processes (/proc/<pid>/stat,
+// in clock ticks of 10 ms).
+func procsCPU(pids []int) time.Duration {
+	var total time.Duration
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.Atoi(f[11])
+		st, _ := strconv.Atoi(f[12])
+		total += time.Duration(u+st) * 10 * time.Millisecond
+	}
+	return total
 }
 
 type cycles struct {
