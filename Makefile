@@ -60,6 +60,8 @@ tools: deps
 # The short-lived binaries (the CNI plugin runs once per ADD/DEL/CHECK) must
 # not link the etcd server: its package initialisation alone costs more than
 # host-local's whole exec. Only cmd/uspace-agent links it (store/embedetcd).
+# The plugin links no etcd package at all, nor gRPC or protobuf: etcd's
+# generated API registering itself was most of its start (store/lite).
 LEAN_CMDS := ./cmd/userspace ./cmd/uspace-volume ./cmd/uspacectl
 
 lint:
@@ -69,6 +71,8 @@ lint:
 		echo "$(LEAN_CMDS) must not link the etcd server, but link:"; echo "$$out"; exit 1; fi
 	@out=$$($(GO) list -deps ./store | grep -E '/uspace/schema$$|^go.etcd.io/etcd/server'); if [ -n "$$out" ]; then \
 		echo "./store must import neither schema nor the etcd server, but imports:"; echo "$$out"; exit 1; fi
+	@out=$$($(GO) list -deps ./cmd/userspace | grep -E '^go.etcd.io/|^google.golang.org/(grpc|protobuf)|/uspace/store$$'); if [ -n "$$out" ]; then \
+		echo "./cmd/userspace must link neither etcd's Go packages, gRPC, protobuf nor store (it speaks etcd through store/lite), but links:"; echo "$$out"; exit 1; fi
 
 # Everything, unit and integration, in one run; under 20 minutes on 2 cores.
 # The packages of concurrent code (and the in-process agent tests) run under

@@ -13,7 +13,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/uspace-io/uspace/schema"
-	"github.com/uspace-io/uspace/store"
+	"github.com/uspace-io/uspace/store/lite"
 )
 
 // A failed ADD still ends within its timeout: the work gets the timeout
@@ -82,13 +82,24 @@ func (p *plugin) cmdAdd(args *skel.CmdArgs) error {
 
 	// A repeated ADD is answered from the intents in place, before IPAM:
 	// an IPAM plugin asked again for the same container ID and ifname
-	// refuses (host-local: "duplicate allocation is not allowed").
-	prior, rev, err := priorAttachment(ctx, st, pre, att, conf.IPAM.Type != "")
-	if err != nil {
-		return refuseOrFail(inv, err)
-	}
-	if prior != nil {
-		return p.answerRepeat(ctx, st, inv, prior, rev, timeout)
+	// refuses (host-local: "duplicate allocation is not allowed"). So with
+	// IPAM the attachment is read first, and with a shared socket too (its
+	// memif id depends on the host's other interfaces); otherwise the
+	// write's own transaction finds out what is there.
+	var cur *attachmentState
+	if conf.IPAM.Type != "" || sharedSocket(conf) {
+		if cur, err = readAttachment(ctx, st, att, sharedSocket(conf)); err != nil {
+			err = etcdErr("reading the attachment", err)
+			inv.log.Error("ADD failed", "err", err)
+			return err
+		}
+		prior, err := priorAttachment(cur, pre, att, conf.IPAM.Type != "")
+		if err != nil {
+			return refuseOrFail(inv, err)
+		}
+		if prior != nil {
+			return p.answerRepeat(ctx, st, inv, prior, cur, timeout)
+		}
 	}
 	ipamRes, err := p.runIPAM(ctx, st, inv, timeout)
 	if err != nil {
@@ -98,15 +109,21 @@ func (p *plugin) cmdAdd(args *skel.CmdArgs) error {
 	if err != nil {
 		return p.failAdd(inv, st, false, true, err)
 	}
-	return p.commit(ctx, st, inv, in, ipamRes, timeout, start)
+	return p.commit(ctx, st, inv, in, ipamRes, cur, timeout, start)
 }
 
-// commit writes the ADD's intents, waits for the host agent to apply them
-// and prints the result; any failure rolls the ADD back.
-func (p *plugin) commit(ctx context.Context, st *store.Client, inv *invocation, in *Intents, ipamRes *types100.Result, timeout time.Duration, start time.Time) error {
+// sharedSocket: the config names the socket file, which several
+// interfaces may then share.
+func sharedSocket(conf *NetConf) bool {
+	return conf.Host.Memif.Socketfile != "" || conf.Host.Vhost.Socketfile != ""
+}
+
+// commit writes the ADD's intents (on the state cur read before, nil if
+// none was), waits for the host agent to apply them and prints the
+// result; any failure rolls the ADD back.
+func (p *plugin) commit(ctx context.Context, st *lite.Client, inv *invocation, in *Intents, ipamRes *types100.Result, cur *attachmentState, timeout time.Duration, start time.Time) error {
 	conf, att, args := inv.conf, inv.att, inv.args
-	shared := conf.Host.Memif.Socketfile != "" || conf.Host.Vhost.Socketfile != ""
-	w, err := writeIntents(ctx, st, in, att, shared)
+	w, err := writeIntents(ctx, st, in, att, sharedSocket(conf), cur)
 	if err != nil {
 		var ex *errExists
 		if errors.As(err, &ex) {
@@ -118,7 +135,7 @@ func (p *plugin) commit(ctx context.Context, st *store.Client, inv *invocation, 
 	}
 	inv.log.Info("intents written", "revision", w.Rev, "repeat", w.Adopted)
 
-	status, err := p.waitReady(ctx, st, inv, w.Rev, timeout)
+	status, err := p.waitReady(ctx, st, inv, w.Rev, w.Status, timeout)
 	if err != nil {
 		if w.Adopted {
 			// A repeat of an ADD whose intents were already in place (an
@@ -130,7 +147,7 @@ func (p *plugin) commit(ctx context.Context, st *store.Client, inv *invocation, 
 		}
 		return p.failAdd(inv, st, true, true, err)
 	}
-	if err := carryMTU(ctx, st, att, in.Container, status); err != nil {
+	if err := carryMTU(ctx, st, att, in.Container, w.CtrRev, status); err != nil {
 		if w.Adopted {
 			inv.log.Error("repeated ADD failed; the earlier ADD's intents stay", "err", err)
 			return err
@@ -149,18 +166,19 @@ func (p *plugin) commit(ctx context.Context, st *store.Client, inv *invocation, 
 	return types.PrintResult(res, conf.CNIVersion)
 }
 
-// answerRepeat answers a repeated ADD from the intents in place (prior, at
-// revision rev), once the host agent reports them applied.
-func (p *plugin) answerRepeat(ctx context.Context, st *store.Client, inv *invocation, prior *Intents, rev int64, timeout time.Duration) error {
+// answerRepeat answers a repeated ADD from the intents in place (prior,
+// as read in cur), once the host agent reports them applied.
+func (p *plugin) answerRepeat(ctx context.Context, st *lite.Client, inv *invocation, prior *Intents, cur *attachmentState, timeout time.Duration) error {
+	rev := cur.host.ModRevision
 	inv.log.Info("repeated ADD: the attachment's intents are in place", "revision", rev)
-	status, err := p.waitReady(ctx, st, inv, rev, timeout)
+	status, err := p.waitReady(ctx, st, inv, rev, cur.status, timeout)
 	if err != nil {
 		// The intents and the address are the earlier ADD's, not this
 		// one's to undo.
 		inv.log.Error("repeated ADD failed; the earlier ADD's intents stay", "err", err)
 		return err
 	}
-	if err := carryMTU(ctx, st, inv.att, prior.Container, status); err != nil {
+	if err := carryMTU(ctx, st, inv.att, prior.Container, cur.ctr.ModRevision, status); err != nil {
 		return err
 	}
 	res, err := BuildResult(inv.conf.CNIVersion, prior, inv.args.Netns, nil, status)
@@ -172,7 +190,7 @@ func (p *plugin) answerRepeat(ctx context.Context, st *store.Client, inv *invoca
 
 // runIPAM delegates to the config's IPAM plugin, if any (nil result
 // without one); a failure after it may have allocated is rolled back.
-func (p *plugin) runIPAM(ctx context.Context, st *store.Client, inv *invocation, timeout time.Duration) (*types100.Result, error) {
+func (p *plugin) runIPAM(ctx context.Context, st *lite.Client, inv *invocation, timeout time.Duration) (*types100.Result, error) {
 	conf := inv.conf
 	if conf.IPAM.Type == "" {
 		return nil, nil
@@ -211,12 +229,12 @@ func refuseOrFail(inv *invocation, err error) error {
 // can still hold them. When deleting the intents fails they stay
 // allocated (releasing them would let IPAM hand them out twice); the
 // runtime's DEL after the failed ADD removes both.
-func (p *plugin) failAdd(inv *invocation, st *store.Client, intents, ipam bool, cause error) error {
+func (p *plugin) failAdd(inv *invocation, st *lite.Client, intents, ipam bool, cause error) error {
 	inv.log.Error("ADD failed, rolling back", "err", cause)
 	var errs []error
 	if intents {
 		ctx, cancel := cleanupCtx(inv.deadline, minCleanupEtcd)
-		if _, _, err := deleteAttachment(ctx, st, inv.att); err != nil {
+		if _, err := deleteAttachment(ctx, st, inv.att); err != nil {
 			errs = append(errs, fmt.Errorf("deleting the intents: %w; IPAM not released while they may hold its addresses", err))
 			ipam = false
 		}
@@ -248,14 +266,15 @@ func joinDetails(a, b string) string {
 	return a + "; " + b
 }
 
-// waitReady waits for the host agent's status of this attachment to reach
-// rev and be ready. A terminal error in that status fails at once; a
-// transient one (retrying: VPP not connected, say) is waited through, and
-// the deadline passing while the agent retries is CNI's "try again later".
-func (p *plugin) waitReady(ctx context.Context, st *store.Client, inv *invocation, rev int64, timeout time.Duration) (*schema.InterfaceStatus, error) {
+// waitReady waits for the host agent's status of this attachment, from
+// the state read with the intents (from), to reach rev and be ready. A
+// terminal error in that status fails at once; a transient one (retrying:
+// VPP not connected, say) is waited through, and the deadline passing
+// while the agent retries is CNI's "try again later".
+func (p *plugin) waitReady(ctx context.Context, st *lite.Client, inv *invocation, rev int64, from lite.State, timeout time.Duration) (*schema.InterfaceStatus, error) {
 	statusKey := schema.StatusKey(inv.att.HostKey())
 	var last *schema.InterfaceStatus
-	_, err := st.WaitFor(ctx, statusKey, rev, func(kv *store.KV) (bool, error) {
+	_, err := st.WaitFor(ctx, statusKey, from, func(kv *lite.KV) (bool, error) {
 		if kv == nil {
 			return false, nil
 		}
@@ -293,7 +312,7 @@ func (p *plugin) waitReady(ctx context.Context, st *store.Client, inv *invocatio
 	if last != nil {
 		seen = fmt.Sprintf("last status: observedRevision %d, ready %v", last.ObservedRevision, last.Ready)
 	}
-	agent, gerr := st.Get(actx, agentKey)
+	agent, _, gerr := st.Get(actx, agentKey)
 	switch {
 	case gerr != nil:
 		return nil, types.NewError(types.ErrTryAgainLater, fmt.Sprintf(

@@ -18,7 +18,6 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/uspace-io/uspace/schema"
-	"github.com/uspace-io/uspace/store"
 )
 
 // cmdCheck compares prevResult, the config, the intents in etcd and the
@@ -74,7 +73,7 @@ func (p *plugin) check(ctx context.Context, inv *invocation) error {
 		return err
 	}
 	defer st.Close()
-	cur, err := readAttachment(ctx, st, att)
+	cur, err := readAttachment(ctx, st, att, false)
 	if err != nil {
 		return etcdErr("reading the attachment", err)
 	}
@@ -82,7 +81,7 @@ func (p *plugin) check(ctx context.Context, inv *invocation) error {
 	if err != nil {
 		return err
 	}
-	return checkStatus(ctx, st, att, cur, gotHost, gotCtr)
+	return checkStatus(att, cur, gotHost, gotCtr)
 }
 
 // prevResult is the config's prevResult, which CHECK requires.
@@ -153,13 +152,11 @@ func (p *plugin) checkIntents(cur *attachmentState, conf *NetConf, att Attachmen
 	return gotHost, gotCtr, nil
 }
 
-// checkStatus compares the host agent's status with the intents.
-func checkStatus(ctx context.Context, st *store.Client, att Attachment, cur *attachmentState, gotHost *schema.HostInterface, gotCtr *schema.ContainerInterface) error {
+// checkStatus compares the host agent's status, read with the intents,
+// with the intents.
+func checkStatus(att Attachment, cur *attachmentState, gotHost *schema.HostInterface, gotCtr *schema.ContainerInterface) error {
 	statusKey := schema.StatusKey(att.HostKey())
-	skv, err := st.Get(ctx, statusKey)
-	if err != nil {
-		return etcdErr("reading the status", err)
-	}
+	skv := cur.status.KV
 	if skv == nil {
 		return drift("host agent on %s has no status at %s", att.Host, statusKey)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/uspace-io/uspace/schema"
-	"github.com/uspace-io/uspace/store"
+	"github.com/uspace-io/uspace/store/lite"
 )
 
 // cmdDel is idempotent: it succeeds when nothing exists, when only part of
@@ -49,17 +49,17 @@ func (p *plugin) cmdDel(args *skel.CmdArgs) error {
 	}
 	defer st.Close()
 
-	removed, rev, err := deleteAttachment(ctx, st, inv.att)
+	d, err := deleteAttachment(ctx, st, inv.att)
 	if err != nil {
 		inv.log.Error("DEL failed; IPAM not released while the intents may hold its addresses", "err", err)
 		return err
 	}
-	if removed != nil {
-		inv.log.Info("intents deleted", "revision", rev)
+	if d.Removed {
+		inv.log.Info("intents deleted", "revision", d.Rev)
 	} else {
 		inv.log.Info("no intents to delete")
 	}
-	if err := p.afterDelete(ctx, st, inv, removed != nil, rev); err != nil {
+	if err := p.afterDelete(ctx, st, inv, d); err != nil {
 		inv.log.Error("DEL failed", "err", err)
 		return err
 	}
@@ -69,17 +69,17 @@ func (p *plugin) cmdDel(args *skel.CmdArgs) error {
 
 // afterDelete runs the two steps that follow the intents' removal, side
 // by side, each whatever the other does: waiting for the host agent to
-// confirm the removal (when there was one) and releasing IPAM. A failed
-// release fails DEL, its message listing every step that failed; an
-// unconfirmed removal alone is only logged (see cmdDel).
-func (p *plugin) afterDelete(ctx context.Context, st *store.Client, inv *invocation, removed bool, rev int64) error {
+// confirm the removal (when there was one: d) and releasing IPAM. A
+// failed release fails DEL, its message listing every step that failed;
+// an unconfirmed removal alone is only logged (see cmdDel).
+func (p *plugin) afterDelete(ctx context.Context, st *lite.Client, inv *invocation, d deleted) error {
 	var (
 		g                    multierror.Group
 		unconfirmed, ipamErr error
 	)
-	if removed {
+	if d.Removed {
 		g.Go(func() error {
-			unconfirmed = p.waitRemoved(ctx, st, inv, rev)
+			unconfirmed = p.waitRemoved(ctx, st, inv, d)
 			return unconfirmed
 		})
 	}
@@ -120,19 +120,46 @@ func validAttachment(att Attachment) error {
 }
 
 // waitRemoved waits, bounded by delTimeout, for the host agent to delete
-// the status of the removed interface. Without a registered agent there is
+// the status of the removed interface, from the state the delete read
+// (d). Without a registered agent, or a status to remove, there is
 // nothing to wait for.
-func (p *plugin) waitRemoved(ctx context.Context, st *store.Client, inv *invocation, rev int64) error {
-	agent, err := st.Get(ctx, schema.AgentKey(inv.att.Host))
-	if err != nil || agent == nil {
-		inv.log.Warn("no host agent registered: not waiting for it to remove the interface", "agentKey", schema.AgentKey(inv.att.Host), "err", err)
+func (p *plugin) waitRemoved(ctx context.Context, st *lite.Client, inv *invocation, d deleted) error {
+	if !d.Agent {
+		inv.log.Warn("no host agent registered: not waiting for it to remove the interface", "agentKey", schema.AgentKey(inv.att.Host))
 		return nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, time.Duration(inv.us.DelTimeout))
 	defer cancel()
 	statusKey := schema.StatusKey(inv.att.HostKey())
-	if _, err := st.WaitFor(wctx, statusKey, rev, func(kv *store.KV) (bool, error) { return kv == nil, nil }); err != nil {
+	from, ok := unreportedStatus(wctx, st, statusKey, d.Status)
+	if !ok {
+		return nil
+	}
+	if _, err := st.WaitFor(wctx, statusKey, from, func(kv *lite.KV) (bool, error) { return kv == nil, nil }); err != nil {
 		return fmt.Errorf("host agent did not confirm the removal (%s gone) within %v: %w", statusKey, time.Duration(inv.us.DelTimeout), err)
 	}
 	return nil
+}
+
+// unreportedGrace is how long DEL watches for a status that was absent
+// when the intents went: the agent may have seen the intent before the
+// delete without having written its status yet (it was starting, say),
+// and will write it before it sees the delete.
+const unreportedGrace = time.Second
+
+// unreportedStatus is where waiting for the status's removal starts: at
+// the delete's state when it held a status; else, when one appears within
+// unreportedGrace, at that one. ok is false when none appeared: there is
+// nothing to wait for.
+func unreportedStatus(ctx context.Context, st *lite.Client, statusKey string, at lite.State) (from lite.State, ok bool) {
+	if at.KV != nil {
+		return at, true
+	}
+	gctx, cancel := context.WithTimeout(ctx, unreportedGrace)
+	defer cancel()
+	kv, _ := st.WaitFor(gctx, statusKey, at, func(kv *lite.KV) (bool, error) { return kv != nil, nil })
+	if kv == nil {
+		return lite.State{}, false
+	}
+	return lite.State{KV: kv, Revision: kv.ModRevision}, true
 }

@@ -11,9 +11,9 @@
 // args.go (CNI_ARGS), intents.go (config to intents), txn.go (the guarded
 // transactions), result.go.
 //
-// Imports: schema and store only among uspace packages; never agent,
-// volume, grpc's status/codes (store classifies etcd errors) or etcd's
-// server (make lint checks the userspace binary).
+// Imports: schema, store/lite (its etcd client) and store/etcdconf only
+// among uspace packages; never store, agent, volume, or any etcd, gRPC or
+// protobuf package (make lint checks the userspace binary).
 //
 // Tests: the *_test.go files here; the plugin run as a binary against a
 // real etcd and host agent is tested in integration/cni.

@@ -13,7 +13,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/uspace-io/uspace/schema"
-	"github.com/uspace-io/uspace/store"
+	"github.com/uspace-io/uspace/store/lite"
 )
 
 // Keys that carry the still-valid attachments of a GC. libcni sends both:
@@ -93,7 +93,7 @@ func (p *plugin) cmdGC(args *skel.CmdArgs) error {
 	var errs []error
 	for a := range stale {
 		att := Attachment{Host: host, ContainerID: a.ContainerID, IfName: a.IfName}
-		if _, _, err := deleteAttachment(ctx, st, att); err != nil {
+		if _, err := deleteAttachment(ctx, st, att); err != nil {
 			errs = append(errs, fmt.Errorf("deleting %s/%s: %w", a.ContainerID, a.IfName, err))
 			continue
 		}
@@ -121,7 +121,7 @@ func (p *plugin) cmdGC(args *skel.CmdArgs) error {
 // staleAttachments lists the attachments of network on host that are not
 // in valid: those whose host-side intent names the network, and
 // container-side intents left without their host side whose meta names it.
-func staleAttachments(ctx context.Context, st *store.Client, host, network string, valid map[types.GCAttachment]bool) (map[types.GCAttachment]bool, error) {
+func staleAttachments(ctx context.Context, st *lite.Client, host, network string, valid map[types.GCAttachment]bool) (map[types.GCAttachment]bool, error) {
 	stale := map[types.GCAttachment]bool{}
 	hostSide, _, err := st.List(ctx, schema.InterfacesPrefix(host))
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
 
-	"github.com/uspace-io/uspace/store"
+	"github.com/uspace-io/uspace/store/lite"
 )
 
 // About is printed by the plugin when run without CNI_COMMAND.
@@ -147,9 +147,11 @@ func (p *plugin) logger(conf *NetConf) (*slog.Logger, func()) {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), closeFn
 }
 
-// connect dials etcd within the time left. Failing here is the common
-// "etcd down" case: nothing has been done yet.
-func (inv *invocation) connect(ctx context.Context) (*store.Client, error) {
+// connect sets up the etcd client with a dial timeout within the time
+// left; with a user it logs in, and failing then is the common "etcd
+// down" case: nothing has been done yet. Without one the first request
+// meets an etcd that is down.
+func (inv *invocation) connect(ctx context.Context) (*lite.Client, error) {
 	cfg := inv.us.Etcd.Config
 	if dl, ok := ctx.Deadline(); ok {
 		if left := time.Until(dl); cfg.DialTimeout <= 0 || cfg.DialTimeout > left {
@@ -157,7 +159,7 @@ func (inv *invocation) connect(ctx context.Context) (*store.Client, error) {
 		}
 	}
 	inv.log.Debug("connecting to etcd", "endpoints", cfg.Endpoints, "user", cfg.Username)
-	st, err := store.Connect(ctx, cfg)
+	st, err := lite.Connect(ctx, cfg)
 	if err != nil {
 		msg := err.Error()
 		if !strings.Contains(msg, "unreachable") {
@@ -174,7 +176,7 @@ func etcdErr(what string, err error) error {
 	if errors.As(err, &te) {
 		return te
 	}
-	if store.Classify(err) == store.Transient {
+	if lite.IsUnavailable(err) {
 		return types.NewError(types.ErrTryAgainLater, fmt.Sprintf("etcd unreachable while %s: %v", what, err), "")
 	}
 	return types.NewError(types.ErrInternal, fmt.Sprintf("etcd: %s: %v", what, err), "")

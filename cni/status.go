@@ -34,7 +34,7 @@ func (p *plugin) cmdStatus(args *skel.CmdArgs) error {
 	}
 	defer st.Close()
 	key := schema.AgentKey(inv.us.Host)
-	kv, err := st.Get(ctx, key)
+	kv, _, err := st.Get(ctx, key)
 	if err != nil {
 		return types.NewError(ErrPluginNotAvailable, fmt.Sprintf("etcd unreachable while reading %s: %v", key, err), "")
 	}

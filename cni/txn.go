@@ -3,7 +3,6 @@ package cni
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,7 +10,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 
 	"github.com/uspace-io/uspace/schema"
-	"github.com/uspace-io/uspace/store"
+	"github.com/uspace-io/uspace/store/lite"
 )
 
 // errExists reports an attachment (container + ifname) that already has
@@ -33,103 +32,144 @@ type written struct {
 	// Unknown is true when the transaction was sent but its outcome is
 	// unknown (etcd went away): the intents may or may not be there.
 	Unknown bool
+	// Status is the host agent's status of the attachment as the
+	// transaction read it: where waiting for the agent starts.
+	Status lite.State
+	// CtrRev is the container-side intent's mod revision as written or
+	// found (carryMTU guards on it).
+	CtrRev int64
 }
 
-// attachmentState is everything of one attachment in etcd.
+// attachmentState is everything of one attachment in etcd, read at one
+// revision.
 type attachmentState struct {
-	host, ctr, meta *store.KV
+	host, ctr, meta *lite.KV
 	// others are the other interface names of the same container with a
 	// host-side or container-side intent.
 	others []string
+	// status is the host agent's status of the attachment.
+	status lite.State
+	// hostIfs is every host-side intent of this host, read only for a
+	// socket shared by configuration (its memif id must be unique on it).
+	hostIfs []lite.KV
+	rev     int64
 }
 
 func (a Attachment) keys() (host, ctr, meta string) {
 	return a.HostKey().String(), a.ContainerKey().String(), a.MetaKey().String()
 }
 
-// readAttachment reads the attachment's keys and which other interfaces
-// the container has.
-func readAttachment(ctx context.Context, st *store.Client, att Attachment) (*attachmentState, error) {
-	hostKey, ctrKey, metaKey := att.keys()
-	s := &attachmentState{}
-	others := map[string]bool{}
-	hostSide, _, err := st.List(ctx, schema.ContainerInterfacesPrefix(att.Host, att.ContainerID))
-	if err != nil {
-		return nil, err
+// attachmentReads are the reads an attachmentState is made of: the
+// container's host-side intents, its container-side keys, the status and,
+// with a shared socket, every host-side intent of the host. Transactions
+// carry them in their Else branch, so a lost guard comes back with the
+// state that beat it.
+func attachmentReads(att Attachment, shared bool) []lite.Op {
+	ops := []lite.Op{
+		lite.GetPrefix(schema.ContainerInterfacesPrefix(att.Host, att.ContainerID)),
+		lite.GetPrefix(schema.ContainerPrefix(att.Host, att.ContainerID)),
+		lite.Get(schema.StatusKey(att.HostKey())),
 	}
-	for i, kv := range hostSide {
+	if shared {
+		ops = append(ops, lite.GetPrefix(schema.InterfacesPrefix(att.Host)))
+	}
+	return ops
+}
+
+// parseAttachment makes the state from the results of attachmentReads,
+// read at rev.
+func parseAttachment(att Attachment, rs []lite.Result, rev int64) *attachmentState {
+	hostKey, ctrKey, metaKey := att.keys()
+	s := &attachmentState{rev: rev, status: lite.State{KV: first(rs[2]), Revision: rev}}
+	others := map[string]bool{}
+	for i, kv := range rs[0].KVs {
 		if kv.Key == hostKey {
-			s.host = &hostSide[i]
+			s.host = &rs[0].KVs[i]
 		} else if k, err := schema.ParseKey(kv.Key); err == nil && k.Kind == schema.KindInterfaceKey {
 			others[k.Interface] = true
 		}
 	}
-	ctrSide, _, err := st.List(ctx, schema.ContainerPrefix(att.Host, att.ContainerID))
-	if err != nil {
-		return nil, err
-	}
-	for i, kv := range ctrSide {
+	for i, kv := range rs[1].KVs {
 		switch kv.Key {
 		case ctrKey:
-			s.ctr = &ctrSide[i]
+			s.ctr = &rs[1].KVs[i]
 		case metaKey:
-			s.meta = &ctrSide[i]
+			s.meta = &rs[1].KVs[i]
 		default:
 			if k, err := schema.ParseKey(kv.Key); err == nil && k.Kind == schema.KindContainerInterfaceKey {
 				others[k.Interface] = true
 			}
 		}
 	}
-	for n := range others {
-		s.others = append(s.others, n)
+	if len(rs) > 3 {
+		s.hostIfs = rs[3].KVs
 	}
-	slices.Sort(s.others)
-	return s, nil
+	s.others = slices.Sorted(maps.Keys(others))
+	return s
 }
 
-func modRev(kv *store.KV) int64 {
+// first is a single-key read's key, nil when it is absent.
+func first(r lite.Result) *lite.KV {
+	if len(r.KVs) == 0 {
+		return nil
+	}
+	return &r.KVs[0]
+}
+
+// readAttachment reads the attachment in one request.
+func readAttachment(ctx context.Context, st *lite.Client, att Attachment, shared bool) (*attachmentState, error) {
+	r, err := st.Txn(ctx, nil, attachmentReads(att, shared), nil)
+	if err != nil {
+		return nil, err
+	}
+	return parseAttachment(att, r.Results, r.Revision), nil
+}
+
+func modRev(kv *lite.KV) int64 {
 	if kv == nil {
 		return 0
 	}
 	return kv.ModRevision
 }
 
+// writeAttempts bounds the transactions of one write or delete: a guard
+// fails only when another writer changed the same container (or, with a
+// shared socket, the host's interfaces) in between, and each failed
+// attempt brings back the state that beat it, so this is reached only
+// under heavy churn.
+const writeAttempts = 20
+
 // writeIntents writes the three intents in one transaction guarded so that
 // (a) the attachment did not exist (or holds exactly these intents: a
 // repeated ADD is answered from them), (b) the container's meta is the one
 // read, and (c) with a socket shared by configuration, no other interface
-// of this host changed since the memif id was chosen. A lost race is
-// retried from a fresh read (store.RetryOnConflict); a real clash returns
-// *errExists.
-func writeIntents(ctx context.Context, st *store.Client, in *Intents, att Attachment, sharedSocket bool) (written, error) {
-	var w written
-	err := store.RetryOnConflict(ctx, func() error {
-		var err error
-		w, err = writeIntentsOnce(ctx, st, in, att, sharedSocket)
-		return err
-	})
-	switch {
-	case errors.Is(err, store.ErrConflict):
-		return written{}, types.NewError(types.ErrTryAgainLater,
-			fmt.Sprintf("writing intents for container %s interface %s: still conflicting after %d attempts", att.ContainerID, att.IfName, store.ConflictAttempts), "")
-	case err != nil && err == ctx.Err():
-		// ctx ended during the pause between two attempts.
-		return written{}, etcdErr("writing intents", err)
+// of this host changed since the memif id was chosen. cur is the state
+// read before (nil: none was, and the first attempt assumes a container
+// etcd knows nothing of, the common case, so an ADD costs one request). A
+// lost guard is retried on the state the failed transaction read; a real
+// clash returns *errExists.
+func writeIntents(ctx context.Context, st *lite.Client, in *Intents, att Attachment, sharedSocket bool, cur *attachmentState) (written, error) {
+	if cur == nil {
+		cur = &attachmentState{}
 	}
-	return w, err
+	for range writeAttempts {
+		w, next, err := writeIntentsOnce(ctx, st, in, att, sharedSocket, cur)
+		if next == nil {
+			return w, err
+		}
+		cur = next
+	}
+	return written{}, types.NewError(types.ErrTryAgainLater,
+		fmt.Sprintf("writing intents for container %s interface %s: still conflicting after %d attempts", att.ContainerID, att.IfName, writeAttempts), "")
 }
 
-// writeIntentsOnce is one attempt of writeIntents; a lost guard is an
-// error wrapping store.ErrConflict.
-func writeIntentsOnce(ctx context.Context, st *store.Client, in *Intents, att Attachment, sharedSocket bool) (written, error) {
+// writeIntentsOnce is one attempt of writeIntents on the state cur. When
+// a guard fails it returns the state the transaction read instead.
+func writeIntentsOnce(ctx context.Context, st *lite.Client, in *Intents, att Attachment, sharedSocket bool, cur *attachmentState) (written, *attachmentState, error) {
 	hostKey, ctrKey, metaKey := att.keys()
-	id, listRev, err := memifID(ctx, st, in, att, sharedSocket)
+	id, err := memifID(in, att, sharedSocket, cur)
 	if err != nil {
-		return written{}, err
-	}
-	cur, err := readAttachment(ctx, st, att)
-	if err != nil {
-		return written{}, etcdErr("reading the attachment", err)
+		return written{}, nil, err
 	}
 	if cur.host != nil {
 		// Keep the id the existing intent holds: comparing is then
@@ -144,62 +184,56 @@ func writeIntentsOnce(ctx context.Context, st *store.Client, in *Intents, att At
 	}
 	hostVal, err := schema.Encode(in.Host)
 	if err != nil {
-		return written{}, configErr([]string{err.Error()})
+		return written{}, nil, configErr([]string{err.Error()})
 	}
 	ctrVal, err := schema.Encode(in.Container)
 	if err != nil {
-		return written{}, configErr([]string{err.Error()})
+		return written{}, nil, configErr([]string{err.Error()})
 	}
 	if cur.host != nil {
 		if err := sameAttachment(cur, hostVal, ctrVal, att); err != nil {
-			return written{}, err
+			return written{}, nil, err
 		}
-		return written{Rev: cur.host.ModRevision, Adopted: true}, nil
+		return written{Rev: cur.host.ModRevision, Adopted: true, Status: cur.status, CtrRev: cur.ctr.ModRevision}, nil, nil
 	}
 	meta, err := mergeMeta(cur, in, att)
 	if err != nil {
-		return written{}, err
+		return written{}, nil, err
 	}
 	metaVal, err := schema.Encode(meta)
 	if err != nil {
-		return written{}, configErr([]string{err.Error()})
+		return written{}, nil, configErr([]string{err.Error()})
 	}
-	ops := []op{
+	cmps, ops := guarded([]op{
 		{key: hostKey, value: hostVal, guardRev: 0},
 		{key: ctrKey, value: ctrVal, guardRev: modRev(cur.ctr)},
 		{key: metaKey, value: metaVal, guardRev: modRev(cur.meta)},
-	}
-	guardPrefix := ""
+	})
 	if sharedSocket {
-		guardPrefix = schema.InterfacesPrefix(att.Host)
+		cmps = append(cmps, lite.UnchangedSince(schema.InterfacesPrefix(att.Host), cur.rev))
 	}
-	rev, err := apply(ctx, st, ops, guardPrefix, listRev)
+	ops = append(ops, lite.Get(schema.StatusKey(att.HostKey())))
+	r, err := st.Txn(ctx, cmps, ops, attachmentReads(att, sharedSocket))
 	switch {
-	case err == nil:
-		return written{Rev: rev}, nil
-	case errors.Is(err, store.ErrConflict):
-		return written{}, err
+	case err != nil:
+		// Only a transaction that may have reached etcd needs undoing.
+		return written{Unknown: !lite.NotSent(err)}, nil, etcdErr("writing intents", err)
+	case !r.Succeeded:
+		return written{}, parseAttachment(att, r.Results, r.Revision), nil
 	}
-	return written{Unknown: true}, etcdErr("writing intents", err)
+	return written{Rev: r.Revision, Status: lite.State{KV: first(r.Results[3]), Revision: r.Revision}, CtrRev: r.Revision}, nil, nil
 }
 
 // memifID picks the memif id of the attachment. With a socket file named
-// by the config, several interfaces may share it: it reads every host
-// intent of this host (the id must be unique per socket file on this host;
-// a vhost-user socket is never shared) and returns the revision of that
-// read for the prefix guard. The default socket name is unique to the
-// attachment, so its id is 0 and nothing else needs reading.
-func memifID(ctx context.Context, st *store.Client, in *Intents, att Attachment, sharedSocket bool) (uint32, int64, error) {
+// by the config, several interfaces may share it: the id must be unique
+// per socket file on this host among the host-side intents cur read (a
+// vhost-user socket is never shared). The default socket name is unique
+// to the attachment, so its id is 0.
+func memifID(in *Intents, att Attachment, sharedSocket bool, cur *attachmentState) (uint32, error) {
 	hostKey := att.HostKey().String()
 	others := map[string]*schema.HostInterface{}
-	var listRev int64
 	if sharedSocket {
-		all, rev, err := st.List(ctx, schema.InterfacesPrefix(att.Host))
-		if err != nil {
-			return 0, 0, etcdErr("listing this host's interfaces", err)
-		}
-		listRev = rev
-		for _, kv := range all {
+		for _, kv := range cur.hostIfs {
 			if kv.Key == hostKey {
 				continue
 			}
@@ -208,8 +242,7 @@ func memifID(ctx context.Context, st *store.Client, in *Intents, att Attachment,
 			}
 		}
 	}
-	id, err := AllocMemifID(hostKey, in.Host, others)
-	return id, listRev, err
+	return AllocMemifID(hostKey, in.Host, others)
 }
 
 // mergeMeta is the container meta to write: the ADD's, or the one in etcd
@@ -238,20 +271,16 @@ func mergeMeta(cur *attachmentState, in *Intents, att Attachment) (*schema.Conta
 	return &meta, nil
 }
 
-// priorAttachment looks, before IPAM runs, for the attachment in etcd.
-// Absent: nil. Present with exactly what this ADD would write, addresses
-// and routes aside when the config has IPAM (they are what the earlier
-// ADD's IPAM handed out), and the container side's MTU aside (the host
-// agent's, carryMTU): the intents in place and the revision of the
-// host-side one, a repeated ADD. Present otherwise: *errExists. in is the
-// ADD's intents built without IPAM; it is not changed.
-func priorAttachment(ctx context.Context, st *store.Client, in *Intents, att Attachment, withIPAM bool) (*Intents, int64, error) {
-	cur, err := readAttachment(ctx, st, att)
-	if err != nil {
-		return nil, 0, etcdErr("reading the attachment", err)
-	}
+// priorAttachment looks, before IPAM runs, at the attachment as read
+// (cur). Absent: nil. Present with exactly what this ADD would write,
+// addresses and routes aside when the config has IPAM (they are what the
+// earlier ADD's IPAM handed out), and the container side's MTU aside (the
+// host agent's, carryMTU): the intents in place, a repeated ADD. Present
+// otherwise: *errExists. in is the ADD's intents built without IPAM; it is
+// not changed.
+func priorAttachment(cur *attachmentState, in *Intents, att Attachment, withIPAM bool) (*Intents, error) {
 	if cur.host == nil {
-		return nil, 0, nil
+		return nil, nil
 	}
 	host, ctr := *in.Host, *in.Container
 	if h, err := schema.DecodeAs[schema.HostInterface](cur.host.Value); err == nil && h.Memif != nil && host.Memif != nil {
@@ -268,16 +297,16 @@ func priorAttachment(ctx context.Context, st *store.Client, in *Intents, att Att
 	keepCarriedMTU(&ctr, cur.ctr)
 	hostVal, err := schema.Encode(&host)
 	if err != nil {
-		return nil, 0, configErr([]string{err.Error()})
+		return nil, configErr([]string{err.Error()})
 	}
 	ctrVal, err := schema.Encode(&ctr)
 	if err != nil {
-		return nil, 0, configErr([]string{err.Error()})
+		return nil, configErr([]string{err.Error()})
 	}
 	if err := sameAttachment(cur, hostVal, ctrVal, att); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	return &Intents{Host: &host, Container: &ctr}, cur.host.ModRevision, nil
+	return &Intents{Host: &host, Container: &ctr}, nil
 }
 
 // sameAttachment accepts existing intents identical to ours.
@@ -324,39 +353,66 @@ func fillPod(dst, src *schema.ContainerMeta) {
 	}
 }
 
+// deleted is what deleteAttachment did.
+type deleted struct {
+	// Removed: the host-side intent was there and is gone, at Rev.
+	Removed bool
+	Rev     int64
+	// Agent: a host agent is registered for the host.
+	Agent bool
+	// Status is the host agent's status of the attachment at Rev.
+	Status lite.State
+}
+
 // deleteAttachment removes the attachment's host-side and container-side
 // intents, and the container meta when no other interface of the
 // container remains (else it drops this interface from it), in one
-// transaction guarded on what was read, retried from a fresh read when it
-// loses (store.RetryOnConflict). It returns the host intent that was
-// deleted (nil if there was none) and the revision.
-func deleteAttachment(ctx context.Context, st *store.Client, att Attachment) (*store.KV, int64, error) {
-	var (
-		removed *store.KV
-		rev     int64
-	)
-	err := store.RetryOnConflict(ctx, func() error {
-		cur, err := readAttachment(ctx, st, att)
-		if err != nil {
-			return etcdErr("reading the attachment", err)
-		}
-		ops := deleteOps(cur, att)
+// transaction. The first attempt assumes the container has no other
+// interface, its guard, so a DEL costs one request; when it has, the
+// state read in the failed transaction tells what to write, guarded on
+// what was read, until the guards hold. The transaction also reads
+// whether a host agent is registered and the attachment's status, which
+// DEL waits on.
+func deleteAttachment(ctx context.Context, st *lite.Client, att Attachment) (deleted, error) {
+	agentKey, statusKey := schema.AgentKey(att.Host), schema.StatusKey(att.HostKey())
+	var cur *attachmentState
+	for range writeAttempts {
+		cmps, ops := deleteGuards(cur, att)
 		if len(ops) == 0 {
-			removed, rev = nil, 0
-			return nil
+			return deleted{}, nil
 		}
-		removed = cur.host
-		rev, err = apply(ctx, st, ops, "", 0)
-		return err
-	})
-	switch {
-	case errors.Is(err, store.ErrConflict):
-		return nil, 0, types.NewError(types.ErrTryAgainLater,
-			fmt.Sprintf("deleting intents of container %s interface %s: still conflicting after %d attempts", att.ContainerID, att.IfName, store.ConflictAttempts), "")
-	case err != nil:
-		return nil, 0, etcdErr("deleting intents", err)
+		n := len(ops)
+		r, err := st.Txn(ctx, cmps, append(ops, lite.Get(agentKey), lite.Get(statusKey)), attachmentReads(att, false))
+		switch {
+		case err != nil:
+			return deleted{}, etcdErr("deleting intents", err)
+		case r.Succeeded:
+			removed := cur != nil && cur.host != nil || cur == nil && r.Results[0].Deleted > 0
+			return deleted{Removed: removed, Rev: r.Revision, Agent: len(r.Results[n].KVs) > 0,
+				Status: lite.State{KV: first(r.Results[n+1]), Revision: r.Revision}}, nil
+		}
+		cur = parseAttachment(att, r.Results, r.Revision)
 	}
-	return removed, rev, nil
+	return deleted{}, types.NewError(types.ErrTryAgainLater,
+		fmt.Sprintf("deleting intents of container %s interface %s: still conflicting after %d attempts", att.ContainerID, att.IfName, writeAttempts), "")
+}
+
+// deleteGuards are the comparisons and writes of one attempt: with
+// nothing read yet (cur nil), the deletes of all three keys guarded on
+// the container having no other interface, on either side; else the
+// writes of deleteOps on the state read.
+func deleteGuards(cur *attachmentState, att Attachment) ([]lite.Cmp, []lite.Op) {
+	if cur != nil {
+		return guarded(deleteOps(cur, att))
+	}
+	hostKey, ctrKey, metaKey := att.keys()
+	hostSide := schema.ContainerInterfacesPrefix(att.Host, att.ContainerID)
+	ctrSide := schema.ContainerPrefix(att.Host, att.ContainerID) + "interfaces/"
+	cmps := []lite.Cmp{
+		lite.NoKeyIn(hostSide, hostKey), lite.NoKeyIn(hostKey+"\x00", lite.PrefixEnd(hostSide)),
+		lite.NoKeyIn(ctrSide, ctrKey), lite.NoKeyIn(ctrKey+"\x00", lite.PrefixEnd(ctrSide)),
+	}
+	return cmps, []lite.Op{lite.Delete(hostKey), lite.Delete(ctrKey), lite.Delete(metaKey)}
 }
 
 // deleteOps are the guarded writes that remove the attachment as read.
@@ -393,16 +449,16 @@ type op struct {
 	guardRev int64
 }
 
-// apply commits ops in one transaction. With guardPrefix set it also
-// requires that no key under that prefix was created or changed after
-// sinceRev.
-func apply(ctx context.Context, st *store.Client, ops []op, guardPrefix string, sinceRev int64) (int64, error) {
-	sops := make([]store.Op, len(ops))
+// guarded turns ops into a transaction's comparisons and writes.
+func guarded(ops []op) ([]lite.Cmp, []lite.Op) {
+	cmps := make([]lite.Cmp, len(ops))
+	writes := make([]lite.Op, len(ops))
 	for i, o := range ops {
-		sops[i] = store.Op{Key: o.key, Value: o.value, Delete: o.del, Guard: store.ModRevision(o.guardRev)}
+		cmps[i] = lite.ModRevisionIs(o.key, o.guardRev)
+		writes[i] = lite.Put(o.key, o.value)
+		if o.del {
+			writes[i] = lite.Delete(o.key)
+		}
 	}
-	if guardPrefix == "" {
-		return st.Apply(ctx, sops...)
-	}
-	return st.ApplyIfUnchanged(ctx, store.PrefixGuard{Prefix: guardPrefix, Since: sinceRev}, sops...)
+	return cmps, writes
 }

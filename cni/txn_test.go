@@ -11,8 +11,9 @@ import (
 	"time"
 
 	"github.com/uspace-io/uspace/schema"
-	"github.com/uspace-io/uspace/store"
 	"github.com/uspace-io/uspace/store/embedetcd"
+	"github.com/uspace-io/uspace/store/etcdconf"
+	"github.com/uspace-io/uspace/store/lite"
 )
 
 var (
@@ -25,7 +26,7 @@ var (
 // testStore starts one embedded etcd for the package's transaction tests
 // and gives each test its own host name, so tests never see each other's
 // keys.
-func testStore(t *testing.T) *store.Client {
+func testStore(t *testing.T) *lite.Client {
 	t.Helper()
 	etcdOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "cni-etcd")
@@ -48,7 +49,7 @@ func testStore(t *testing.T) *store.Client {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := store.Connect(ctx, store.Config{Endpoints: etcdEps})
+	st, err := lite.Connect(ctx, etcdconf.Config{Endpoints: etcdEps})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func hostName(t *testing.T) string {
 	return strings.NewReplacer("/", "-", "_", "-").Replace(strings.ToLower(t.Name()))
 }
 
-func keysUnder(t *testing.T, st *store.Client, prefix string) []string {
+func keysUnder(t *testing.T, st *lite.Client, prefix string) []string {
 	t.Helper()
 	kvs, _, err := st.List(context.Background(), prefix)
 	if err != nil {
@@ -97,7 +98,7 @@ func TestWriteIntentsSharedSocketIDs(t *testing.T) {
 			att := Attachment{Host: host, ContainerID: fmt.Sprintf("c%02d", i), IfName: "eth0", Netns: "/ns"}
 			in, err := BuildIntents(conf, att, nil, time.Now())
 			if err == nil {
-				_, err = writeIntents(context.Background(), st, in, att, true)
+				_, err = writeIntents(context.Background(), st, in, att, true, nil)
 			}
 			errs[i] = err
 		}()
@@ -108,7 +109,7 @@ func TestWriteIntentsSharedSocketIDs(t *testing.T) {
 		if errs[i] != nil {
 			t.Fatalf("c%02d: %v", i, errs[i])
 		}
-		kv, err := st.Get(context.Background(), schema.InterfaceKey(host, fmt.Sprintf("c%02d", i), "eth0"))
+		kv, _, err := st.Get(context.Background(), schema.InterfaceKey(host, fmt.Sprintf("c%02d", i), "eth0"))
 		if err != nil || kv == nil {
 			t.Fatalf("c%02d: %v %v", i, kv, err)
 		}
@@ -117,7 +118,7 @@ func TestWriteIntentsSharedSocketIDs(t *testing.T) {
 			t.Errorf("memif id %d given to %s and c%02d", hi.Memif.ID, other, i)
 		}
 		ids[hi.Memif.ID] = fmt.Sprintf("c%02d", i)
-		ckv, _ := st.Get(context.Background(), schema.ContainerInterfaceKey(host, fmt.Sprintf("c%02d", i), "eth0"))
+		ckv, _, _ := st.Get(context.Background(), schema.ContainerInterfaceKey(host, fmt.Sprintf("c%02d", i), "eth0"))
 		ci, _ := schema.DecodeAs[schema.ContainerInterface](ckv.Value)
 		if ci.Memif.ID != hi.Memif.ID || ci.Memif.SocketPath != hi.Memif.SocketPath {
 			t.Errorf("container side %+v, host side %+v", ci.Memif, hi.Memif)
@@ -129,12 +130,12 @@ func TestWriteIntentsSharedSocketIDs(t *testing.T) {
 		}
 	}
 	// A freed id is handed out again.
-	if _, _, err := deleteAttachment(context.Background(), st, Attachment{Host: host, ContainerID: "c03", IfName: "eth0"}); err != nil {
+	if _, err := deleteAttachment(context.Background(), st, Attachment{Host: host, ContainerID: "c03", IfName: "eth0"}); err != nil {
 		t.Fatal(err)
 	}
 	att := Attachment{Host: host, ContainerID: "late", IfName: "eth0", Netns: "/ns"}
 	in, _ := BuildIntents(conf, att, nil, time.Now())
-	if _, err := writeIntents(context.Background(), st, in, att, true); err != nil {
+	if _, err := writeIntents(context.Background(), st, in, att, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	if in.Host.Memif.ID != ids2id(ids, "c03") {
@@ -158,20 +159,20 @@ func TestWriteIntentsRepeatAndClash(t *testing.T) {
 	conf := mustParse(t, readmeMemif)
 	att := Attachment{Host: host, ContainerID: "c1", IfName: "eth0", Netns: "/ns1", Pod: PodArgs{Namespace: "ns", Name: "p"}}
 	in, _ := BuildIntents(conf, att, testIPAM(t), time.Now())
-	w1, err := writeIntents(ctx, st, in, att, false)
+	w1, err := writeIntents(ctx, st, in, att, false, nil)
 	if err != nil || w1.Adopted {
 		t.Fatalf("first: %+v %v", w1, err)
 	}
 	// The same ADD again (a retry): nothing written, same revision.
 	in2, _ := BuildIntents(conf, att, testIPAM(t), time.Now().Add(time.Minute))
-	w2, err := writeIntents(ctx, st, in2, att, false)
+	w2, err := writeIntents(ctx, st, in2, att, false, nil)
 	if err != nil || !w2.Adopted || w2.Rev != w1.Rev {
 		t.Fatalf("repeat: %+v %v (first %+v)", w2, err, w1)
 	}
 	// Different settings for the same attachment: refused, nothing changed.
 	other := mustParse(t, strings.Replace(readmeMemif, `"bridgeName":"4"`, `"bridgeName":"5"`, 1))
 	in3, _ := BuildIntents(other, att, testIPAM(t), time.Now())
-	_, err = writeIntents(ctx, st, in3, att, false)
+	_, err = writeIntents(ctx, st, in3, att, false, nil)
 	var ex *errExists
 	if !errors.As(err, &ex) || !strings.Contains(err.Error(), "host-side") {
 		t.Fatalf("clash: %v", err)
@@ -180,7 +181,7 @@ func TestWriteIntentsRepeatAndClash(t *testing.T) {
 	att2 := att
 	att2.IfName = "eth1"
 	in4, _ := BuildIntents(conf, att2, nil, time.Now())
-	if _, err := writeIntents(ctx, st, in4, att2, false); err != nil {
+	if _, err := writeIntents(ctx, st, in4, att2, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	meta := getMeta(t, st, host, "c1")
@@ -191,23 +192,23 @@ func TestWriteIntentsRepeatAndClash(t *testing.T) {
 	att3 := att
 	att3.IfName, att3.Netns = "eth2", "/other"
 	in5, _ := BuildIntents(conf, att3, nil, time.Now())
-	if _, err := writeIntents(ctx, st, in5, att3, false); !errors.As(err, &ex) || !strings.Contains(err.Error(), "netns") {
+	if _, err := writeIntents(ctx, st, in5, att3, false, nil); !errors.As(err, &ex) || !strings.Contains(err.Error(), "netns") {
 		t.Errorf("netns clash: %v", err)
 	}
 
 	// DEL one: meta keeps the other; DEL the other: everything gone; DEL
 	// again: nothing to do.
-	if h, _, err := deleteAttachment(ctx, st, att); err != nil || h == nil {
-		t.Fatalf("del eth0: %v %v", h, err)
+	if d, err := deleteAttachment(ctx, st, att); err != nil || !d.Removed {
+		t.Fatalf("del eth0: %+v %v", d, err)
 	}
 	if meta := getMeta(t, st, host, "c1"); strings.Join(meta.Interfaces, ",") != "eth1" {
 		t.Errorf("meta after one DEL: %+v", meta)
 	}
-	if _, _, err := deleteAttachment(ctx, st, att2); err != nil {
-		t.Fatal(err)
+	if d, err := deleteAttachment(ctx, st, att2); err != nil || !d.Removed {
+		t.Fatalf("del eth1: %+v %v", d, err)
 	}
-	if h, rev, err := deleteAttachment(ctx, st, att2); err != nil || h != nil || rev != 0 {
-		t.Errorf("second DEL: %v %d %v", h, rev, err)
+	if d, err := deleteAttachment(ctx, st, att2); err != nil || d.Removed {
+		t.Errorf("second DEL: %+v %v", d, err)
 	}
 	if keys := keysUnder(t, st, schema.HostPrefix(host)); len(keys) != 0 {
 		t.Errorf("left: %v", keys)
@@ -224,10 +225,10 @@ func TestDeletePartial(t *testing.T) {
 	att := Attachment{Host: host, ContainerID: "c1", IfName: "eth0", Netns: "/ns1"}
 	in, _ := BuildIntents(conf, att, nil, time.Now())
 	val, _ := schema.Encode(in.Container)
-	if _, err := st.Apply(ctx, store.Op{Key: schema.ContainerInterfaceKey(host, "c1", "eth0"), Value: val}); err != nil {
+	if _, err := st.Txn(ctx, nil, []lite.Op{lite.Put(schema.ContainerInterfaceKey(host, "c1", "eth0"), val)}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := deleteAttachment(ctx, st, att); err != nil {
+	if _, err := deleteAttachment(ctx, st, att); err != nil {
 		t.Fatal(err)
 	}
 	if keys := keysUnder(t, st, schema.HostPrefix(host)); len(keys) != 0 {
@@ -235,9 +236,9 @@ func TestDeletePartial(t *testing.T) {
 	}
 }
 
-func getMeta(t *testing.T, st *store.Client, host, cid string) *schema.ContainerMeta {
+func getMeta(t *testing.T, st *lite.Client, host, cid string) *schema.ContainerMeta {
 	t.Helper()
-	kv, err := st.Get(context.Background(), schema.ContainerMetaKey(host, cid))
+	kv, _, err := st.Get(context.Background(), schema.ContainerMetaKey(host, cid))
 	if err != nil || kv == nil {
 		t.Fatalf("meta %s: %v %v", cid, kv, err)
 	}

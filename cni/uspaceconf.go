@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/uspace-io/uspace/schema"
-	"github.com/uspace-io/uspace/store"
+	"github.com/uspace-io/uspace/store/etcdconf"
 )
 
 // Environment and files that give defaults to the `uspace` section.
@@ -55,17 +55,17 @@ type USpaceConf struct {
 	VNI uint32 `json:"vni,omitempty"`
 }
 
-// EtcdConf is store.Config with a dialTimeout that may be written as a
-// duration string ("3s") as well as store.Config's nanoseconds.
+// EtcdConf is etcdconf.Config with a dialTimeout that may be written as a
+// duration string ("3s") as well as etcdconf.Config's nanoseconds.
 type EtcdConf struct {
-	store.Config
+	etcdconf.Config
 }
 
-// UnmarshalJSON decodes store.Config's fields and a dialTimeout in either
+// UnmarshalJSON decodes etcdconf.Config's fields and a dialTimeout in either
 // form.
 func (e *EtcdConf) UnmarshalJSON(b []byte) error {
 	var aux struct {
-		store.Config
+		etcdconf.Config
 		// Shallower than the embedded field, so it takes "dialTimeout".
 		DialTimeout json.RawMessage `json:"dialTimeout"`
 	}
@@ -84,7 +84,7 @@ func (e *EtcdConf) UnmarshalJSON(b []byte) error {
 // MarshalJSON writes the form UnmarshalJSON reads (the password never).
 func (e EtcdConf) MarshalJSON() ([]byte, error) {
 	aux := struct {
-		store.Config
+		etcdconf.Config
 		DialTimeout string `json:"dialTimeout,omitempty"`
 	}{Config: e.Config}
 	if e.DialTimeout != 0 {
@@ -118,7 +118,7 @@ func (u *USpaceConf) UnmarshalJSON(b []byte) error {
 }
 
 // Duration is a time.Duration written as a Go duration string ("10s") or
-// as a number of nanoseconds (store.Config's JSON form).
+// as a number of nanoseconds (etcdconf.Config's JSON form).
 type Duration time.Duration
 
 // durationError names the field whose duration did not parse.
@@ -263,9 +263,9 @@ func (u USpaceConf) Resolve(env Environment) (USpaceConf, error) {
 
 // fillEtcd fills c's empty fields from the defaults file's. A password
 // already given (the environment's) keeps the file's passwordFile out:
-// store.Connect refuses both, and the host-wide file must not make a
+// Connect refuses both, and the host-wide file must not make a
 // process's own password unusable.
-func fillEtcd(c *store.Config, from store.Config) {
+func fillEtcd(c *etcdconf.Config, from etcdconf.Config) {
 	if len(c.Endpoints) == 0 {
 		c.Endpoints = from.Endpoints
 	}

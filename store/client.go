@@ -2,24 +2,21 @@ package store
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/logutil"
-	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
+
+	"github.com/uspace-io/uspace/store/etcdconf"
 )
 
 // Client is a connection to etcd with uspace's access patterns on top.
@@ -46,9 +43,6 @@ func (c *Client) Close() error { return c.etcd.Close() }
 const (
 	keepAliveTime    = 10 * time.Second
 	keepAliveTimeout = 5 * time.Second
-	// passwordFileMax bounds what is read from a misconfigured path (a
-	// device, a large file) before deciding it cannot be a password.
-	passwordFileMax = 4096
 )
 
 // reconnectBackoff is gRPC's default reconnect backoff but capped at 2 s.
@@ -60,14 +54,14 @@ var reconnectBackoff = grpcbackoff.Config{BaseDelay: time.Second, Multiplier: 1.
 // check short; it does not bound the client's life.
 func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	if len(cfg.Endpoints) == 0 {
-		cfg.Endpoints = []string{defaultEndpoint}
+		cfg.Endpoints = []string{etcdconf.DefaultEndpoint}
 	}
 	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = defaultDialTimeout
+		cfg.DialTimeout = etcdconf.DefaultDialTimeout
 	}
 	where := strings.Join(cfg.Endpoints, ",")
 
-	password, err := cfg.password()
+	password, err := cfg.ResolvePassword()
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +83,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		DialOptions: []grpc.DialOption{grpc.WithBlock(), grpc.WithReturnConnectionError(),
 			grpc.WithConnectParams(grpc.ConnectParams{Backoff: reconnectBackoff, MinConnectTimeout: cfg.DialTimeout})},
 	}
-	if ccfg.TLS, err = cfg.tls(); err != nil {
+	if ccfg.TLS, err = cfg.TLSConfig(); err != nil {
 		return nil, err
 	}
 
@@ -135,145 +129,4 @@ func unreachable(ctx context.Context, cfg Config, where string, err error) error
 		return fmt.Errorf("connecting to etcd at %s: %w", where, tlsErr)
 	}
 	return fmt.Errorf("etcd at %s unreachable within %v: %w", where, cfg.DialTimeout, err)
-}
-
-// tls returns nil when no TLS file is configured: https:// endpoints then
-// still get TLS, verified against the system roots.
-func (c Config) tls() (*tls.Config, error) {
-	if c.CACert == "" && c.Cert == "" && c.Key == "" {
-		return nil, nil
-	}
-	if (c.Cert == "") != (c.Key == "") {
-		return nil, fmt.Errorf("etcd TLS: client certificate (%q) and key (%q) must be given together", c.Cert, c.Key)
-	}
-	if c.CACert != "" {
-		// etcd's loader accepts a file without a single certificate and
-		// leaves every handshake to fail later with a vaguer error.
-		pem, err := os.ReadFile(c.CACert)
-		if err != nil {
-			return nil, fmt.Errorf("etcd TLS: reading CA: %w", err)
-		}
-		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("etcd TLS: CA file %s holds no PEM certificate", c.CACert)
-		}
-	}
-	info := transport.TLSInfo{CertFile: c.Cert, KeyFile: c.Key, TrustedCAFile: c.CACert}
-	cfg, err := info.ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("etcd TLS: loading CA %q, certificate %q, key %q: %w", c.CACert, c.Cert, c.Key, err)
-	}
-	return cfg, nil
-}
-
-func (c Config) password() (string, error) {
-	password := c.Password
-	switch {
-	case c.Password != "" && c.PasswordFile != "":
-		return "", fmt.Errorf("etcd password given both in %s and as file %s: set only one", EnvPassword, c.PasswordFile)
-	case c.PasswordFile != "":
-		var err error
-		if password, err = readPasswordFile(c.PasswordFile); err != nil {
-			return "", err
-		}
-	}
-	switch {
-	case c.Username != "" && password == "":
-		return "", fmt.Errorf("etcd user %q given without a password (set a password file or %s)", c.Username, EnvPassword)
-	case c.Username == "" && password != "":
-		return "", errors.New("etcd password given without a user name")
-	}
-	return password, nil
-}
-
-// readPasswordFile refuses files others can read: a leaked etcd password
-// gives write access to a host's intents. Errors name the file and its mode,
-// never its content.
-func readPasswordFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("opening etcd password file: %w", err)
-	}
-	defer f.Close()
-	// Stat the open file, not the path, so the checked file is the read one.
-	info, err := f.Stat()
-	if err != nil {
-		return "", fmt.Errorf("checking etcd password file %s: %w", path, err)
-	}
-	if mode := info.Mode().Perm(); mode&0o077 != 0 {
-		return "", fmt.Errorf("etcd password file %s has mode %04o: it must not be accessible by group or others (chmod 600 %s)", path, mode, path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, passwordFileMax+1))
-	if err != nil {
-		return "", fmt.Errorf("reading etcd password file %s: %w", path, err)
-	}
-	if len(data) > passwordFileMax {
-		return "", fmt.Errorf("etcd password file %s is larger than %d bytes: not a password file", path, passwordFileMax)
-	}
-	password := strings.TrimRight(string(data), "\r\n")
-	if password == "" {
-		return "", fmt.Errorf("etcd password file %s is empty", path)
-	}
-	return password, nil
-}
-
-// DiagnoseTLS says why etcd refuses cfg's TLS connection, or returns nil
-// when the TLS handshake with the first TLS endpoint is accepted (or no
-// endpoint uses TLS). With TLS 1.3 the server checks the client
-// certificate only after the client considers the handshake done, so the
-// refusal (a TLS alert: certificate required, unknown certificate
-// authority, expired certificate) can reach gRPC after its own write
-// failed, and Connect's error may then only say "broken pipe". This dials
-// once more and reads the alert. It is meant for Connect's error path.
-func DiagnoseTLS(ctx context.Context, cfg Config) error {
-	tlsCfg, err := cfg.tls()
-	if err != nil {
-		return err
-	}
-	var addr string
-	for _, ep := range cfg.Endpoints {
-		switch {
-		case strings.HasPrefix(ep, "https://"):
-			addr = strings.TrimPrefix(ep, "https://")
-		case !strings.Contains(ep, "://") && tlsCfg != nil:
-			addr = ep
-		default:
-			continue
-		}
-		break
-	}
-	if addr == "" {
-		return nil
-	}
-	if tlsCfg == nil {
-		tlsCfg = &tls.Config{}
-	}
-	tlsCfg = tlsCfg.Clone()
-	if host, _, err := net.SplitHostPort(addr); err == nil && tlsCfg.ServerName == "" {
-		tlsCfg.ServerName = host
-	}
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	conn, err := (&tls.Dialer{Config: tlsCfg}).DialContext(ctx, "tcp", addr)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil // no answer in time: not a TLS refusal
-		}
-		return fmt.Errorf("TLS with %s: %w", addr, err)
-	}
-	defer conn.Close()
-	deadline, _ := ctx.Deadline()
-	_ = conn.SetDeadline(deadline)
-	// An accepted client gets etcd's HTTP/2 settings in answer to the
-	// preface; a refused one the alert, which stays readable even when the
-	// write already failed.
-	_, _ = conn.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
-	_, err = conn.Read(make([]byte, 1))
-	var nerr net.Error
-	switch {
-	case err == nil, errors.As(err, &nerr) && nerr.Timeout():
-		return nil
-	case strings.Contains(err.Error(), "remote error: tls:"):
-		return fmt.Errorf("etcd at %s refused the TLS connection: %w", addr, err)
-	}
-	return nil
 }

@@ -84,3 +84,43 @@ func TestConnectToEmbedded(t *testing.T) {
 		t.Fatalf("anonymous read with auth on: %v", err)
 	}
 }
+
+// Connect refuses a bad configuration at once (etcdconf's rules, tested
+// there one by one) and an unreachable endpoint within the dial timeout.
+func TestConnectErrors(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"user without password", Config{Username: "u"}, `etcd user "u" given without a password`},
+		{"cert without key", Config{Cert: "/c.pem"}, `etcd TLS: client certificate ("/c.pem") and key ("") must be given together`},
+	} {
+		start := time.Now()
+		c, err := Connect(ctx, tc.cfg)
+		if err == nil {
+			c.Close()
+			t.Fatalf("%s: connected", tc.name)
+		}
+		if !strings.Contains(err.Error(), tc.want) || time.Since(start) > time.Second {
+			t.Fatalf("%s: error %q after %v, want it to contain %q at once", tc.name, err, time.Since(start), tc.want)
+		}
+	}
+
+	t.Run("unreachable endpoint fails within the dial timeout", func(t *testing.T) {
+		start := time.Now()
+		c, err := Connect(ctx, Config{Endpoints: []string{"127.0.0.1:1"}, DialTimeout: 500 * time.Millisecond})
+		elapsed := time.Since(start)
+		if err == nil {
+			c.Close()
+			t.Fatal("connected to a closed port")
+		}
+		if !strings.HasPrefix(err.Error(), "etcd at 127.0.0.1:1 unreachable within 500ms: ") || !strings.Contains(err.Error(), "connection refused") {
+			t.Fatalf("error %q", err)
+		}
+		if elapsed > 2*time.Second {
+			t.Fatalf("took %v with a 500ms dial timeout", elapsed)
+		}
+	})
+}

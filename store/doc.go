@@ -11,7 +11,9 @@
 // the CNI plugin's and the agents' statuses'.
 //
 // Keys are strings and values are bytes: the schema lives elsewhere, so this
-// package can be reused and tested without it.
+// package can be reused and tested without it. Config lives in
+// store/etcdconf, shared with the CNI plugin's client (store/lite), which
+// does not link etcd's client/v3.
 //
 // Imports: no uspace package (not schema: the roles and identities built on
 // the key layout live in package rbac) and no etcd server code (the

@@ -34,8 +34,11 @@ type Config struct {
 }
 
 // DefaultProbeInterval: a revoked or deleted etcd identity ends the agent
-// within about this long plus one request.
-const DefaultProbeInterval = 5 * time.Second
+// within about this long plus one request, at the cost of one read a
+// minute per idle container agent (the bound for a node of many
+// containers); an agent that converges something meets the refusal sooner,
+// at its next status write.
+const DefaultProbeInterval = time.Minute
 
 type Agent struct {
 	cfg       Config

@@ -2,6 +2,7 @@
 // accepts the upstream userspace CNI network config, writes intents to
 // etcd and waits for the uspace host agent; the logic lives in package cni.
 //
-// Imports: cni (and through it schema and store); never the etcd server,
-// which make lint checks. Tests: integration/cni runs this binary.
+// Imports: cni (and through it schema, store/lite and store/etcdconf);
+// no etcd, gRPC or protobuf package, which make lint checks. Tests:
+// integration/cni runs this binary.
 package main

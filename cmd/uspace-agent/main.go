@@ -267,7 +267,8 @@ Each attempt is logged at debug level (USPACE_LOG_LEVEL=debug), the winner
 at info. Without a match the agent waits for a CNI ADD and says every 30 s
 what it tried; with --once it fails at once saying so (and when the given
 container has no interface intents). It exits non-zero
-when etcd stops accepting its identity (checked every --etcd-dial-timeout).`,
+when etcd stops accepting its identity (checked every --identity-check-interval,
+one read; an open watch goes on after its user is deleted).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := schema.ValidateHost("--host", cfg.Host); err != nil {
 				return err
@@ -285,7 +286,6 @@ when etcd stops accepting its identity (checked every --etcd-dial-timeout).`,
 				return err
 			}
 			defer st.Close()
-			cfg.ProbeInterval = etcd.DialTimeout
 			return container.New(cfg, st, log).Run(ctx)
 		},
 	}
@@ -296,5 +296,7 @@ when etcd stops accepting its identity (checked every --etcd-dial-timeout).`,
 	f.StringVar(&cfg.VPPSocket, "vpp-socket", envOr("USPACE_VPP_SOCKET", "/run/vpp/api.sock"), "the container VPP's API socket (env USPACE_VPP_SOCKET)")
 	f.StringVar(&cfg.SharedDir, "shared-dir", envOr("USPACE_SHARED_DIR", "/var/run/vpp/cni/shared"), "where the sockets shared with the host appear in this container")
 	f.BoolVar(&cfg.Once, "once", false, "apply the current intents and exit (init containers, scripts)")
+	f.DurationVar(&cfg.ProbeInterval, "identity-check-interval", container.DefaultProbeInterval,
+		"how often to check, with one read, that etcd still accepts this agent's identity")
 	return cmd
 }

@@ -21,8 +21,9 @@ type config struct {
 	// samples per latency distribution (after warm-up); binSamples per
 	// binary's init and exec.
 	samples, binSamples int
-	// idleWindow is how long idle agents are watched for etcd reads;
-	// pollWindow how long each (time-scaled) poll loop runs.
+	// idleWindow is how long idle agents are watched for etcd reads (a
+	// minute in full mode: the container agent's identity check runs once
+	// a minute); pollWindow how long each (time-scaled) poll loop runs.
 	idleWindow, pollWindow time.Duration
 	// tpDuration is each one-host throughput run's (and its floor's)
 	// length, at every concurrency of throughputConcurrency.
@@ -44,7 +45,7 @@ type config struct {
 }
 
 func loadConfig() config {
-	full := config{mode: "full", samples: 200, binSamples: 30, real: true, realSamples: 30, realIntents: 1000, idleWindow: 20 * time.Second, pollWindow: 3 * time.Second,
+	full := config{mode: "full", samples: 200, binSamples: 30, real: true, realSamples: 30, realIntents: 1000, idleWindow: time.Minute, pollWindow: 3 * time.Second,
 		tpDuration: 8 * time.Second, intents: 10000, costAdds: 50, bigAdds: 10,
 		cluster: true, clusterHosts: 10, clusterDuration: 15 * time.Second, clusterWorkers: 20}
 	quick := config{mode: "quick", samples: 15, binSamples: 4, realSamples: 3, realIntents: 20, idleWindow: 2 * time.Second, pollWindow: 500 * time.Millisecond,
@@ -193,6 +194,11 @@ func TestBench(t *testing.T) {
 	t.Run("host", b.hostPhase)
 	t.Run("resync", b.resyncPhase)
 	t.Run("cross-host", b.crossHostPhase)
+	if cfg.mode == "full" {
+		t.Run("identity", b.identityPhase)
+	} else {
+		t.Log("identity: not in quick mode (it waits for the container agent's check, up to a minute); integration/containeragent TestExitsWhenItsEtcdUserIsDeleted runs the same with a 3 s interval")
+	}
 	if cfg.cluster {
 		t.Run("cluster", b.clusterPhase)
 	}
@@ -224,12 +230,15 @@ func TestBench(t *testing.T) {
 		"poll_baseline_20s", "poll_baseline_3s", "poll_baseline_1s",
 		"idle_etcd_reads_agents", "idle_etcd_reads_poll_3s",
 		"throughput_c1", "throughput_c4", "throughput_c16",
-		"cost_add_etcd_requests", "cost_add_etcd_writes", "cost_add_etcd_bytes", "cost_txn_max_ops", "cost_txn_max_bytes",
+		"cost_add_etcd_requests", "cost_del_etcd_requests", "cost_add_etcd_writes", "cost_add_etcd_bytes", "cost_txn_max_ops", "cost_txn_max_bytes",
 		"resync_adopt_" + cfg.intentsLabel(), "resync_adopt_vpp_writes", "resync_cold_" + cfg.intentsLabel(),
 		"cost_agent_rss_" + cfg.intentsLabel(), "cost_agent_goroutines_" + cfg.intentsLabel(),
 		"cross_host_tunnel_up", "cross_host_tunnel_down"}
 	if cfg.cluster {
 		want = append(want, "throughput_10_hosts")
+	}
+	if cfg.mode == "full" {
+		want = append(want, "container_agent_revoked_noticed")
 	}
 	cmds, err := os.ReadDir(filepath.Join(moduleRoot(), "cmd"))
 	if err != nil {

@@ -27,6 +27,7 @@ type etcdRun struct {
 	*harness.Etcd
 	metricsURLs []string
 	members     int
+	procs       []*harness.Proc
 }
 
 // startEtcd runs a cluster of members real etcd processes on loopback.
@@ -43,7 +44,7 @@ func startEtcd(t testing.TB, members int) *etcdRun {
 	run := &etcdRun{Etcd: &harness.Etcd{}, members: members}
 	for _, m := range ms {
 		dir := filepath.Join(t.TempDir(), m.name)
-		harness.StartProc(t, "etcd "+m.name, bin, []string{
+		p := harness.StartProc(t, "etcd "+m.name, bin, []string{
 			"--name", m.name, "--data-dir", dir,
 			"--listen-client-urls", m.client, "--advertise-client-urls", m.client,
 			"--listen-peer-urls", m.peer, "--initial-advertise-peer-urls", m.peer,
@@ -51,6 +52,7 @@ func startEtcd(t testing.TB, members int) *etcdRun {
 			"--initial-cluster-token", "uspace-bench",
 			"--log-level", "error",
 		})
+		run.procs = append(run.procs, p)
 		run.Endpoints = append(run.Endpoints, m.client)
 		run.metricsURLs = append(run.metricsURLs, m.client+"/metrics")
 	}

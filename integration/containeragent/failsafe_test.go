@@ -2,18 +2,13 @@ package containeragent_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/uspace-io/uspace/integration/harness"
 	"github.com/uspace-io/uspace/rbac"
 	"github.com/uspace-io/uspace/schema"
-	"github.com/uspace-io/uspace/store"
 )
 
 // waitExit waits for the agent to end and returns its output; it fails
@@ -31,9 +26,10 @@ func waitExit(t *testing.T, c *harness.Container, within time.Duration) string {
 	return c.Agent.Output()
 }
 
-// An agent whose etcd user is deleted while it runs exits non-zero,
-// naming the cause, within its dial timeout plus a request, instead of
-// running on without converging anything.
+// An idle agent whose etcd user is deleted while it runs exits non-zero,
+// naming the cause, within its identity check interval plus a request,
+// instead of running on without converging anything: its open watch goes
+// on delivering, so the check's read is what notices.
 func TestExitsWhenItsEtcdUserIsDeleted(t *testing.T) {
 	e := harness.StartEtcd(t)
 	shared := harness.ShortTempDir(t)
@@ -43,49 +39,30 @@ func TestExitsWhenItsEtcdUserIsDeleted(t *testing.T) {
 		ifKey(id, "net1"):                 memif(shared, id, "net1", "10.1.1.9/24"),
 	})
 
-	ctx := context.Background()
 	role := rbac.ContainersRole(host)
-	pw, err := rbac.GeneratePassword()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pwFile := filepath.Join(t.TempDir(), "password")
-	if err := os.WriteFile(pwFile, []byte(pw), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rbac.EnsureIdentity(ctx, e.Store, role, rbac.UserSpec{Password: pw}); err != nil {
-		t.Fatal(err)
-	}
-	const rootPW = "root-password-of-this-test"
-	if _, err := rbac.EnsureRoot(ctx, e.Store, rootPW); err != nil {
-		t.Fatal(err)
-	}
-	if err := rbac.EnableAuth(ctx, e.Store); err != nil {
-		t.Fatal(err)
-	}
-	rootCli, err := clientv3.New(clientv3.Config{Endpoints: e.Endpoints, Username: rbac.RootUser, Password: rootPW, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := store.New(rootCli)
-	defer root.Close()
-	t.Cleanup(func() { _ = rootCli.Close() })
+	as, pwFile := e.EnableAuth(t, role)
 
+	const interval = 3 * time.Second
 	c := e.StartContainer(t, host, shared, []string{"--container-id", id,
-		"--etcd-user", role.Name, "--etcd-password-file", pwFile, "--etcd-dial-timeout", "2s"})
-	as := &harness.Etcd{Endpoints: e.Endpoints, Store: root}
+		"--etcd-user", role.Name, "--etcd-password-file", pwFile, "--identity-check-interval", interval.String()})
 	harness.WaitStatus[schema.InterfaceStatus](t, as, statusKey(id, "net1"), rev, harness.Ready[schema.InterfaceStatus])
+	// Idle, its watch long open: nothing but the identity check would
+	// meet the refusal.
+	time.Sleep(time.Second)
 
 	start := time.Now()
-	if _, err := rbac.RemoveIdentity(ctx, root, role.Name); err != nil {
+	if _, err := rbac.RemoveIdentity(context.Background(), as.Store, role.Name); err != nil {
 		t.Fatal(err)
 	}
-	out := waitExit(t, c, 30*time.Second)
-	t.Logf("agent exited %v after its user was deleted (dial timeout 2s)", time.Since(start))
-	// Whichever request meets the refusal first (the watch, the identity
-	// probe, a status write) ends the agent with etcd's reason.
-	if !strings.Contains(out, "uspace-agent: ") || !strings.Contains(out[strings.LastIndex(out, "uspace-agent: "):], "authentication failed") {
-		t.Fatalf("exit does not name the cause:\n%s", out)
+	out := waitExit(t, c, interval+10*time.Second)
+	took := time.Since(start)
+	t.Logf("agent exited %v after its user was deleted (identity checked every %v)", took, interval)
+	last := out[max(strings.LastIndex(out, "uspace-agent: "), 0):]
+	if !strings.HasPrefix(last, "uspace-agent: etcd no longer accepts this container agent's identity") || !strings.Contains(last, "authentication failed") {
+		t.Fatalf("exit does not name the identity check and etcd's reason:\n%s", out)
+	}
+	if took > interval+5*time.Second {
+		t.Errorf("noticed %v after the deletion, with a check every %v", took, interval)
 	}
 }
 

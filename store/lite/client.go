@@ -1,0 +1,246 @@
+package lite
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/uspace-io/uspace/store/etcdconf"
+)
+
+// Client speaks etcd's gRPC API over HTTP/2: TLS with ALPN for https://
+// endpoints, prior-knowledge cleartext HTTP/2 for http:// ones. It is safe
+// for concurrent use.
+type Client struct {
+	cfg  etcdconf.Config
+	urls []string
+	// next is the endpoint tried first: the last one that answered.
+	next     atomic.Int32
+	tr       *http.Transport
+	password string
+	mu       sync.Mutex
+	token    string
+}
+
+// Health checks of an open connection: a member that went silent (black
+// holed) fails a watch instead of stalling it; the interval stays above
+// etcd's default --grpc-keepalive-min-time (5 s).
+const (
+	pingAfter   = 10 * time.Second
+	pingTimeout = 5 * time.Second
+)
+
+// Connect sets up a client for cfg. Without a user it sends nothing: an
+// unreachable etcd shows in the first request. With one it logs in
+// (etcd's Authenticate), so a wrong password or an unreachable etcd fails
+// here.
+func Connect(ctx context.Context, cfg etcdconf.Config) (*Client, error) {
+	if len(cfg.Endpoints) == 0 {
+		cfg.Endpoints = []string{etcdconf.DefaultEndpoint}
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = etcdconf.DefaultDialTimeout
+	}
+	password, err := cfg.ResolvePassword()
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := cfg.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, password: password}
+	for _, ep := range cfg.Endpoints {
+		switch {
+		case strings.HasPrefix(ep, "http://"), strings.HasPrefix(ep, "https://"):
+			c.urls = append(c.urls, strings.TrimSuffix(ep, "/"))
+		case strings.Contains(ep, "://"):
+			return nil, fmt.Errorf("etcd endpoint %q: only http:// and https:// are supported", ep)
+		case tlsCfg != nil:
+			c.urls = append(c.urls, "https://"+ep)
+		default:
+			c.urls = append(c.urls, "http://"+ep)
+		}
+	}
+	// Members share the load: each process starts at a random one.
+	c.next.Store(int32(rand.IntN(len(c.urls))))
+	var protocols http.Protocols
+	protocols.SetHTTP2(true)
+	protocols.SetUnencryptedHTTP2(true)
+	c.tr = &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: cfg.DialTimeout}).DialContext,
+		TLSClientConfig:     tlsCfg,
+		TLSHandshakeTimeout: cfg.DialTimeout,
+		DisableCompression:  true,
+		Protocols:           &protocols,
+		HTTP2:               &http.HTTP2Config{SendPingTimeout: pingAfter, PingTimeout: pingTimeout},
+	}
+	if cfg.Username != "" {
+		if err := c.login(ctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Close ends the client's connections; running calls fail.
+func (c *Client) Close() { c.tr.CloseIdleConnections() }
+
+// login asks etcd for a token (Authenticate: name 1, password 2; the
+// answer's token is field 2). etcd's answers never echo the password.
+func (c *Client) login(ctx context.Context) error {
+	where := strings.Join(c.cfg.Endpoints, ",")
+	msg, err := c.roundTrips(ctx, "Auth/Authenticate", pb(nil).str(1, c.cfg.Username).str(2, c.password), false)
+	var e *Error
+	switch {
+	case errors.As(err, &e) && e.Message == msgAuthNotEnabled:
+		// As etcd's own client: credentials for an etcd without auth
+		// are no error, requests simply carry no token.
+		return nil
+	case e != nil:
+		return fmt.Errorf("connecting to etcd at %s as %q: %w", where, c.cfg.Username, err)
+	case err != nil:
+		return err
+	}
+	var token string
+	err = fields(msg, func(f int, _ uint64, b []byte) error {
+		if f == 2 {
+			token = string(b)
+		}
+		return nil
+	})
+	if err != nil || token == "" {
+		return fmt.Errorf("connecting to etcd at %s as %q: no token in etcd's answer (%v)", where, c.cfg.Username, err)
+	}
+	c.mu.Lock()
+	c.token = token
+	c.mu.Unlock()
+	return nil
+}
+
+// call sends one unary request and returns etcd's answer. A token etcd no
+// longer knows (expired, or its auth store changed) is renewed once.
+func (c *Client) call(ctx context.Context, method string, req []byte) ([]byte, error) {
+	msg, err := c.roundTrips(ctx, method, req, true)
+	if c.cfg.Username != "" && staleToken(err) {
+		if err := c.login(ctx); err != nil {
+			return nil, err
+		}
+		msg, err = c.roundTrips(ctx, method, req, true)
+	}
+	return msg, err
+}
+
+// roundTrips sends the request to the endpoint that answered last, and to
+// the next ones while the request could not even be sent.
+func (c *Client) roundTrips(ctx context.Context, method string, req []byte, withToken bool) ([]byte, error) {
+	var msg []byte
+	err := c.onEndpoints(ctx, func(url string) (err error) {
+		msg, err = c.roundTrip(ctx, url, method, req, withToken)
+		return err
+	})
+	return msg, err
+}
+
+// onEndpoints runs f on the endpoint that answered last, then on the next
+// ones while f's request could not even be sent (refused, no route, TLS
+// refused); the endpoint that answers is the next call's first.
+func (c *Client) onEndpoints(ctx context.Context, f func(url string) error) error {
+	var errs []error
+	first := int(c.next.Load())
+	for i := range c.urls {
+		n := (first + i) % len(c.urls)
+		err := f(c.urls[n])
+		if err == nil {
+			c.next.Store(int32(n))
+			return nil
+		}
+		if !NotSent(err) || ctx.Err() != nil {
+			return err
+		}
+		errs = append(errs, err)
+	}
+	return c.unreachable(ctx, errors.Join(errs...))
+}
+
+func (c *Client) newRequest(ctx context.Context, url, method string, body io.Reader, withToken bool) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/etcdserverpb."+method, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header = http.Header{"Content-Type": {"application/grpc"}, "Te": {"trailers"}}
+	if dl, ok := ctx.Deadline(); ok {
+		// etcd gives up when the caller has: milliseconds, at most 8 digits.
+		req.Header.Set("Grpc-Timeout", fmt.Sprintf("%dm", min(max(time.Until(dl).Milliseconds(), 1), 99999999)))
+	}
+	if withToken {
+		c.mu.Lock()
+		if c.token != "" {
+			req.Header.Set("Token", c.token)
+		}
+		c.mu.Unlock()
+	}
+	return req, nil
+}
+
+func (c *Client) roundTrip(ctx context.Context, url, method string, msg []byte, withToken bool) ([]byte, error) {
+	req, err := c.newRequest(ctx, url, method, bytes.NewReader(frame(msg)), withToken)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.tr.RoundTrip(req)
+	if err != nil {
+		return nil, transportErr(url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, frameHeader+maxMessage+1))
+	if err != nil {
+		return nil, transportErr(url, err)
+	}
+	if err := grpcStatus(resp); err != nil {
+		return nil, err
+	}
+	out, rest, err := unframe(body)
+	if err != nil {
+		return nil, fmt.Errorf("etcd at %s answered %s: %w", url, method, err)
+	}
+	if len(rest) != 0 {
+		return nil, fmt.Errorf("etcd at %s answered %s with %d bytes after its message", url, method, len(rest))
+	}
+	return out, nil
+}
+
+// unframe splits one gRPC message off b.
+func unframe(b []byte) (msg, rest []byte, err error) {
+	if len(b) < frameHeader {
+		return nil, nil, fmt.Errorf("%d bytes, not a gRPC message", len(b))
+	}
+	if b[0] != 0 {
+		return nil, nil, errors.New("compressed gRPC message (never asked for)")
+	}
+	n := int(uint32(b[1])<<24 | uint32(b[2])<<16 | uint32(b[3])<<8 | uint32(b[4]))
+	if n > maxMessage || len(b)-frameHeader < n {
+		return nil, nil, fmt.Errorf("gRPC message of %d bytes, %d received", n, len(b)-frameHeader)
+	}
+	return b[frameHeader : frameHeader+n], b[frameHeader+n:], nil
+}
+
+// unreachable says why no endpoint could be reached: a TLS refusal
+// (named by the server's alert) or no answer at all.
+func (c *Client) unreachable(ctx context.Context, err error) error {
+	if tlsErr := etcdconf.DiagnoseTLS(context.WithoutCancel(ctx), c.cfg); tlsErr != nil &&
+		(strings.Contains(tlsErr.Error(), "tls:") || strings.Contains(tlsErr.Error(), "x509:")) {
+		return &transportError{err: fmt.Errorf("connecting to etcd at %s: %w", strings.Join(c.cfg.Endpoints, ","), tlsErr)}
+	}
+	return &transportError{err: fmt.Errorf("etcd at %s unreachable within %v: %w", strings.Join(c.cfg.Endpoints, ","), c.cfg.DialTimeout, err)}
+}
