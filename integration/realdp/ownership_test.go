@@ -39,7 +39,7 @@ func TestForeignObjectsLeftAloneOnRealVPP(t *testing.T) {
 	const network = "span"
 	e := harness.StartEtcd(t)
 	h := e.StartHostOn(t, "node1", harness.HostOptions{RealVPP: true, VPPNetns: ns, VPPPlugins: []string{"vxlan", "af_packet"},
-		AgentFlags: []string{"--underlay-ip", "192.168.79.1/24", "--uplink", link},
+		AgentFlags: []string{"--underlay-ip", "192.168.79.1/24", "--uplink", link, "--uplink-netns", ns},
 		BeforeAgent: func(h *harness.Host) {
 			h.RealVPP.CLI(t, "create host-interface name "+link)
 			h.RealVPP.CLI(t, "set interface ip address host-"+link+" 10.9.9.1/24")
