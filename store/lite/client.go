@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
+
 	"github.com/uspace-io/uspace/store/etcdconf"
 )
 
@@ -59,12 +61,20 @@ func Connect(ctx context.Context, cfg etcdconf.Config) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{cfg: cfg, password: password}
+	// Unix socket endpoints (etcd's client/v3 takes unix://PATH and
+	// unix:PATH, PATH starting with @ for an abstract socket) get a URL of
+	// their own whose host the dialer maps back to the socket.
+	sockets := map[string]string{}
 	for _, ep := range cfg.Endpoints {
 		switch {
 		case strings.HasPrefix(ep, "http://"), strings.HasPrefix(ep, "https://"):
 			c.urls = append(c.urls, strings.TrimSuffix(ep, "/"))
+		case strings.HasPrefix(ep, "unix:"):
+			host := fmt.Sprintf("unix%d.invalid", len(c.urls))
+			sockets[host+":80"] = strings.TrimPrefix(strings.TrimPrefix(ep, "unix:"), "//")
+			c.urls = append(c.urls, "http://"+host)
 		case strings.Contains(ep, "://"):
-			return nil, fmt.Errorf("etcd endpoint %q: only http:// and https:// are supported", ep)
+			return nil, fmt.Errorf("etcd endpoint %q: only http://, https:// and unix: are supported", ep)
 		case tlsCfg != nil:
 			c.urls = append(c.urls, "https://"+ep)
 		default:
@@ -76,8 +86,14 @@ func Connect(ctx context.Context, cfg etcdconf.Config) (*Client, error) {
 	var protocols http.Protocols
 	protocols.SetHTTP2(true)
 	protocols.SetUnencryptedHTTP2(true)
+	dialer := &net.Dialer{Timeout: cfg.DialTimeout}
 	c.tr = &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: cfg.DialTimeout}).DialContext,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if path, ok := sockets[addr]; ok {
+				return dialer.DialContext(ctx, "unix", path)
+			}
+			return dialer.DialContext(ctx, network, addr)
+		},
 		TLSClientConfig:     tlsCfg,
 		TLSHandshakeTimeout: cfg.DialTimeout,
 		DisableCompression:  true,
@@ -138,6 +154,25 @@ func (c *Client) call(ctx context.Context, method string, req []byte) ([]byte, e
 		}
 		msg, err = c.roundTrips(ctx, method, req, true)
 	}
+	return msg, err
+}
+
+// read is call for a request that changes nothing (a range, a
+// transaction of ranges only): one etcd refused as unavailable for now (a
+// leader changed or not yet elected, a member restarting) is sent again
+// until ctx ends, as etcd's client/v3 retries its reads.
+func (c *Client) read(ctx context.Context, method string, req []byte) ([]byte, error) {
+	b := backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithInitialInterval(retryInitial),
+		backoff.WithMaxInterval(retryMax), backoff.WithMaxElapsedTime(0)), ctx)
+	var msg []byte
+	err := backoff.Retry(func() (err error) {
+		msg, err = c.call(ctx, method, req)
+		var e *Error
+		if err != nil && !(errors.As(err, &e) && e.Code == codeUnavailable) {
+			return backoff.Permanent(err)
+		}
+		return err
+	}, b)
 	return msg, err
 }
 

@@ -88,11 +88,25 @@ func (c *Client) Txn(ctx context.Context, cmps []Cmp, then, els []Op) (*TxnResul
 	if len(then)+len(els) == 0 {
 		return nil, errors.New("etcd transaction without operations")
 	}
-	msg, err := c.call(ctx, "KV/Txn", txnRequest(cmps, then, els))
+	send := c.call
+	if readOnly(then) && readOnly(els) {
+		send = c.read
+	}
+	msg, err := send(ctx, "KV/Txn", txnRequest(cmps, then, els))
 	if err != nil {
 		return nil, err
 	}
 	return decodeTxn(msg)
+}
+
+// readOnly says whether ops only read.
+func readOnly(ops []Op) bool {
+	for _, o := range ops {
+		if o.kind != opRange {
+			return false
+		}
+	}
+	return true
 }
 
 // Get reads key: nil when it does not exist, and the revision read at.
@@ -139,7 +153,7 @@ func (c *Client) List(ctx context.Context, prefix string) ([]KV, int64, error) {
 }
 
 func (c *Client) rangeOnce(ctx context.Context, op Op) (int64, Result, error) {
-	msg, err := c.call(ctx, "KV/Range", op.request())
+	msg, err := c.read(ctx, "KV/Range", op.request())
 	if err != nil {
 		return 0, Result{}, err
 	}
