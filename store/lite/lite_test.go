@@ -287,8 +287,12 @@ func TestUnreachable(t *testing.T) {
 	if kv, err := c.WaitFor(context.Background(), "/k", State{}, valueIs("v")); err != nil || kv == nil {
 		t.Fatalf("watch with one endpoint alive: %+v %v", kv, err)
 	}
-	if _, err := Connect(context.Background(), etcdconf.Config{Endpoints: []string{"unix:///run/etcd.sock"}}); err == nil {
-		t.Error("a unix endpoint was accepted")
+	if _, err := Connect(context.Background(), etcdconf.Config{Endpoints: []string{"unixs:///run/etcd.sock"}}); err == nil {
+		t.Error("an endpoint of an unknown scheme was accepted")
+	}
+	c = connect(t, etcdconf.Config{Endpoints: []string{"unix://" + t.TempDir() + "/none.sock"}, DialTimeout: 500 * time.Millisecond})
+	if _, err := c.Txn(context.Background(), nil, []Op{Put("/k", []byte("v"))}, nil); err == nil || !IsUnavailable(err) || !NotSent(err) {
+		t.Errorf("a unix endpoint without a socket: %v (unavailable %v, not sent %v)", err, IsUnavailable(err), NotSent(err))
 	}
 }
 
