@@ -177,7 +177,7 @@ func soakHostOptions(i int, u *realdp.Underlay) harness.HostOptions {
 		return harness.HostOptions{AgentFlags: []string{"--underlay-ip", underlay(i).String() + "/24", "--uplink", "lo"}}
 	}
 	return harness.HostOptions{RealVPP: true, RealSPDK: true, VPPNetns: u.Netns[i], VPPPlugins: []string{"vxlan", "af_packet"},
-		AgentFlags: []string{"--underlay-ip", fmt.Sprintf("192.168.79.%d/24", i+1), "--uplink", u.Links[i]}}
+		AgentFlags: []string{"--underlay-ip", fmt.Sprintf("192.168.79.%d/24", i+1), "--uplink", u.Links[i], "--uplink-netns", u.Netns[i]}}
 }
 
 // startCtr starts a container's VPP, in its namespace, and its agent.
