@@ -200,6 +200,7 @@ func (c *Client) onEndpoints(ctx context.Context, f func(url string) error) erro
 			c.next.Store(int32(n))
 			return nil
 		}
+		err = c.refusedHandshake(ctx, c.urls[n], err)
 		if !NotSent(err) || ctx.Err() != nil {
 			return err
 		}
@@ -268,6 +269,25 @@ func unframe(b []byte) (msg, rest []byte, err error) {
 		return nil, nil, fmt.Errorf("gRPC message of %d bytes, %d received", n, len(b)-frameHeader)
 	}
 	return b[frameHeader : frameHeader+n], b[frameHeader+n:], nil
+}
+
+// refusedHandshake tells etcd's refusal of a TLS handshake from a lost
+// connection. With TLS 1.3 the client considers the handshake done before
+// the server checked its certificate, so the server's alert may come
+// after the client's write already failed ("connection reset by peer");
+// one more handshake reads the alert. A refused handshake served nothing:
+// the error is then that refusal, not sent.
+func (c *Client) refusedHandshake(ctx context.Context, url string, err error) error {
+	var te *transportError
+	if !errors.As(err, &te) || !te.sent || !strings.HasPrefix(url, "https://") {
+		return err
+	}
+	cfg := c.cfg
+	cfg.Endpoints = []string{url}
+	if why := etcdconf.DiagnoseTLS(context.WithoutCancel(ctx), cfg); why != nil && strings.Contains(why.Error(), "remote error: tls:") {
+		return &transportError{err: fmt.Errorf("%w (after %v)", why, err)}
+	}
+	return err
 }
 
 // unreachable says why no endpoint could be reached: a TLS refusal
