@@ -387,7 +387,9 @@ func deleteAttachment(ctx context.Context, st *lite.Client, att Attachment) (del
 		case err != nil:
 			return deleted{}, etcdErr("deleting intents", err)
 		case r.Succeeded:
-			removed := cur != nil && cur.host != nil || cur == nil && r.Results[0].Deleted > 0
+			// A transaction sent again (etcd could not answer the first
+			// send) finds nothing to delete when the first was applied.
+			removed := cur != nil && cur.host != nil || cur == nil && (r.Results[0].Deleted > 0 || r.Resent)
 			return deleted{Removed: removed, Rev: r.Revision, Agent: len(r.Results[n].KVs) > 0,
 				Status: lite.State{KV: first(r.Results[n+1]), Revision: r.Revision}}, nil
 		}

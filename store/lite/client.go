@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -20,8 +19,8 @@ import (
 )
 
 // Client speaks etcd's gRPC API over HTTP/2: TLS with ALPN for https://
-// endpoints, prior-knowledge cleartext HTTP/2 for http:// ones. It is safe
-// for concurrent use.
+// endpoints, prior-knowledge cleartext HTTP/2 for http:// ones (unix
+// sockets alike). It is safe for concurrent use.
 type Client struct {
 	cfg  etcdconf.Config
 	urls []string
@@ -60,45 +59,23 @@ func Connect(ctx context.Context, cfg etcdconf.Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	d := newDialer(tlsCfg, cfg.DialTimeout)
 	c := &Client{cfg: cfg, password: password}
-	// Unix socket endpoints (etcd's client/v3 takes unix://PATH and
-	// unix:PATH, PATH starting with @ for an abstract socket) get a URL of
-	// their own whose host the dialer maps back to the socket.
-	sockets := map[string]string{}
-	for _, ep := range cfg.Endpoints {
-		switch {
-		case strings.HasPrefix(ep, "http://"), strings.HasPrefix(ep, "https://"):
-			c.urls = append(c.urls, strings.TrimSuffix(ep, "/"))
-		case strings.HasPrefix(ep, "unix:"):
-			host := fmt.Sprintf("unix%d.invalid", len(c.urls))
-			sockets[host+":80"] = strings.TrimPrefix(strings.TrimPrefix(ep, "unix:"), "//")
-			c.urls = append(c.urls, "http://"+host)
-		case strings.Contains(ep, "://"):
-			return nil, fmt.Errorf("etcd endpoint %q: only http://, https:// and unix: are supported", ep)
-		case tlsCfg != nil:
-			c.urls = append(c.urls, "https://"+ep)
-		default:
-			c.urls = append(c.urls, "http://"+ep)
-		}
+	if c.urls, err = d.endpointURLs(cfg.Endpoints); err != nil {
+		return nil, err
 	}
 	// Members share the load: each process starts at a random one.
 	c.next.Store(int32(rand.IntN(len(c.urls))))
 	var protocols http.Protocols
 	protocols.SetHTTP2(true)
 	protocols.SetUnencryptedHTTP2(true)
-	dialer := &net.Dialer{Timeout: cfg.DialTimeout}
 	c.tr = &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if path, ok := sockets[addr]; ok {
-				return dialer.DialContext(ctx, "unix", path)
-			}
-			return dialer.DialContext(ctx, network, addr)
-		},
-		TLSClientConfig:     tlsCfg,
-		TLSHandshakeTimeout: cfg.DialTimeout,
-		DisableCompression:  true,
-		Protocols:           &protocols,
-		HTTP2:               &http.HTTP2Config{SendPingTimeout: pingAfter, PingTimeout: pingTimeout},
+		DialContext:        d.dial,
+		DialTLSContext:     d.dialTLS,
+		ForceAttemptHTTP2:  true,
+		DisableCompression: true,
+		Protocols:          &protocols,
+		HTTP2:              &http.HTTP2Config{SendPingTimeout: pingAfter, PingTimeout: pingTimeout},
 	}
 	if cfg.Username != "" {
 		if err := c.login(ctx); err != nil {
@@ -145,35 +122,32 @@ func (c *Client) login(ctx context.Context) error {
 }
 
 // call sends one unary request and returns etcd's answer. A token etcd no
-// longer knows (expired, or its auth store changed) is renewed once.
-func (c *Client) call(ctx context.Context, method string, req []byte) ([]byte, error) {
-	msg, err := c.roundTrips(ctx, method, req, true)
-	if c.cfg.Username != "" && staleToken(err) {
-		if err := c.login(ctx); err != nil {
-			return nil, err
-		}
+// longer knows (expired, or its auth store changed) is renewed once. When
+// again is set, a request etcd could not serve for now (no leader, the
+// leader changed, a timeout: gRPC's Unavailable) is sent again after a
+// pause until ctx ends; resent then says an earlier send's outcome was
+// unknown.
+func (c *Client) call(ctx context.Context, method string, req []byte, again bool) (msg []byte, resent bool, err error) {
+	b := newBackoff()
+	for {
 		msg, err = c.roundTrips(ctx, method, req, true)
-	}
-	return msg, err
-}
-
-// read is call for a request that changes nothing (a range, a
-// transaction of ranges only): one etcd refused as unavailable for now (a
-// leader changed or not yet elected, a member restarting) is sent again
-// until ctx ends, as etcd's client/v3 retries its reads.
-func (c *Client) read(ctx context.Context, method string, req []byte) ([]byte, error) {
-	b := backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithInitialInterval(retryInitial),
-		backoff.WithMaxInterval(retryMax), backoff.WithMaxElapsedTime(0)), ctx)
-	var msg []byte
-	err := backoff.Retry(func() (err error) {
-		msg, err = c.call(ctx, method, req)
-		var e *Error
-		if err != nil && !(errors.As(err, &e) && e.Code == codeUnavailable) {
-			return backoff.Permanent(err)
+		if c.cfg.Username != "" && staleToken(err) {
+			if err := c.login(ctx); err != nil {
+				return nil, resent, err
+			}
+			msg, err = c.roundTrips(ctx, method, req, true)
 		}
-		return err
-	}, b)
-	return msg, err
+		var e *Error
+		if err == nil || !again || !errors.As(err, &e) || e.Code != codeUnavailable {
+			return msg, resent, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, resent, fmt.Errorf("%w (after %v)", ctx.Err(), err)
+		case <-time.After(b.NextBackOff()):
+		}
+		resent = true
+	}
 }
 
 // roundTrips sends the request to the endpoint that answered last, and to
@@ -185,6 +159,18 @@ func (c *Client) roundTrips(ctx context.Context, method string, req []byte, with
 		return err
 	})
 	return msg, err
+}
+
+// The pauses before a read etcd could not serve is sent again and before
+// a broken watch resumes: a new leader or a restarted member is picked up
+// at once, a long outage does not become a busy loop.
+const (
+	retryInitial = 50 * time.Millisecond
+	retryMax     = time.Second
+)
+
+func newBackoff() *backoff.ExponentialBackOff {
+	return backoff.NewExponentialBackOff(backoff.WithInitialInterval(retryInitial), backoff.WithMaxInterval(retryMax), backoff.WithMaxElapsedTime(0))
 }
 
 // onEndpoints runs f on the endpoint that answered last, then on the next

@@ -28,11 +28,13 @@ type Result struct {
 
 // TxnResult is a transaction's outcome: whether its comparisons held
 // (then its Then operations ran, else its Else operations), the revision
-// it was made at, and one Result per operation that ran.
+// it was made at, and one Result per operation that ran. Resent says it
+// was sent again after etcd could not serve it (see Txn).
 type TxnResult struct {
 	Succeeded bool
 	Revision  int64
 	Results   []Result
+	Resent    bool
 }
 
 type opKind int

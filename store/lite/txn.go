@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Cmp is a condition of a transaction on a key, or on every key of a
@@ -83,30 +84,31 @@ func PrefixEnd(prefix string) string {
 }
 
 // Txn runs one transaction: if every cmp holds, the then operations, else
-// the els operations, atomically at one revision.
+// the els operations, atomically at one revision. A read-only transaction
+// that etcd could not serve for now (no leader, the leader changed, a
+// timeout) is sent again until ctx ends, as etcd's own client does with
+// reads; so is one guarded by comparisons, since a second run of a write
+// etcd applied the first time fails its comparisons and returns its else
+// branch: the result then says Resent, and the caller reads that branch
+// knowing the state in it may be its own earlier write.
 func (c *Client) Txn(ctx context.Context, cmps []Cmp, then, els []Op) (*TxnResult, error) {
 	if len(then)+len(els) == 0 {
 		return nil, errors.New("etcd transaction without operations")
 	}
-	send := c.call
-	if readOnly(then) && readOnly(els) {
-		send = c.read
+	readOnly := true
+	for _, o := range append(slices.Clone(then), els...) {
+		readOnly = readOnly && o.kind == opRange
 	}
-	msg, err := send(ctx, "KV/Txn", txnRequest(cmps, then, els))
+	msg, resent, err := c.call(ctx, "KV/Txn", txnRequest(cmps, then, els), readOnly || len(cmps) > 0)
 	if err != nil {
 		return nil, err
 	}
-	return decodeTxn(msg)
-}
-
-// readOnly says whether ops only read.
-func readOnly(ops []Op) bool {
-	for _, o := range ops {
-		if o.kind != opRange {
-			return false
-		}
+	r, err := decodeTxn(msg)
+	if err != nil {
+		return nil, err
 	}
-	return true
+	r.Resent = resent
+	return r, nil
 }
 
 // Get reads key: nil when it does not exist, and the revision read at.
@@ -153,7 +155,7 @@ func (c *Client) List(ctx context.Context, prefix string) ([]KV, int64, error) {
 }
 
 func (c *Client) rangeOnce(ctx context.Context, op Op) (int64, Result, error) {
-	msg, err := c.read(ctx, "KV/Range", op.request())
+	msg, _, err := c.call(ctx, "KV/Range", op.request(), true)
 	if err != nil {
 		return 0, Result{}, err
 	}

@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-
-	"github.com/cenkalti/backoff/v4"
 )
 
 // State is what the caller knows of a key: its value (nil: absent) at a
@@ -24,13 +22,6 @@ type State struct {
 // errCompacted: etcd no longer has the history a watch asked for.
 var errCompacted = errors.New("history compacted")
 
-// Reconnect waits while a watch is broken: a restarted member is picked up
-// at once, a long outage does not become a busy loop.
-const (
-	retryInitial = 50 * time.Millisecond
-	retryMax     = time.Second
-)
-
 // WaitFor waits until cond accepts key's state and returns that state. It
 // starts from at: cond sees at.KV, then every change after at.Revision,
 // from one watch, with no read; with the zero State, or when etcd has
@@ -40,7 +31,7 @@ const (
 // error.
 func (c *Client) WaitFor(ctx context.Context, key string, at State, cond func(kv *KV) (bool, error)) (*KV, error) {
 	st := at
-	b := backoff.NewExponentialBackOff(backoff.WithInitialInterval(retryInitial), backoff.WithMaxInterval(retryMax), backoff.WithMaxElapsedTime(0))
+	b := newBackoff()
 	for {
 		var err error
 		if st.Revision == 0 {
