@@ -27,12 +27,14 @@ type KV struct {
 	Value          []byte
 	ModRevision    int64
 	CreateRevision int64
+	// Version counts the key's changes since its creation (1 when created).
+	Version int64
 	// Lease is the lease the key is bound to, 0 if none.
 	Lease int64
 }
 
 func fromPB(kv *mvccpb.KeyValue) KV {
-	return KV{Key: string(kv.Key), Value: kv.Value, ModRevision: kv.ModRevision, CreateRevision: kv.CreateRevision, Lease: kv.Lease}
+	return KV{Key: string(kv.Key), Value: kv.Value, ModRevision: kv.ModRevision, CreateRevision: kv.CreateRevision, Version: kv.Version, Lease: kv.Lease}
 }
 
 type guardKind int

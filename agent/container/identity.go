@@ -34,6 +34,10 @@ type Identity struct {
 	// Hostname is Docker's: the container ID's first 12 characters, and
 	// with --net=container:<sandbox> the sandbox's.
 	Hostname string
+	// Endpoint: etcd is reached through the host agent's endpoint in this
+	// container's network namespace, which shows this container's meta
+	// alone; the one meta it shows is this container's.
+	Endpoint bool
 }
 
 // NoMatchReport is how long an agent waits for a container meta to match
@@ -106,6 +110,10 @@ func (id Identity) sources() []source {
 	if id.Hostname != "" {
 		srcs = append(srcs, source{by: "hostname " + id.Hostname + " (as a container ID prefix)", unique: true,
 			match: func(m schema.ContainerMeta) bool { return strings.HasPrefix(m.Container, id.Hostname) }})
+	}
+	if id.Endpoint {
+		srcs = append(srcs, source{by: "the etcd endpoint of this network namespace", unique: true,
+			match: func(schema.ContainerMeta) bool { return true }})
 	}
 	return srcs
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/uspace-io/uspace/agent/controller"
+	"github.com/uspace-io/uspace/agent/endpoint"
 	"github.com/uspace-io/uspace/agent/reconcile/containerstatus"
 	"github.com/uspace-io/uspace/agent/reconcile/crosshost"
 	ifreconcile "github.com/uspace-io/uspace/agent/reconcile/interfaces"
@@ -66,6 +67,9 @@ type Config struct {
 	// UplinkNetns is the network namespace where Uplink's MTU is read
 	// (VPP's, when it is not the agent's); "": the agent's own.
 	UplinkNetns string
+	// ContainerEndpoints serves every container with a network namespace
+	// its own etcd endpoint there (package endpoint).
+	ContainerEndpoints bool
 }
 
 const vppStartGrace = 5 * time.Second
@@ -86,6 +90,10 @@ type Agent struct {
 	// remove the statuses of those that are gone (ctrStatus).
 	containers *controller.Controller
 	ctrStatus  *containerstatus.Reconciler
+	// endpoints opens and closes the containers' etcd endpoints (eps),
+	// by container meta key; both nil without ContainerEndpoints.
+	endpoints *controller.Controller
+	eps       *endpoint.Set
 	// cross joins networks that span hosts; nil unless the agent does.
 	cross   *crosshost.Mesh
 	metrics *controller.Metrics
@@ -135,6 +143,14 @@ func New(cfg Config, st *store.Client, log *slog.Logger) *Agent {
 	a.containers = controller.New("container-statuses", a.ctrStatus.Reconcile, m, a.log)
 	a.ctrStatus.Desired = a.containers.Get
 	a.ctrStatus.EnqueueAfter = a.containers.EnqueueAfter
+	if cfg.ContainerEndpoints {
+		a.eps = endpoint.New(cfg.Host, st.Etcd(), a.log)
+		a.endpoints = controller.New("container-endpoints", a.eps.Reconcile, m, a.log)
+		a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "uspace_container_endpoints",
+			Help: "Containers served an etcd endpoint in their network namespace.",
+		}, func() float64 { return float64(a.eps.Len()) }))
+	}
 	m.RegisterQueue(a.reg, a.ifaces)
 	m.RegisterQueue(a.reg, a.volumes)
 	a.status.RegisterMetrics(a.reg)
@@ -277,6 +293,15 @@ func (a *Agent) goWatch(ctx context.Context, g *errgroup.Group) {
 	g.Go(func() error { return a.st.ListWatch(ctx, schema.HostPrefix(a.cfg.Host), a.onHostEvent) })
 	g.Go(func() error { return a.st.ListWatch(ctx, schema.NetworksPrefix(), a.onNetworkEvent) })
 	g.Go(func() error { a.watchDataplanes(ctx); return nil })
+	if a.eps != nil {
+		// Endpoints need neither the registration nor a dataplane: a
+		// container agent converges its own VPP whatever the host's.
+		g.Go(func() error {
+			a.endpoints.Run(ctx, 1)
+			a.eps.Close()
+			return nil
+		})
+	}
 	g.Go(func() error { return a.volrec.Watch(ctx, a.cfg.SPDKSocket) })
 }
 
@@ -387,9 +412,14 @@ func (a *Agent) registration() []byte {
 }
 
 func (a *Agent) onHostEvent(ev store.Event) error {
+	if a.eps != nil {
+		// First: a watch on an endpoint opened for this event must find
+		// the event's revision in the hub.
+		a.eps.Observe(ev)
+	}
 	switch ev.Type {
 	case store.Sync:
-		var ifs, vols, cifs []store.KV
+		var ifs, vols, cifs, metas []store.KV
 		for _, kv := range ev.Snapshot {
 			k, err := schema.ParseKey(kv.Key)
 			if err != nil {
@@ -404,6 +434,12 @@ func (a *Agent) onHostEvent(ev store.Event) error {
 			case schema.KindContainerInterfaceKey, schema.KindContainerMetaKey:
 				cifs = append(cifs, kv)
 			}
+			if k.Kind == schema.KindContainerMetaKey {
+				metas = append(metas, kv)
+			}
+		}
+		if a.endpoints != nil {
+			a.endpoints.Replace(metas)
 		}
 		if a.cross != nil {
 			a.cross.ReplaceInterfaces(ifs)
@@ -426,6 +462,13 @@ func (a *Agent) onHostEvent(ev store.Event) error {
 			c.Upsert(ev.KV)
 		} else {
 			c.Delete(ev.KV.Key)
+		}
+		if k.Kind == schema.KindContainerMetaKey && a.endpoints != nil {
+			if ev.Type == store.Put {
+				a.endpoints.Upsert(ev.KV)
+			} else {
+				a.endpoints.Delete(ev.KV.Key)
+			}
 		}
 		if k.Kind == schema.KindInterfaceKey && a.cross != nil {
 			a.cross.InterfaceChanged(ev)

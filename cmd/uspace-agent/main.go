@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/uspace-io/uspace/agent/container"
+	"github.com/uspace-io/uspace/agent/endpoint"
 	"github.com/uspace-io/uspace/agent/host"
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store"
@@ -189,6 +191,8 @@ host's registration and network memberships go at once.`,
 		"the Linux interface that reaches the other hosts' underlay addresses: the agent makes an af_packet interface on it in VPP (env USPACE_UPLINK)")
 	f.StringVar(&cfg.UplinkNetns, "uplink-netns", os.Getenv("USPACE_UPLINK_NETNS"),
 		"the network namespace (a path, e.g. /var/run/netns/vpp) where VPP sees --uplink, when it is not the agent's: the agent reads the uplink's MTU there (env USPACE_UPLINK_NETNS)")
+	f.BoolVar(&cfg.ContainerEndpoints, "container-endpoints", os.Getenv("USPACE_CONTAINER_ENDPOINTS") != "false",
+		"serve every container with a network namespace its own etcd endpoint there ("+endpoint.URL+"), limited to its intents and statuses; container agents then need no etcd address or credential (env USPACE_CONTAINER_ENDPOINTS=false: off)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 10*time.Second, "TTL of the agent's registration lease: how long a dead agent looks alive, and how long a restart may take without other hosts noticing")
 	f.StringVar(&cfg.StateDir, "state-dir", envOr("USPACE_STATE_DIR", "/var/lib/uspace"),
 		"where the agent records its registration lease for the next agent to resume (<host>.lease, <host>.lock; env USPACE_STATE_DIR)")
@@ -238,6 +242,28 @@ func connect(ctx context.Context, cfg store.Config) (*store.Client, error) {
 	return store.Connect(dial, cfg)
 }
 
+// awaitEndpoint connects to the host agent's endpoint in this network
+// namespace, waiting for it: the host agent opens it once it sees the CNI
+// ADD's meta, which may be after the container agent starts, and re-opens
+// it when it restarts.
+func awaitEndpoint(log *slog.Logger) func(context.Context, store.Config) (*store.Client, error) {
+	return func(ctx context.Context, cfg store.Config) (*store.Client, error) {
+		b := store.NewBackoff(100*time.Millisecond, 2*time.Second)
+		for {
+			st, err := connect(ctx, cfg)
+			if err == nil || ctx.Err() != nil {
+				return st, err
+			}
+			log.Warn("no etcd endpoint of the host agent in this network namespace yet; waiting", "endpoint", endpoint.URL, "err", err)
+			select {
+			case <-time.After(b.NextBackOff()):
+			case <-ctx.Done():
+				return nil, fmt.Errorf("waiting for the etcd endpoint %s: %w", endpoint.URL, ctx.Err())
+			}
+		}
+	}
+}
+
 func containerCmd() *cobra.Command {
 	// Docker sets both the kernel hostname and $HOSTNAME in a container.
 	hostname := os.Getenv("HOSTNAME")
@@ -281,7 +307,12 @@ one read; an open watch goes on after its user is deleted).`,
 				ctx, cancel = context.WithTimeout(ctx, container.OnceTimeout)
 				defer cancel()
 			}
-			st, err := connect(ctx, etcd)
+			connectFn := connect
+			if slices.Equal(etcd.Endpoints, []string{endpoint.URL}) {
+				cfg.Identity.Endpoint = true
+				connectFn = awaitEndpoint(log)
+			}
+			st, err := connectFn(ctx, etcd)
 			if err != nil {
 				return err
 			}
@@ -289,7 +320,7 @@ one read; an open watch goes on after its user is deleted).`,
 			return container.New(cfg, st, log).Run(ctx)
 		},
 	}
-	etcd.BindFlags(cmd.Flags())
+	etcd.BindFlagsTo(cmd.Flags(), endpoint.URL)
 	f := cmd.Flags()
 	f.StringVar(&cfg.Host, "host", os.Getenv("USPACE_HOST"), "the host this container runs on (env USPACE_HOST; Kubernetes: spec.nodeName)")
 	f.StringVar(&cfg.Identity.ContainerID, "container-id", os.Getenv("USPACE_CONTAINER_ID"), "this container's ID as the CNI plugin saw it (env USPACE_CONTAINER_ID)")

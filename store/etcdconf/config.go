@@ -50,8 +50,12 @@ type Config struct {
 
 // BindFlags registers the --etcd-* flags on fs with defaults taken from the
 // USPACE_ETCD_* environment, and takes the password from USPACE_ETCD_PASSWORD.
-func (c *Config) BindFlags(fs *pflag.FlagSet) {
-	endpoints := []string{DefaultEndpoint}
+func (c *Config) BindFlags(fs *pflag.FlagSet) { c.BindFlagsTo(fs, DefaultEndpoint) }
+
+// BindFlagsTo is BindFlags with endpoint, not DefaultEndpoint, as the
+// endpoint when neither flag nor environment names one.
+func (c *Config) BindFlagsTo(fs *pflag.FlagSet, endpoint string) {
+	endpoints := []string{endpoint}
 	if env := splitList(os.Getenv(EnvEndpoints)); len(env) > 0 {
 		endpoints = env
 	}

@@ -1,0 +1,192 @@
+// Package endpoint serves each container on the host its own etcd
+// endpoint: a listening abstract unix socket (Name) opened inside the
+// container's network namespace, which only processes in that namespace
+// can reach, so reaching it is the container's attestation and no
+// credential is needed. It speaks etcd's v3 gRPC API (KV, Watch,
+// MemberList), narrowed to the container's intents and statuses: reads of
+// hosts/<h>/containers/<id>/ and status/hosts/<h>/containers/<id>/,
+// writes of the latter, everything else refused as etcd refuses a role
+// (PermissionDenied). Reads and writes go on to etcd as the host agent;
+// watches are served from the host agent's own watch of its host (the
+// hub), so etcd carries one watch per host however many containers run.
+package endpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/uspace-io/uspace/schema"
+	"github.com/uspace-io/uspace/store"
+)
+
+// Name is the abstract unix socket every container's endpoint listens
+// on, in the container's network namespace.
+const Name = "@uspace-etcd"
+
+// URL is Name as an etcd client endpoint: client/v3 dials a Linux
+// abstract socket written so.
+const URL = "unix://" + Name
+
+// Set is the host agent's endpoints, one per container meta with a
+// network namespace. Its Reconcile opens and closes them; Observe feeds
+// their watches.
+type Set struct {
+	host    string
+	hub     *hub
+	kv      pb.KVClient
+	cluster pb.ClusterClient
+	log     *slog.Logger
+	// hdr is the last response header etcd sent through the set: its
+	// cluster and member IDs and raft term go into the watch responses.
+	hdr atomic.Pointer[pb.ResponseHeader]
+
+	mu     sync.Mutex
+	open   map[string]*endpoint // by container
+	closed bool
+}
+
+// New makes the endpoints of host's containers; they reach etcd through
+// cli, as its user.
+func New(host string, cli *clientv3.Client, log *slog.Logger) *Set {
+	conn := cli.ActiveConnection()
+	return &Set{host: host, hub: newHub(schema.ContainersPrefix(host), HistoryLimit),
+		kv: pb.NewKVClient(conn), cluster: pb.NewClusterClient(conn),
+		log: log.With("component", "container-endpoints"), open: map[string]*endpoint{}}
+}
+
+// Observe takes every event of the host agent's list-watch of its host
+// prefix, in order.
+func (s *Set) Observe(ev store.Event) { s.hub.observe(ev) }
+
+// Len is how many endpoints are open.
+func (s *Set) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.open)
+}
+
+// Reconcile opens the endpoint of the container whose meta key is key in
+// the network namespace its meta records, re-opens it when that changed,
+// and closes it when the meta is gone (a listening socket keeps its
+// namespace alive). Other keys are ignored.
+func (s *Set) Reconcile(_ context.Context, key string, desired *store.KV) error {
+	k, err := schema.ParseKey(key)
+	if err != nil || k.Kind != schema.KindContainerMetaKey {
+		return nil
+	}
+	netns := ""
+	if desired != nil {
+		m, err := schema.DecodeAt[schema.ContainerMeta](k, desired.Value)
+		if err != nil {
+			s.log.Warn("container meta refused; no endpoint", "key", key, "err", err)
+		} else {
+			netns = m.Netns
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ep := s.open[k.Container]; ep != nil {
+		if ep.netns == netns {
+			return nil
+		}
+		ep.srv.Stop()
+		delete(s.open, k.Container)
+		s.log.Info("endpoint closed", "container", k.Container, "netns", ep.netns)
+	}
+	if netns == "" || s.closed {
+		return nil
+	}
+	ln, err := listenIn(netns)
+	var gone ns.NSPathNotExistErr
+	var notNS ns.NSPathNotNSErr
+	if errors.As(err, &gone) || errors.As(err, &notNS) {
+		// The container is gone and its DEL not yet made: nothing to
+		// serve, and the namespace will not come back under this path.
+		s.log.Info("no network namespace; no endpoint", "container", k.Container, "netns", netns, "err", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open the etcd endpoint of container %s: %w", k.Container, err)
+	}
+	ep := &endpoint{set: s, view: newView(s.host, k.Container), hub: s.hub, netns: netns, srv: newServer()}
+	pb.RegisterKVServer(ep.srv, ep)
+	pb.RegisterWatchServer(ep.srv, ep)
+	pb.RegisterClusterServer(ep.srv, ep)
+	go func() { _ = ep.srv.Serve(ln) }()
+	s.open[k.Container] = ep
+	s.log.Info("endpoint open", "container", k.Container, "netns", netns, "socket", Name)
+	return nil
+}
+
+// Close closes every endpoint; Reconcile opens none after.
+func (s *Set) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for c, ep := range s.open {
+		ep.srv.Stop()
+		delete(s.open, c)
+	}
+}
+
+// listenIn listens on Name inside the network namespace at netns: the
+// socket is made by a thread in that namespace (WithNetNSPath locks it
+// there and back) and stays there whatever thread accepts on it.
+func listenIn(netns string) (net.Listener, error) {
+	var ln net.Listener
+	err := ns.WithNetNSPath(netns, func(ns.NetNS) error {
+		var err error
+		ln, err = net.Listen("unix", Name)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s in network namespace %s: %w", Name, netns, err)
+	}
+	return ln, nil
+}
+
+// newServer is a gRPC server that refuses every service it does not
+// serve (Lease, Auth, Maintenance) as etcd refuses a role, and accepts the
+// keep-alive pings etcd clients send (uspace's every 10 s; gRPC's own
+// policy would end their connections for pinging more than every 5 min).
+func newServer() *grpc.Server {
+	return grpc.NewServer(
+		grpc.UnknownServiceHandler(func(any, grpc.ServerStream) error { return errDenied }),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	)
+}
+
+// endpoint is one container's server.
+type endpoint struct {
+	set   *Set
+	view  view
+	hub   *hub
+	netns string
+	srv   *grpc.Server
+}
+
+func (e *endpoint) header(rev int64) *pb.ResponseHeader {
+	h := &pb.ResponseHeader{Revision: rev}
+	if last := e.set.hdr.Load(); last != nil {
+		h.ClusterId, h.MemberId, h.RaftTerm = last.ClusterId, last.MemberId, last.RaftTerm
+	}
+	return h
+}
+
+func (e *endpoint) seen(h *pb.ResponseHeader) {
+	if h != nil {
+		e.set.hdr.Store(h)
+	}
+}
