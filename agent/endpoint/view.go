@@ -30,8 +30,8 @@ func newView(host, container string) view {
 // key from key on.
 type span struct{ key, end []byte }
 
-func (s span) single() bool  { return len(s.end) == 0 }
-func (s span) toEnd() bool   { return len(s.end) == 1 && s.end[0] == 0 }
+func (s span) single() bool    { return len(s.end) == 0 }
+func (s span) toEnd() bool     { return len(s.end) == 1 && s.end[0] == 0 }
 func prefixSpan(p string) span { return span{[]byte(p), []byte(clientv3.GetPrefixRangeEnd(p))} }
 
 // within: every key of s lies under prefix p.
