@@ -29,6 +29,10 @@ type ContainerOptions struct {
 	// /var/run/netns/<name>) instead of the simulator.
 	RealVPP bool
 	Netns   string
+	// EndpointNetns runs the container agent in this network namespace
+	// (a path) with neither etcd endpoint nor credential: it reaches etcd
+	// through the host agent's endpoint there.
+	EndpointNetns string
 }
 
 // StartContainer starts a VPP simulator for a container on host and a
@@ -56,12 +60,15 @@ func (e *Etcd) StartContainerOn(t testing.TB, host, sharedDir string, opts Conta
 		}
 		t.Cleanup(func() { c.VPP.Close() })
 	}
-	args := append([]string{"container",
-		"--host", host,
-		"--etcd-endpoints", strings.Join(e.Endpoints, ","),
-		"--vpp-socket", c.VPPSocket,
-		"--shared-dir", sharedDir,
-	}, flags...)
-	c.Agent = StartProc(t, "container agent", binaries.Path(t, "uspace-agent"), args, env...)
+	args := []string{"container", "--host", host, "--vpp-socket", c.VPPSocket, "--shared-dir", sharedDir}
+	path := binaries.Path(t, "uspace-agent")
+	if opts.EndpointNetns != "" {
+		args = append([]string{"--net=" + opts.EndpointNetns, path}, args...)
+		path = "/usr/bin/nsenter"
+		env = append(env, "USPACE_ETCD_ENDPOINTS=")
+	} else {
+		args = append(args, "--etcd-endpoints", strings.Join(e.Endpoints, ","))
+	}
+	c.Agent = StartProc(t, "container agent", path, append(args, flags...), env...)
 	return c
 }
