@@ -194,6 +194,7 @@ func TestBench(t *testing.T) {
 	t.Run("host", b.hostPhase)
 	t.Run("resync", b.resyncPhase)
 	t.Run("cross-host", b.crossHostPhase)
+	t.Run("endpoint", b.endpointPhase)
 	if cfg.mode == "full" {
 		t.Run("identity", b.identityPhase)
 	} else {
@@ -233,7 +234,10 @@ func TestBench(t *testing.T) {
 		"cost_add_etcd_requests", "cost_del_etcd_requests", "cost_add_etcd_writes", "cost_add_etcd_bytes", "cost_txn_max_ops", "cost_txn_max_bytes",
 		"resync_adopt_" + cfg.intentsLabel(), "resync_adopt_vpp_writes", "resync_cold_" + cfg.intentsLabel(),
 		"cost_agent_rss_" + cfg.intentsLabel(), "cost_agent_goroutines_" + cfg.intentsLabel(),
-		"cross_host_tunnel_up", "cross_host_tunnel_down"}
+		"cross_host_tunnel_up", "cross_host_tunnel_down", "container_convergence_endpoint"}
+	for _, n := range endpointCounts {
+		want = append(want, fmt.Sprintf("etcd_watchers_direct_%d", n), fmt.Sprintf("etcd_watchers_endpoint_%d", n))
+	}
 	if cfg.cluster {
 		want = append(want, "throughput_10_hosts")
 	}
