@@ -107,7 +107,7 @@ func (b *bench) endpointPhase(t *testing.T) {
 				}
 				row.note("watchers etcd holds (etcd_debugging_mvcc_watcher_total) for one host agent and %d container agents, all converged, "+
 					"%s; watch streams %s; the host agent alone holds %s", n, map[bool]string{false: "each with its own etcd connection and credentials",
-						true: "each through its endpoint in its network namespace, served from the host agent's own watch of its host"}[viaEndpoint],
+					true: "each through its endpoint in its network namespace, served from the host agent's own watch of its host"}[viaEndpoint],
 					num(s-baseS), num(hostW-baseW))
 			})
 		}
