@@ -58,6 +58,10 @@ type Event struct {
 	PrevKV *KV
 	// Snapshot is every key under the prefix at Revision, sorted (Sync).
 	Snapshot []KV
+	// More says that more events of this revision (one transaction's)
+	// follow at once: a consumer that passes revisions on whole waits for
+	// the last.
+	More bool
 	// Current is the newest revision etcd had when it sent the event (the
 	// watch response's header). Current - Revision is how far the watcher
 	// trails etcd: zero for a watcher that keeps up, more while it catches
@@ -161,8 +165,9 @@ func (w *watcher) watch(ctx context.Context, b backoff.BackOff) error {
 			}
 			continue
 		}
-		for _, ev := range resp.Events {
-			out := Event{Type: Put, Revision: ev.Kv.ModRevision, KV: fromPB(ev.Kv), Current: resp.Header.Revision}
+		for i, ev := range resp.Events {
+			out := Event{Type: Put, Revision: ev.Kv.ModRevision, KV: fromPB(ev.Kv), Current: resp.Header.Revision,
+				More: i+1 < len(resp.Events) && resp.Events[i+1].Kv.ModRevision == ev.Kv.ModRevision}
 			if ev.Type == clientv3.EventTypeDelete {
 				out.Type = Delete
 			}

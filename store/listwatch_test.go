@@ -69,6 +69,16 @@ func TestListWatch(t *testing.T) {
 		if evs[0].KV.CreateRevision != r1 || evs[3].KV.CreateRevision != r1 {
 			t.Errorf("lw/c create revisions %d, %d; want %d", evs[0].KV.CreateRevision, evs[3].KV.CreateRevision, r1)
 		}
+		if evs[0].KV.Version != 1 || evs[3].KV.Version != 2 {
+			t.Errorf("lw/c versions %d, %d; want 1, 2", evs[0].KV.Version, evs[3].KV.Version)
+		}
+		// The transaction's two events in the prefix: the first says the
+		// second follows.
+		for i, more := range []bool{false, true, false, false} {
+			if evs[i].More != more {
+				t.Errorf("%s: More %v, want %v", fmtEvent(evs[i]), evs[i].More, more)
+			}
+		}
 	})
 
 	t.Run("progress while idle reports the current revision", func(t *testing.T) {

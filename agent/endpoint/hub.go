@@ -32,8 +32,11 @@ type hub struct {
 	epoch uint64
 	// start: every event after start is in events.
 	start  int64
-	rev    int64 // the newest revision delivered by the host watch
+	rev    int64 // the newest revision whose every event is in events[:whole]
 	events []*mvccpb.Event
+	// whole counts the events watchers may see: a transaction's events
+	// are shown together, once its last is in.
+	whole int
 	// changed is closed (and replaced) whenever rev, events or epoch change.
 	changed chan struct{}
 }
@@ -50,12 +53,16 @@ func (h *hub) observe(ev store.Event) {
 	switch ev.Type {
 	case store.Sync:
 		h.epoch++
-		h.start, h.rev, h.events = ev.Revision, ev.Revision, nil
+		h.start, h.rev, h.events, h.whole = ev.Revision, ev.Revision, nil, 0
 	case store.Put, store.Delete:
 		if strings.HasPrefix(ev.KV.Key, h.prefix) {
 			h.events = append(h.events, toPB(ev))
-			h.trim()
 		}
+		if ev.More {
+			return
+		}
+		h.whole = len(h.events)
+		h.trim()
 		h.rev = max(h.rev, ev.Revision)
 	case store.Progress:
 		h.rev = max(h.rev, ev.Revision)
@@ -65,7 +72,7 @@ func (h *hub) observe(ev store.Event) {
 }
 
 // trim drops the oldest half of the history once it is over its limit,
-// never part of a revision.
+// never part of a revision. It runs when every event is whole.
 func (h *hub) trim() {
 	if len(h.events) <= h.limit {
 		return
@@ -77,6 +84,7 @@ func (h *hub) trim() {
 	}
 	h.start = last
 	h.events = append([]*mvccpb.Event(nil), h.events[n:]...)
+	h.whole = len(h.events)
 }
 
 // snapshot is what a watcher reads from the hub at one moment.
@@ -91,7 +99,7 @@ type snapshot struct {
 func (h *hub) snapshot() snapshot {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return snapshot{epoch: h.epoch, start: h.start, rev: h.rev, events: h.events, changed: h.changed}
+	return snapshot{epoch: h.epoch, start: h.start, rev: h.rev, events: h.events[:h.whole], changed: h.changed}
 }
 
 // from returns the kept events at revision next and after.
