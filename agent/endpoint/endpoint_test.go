@@ -255,9 +255,32 @@ func TestEndpointWatch(t *testing.T) {
 	if !errors.Is(wr.Err(), rpctypes.ErrCompacted) {
 		t.Errorf("watch from revision 1 (before the hub's history): %v, want compacted", wr.Err())
 	}
-	wr = <-raw.Watch(ctx, schema.ContainerPrefix(host, "a"), clientv3.WithPrefix(), clientv3.WithRev(rev))
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	wch := raw.Watch(wctx, schema.ContainerPrefix(host, "a"), clientv3.WithPrefix(), clientv3.WithRev(rev))
+	wr = <-wch
 	if len(wr.Events) != 1 || wr.Events[0].Kv.ModRevision != rev || wr.Events[0].Kv.Version != 1 {
 		t.Errorf("watch from %d: %+v, want a's net2 put replayed", rev, wr.Events)
+	}
+	if err := raw.RequestProgress(wctx); err != nil {
+		t.Fatal(err)
+	}
+	if wr = <-wch; !wr.IsProgressNotify() || wr.Header.Revision < rev {
+		t.Errorf("progress request answered with %+v, want progress at %d or later", wr, rev)
+	}
+	// The host watch listed again (etcd compacted what it missed): every
+	// open watch may have missed events too, and is told so.
+	w.set.Observe(store.Event{Type: store.Sync, Revision: w.putRaw(t, "/elsewhere")})
+	if wr = <-wch; !errors.Is(wr.Err(), rpctypes.ErrCompacted) {
+		t.Errorf("open watch after the host watch's relist: %+v, want compacted", wr)
+	}
+	select {
+	case ev := <-evs:
+		if ev.Type != store.Sync {
+			t.Errorf("list-watch after the relist: %v, want a new sync", ev.Type)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("list-watch through the endpoint did not list again after its watch was compacted")
 	}
 }
 
