@@ -45,7 +45,7 @@ func (s *State) addSockets(ctx context.Context, specs []Spec) error {
 	// dirs: whether each socket directory is there (made if ours to make).
 	newSock, dirs := map[string]bool{}, map[string]bool{}
 	for _, spec := range specs {
-		path := socketFilename(spec.Memif)
+		path := SocketFilename(spec.Memif)
 		if _, ok := s.sockets[path]; ok || newSock[path] {
 			continue
 		}
@@ -96,7 +96,7 @@ func (s *State) createMemifs(ctx context.Context, specs []Spec) ([]createdMemif,
 	var mspecs []vpp.MemifSpec
 	var want []Spec
 	for _, spec := range specs {
-		sid, ok := s.sockets[socketFilename(spec.Memif)]
+		sid, ok := s.sockets[SocketFilename(spec.Memif)]
 		if !ok {
 			continue
 		}

@@ -25,8 +25,8 @@ import (
 // (cni.AbstractSocketName).
 const AbstractSocketOwnerPrefix = "uspace-"
 
-// socketFilename is VPP's memif socket filename for spec's socket.
-func socketFilename(m *schema.MemifSpec) string {
+// SocketFilename is VPP's memif socket filename for spec's socket.
+func SocketFilename(m *schema.MemifSpec) string {
 	if name, ok := schema.AbstractSocketName(m.SocketPath); ok {
 		return vpp.AbstractSocketFilename(name, m.Netns)
 	}

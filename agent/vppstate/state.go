@@ -192,7 +192,7 @@ func (s *State) matches(idx uint32, spec Spec) bool {
 		if !ok {
 			return false
 		}
-		id, ok := s.sockets[socketFilename(spec.Memif)]
+		id, ok := s.sockets[SocketFilename(spec.Memif)]
 		return ok && m.SocketID == id && m.ID == spec.Memif.ID &&
 			m.Role == memifRole(spec.Memif.Role) && m.Mode == memifMode(spec.Memif.Mode)
 	case schema.IfTypeVhostUser:
@@ -246,7 +246,7 @@ func (s *State) create(ctx context.Context, spec Spec) (uint32, error) {
 	switch spec.Type {
 	case schema.IfTypeMemif:
 		m := spec.Memif
-		filename := socketFilename(m)
+		filename := SocketFilename(m)
 		if err := s.socketDir(filename); err != nil {
 			return 0, err
 		}
