@@ -122,4 +122,3 @@ func TestMemifSocketValidation(t *testing.T) {
 		t.Errorf("written to etcd by a refused ADD: %v", left)
 	}
 }
-
