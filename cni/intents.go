@@ -283,12 +283,15 @@ func socketKey(h *schema.HostInterface) string {
 }
 
 // socketOf is the socket path of a host intent.
-func socketOf(h *schema.HostInterface) string {
+func socketOf(h *schema.HostInterface) string { return socketPath(h.Memif, h.Vhost) }
+
+// socketPath is the socket of whichever end an intent has.
+func socketPath(m *schema.MemifSpec, v *schema.VhostSpec) string {
 	switch {
-	case h.Memif != nil:
-		return h.Memif.SocketPath
-	case h.Vhost != nil:
-		return h.Vhost.SocketPath
+	case m != nil:
+		return m.SocketPath
+	case v != nil:
+		return v.SocketPath
 	}
 	return ""
 }

@@ -33,7 +33,7 @@ func BuildResult(cniVersion string, in *Intents, netns string, dns *types.DNS, s
 	ctr := &types100.Interface{Name: in.Container.Name, Mac: in.Container.MAC, Sandbox: netns}
 	if ok, _ := version.GreaterThanOrEqualTo(cniVersion, ifFieldsVersion); ok {
 		host.SocketPath = socketOf(in.Host)
-		ctr.SocketPath = containerSocket(in.Container)
+		ctr.SocketPath = socketPath(in.Container.Memif, in.Container.Vhost) // as the container sees it
 		// Both ends carry the MTU the host agent set (carryMTU).
 		host.Mtu, ctr.Mtu = int(in.Container.MTU), int(in.Container.MTU)
 	}
@@ -66,18 +66,6 @@ func BuildResult(cniVersion string, in *Intents, netns string, dns *types.DNS, s
 			fmt.Sprintf("cannot print the result as cniVersion %q", cniVersion), err.Error())
 	}
 	return out, nil
-}
-
-// containerSocket is the socket of a container-side intent, as the
-// container sees it ("@name" for an abstract socket in its netns).
-func containerSocket(c *schema.ContainerInterface) string {
-	switch {
-	case c.Memif != nil:
-		return c.Memif.SocketPath
-	case c.Vhost != nil:
-		return c.Vhost.SocketPath
-	}
-	return ""
 }
 
 // maxIfName is the longest interface name Linux takes (IFNAMSIZ less its
