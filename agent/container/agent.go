@@ -212,8 +212,8 @@ func (a *Agent) once(ctx context.Context) error {
 }
 
 // reconcile converges one key, then keeps its interface's device-info
-// file (DeviceInfoDir) as VPP now is: written once the interface is made,
-// removed once it is gone. A refused intent makes no interface and no file.
+// file (DeviceInfoDir) as its status now says: written while the interface
+// is ready in VPP, removed otherwise (gone, refused, not made yet).
 func (a *Agent) reconcile(ctx context.Context, key string, kv *store.KV) error {
 	if err := a.ifrec.Reconcile(ctx, key, kv); err != nil || a.cfg.DeviceInfoDir == "" {
 		return err
@@ -223,14 +223,24 @@ func (a *Agent) reconcile(ctx context.Context, key string, kv *store.KV) error {
 		return nil
 	}
 	path := filepath.Join(a.cfg.DeviceInfoDir, k.Interface+".json")
-	if kv == nil {
+	if kv == nil || !a.ready(schema.StatusKey(k)) {
 		return deviceinfo.Remove(path)
 	}
 	ci, err := schema.DecodeAt[schema.ContainerInterface](k, kv.Value)
 	if err != nil {
-		return nil // refused: the status says why
+		return deviceinfo.Remove(path)
 	}
 	return deviceinfo.Write(path, deviceinfo.For(ci))
+}
+
+// ready says the status at key, as this agent last set it, is ready.
+func (a *Agent) ready(key string) bool {
+	b, ok := a.status.Get(key)
+	if !ok {
+		return false
+	}
+	st, err := schema.DecodeAs[schema.InterfaceStatus](b)
+	return err == nil && st.Ready
 }
 
 func (a *Agent) onEvent(ev store.Event) error {
