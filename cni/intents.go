@@ -74,11 +74,11 @@ func SocketFileName(t schema.IfType, containerID, ifname string) string {
 // AbstractSocketName is the default name of an attachment's abstract memif
 // socket: short, because VPP's socket filename holds the name and the
 // container's netns path in 107 bytes (schema.ValidateMemifSocket), and
-// unique within the netns (one per interface). The "uspace-" prefix is
-// what tells the host agent the socket is uspace's (agent/vppstate).
+// unique within the netns (one per interface). Its prefix is what tells
+// the agents the socket is uspace's (schema.AbstractSocketOwnerPrefix).
 func AbstractSocketName(containerID, ifname string) string {
 	sum := sha256.Sum256([]byte(containerID + "/" + ifname))
-	return "uspace-" + hex.EncodeToString(sum[:8])
+	return schema.AbstractSocketOwnerPrefix + hex.EncodeToString(sum[:8])
 }
 
 // SocketPath is where the socket of this attachment lives. A memif's is by

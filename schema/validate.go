@@ -138,6 +138,11 @@ const vppAbstractOverhead = len("abstract:") + len(",netns_name=")
 // makes ',' a separator, so it must never occur).
 var abstractRule = nameRule{pattern: `^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`, first: alnum, rest: alnumDash, min: 1}
 
+// AbstractSocketOwnerPrefix starts every abstract socket name uspace gives
+// (the CNI plugin's default names): the host and container agents own, and
+// may unregister unasked, only such abstract sockets.
+const AbstractSocketOwnerPrefix = "uspace-"
+
 // AbstractSocketName is the name of an abstract socket path ("@name").
 func AbstractSocketName(p string) (string, bool) { return strings.CutPrefix(p, AbstractSocketPrefix) }
 

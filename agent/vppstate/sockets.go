@@ -19,11 +19,7 @@ import (
 // a network namespace (schema.MemifSpec), which VPP opens itself: no
 // directory, no file. Ownership, what the sweep may unregister unasked:
 // a file under the socket root, an abstract socket whose name starts with
-// AbstractSocketOwnerPrefix (the names the CNI plugin gives).
-
-// AbstractSocketOwnerPrefix starts every abstract socket name uspace makes
-// (cni.AbstractSocketName).
-const AbstractSocketOwnerPrefix = "uspace-"
+// schema.AbstractSocketOwnerPrefix (the names the CNI plugin gives).
 
 // SocketFilename is VPP's memif socket filename for spec's socket.
 func SocketFilename(m *schema.MemifSpec) string {
@@ -122,7 +118,7 @@ func (s *State) socketDir(path string) error {
 
 func (s *State) owns(path string) bool {
 	if vpp.IsAbstractSocket(path) {
-		return strings.HasPrefix(path, vpp.AbstractSocketFilename(AbstractSocketOwnerPrefix, ""))
+		return strings.HasPrefix(path, vpp.AbstractSocketFilename(schema.AbstractSocketOwnerPrefix, ""))
 	}
 	rel, err := filepath.Rel(s.socketRoot, path)
 	return s.socketRoot != "" && err == nil && !strings.HasPrefix(rel, "..")
