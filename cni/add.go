@@ -12,6 +12,7 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
 
+	"github.com/uspace-io/uspace/deviceinfo"
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store/lite"
 )
@@ -112,6 +113,19 @@ func (p *plugin) cmdAdd(args *skel.CmdArgs) error {
 	return p.commit(ctx, st, inv, in, ipamRes, cur, timeout, start)
 }
 
+// writeDeviceInfo writes the container side's device-info where the
+// runtime's CNIDeviceInfoFile capability asks, if it does.
+func writeDeviceInfo(conf *NetConf, ci *schema.ContainerInterface) error {
+	path := conf.RuntimeConfig.CNIDeviceInfoFile
+	if path == "" {
+		return nil
+	}
+	if err := deviceinfo.Write(path, deviceinfo.For(ci)); err != nil {
+		return types.NewError(types.ErrIOFailure, "writing the device-info file (runtimeConfig.CNIDeviceInfoFile)", err.Error())
+	}
+	return nil
+}
+
 // sharedSocket: the config names the socket file, which several
 // interfaces may then share.
 func sharedSocket(conf *NetConf) bool {
@@ -159,6 +173,9 @@ func (p *plugin) commit(ctx context.Context, st *lite.Client, inv *invocation, i
 		dns = &ipamRes.DNS
 	}
 	res, err := BuildResult(conf.CNIVersion, in, args.Netns, dns, status)
+	if err == nil {
+		err = writeDeviceInfo(conf, in.Container)
+	}
 	if err != nil {
 		return p.failAdd(inv, st, true, true, err)
 	}
@@ -183,6 +200,9 @@ func (p *plugin) answerRepeat(ctx context.Context, st *lite.Client, inv *invocat
 	}
 	res, err := BuildResult(inv.conf.CNIVersion, prior, inv.args.Netns, nil, status)
 	if err != nil {
+		return err
+	}
+	if err := writeDeviceInfo(inv.conf, prior.Container); err != nil {
 		return err
 	}
 	return types.PrintResult(res, inv.conf.CNIVersion)

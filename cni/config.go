@@ -50,9 +50,12 @@ type NetConf struct {
 	// the environment (see Defaults).
 	USpace USpaceConf `json:"uspace"`
 
-	// RuntimeConfig carries the `mac` capability when the runtime passes it.
+	// RuntimeConfig carries the `mac` and `CNIDeviceInfoFile` capabilities
+	// when the runtime passes them: ADD writes the interface's device-info
+	// (package deviceinfo) at CNIDeviceInfoFile, DEL removes it.
 	RuntimeConfig struct {
-		MAC string `json:"mac,omitempty"`
+		MAC               string `json:"mac,omitempty"`
+		CNIDeviceInfoFile string `json:"CNIDeviceInfoFile,omitempty"`
 	} `json:"runtimeConfig"`
 
 	// Derived by ParseConfig.
@@ -331,11 +334,23 @@ func (c *NetConf) validate() *multierror.Error {
 	if mac := c.RuntimeConfig.MAC; mac != "" {
 		errs = multierror.Append(errs, schema.ValidateMAC("runtimeConfig.mac", mac))
 	}
+	if f := c.RuntimeConfig.CNIDeviceInfoFile; f != "" {
+		errs = multierror.Append(errs, schema.ValidateDir("runtimeConfig.CNIDeviceInfoFile", f))
+	}
 	add(c.USpace.validate()...)
+	if c.USpace.MemifSocket == MemifSocketAbstract && schema.IfType(h.IfType) == schema.IfTypeVhostUser {
+		add(fieldProblem("uspace.memifSocket", c.USpace.MemifSocket, "applies to memif only: a vhost-user socket is always a file in sharedDir (QEMU and Kata open files)"))
+	}
 	if v := c.USpace.VNI; v != 0 && schema.NetType(h.NetType) != schema.NetTypeBridge {
 		add(fieldProblem("uspace.vni", fmt.Sprint(v), "only a network of host.netType %q can span hosts", schema.NetTypeBridge))
 	}
 	return errs
+}
+
+// abstractMemif says the attachment's memif socket is an abstract socket
+// in the container's netns (uspace.memifSocket).
+func (c *NetConf) abstractMemif() bool {
+	return schema.IfType(c.Host.IfType) == schema.IfTypeMemif && c.USpace.MemifSocket != MemifSocketFile
 }
 
 func (c *NetConf) validateMemif() []string {

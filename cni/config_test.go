@@ -226,6 +226,10 @@ func TestBadConfigsNameTheirField(t *testing.T) {
 		{"uspace vni zero-extended over 24 bits", mod(`"type":"userspace"`, `"type":"userspace","uspace":{"vni":16777216}`), "uspace.vni", types.ErrInvalidNetworkConfig},
 		{"uspace vni without bridge", strings.Replace(mod(`"type":"userspace"`, `"type":"userspace","uspace":{"vni":4242}`), `"netType":"bridge"`, `"netType":"interface"`, 1), "uspace.vni", types.ErrInvalidNetworkConfig},
 		{"runtime mac", mod(`"type":"userspace"`, `"type":"userspace","runtimeConfig":{"mac":"zz"}`), "runtimeConfig.mac", types.ErrInvalidNetworkConfig},
+		{"device-info file relative", mod(`"type":"userspace"`, `"type":"userspace","runtimeConfig":{"CNIDeviceInfoFile":"devinfo.json"}`), "runtimeConfig.CNIDeviceInfoFile", types.ErrInvalidNetworkConfig},
+		{"memif socket kind unknown", mod(`"type":"userspace"`, `"type":"userspace","uspace":{"memifSocket":"Abstract"}`), `uspace.memifSocket "Abstract": must be "abstract"`, types.ErrInvalidNetworkConfig},
+		{"memif socket abstract for vhost-user", strings.Replace(strings.Replace(mod(`"type":"userspace"`, `"type":"userspace","uspace":{"memifSocket":"abstract"}`),
+			`"iftype":"memif"`, `"iftype":"vhostuser"`, 2), `"memif":{"role":"master","mode":"ethernet"}`, `"vhost":{"mode":"server"}`, 1), "applies to memif only", types.ErrInvalidNetworkConfig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseConfig([]byte(tc.conf))

@@ -11,6 +11,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/hashicorp/go-multierror"
 
+	"github.com/uspace-io/uspace/deviceinfo"
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store/lite"
 )
@@ -58,6 +59,12 @@ func (p *plugin) cmdDel(args *skel.CmdArgs) error {
 		inv.log.Info("intents deleted", "revision", d.Rev)
 	} else {
 		inv.log.Info("no intents to delete")
+	}
+	if path := inv.conf.RuntimeConfig.CNIDeviceInfoFile; path != "" {
+		if err := deviceinfo.Remove(path); err != nil {
+			inv.log.Error("DEL failed", "err", err)
+			return types.NewError(types.ErrIOFailure, "removing the device-info file (runtimeConfig.CNIDeviceInfoFile)", err.Error())
+		}
 	}
 	if err := p.afterDelete(ctx, st, inv, d); err != nil {
 		inv.log.Error("DEL failed", "err", err)

@@ -71,14 +71,34 @@ func SocketFileName(t schema.IfType, containerID, ifname string) string {
 	return "memif-" + idTag(containerID) + "-" + ifname + ".sock"
 }
 
-// SocketPath is where the socket of this attachment lives, on the host and,
-// because the shared directory is bind-mounted at the same path, in the
-// container. field names the config field to blame when it does not fit.
+// AbstractSocketName is the default name of an attachment's abstract memif
+// socket: short, because VPP's socket filename holds the name and the
+// container's netns path in 107 bytes (schema.ValidateMemifSocket), and
+// unique within the netns (one per interface). Its prefix is what tells
+// the agents the socket is uspace's (schema.AbstractSocketOwnerPrefix).
+func AbstractSocketName(containerID, ifname string) string {
+	sum := sha256.Sum256([]byte(containerID + "/" + ifname))
+	return schema.AbstractSocketOwnerPrefix + hex.EncodeToString(sum[:8])
+}
+
+// SocketPath is where the socket of this attachment lives. A memif's is by
+// default an abstract socket in the container's netns ("@name", the same
+// for both ends: each VPP opens it in the container's netns); with
+// uspace.memifSocket "file", and for vhost-user, a file in sharedDir on
+// the host and, because the shared directory is bind-mounted at the same
+// path, in the container. field names the config field to blame when it
+// does not fit.
 func (c *NetConf) SocketPath(containerID, ifname string) (path, field string) {
 	t := schema.IfType(c.Host.IfType)
 	file, field := c.Host.Memif.Socketfile, "host.memif.socketfile"
 	if t == schema.IfTypeVhostUser {
 		file, field = c.Host.Vhost.Socketfile, "host.vhost.socketfile"
+	}
+	if t == schema.IfTypeMemif && c.abstractMemif() {
+		if file == "" {
+			file, field = AbstractSocketName(containerID, ifname), "uspace.memifSocket"
+		}
+		return schema.AbstractSocketPrefix + file, field
 	}
 	if file == "" {
 		file, field = SocketFileName(t, containerID, ifname), "sharedDir"
@@ -134,6 +154,9 @@ func BuildIntents(conf *NetConf, att Attachment, ipam *types100.Result, now time
 		mode := conf.hostMemifMode()
 		role := schema.MemifRole(conf.Host.Memif.Role)
 		h.Memif = &schema.MemifSpec{Role: role, Mode: mode, SocketPath: sock}
+		if conf.abstractMemif() {
+			h.Memif.Netns = att.Netns
+		}
 		ct.Memif = &schema.MemifSpec{Role: role.Opposite(), Mode: mode, SocketPath: sock}
 		if mode != schema.MemifEthernet {
 			// An IP-mode memif carries IP packets, no Ethernet frames: it
@@ -185,7 +208,11 @@ func checkAttachment(conf *NetConf, att Attachment) (sock, containerMAC string, 
 		problems = append(problems, fieldProblem("name", "", "required"))
 	}
 	sock, sockField := conf.SocketPath(att.ContainerID, att.IfName)
-	if err := schema.ValidateSocketPath(sockField, sock, ""); err != nil {
+	netns := ""
+	if conf.abstractMemif() {
+		netns = att.Netns
+	}
+	if err := schema.ValidateMemifSocket(sockField, "CNI_NETNS", sock, netns, ""); err != nil {
 		add(fmt.Errorf("socket path: %w", err))
 	}
 	containerMAC = DeterministicMAC("container", att.ContainerID, att.IfName)
@@ -247,13 +274,24 @@ func ipsAndRoutes(r *types100.Result) ([]schema.IPAddress, []schema.Route) {
 	return ips, routes
 }
 
+// socketKey tells sockets apart: an abstract socket is one per netns.
+func socketKey(h *schema.HostInterface) string {
+	if h.Memif != nil && h.Memif.Netns != "" {
+		return h.Memif.SocketPath + " in " + h.Memif.Netns
+	}
+	return socketOf(h)
+}
+
 // socketOf is the socket path of a host intent.
-func socketOf(h *schema.HostInterface) string {
+func socketOf(h *schema.HostInterface) string { return socketPath(h.Memif, h.Vhost) }
+
+// socketPath is the socket of whichever end an intent has.
+func socketPath(m *schema.MemifSpec, v *schema.VhostSpec) string {
 	switch {
-	case h.Memif != nil:
-		return h.Memif.SocketPath
-	case h.Vhost != nil:
-		return h.Vhost.SocketPath
+	case m != nil:
+		return m.SocketPath
+	case v != nil:
+		return v.SocketPath
 	}
 	return ""
 }
@@ -265,10 +303,10 @@ func socketOf(h *schema.HostInterface) string {
 // on which the host would be master for one interface and slave for
 // another (VPP opens a socket file either as listener or as client).
 func AllocMemifID(selfKey string, want *schema.HostInterface, others map[string]*schema.HostInterface) (uint32, error) {
-	sock := socketOf(want)
+	sock := socketKey(want)
 	used := map[uint32]bool{}
 	for key, o := range others {
-		if key == selfKey || socketOf(o) != sock {
+		if key == selfKey || socketKey(o) != sock {
 			continue
 		}
 		who := fmt.Sprintf("container %s interface %s", o.Container, o.Name)

@@ -39,8 +39,47 @@ var testAtt = Attachment{
 	Pod:         PodArgs{Namespace: "default", Name: "pod-1", UID: "uid-1"},
 }
 
+// readmeMemifFile is the README's memif network with the opt-out of
+// abstract sockets: socket files in sharedDir, as upstream.
+var readmeMemifFile = strings.Replace(readmeMemif, `"type":"userspace"`, `"type":"userspace","uspace":{"memifSocket":"file"}`, 1)
+
+// By default a memif's socket is an abstract socket in the container's
+// netns: the host intent names the netns, the container's does not (its
+// VPP runs there), and no shared directory is involved.
+func TestBuildIntentsMemifAbstract(t *testing.T) {
+	in, err := BuildIntents(mustParse(t, readmeMemif), testAtt, testIPAM(t), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := "@" + AbstractSocketName(testAtt.ContainerID, testAtt.IfName)
+	if *in.Host.Memif != (schema.MemifSpec{Role: schema.MemifMaster, Mode: schema.MemifEthernet, SocketPath: sock, Netns: testAtt.Netns}) {
+		t.Errorf("host memif: %+v, want abstract socket %s in %s", *in.Host.Memif, sock, testAtt.Netns)
+	}
+	if *in.Container.Memif != (schema.MemifSpec{Role: schema.MemifSlave, Mode: schema.MemifEthernet, SocketPath: sock}) {
+		t.Errorf("container memif: %+v, want abstract socket %s without netns", *in.Container.Memif, sock)
+	}
+	other := testAtt
+	other.IfName = "net2"
+	if AbstractSocketName(other.ContainerID, other.IfName) == AbstractSocketName(testAtt.ContainerID, testAtt.IfName) {
+		t.Error("two interfaces of one container share an abstract socket name")
+	}
+	// A netns path that makes VPP's socket filename too long is refused
+	// naming the opt-out.
+	long := testAtt
+	long.Netns = "/var/run/netns/" + strings.Repeat("n", 80)
+	_, err = BuildIntents(mustParse(t, readmeMemif), long, nil, time.Now())
+	if e := cniErr(t, err); e.Code != types.ErrInvalidNetworkConfig || !strings.Contains(e.Msg, `uspace.memifSocket "file"`) {
+		t.Errorf("long netns: %v", err)
+	}
+	// A configured socketfile names the abstract socket.
+	c := mustParse(t, strings.Replace(readmeMemif, `"role":"master","mode":"ethernet"`, `"role":"master","mode":"ethernet","socketfile":"my.sock"`, 1))
+	if in, err := BuildIntents(c, testAtt, nil, time.Now()); err != nil || in.Host.Memif.SocketPath != "@my.sock" {
+		t.Errorf("socketfile: %v %+v", err, in)
+	}
+}
+
 func TestBuildIntentsMemifBridge(t *testing.T) {
-	c := mustParse(t, readmeMemif)
+	c := mustParse(t, readmeMemifFile)
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	in, err := BuildIntents(c, testAtt, testIPAM(t), now)
 	if err != nil {
@@ -172,7 +211,7 @@ func TestSocketNamesUniqueForCnitoolIDs(t *testing.T) {
 }
 
 func TestSocketPathLimits(t *testing.T) {
-	c := mustParse(t, readmeMemif)
+	c := mustParse(t, readmeMemifFile)
 	// The longest default name fits with the default sharedDir: 64-char
 	// ID, 15-char interface name.
 	att := testAtt
@@ -191,18 +230,18 @@ func TestSocketPathLimits(t *testing.T) {
 	}
 	// A long sharedDir is blamed when the default name no longer fits.
 	long := "/" + strings.Repeat("d", 70)
-	c2 := mustParse(t, strings.Replace(readmeMemif, `"type":"userspace"`, `"type":"userspace","sharedDir":"`+long+`"`, 1))
+	c2 := mustParse(t, strings.Replace(readmeMemifFile, `"type":"userspace"`, `"type":"userspace","sharedDir":"`+long+`"`, 1))
 	_, err := BuildIntents(c2, testAtt, nil, time.Now())
 	if e := cniErr(t, err); e.Code != types.ErrInvalidNetworkConfig || !strings.Contains(e.Msg, "sharedDir") || !strings.Contains(e.Msg, "107") {
 		t.Errorf("long sharedDir: %v", err)
 	}
 	// A configured socketfile is honoured and blamed when too long.
-	c3 := mustParse(t, strings.Replace(readmeMemif, `"role":"master","mode":"ethernet"`, `"role":"master","mode":"ethernet","socketfile":"my.sock"`, 1))
+	c3 := mustParse(t, strings.Replace(readmeMemifFile, `"role":"master","mode":"ethernet"`, `"role":"master","mode":"ethernet","socketfile":"my.sock"`, 1))
 	in, err := BuildIntents(c3, testAtt, nil, time.Now())
 	if err != nil || in.Host.Memif.SocketPath != "/var/run/vpp/cni/shared/my.sock" || in.Container.Memif.SocketPath != in.Host.Memif.SocketPath {
 		t.Errorf("socketfile: %v %+v", err, in)
 	}
-	c4 := mustParse(t, strings.Replace(readmeMemif, `"role":"master","mode":"ethernet"`, `"role":"master","mode":"ethernet","socketfile":"`+strings.Repeat("s", 90)+`"`, 1))
+	c4 := mustParse(t, strings.Replace(readmeMemifFile, `"role":"master","mode":"ethernet"`, `"role":"master","mode":"ethernet","socketfile":"`+strings.Repeat("s", 90)+`"`, 1))
 	_, err = BuildIntents(c4, testAtt, nil, time.Now())
 	if e := cniErr(t, err); !strings.Contains(e.Msg, "host.memif.socketfile") {
 		t.Errorf("long socketfile: %v", err)

@@ -20,7 +20,8 @@ const ifFieldsVersion = "1.1.0"
 // BuildResult is the ADD result, printed in cniVersion: the host-side
 // interface (named as the host agent's status reports VPP's name for it,
 // with its socket path in socketPath from CNI 1.1 on, no sandbox), the
-// container-side interface (sandbox = netns), both with the container
+// container-side interface (sandbox = netns, with its socket as the
+// container sees it in socketPath from CNI 1.1 on), both with the container
 // side's MTU from CNI 1.1 on (none: VPP's default), and the container
 // side's addresses and routes as the intent holds them. Built from the intents
 // alone (DNS aside, which uspace does not store: dns is IPAM's, nil on a
@@ -32,6 +33,7 @@ func BuildResult(cniVersion string, in *Intents, netns string, dns *types.DNS, s
 	ctr := &types100.Interface{Name: in.Container.Name, Mac: in.Container.MAC, Sandbox: netns}
 	if ok, _ := version.GreaterThanOrEqualTo(cniVersion, ifFieldsVersion); ok {
 		host.SocketPath = socketOf(in.Host)
+		ctr.SocketPath = socketPath(in.Container.Memif, in.Container.Vhost) // as the container sees it
 		// Both ends carry the MTU the host agent set (carryMTU).
 		host.Mtu, ctr.Mtu = int(in.Container.MTU), int(in.Container.MTU)
 	}

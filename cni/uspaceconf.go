@@ -53,7 +53,20 @@ type USpaceConf struct {
 	// 0: the VNI of the network's Network object in etcd, if any. A
 	// network's own setting, so never taken from the defaults file.
 	VNI uint32 `json:"vni,omitempty"`
+	// MemifSocket is where a memif's socket lives: "abstract" (the
+	// default) an abstract unix socket in the container's network
+	// namespace, which needs no shared directory and which only that
+	// namespace's processes reach; "file" a socket file in sharedDir,
+	// bind-mounted into the container (upstream's way, for VPPs that cannot
+	// open a socket in another namespace). vhost-user always uses a file.
+	MemifSocket string `json:"memifSocket,omitempty"`
 }
+
+// Values of uspace.memifSocket.
+const (
+	MemifSocketAbstract = "abstract"
+	MemifSocketFile     = "file"
+)
 
 // EtcdConf is etcdconf.Config with a dialTimeout that may be written as a
 // duration string ("3s") as well as etcdconf.Config's nanoseconds.
@@ -165,6 +178,12 @@ func (u *USpaceConf) validate() []string {
 			p = append(p, err.Error())
 		}
 	}
+	switch u.MemifSocket {
+	case "", MemifSocketAbstract, MemifSocketFile:
+	default:
+		p = append(p, fieldProblem("uspace.memifSocket", u.MemifSocket, "must be %q (the default: a socket in the container's network namespace) or %q (a socket file in sharedDir)",
+			MemifSocketAbstract, MemifSocketFile))
+	}
 	if u.AddTimeout < 0 {
 		p = append(p, fieldProblem("uspace.addTimeout", time.Duration(u.AddTimeout).String(), "must not be negative"))
 	}
@@ -240,6 +259,9 @@ func (u USpaceConf) Resolve(env Environment) (USpaceConf, error) {
 	}
 	if u.DelTimeout == 0 {
 		u.DelTimeout = file.DelTimeout
+	}
+	if u.MemifSocket == "" {
+		u.MemifSocket = file.MemifSocket
 	}
 	// Built-in defaults.
 	if u.Host == "" {

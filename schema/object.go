@@ -12,7 +12,7 @@ func (s *MemifSpec) validate(field, root string) error {
 	return errors.Join(
 		oneOf(field+".role", s.Role, MemifMaster, MemifSlave),
 		memifMode(field+".mode", s.Mode),
-		ValidateSocketPath(field+".socketPath", s.SocketPath, root),
+		ValidateMemifSocket(field+".socketPath", field+".netns", s.SocketPath, s.Netns, root),
 		ringSize(field+".ringSize", s.RingSize),
 	)
 }
@@ -186,7 +186,7 @@ func (o *Agent) Validate() error { return ValidateHost("host", o.Host) }
 func (o *InterfaceStatus) Validate() error {
 	errs := []error{ValidateMTU("mtu", o.MTU)}
 	if o.SocketPath != "" {
-		errs = append(errs, ValidateSocketPath("socketPath", o.SocketPath, ""))
+		errs = append(errs, ValidateMemifSocket("socketPath", "", o.SocketPath, "", ""))
 	}
 	return errors.Join(append(errs, validateRetrying(o.Retrying, o.Error))...)
 }

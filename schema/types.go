@@ -81,11 +81,16 @@ func (m VhostMode) Opposite() VhostMode { return other(m, VhostServer, VhostClie
 
 // MemifSpec is one end of a memif pair. SocketPath is the path as the VPP
 // that opens it sees it: the host path in a HostInterface, the container's
-// path in a ContainerInterface.
+// path in a ContainerInterface; or "@<name>", an abstract unix socket in the
+// container's network namespace, where only that namespace's processes
+// reach it (no shared directory, no file). Netns, set only with an
+// abstract socket and only on the host side, is that namespace's path: the
+// host VPP opens the socket there.
 type MemifSpec struct {
 	Role       MemifRole `json:"role"`
 	Mode       MemifMode `json:"mode"`
 	SocketPath string    `json:"socketPath"`
+	Netns      string    `json:"netns,omitempty"`
 	ID         uint32    `json:"id"`
 	RingSize   uint32    `json:"ringSize,omitempty"`
 	BufferSize uint16    `json:"bufferSize,omitempty"`

@@ -121,6 +121,61 @@ func ValidateSocketPath(field, p, root string) error {
 	return nil
 }
 
+// AbstractSocketPrefix marks a MemifSpec.SocketPath that names an abstract
+// unix socket ("@name", as ss and libmemif write one).
+const AbstractSocketPrefix = "@"
+
+// MaxVPPSocketFilename is what VPP 25.02 keeps of a memif socket filename
+// (its API field is 108 bytes, NUL included; longer ones are cut there,
+// measured): an abstract socket's "abstract:<name>,netns_name=<netns>"
+// must fit, or VPP would open a socket no one named.
+const MaxVPPSocketFilename = 107
+
+// vppAbstractOverhead is what "abstract:" and ",netns_name=" add.
+const vppAbstractOverhead = len("abstract:") + len(",netns_name=")
+
+// Abstract socket names: the container ID alphabet (VPP's filename syntax
+// makes ',' a separator, so it must never occur).
+var abstractRule = nameRule{pattern: `^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`, first: alnum, rest: alnumDash, min: 1}
+
+// AbstractSocketOwnerPrefix starts every abstract socket name uspace gives
+// (the CNI plugin's default names): the host and container agents own, and
+// may unregister unasked, only such abstract sockets.
+const AbstractSocketOwnerPrefix = "uspace-"
+
+// AbstractSocketName is the name of an abstract socket path ("@name").
+func AbstractSocketName(p string) (string, bool) { return strings.CutPrefix(p, AbstractSocketPrefix) }
+
+// ValidateMemifSocket accepts a memif's socket: a socket file path (under
+// root when root is set), or an abstract socket "@name" with, on the host
+// side, the network namespace path it lives in. sockField and netnsField
+// name the two fields.
+func ValidateMemifSocket(sockField, netnsField, socket, netns, root string) error {
+	name, abstract := AbstractSocketName(socket)
+	if !abstract {
+		if netns != "" {
+			return fieldErr(netnsField, netns, "is set only for an abstract socket (\"@name\"), not for socket file %s", socket)
+		}
+		return ValidateSocketPath(sockField, socket, root)
+	}
+	if err := validateName(sockField, name, abstractRule, MaxNameLen); err != nil {
+		return err
+	}
+	if netns != "" {
+		if err := ValidateDir(netnsField, netns); err != nil {
+			return err
+		}
+		if strings.Contains(netns, ",") {
+			return fieldErr(netnsField, netns, "must not contain ',' (VPP reads it as a separator)")
+		}
+	}
+	if n := vppAbstractOverhead + len(name) + len(netns); n > MaxVPPSocketFilename {
+		return fieldErr(sockField, socket, "with netns %s makes a VPP socket filename of %d bytes, VPP keeps %d; use a shorter netns path or socket files (uspace.memifSocket \"file\")",
+			netns, n, MaxVPPSocketFilename)
+	}
+	return nil
+}
+
 // ValidateDir accepts an absolute, clean path without "..".
 func ValidateDir(field, p string) error {
 	switch {

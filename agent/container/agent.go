@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -15,6 +16,7 @@ import (
 	"github.com/uspace-io/uspace/agent/statuswriter"
 	"github.com/uspace-io/uspace/agent/vpp"
 	"github.com/uspace-io/uspace/agent/vppstate"
+	"github.com/uspace-io/uspace/deviceinfo"
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store"
 )
@@ -26,6 +28,11 @@ type Config struct {
 	// SharedDir is where the memif/vhost-user sockets shared with the host
 	// appear inside the container; only socket files there are removed.
 	SharedDir string
+	// DeviceInfoDir, when set, holds one NPWG device-info file per
+	// interface of the container (<interface>.json, package deviceinfo):
+	// written once the interface is in VPP, removed when it goes, so an
+	// application sharing the directory (an emptyDir) finds its sockets.
+	DeviceInfoDir string
 	// Once applies the current intents and returns (init containers).
 	Once bool
 	// ProbeInterval is how often the agent checks that etcd still accepts
@@ -145,7 +152,7 @@ func (a *Agent) serve(ctx context.Context) error {
 
 	// No metrics: the container agent serves no HTTP endpoint (it has no
 	// --metrics-addr), so a registry would be built for nobody.
-	a.ifaces = controller.New("container-interfaces", a.ifrec.Reconcile, nil, log)
+	a.ifaces = controller.New("container-interfaces", a.reconcile, nil, log)
 	a.ifrec.Desired = a.ifaces.List
 	// Every goroutine below belongs to g; the first to fail ends the rest.
 	g, gctx := errgroup.WithContext(ctx)
@@ -192,7 +199,7 @@ func (a *Agent) once(ctx context.Context) error {
 	for _, kv := range kvs {
 		if k, err := schema.ParseKey(kv.Key); err == nil && k.Kind == schema.KindContainerInterfaceKey {
 			n++
-			errs = append(errs, a.ifrec.Reconcile(ctx, kv.Key, &kv))
+			errs = append(errs, a.reconcile(ctx, kv.Key, &kv))
 		}
 	}
 	if n == 0 {
@@ -202,6 +209,38 @@ func (a *Agent) once(ctx context.Context) error {
 	// Status writes are asynchronous; the process ends after this.
 	errs = append(errs, a.status.Flush(ctx))
 	return errors.Join(errs...)
+}
+
+// reconcile converges one key, then keeps its interface's device-info
+// file (DeviceInfoDir) as its status now says: written while the interface
+// is ready in VPP, removed otherwise (gone, refused, not made yet).
+func (a *Agent) reconcile(ctx context.Context, key string, kv *store.KV) error {
+	if err := a.ifrec.Reconcile(ctx, key, kv); err != nil || a.cfg.DeviceInfoDir == "" {
+		return err
+	}
+	k, err := schema.ParseKey(key)
+	if err != nil || k.Kind != schema.KindContainerInterfaceKey {
+		return nil
+	}
+	path := filepath.Join(a.cfg.DeviceInfoDir, k.Interface+".json")
+	if kv == nil || !a.ready(schema.StatusKey(k)) {
+		return deviceinfo.Remove(path)
+	}
+	ci, err := schema.DecodeAt[schema.ContainerInterface](k, kv.Value)
+	if err != nil {
+		return deviceinfo.Remove(path)
+	}
+	return deviceinfo.Write(path, deviceinfo.For(ci))
+}
+
+// ready says the status at key, as this agent last set it, is ready.
+func (a *Agent) ready(key string) bool {
+	b, ok := a.status.Get(key)
+	if !ok {
+		return false
+	}
+	st, err := schema.DecodeAs[schema.InterfaceStatus](b)
+	return err == nil && st.Ready
 }
 
 func (a *Agent) onEvent(ev store.Event) error {
@@ -252,6 +291,9 @@ func interfaceSpec(k schema.Key, owner string, value []byte) (vppstate.Spec, err
 	ci, err := schema.DecodeAt[schema.ContainerInterface](k, value)
 	if err != nil {
 		return vppstate.Spec{}, err
+	}
+	if ci.Memif != nil && ci.Memif.Netns != "" {
+		return vppstate.Spec{}, fmt.Errorf("container-side memif names netns %s: the container's VPP opens its socket in its own network namespace, never another", ci.Memif.Netns)
 	}
 	spec := vppstate.Spec{Owner: owner, Type: ci.Type, Memif: ci.Memif, Vhost: ci.Vhost, MTU: ci.MTU, MAC: ci.MAC, Routes: ci.Routes}
 	for _, ip := range ci.IPs {

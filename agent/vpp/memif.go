@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 
 	"go.fd.io/govpp/api"
 	"go.fd.io/govpp/binapi/ethernet_types"
@@ -114,6 +115,35 @@ func memifSockets(ctx context.Context, s *session) ([]MemifSocket, error) {
 	return out, nil
 }
 
+// abstractPrefix starts a memif socket filename VPP opens as an abstract
+// unix socket; ",netns_name=<path>" after the name makes VPP open it in
+// that network namespace (a bare name is taken under /var/run/netns/).
+const abstractPrefix = "abstract:"
+
+// AbstractSocketFilename is VPP's memif socket filename of the abstract
+// socket name, in the network namespace at netns ("" for VPP's own).
+func AbstractSocketFilename(name, netns string) string {
+	if netns == "" {
+		return abstractPrefix + name
+	}
+	return abstractPrefix + name + ",netns_name=" + netns
+}
+
+// IsAbstractSocket says filename names an abstract socket, not a file.
+func IsAbstractSocket(filename string) bool { return strings.HasPrefix(filename, abstractPrefix) }
+
+// validMemifSocket accepts a socket file path or an abstract socket
+// filename that VPP keeps whole (it cuts the filename after 107 bytes).
+func validMemifSocket(filename string) error {
+	if !IsAbstractSocket(filename) {
+		return validSocketPath(filename)
+	}
+	if len(filename) >= sunPathMax {
+		return fmt.Errorf("socket filename is %d bytes, VPP keeps %d", len(filename), sunPathMax-1)
+	}
+	return nil
+}
+
 func validSocketPath(path string) error {
 	if !filepath.IsAbs(path) {
 		return errors.New("socket path must be absolute")
@@ -130,7 +160,7 @@ func validSocketPath(path string) error {
 func (c *Client) EnsureMemifSocket(ctx context.Context, filename string) (uint32, error) {
 	const op = "add memif socket"
 	obj := fmt.Sprintf("%q", filename)
-	if err := validSocketPath(filename); err != nil {
+	if err := validMemifSocket(filename); err != nil {
 		return 0, opErr(op, obj, ErrInvalid, err)
 	}
 	s, rctx, cancel, err := c.begin(ctx, op, obj)
@@ -163,7 +193,7 @@ func (c *Client) AddMemifSocket(ctx context.Context, id uint32, filename string)
 	if id == 0 || id == NoInterface {
 		return opErr(op, obj, ErrInvalid, errors.New("socket id 0 and ~0 are reserved"))
 	}
-	if err := validSocketPath(filename); err != nil {
+	if err := validMemifSocket(filename); err != nil {
 		return opErr(op, obj, ErrInvalid, err)
 	}
 	s, rctx, cancel, err := c.begin(ctx, op, obj)

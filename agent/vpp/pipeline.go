@@ -199,7 +199,7 @@ func (c *Client) AddMemifSockets(ctx context.Context, socks []MemifSocket) error
 		if s.ID == 0 || s.ID == NoInterface {
 			return opErr(op, obj(i), ErrInvalid, errors.New("socket id 0 and ~0 are reserved"))
 		}
-		if err := validSocketPath(s.Filename); err != nil {
+		if err := validMemifSocket(s.Filename); err != nil {
 			return opErr(op, obj(i), ErrInvalid, err)
 		}
 		reqs[i] = &memif.MemifSocketFilenameAddDelV2{IsAdd: true, SocketID: s.ID, SocketFilename: s.Filename}

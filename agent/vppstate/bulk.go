@@ -45,15 +45,11 @@ func (s *State) addSockets(ctx context.Context, specs []Spec) error {
 	// dirs: whether each socket directory is there (made if ours to make).
 	newSock, dirs := map[string]bool{}, map[string]bool{}
 	for _, spec := range specs {
-		path := spec.Memif.SocketPath
+		path := SocketFilename(spec.Memif)
 		if _, ok := s.sockets[path]; ok || newSock[path] {
 			continue
 		}
-		dir := filepath.Dir(path)
-		if _, seen := dirs[dir]; !seen {
-			dirs[dir] = s.socketDir(path) == nil
-		}
-		if !dirs[dir] {
+		if !s.dirReady(dirs, path) {
 			// The interface's own reconcile reports why.
 			continue
 		}
@@ -74,6 +70,20 @@ func (s *State) addSockets(ctx context.Context, specs []Spec) error {
 	return nil
 }
 
+// dirReady says the directory of socket path is there (made if ours to
+// make), remembering the answer per directory in dirs; an abstract socket
+// needs none.
+func (s *State) dirReady(dirs map[string]bool, path string) bool {
+	if vpp.IsAbstractSocket(path) {
+		return true
+	}
+	dir := filepath.Dir(path)
+	if _, seen := dirs[dir]; !seen {
+		dirs[dir] = s.socketDir(path) == nil
+	}
+	return dirs[dir]
+}
+
 // createdMemif is a memif made in bulk, with the spec it was made for.
 type createdMemif struct {
 	spec Spec
@@ -86,7 +96,7 @@ func (s *State) createMemifs(ctx context.Context, specs []Spec) ([]createdMemif,
 	var mspecs []vpp.MemifSpec
 	var want []Spec
 	for _, spec := range specs {
-		sid, ok := s.sockets[spec.Memif.SocketPath]
+		sid, ok := s.sockets[SocketFilename(spec.Memif)]
 		if !ok {
 			continue
 		}

@@ -8,11 +8,26 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/uspace-io/uspace/agent/vpp"
+	"github.com/uspace-io/uspace/schema"
 )
 
 // Memif socket filenames and socket files: ids registered in VPP, released
 // with their last memif; directories and files touched only under the
-// socket root.
+// socket root. A memif's socket is either a file or an abstract socket in
+// a network namespace (schema.MemifSpec), which VPP opens itself: no
+// directory, no file. Ownership, what the sweep may unregister unasked:
+// a file under the socket root, an abstract socket whose name starts with
+// schema.AbstractSocketOwnerPrefix (the names the CNI plugin gives).
+
+// SocketFilename is VPP's memif socket filename for spec's socket.
+func SocketFilename(m *schema.MemifSpec) string {
+	if name, ok := schema.AbstractSocketName(m.SocketPath); ok {
+		return vpp.AbstractSocketFilename(name, m.Netns)
+	}
+	return m.SocketPath
+}
 
 // socketID returns the id of a memif socket filename, registering it under
 // the next free id when it is new. Choosing the id here saves a dump per
@@ -85,6 +100,9 @@ func (s *State) releaseSocket(ctx context.Context, id uint32, listener bool) err
 // the agent create directories anywhere else. Elsewhere (a config's own
 // sharedDir) the directory must exist already.
 func (s *State) socketDir(path string) error {
+	if vpp.IsAbstractSocket(path) {
+		return nil
+	}
 	dir := filepath.Dir(path)
 	if s.owns(path) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -99,12 +117,15 @@ func (s *State) socketDir(path string) error {
 }
 
 func (s *State) owns(path string) bool {
+	if vpp.IsAbstractSocket(path) {
+		return strings.HasPrefix(path, vpp.AbstractSocketFilename(schema.AbstractSocketOwnerPrefix, ""))
+	}
 	rel, err := filepath.Rel(s.socketRoot, path)
 	return s.socketRoot != "" && err == nil && !strings.HasPrefix(rel, "..")
 }
 
 func (s *State) removeSocketFile(path string) error {
-	if !s.owns(path) {
+	if !s.owns(path) || vpp.IsAbstractSocket(path) {
 		return nil
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -192,7 +192,7 @@ func (s *State) matches(idx uint32, spec Spec) bool {
 		if !ok {
 			return false
 		}
-		id, ok := s.sockets[spec.Memif.SocketPath]
+		id, ok := s.sockets[SocketFilename(spec.Memif)]
 		return ok && m.SocketID == id && m.ID == spec.Memif.ID &&
 			m.Role == memifRole(spec.Memif.Role) && m.Mode == memifMode(spec.Memif.Mode)
 	case schema.IfTypeVhostUser:
@@ -246,10 +246,11 @@ func (s *State) create(ctx context.Context, spec Spec) (uint32, error) {
 	switch spec.Type {
 	case schema.IfTypeMemif:
 		m := spec.Memif
-		if err := s.socketDir(m.SocketPath); err != nil {
+		filename := SocketFilename(m)
+		if err := s.socketDir(filename); err != nil {
 			return 0, err
 		}
-		sid, err := s.socketID(ctx, m.SocketPath)
+		sid, err := s.socketID(ctx, filename)
 		if err != nil {
 			return 0, err
 		}

@@ -325,7 +325,9 @@ one read; an open watch goes on after its user is deleted).`,
 	f.StringVar(&cfg.Host, "host", os.Getenv("USPACE_HOST"), "the host this container runs on (env USPACE_HOST; Kubernetes: spec.nodeName)")
 	f.StringVar(&cfg.Identity.ContainerID, "container-id", os.Getenv("USPACE_CONTAINER_ID"), "this container's ID as the CNI plugin saw it (env USPACE_CONTAINER_ID)")
 	f.StringVar(&cfg.VPPSocket, "vpp-socket", envOr("USPACE_VPP_SOCKET", "/run/vpp/api.sock"), "the container VPP's API socket (env USPACE_VPP_SOCKET)")
-	f.StringVar(&cfg.SharedDir, "shared-dir", envOr("USPACE_SHARED_DIR", "/var/run/vpp/cni/shared"), "where the sockets shared with the host appear in this container")
+	f.StringVar(&cfg.SharedDir, "shared-dir", envOr("USPACE_SHARED_DIR", "/var/run/vpp/cni/shared"), "where the socket files shared with the host appear in this container (vhost-user, and memif with uspace.memifSocket \"file\")")
+	f.StringVar(&cfg.DeviceInfoDir, "device-info-dir", os.Getenv("USPACE_DEVICE_INFO_DIR"),
+		"keep one NPWG device-info file per interface here, <interface>.json, for an application sharing the directory (env USPACE_DEVICE_INFO_DIR; empty: none)")
 	f.BoolVar(&cfg.Once, "once", false, "apply the current intents and exit (init containers, scripts)")
 	f.DurationVar(&cfg.ProbeInterval, "identity-check-interval", container.DefaultProbeInterval,
 		"how often to check, with one read, that etcd still accepts this agent's identity")

@@ -448,7 +448,7 @@ func convergedState(t testing.TB, e *harness.Etcd, h *harness.Host) (map[string]
 			statuses[kv.Key] = st
 			w := wantIf{key: kv.Key, typ: hi.Type, bridge: hi.Bridge, idx: st.SwIfIndex}
 			if hi.Memif != nil {
-				w.socket = hi.Memif.SocketPath
+				w.socket = vppstate.SocketFilename(hi.Memif)
 			} else if hi.Vhost != nil {
 				w.socket = hi.Vhost.SocketPath
 			}
@@ -542,7 +542,7 @@ func current(t testing.TB, e *harness.Etcd, h *harness.Host) ([]wantIf, map[stri
 		}
 		w := wantIf{key: kv.Key, typ: hi.Type, bridge: hi.Bridge, idx: st.SwIfIndex}
 		if hi.Memif != nil {
-			w.socket = hi.Memif.SocketPath
+			w.socket = vppstate.SocketFilename(hi.Memif)
 		} else if hi.Vhost != nil {
 			w.socket = hi.Vhost.SocketPath
 		}
@@ -645,7 +645,7 @@ func ctrWant(t testing.TB, kv store.KV, idx uint32) wantIf {
 	}
 	w := wantIf{key: kv.Key, typ: ci.Type, idx: idx}
 	if ci.Memif != nil {
-		w.socket = ci.Memif.SocketPath
+		w.socket = vppstate.SocketFilename(ci.Memif)
 	} else if ci.Vhost != nil {
 		w.socket = ci.Vhost.SocketPath
 	}

@@ -92,6 +92,8 @@ func (s *soak) checkFiles(sh *soakHost) {
 		hi, err := schema.DecodeAs[schema.HostInterface](kv.Value)
 		switch {
 		case err != nil:
+		case hi.Memif != nil && hi.Memif.Netns != "":
+			// An abstract socket in the container's netns: no file.
 		case hi.Memif != nil && hi.Memif.Role == schema.MemifMaster:
 			sockets = append(sockets, hi.Memif.SocketPath)
 		case hi.Vhost != nil && hi.Vhost.Mode == schema.VhostServer:

@@ -144,6 +144,10 @@ func TestMemifIPMode(t *testing.T) {
 	})
 }
 
+// fileSockets opts a network out of abstract memif sockets: socket files
+// in sharedDir, which these tests move, clean or block.
+func fileSockets(m map[string]any) { sect(m, "uspace")["memifSocket"] = "file" }
+
 // Defect 2: a sharedDir written with a trailing slash (or "//", "/./") is
 // cleaned, not rejected: the socket lives in the cleaned directory, and
 // CHECK and DEL with the same config agree with the ADD.
@@ -151,7 +155,7 @@ func TestSharedDirCleaned(t *testing.T) {
 	dataplanes(t, func(t *testing.T, e *env) {
 		c := e.vppClient()
 		for i, dir := range []string{e.host.SharedDir + "/", strings.Replace(e.host.SharedDir, "/", "//", 1) + "/./"} {
-			list := e.netconf(conf11(readmeMemif), func(m map[string]any) { m["sharedDir"] = dir })
+			list := e.netconf(conf11(readmeMemif), func(m map[string]any) { m["sharedDir"] = dir; fileSockets(m) })
 			netns := newNS(t)
 			id := "shared" + js(i)
 			r := rt(id, netns.Path(), "net1")
@@ -297,7 +301,7 @@ func TestResultHostInterface(t *testing.T) {
 func TestFailedAddLeavesNothingInVPP(t *testing.T) {
 	dataplanes(t, func(t *testing.T, e *env) {
 		c := e.vppClient()
-		list := e.netconf(readmeMemif, func(m map[string]any) { sect(m, "uspace")["addTimeout"] = "5s" })
+		list := e.netconf(readmeMemif, func(m map[string]any) { sect(m, "uspace")["addTimeout"] = "5s"; fileSockets(m) })
 		for i := 0; i < 2; i++ {
 			id := "failed" + js(i)
 			sock := filepath.Join(e.host.SharedDir, cni.SocketFileName(schema.IfTypeMemif, id, "net1"))
@@ -352,7 +356,8 @@ func TestFailedAddLeavesNothingInVPP(t *testing.T) {
 func TestDriftRepairedAndSeenByCheck(t *testing.T) {
 	dataplanes(t, func(t *testing.T, e *env) {
 		c := e.vppClient()
-		list := e.netconf(conf11(readmeMemif), nil)
+		// Socket files, so that the repair can be made to fail (below).
+		list := e.netconf(conf11(readmeMemif), fileSockets)
 		netns := newNS(t)
 		r := rt("drift", netns.Path(), "net1")
 		if _, err := e.cni.AddNetworkList(bg(), list, r); err != nil {

@@ -553,7 +553,11 @@ func netconf(t *testing.T, host string, endpoints []string, ipamDir string) *lib
 		"ipam": map[string]any{"type": "host-local", "subnet": "10.56.217.0/24", "rangeStart": "10.56.217.131",
 			"rangeEnd": "10.56.217.190", "routes": []any{map[string]any{"dst": "0.0.0.0/0"}}, "gateway": "10.56.217.1",
 			"dataDir": ipamDir},
-		"uspace": map[string]any{"host": host, "etcd": map[string]any{"endpoints": endpoints}, "addTimeout": "30s"},
+		// Socket files: each host's vppsim runs in a container of its own
+		// that sees neither this test's network namespaces nor its /proc
+		// (a host VPP in a container without /var/run/netns: the opt-out's
+		// case), and the test checks the files from outside.
+		"uspace": map[string]any{"host": host, "etcd": map[string]any{"endpoints": endpoints}, "addTimeout": "30s", "memifSocket": "file"},
 	}
 	b, err := json.Marshal(conf)
 	if err != nil {

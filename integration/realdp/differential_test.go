@@ -46,6 +46,8 @@ type vppAPI struct {
 	// sw_if_indexes between steps.
 	link, peer string
 	ids        map[string]uint32
+	// netns is a network namespace's path, for abstract memif sockets.
+	netns string
 }
 
 // step is one call, or a few, whose answer both dataplanes must give alike:
@@ -246,7 +248,12 @@ func routes(ctx context.Context, a *vppAPI) string {
 	return strings.Join(out, " ")
 }
 
-func runSteps(t *testing.T, socket, dir, link, peer string) []string {
+// allSteps is every differential step, in the order both dataplanes run them.
+func allSteps() []step {
+	return slices.Concat(steps, tunnelSteps, mtuSteps, memifNetnsSteps)
+}
+
+func runSteps(t *testing.T, socket, dir, link, peer, netns string) []string {
 	t.Helper()
 	conn, err := core.Connect(socketclient.NewVppClient(socket))
 	if err != nil {
@@ -255,9 +262,9 @@ func runSteps(t *testing.T, socket, dir, link, peer string) []string {
 	defer conn.Disconnect()
 	a := &vppAPI{mem: memif.NewServiceClient(conn), ifs: interfaces.NewServiceClient(conn), l2: l2.NewServiceClient(conn),
 		ip: ip.NewServiceClient(conn), vhost: vhost_user.NewServiceClient(conn), dir: dir,
-		vxlan: vxlan.NewServiceClient(conn), afp: af_packet.NewServiceClient(conn), link: link, peer: peer, ids: map[string]uint32{}}
+		vxlan: vxlan.NewServiceClient(conn), afp: af_packet.NewServiceClient(conn), link: link, peer: peer, ids: map[string]uint32{}, netns: netns}
 	var out []string
-	for _, s := range append(append(steps, tunnelSteps...), mtuSteps...) {
+	for _, s := range allSteps() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		got := strings.NewReplacer(dir, "<dir>", link, "<link>", peer, "<peer>").Replace(s.do(ctx, a))
 		cancel()
@@ -284,9 +291,10 @@ func TestSimulatorAnswersAsRealVPP(t *testing.T) {
 	}
 	t.Cleanup(func() { sim.Close() })
 	link, peer := vethPair(t)
-	want := runSteps(t, real.APISocket, realDir, link, peer)
-	got := runSteps(t, sim.Socket(), simDir, link, peer)
-	for i, s := range append(append(steps, tunnelSteps...), mtuSteps...) {
+	netns := realdp.Netns(t, "uspace-diff-"+filepath.Base(simDir))
+	want := runSteps(t, real.APISocket, realDir, link, peer, netns)
+	got := runSteps(t, sim.Socket(), simDir, link, peer, netns)
+	for i, s := range allSteps() {
 		if got[i] != want[i] {
 			t.Errorf("%s:\n  vppsim:   %s\n  real VPP: %s", s.name, got[i], want[i])
 		} else {

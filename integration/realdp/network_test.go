@@ -99,6 +99,7 @@ func socketOf(t *testing.T, w *world, c *container) string {
 func TestRealDataplanes(t *testing.T) {
 	w := newWorld(t, harness.HostOptions{RealVPP: true, RealSPDK: true})
 	t.Run("memif ping through the host bridge domain", func(t *testing.T) { memifPing(w.on(t)) })
+	t.Run("memif ping with socket files (uspace.memifSocket file)", func(t *testing.T) { memifFilePing(w.on(t)) })
 	t.Run("vhost-user", func(t *testing.T) { vhostUser(w.on(t)) })
 	t.Run("volumes", func(t *testing.T) { volumes(w.on(t)) })
 	t.Run("restarts", func(t *testing.T) { restarts(w.on(t)) })

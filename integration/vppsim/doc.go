@@ -25,8 +25,11 @@
 // codes as the real handlers produce them (see the handler comments).
 //
 // Like a real VPP it creates socket files: a memif in master role listens on
-// its socket file (SOCK_SEQPACKET, as VPP does) and a vhost-user interface in
-// server mode listens on its path (SOCK_STREAM). As VPP 25.02 does, the
+// its socket file (SOCK_SEQPACKET, as VPP does), or on an abstract socket
+// for a filename "abstract:<name>[,netns_name=<netns>]", inside that network
+// namespace (entered as VPP does; one it cannot enter fails the master with
+// -14 and leaves VPP 25.02's broken listener count), and a vhost-user
+// interface in server mode listens on its path (SOCK_STREAM). As VPP 25.02 does, the
 // memif socket file stays on disk after its last master goes (the vhost-user
 // one is removed with its interface).
 //

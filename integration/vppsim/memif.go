@@ -2,8 +2,12 @@ package vppsim
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"github.com/containernetworking/plugins/pkg/ns"
 
 	"go.fd.io/govpp/binapi/ethernet_types"
 	"go.fd.io/govpp/binapi/interface_types"
@@ -30,7 +34,7 @@ func (w *world) memifSocketFilenameAddDel(isAdd bool, id uint32, filename string
 	if filename == "" {
 		return rvInvalidArgument
 	}
-	if !filepath.IsAbs(filename) {
+	if !filepath.IsAbs(filename) && !strings.HasPrefix(filename, abstractPrefix) {
 		dir := filepath.Join(w.runtimeDir, filepath.Dir(filename))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return rvSyscallError1
@@ -179,11 +183,17 @@ func (s *Sim) memifUseSocket(ms *memifSocket, a memifArgs, isMaster bool) int32 
 		if len(ms.filename) >= sunPathMax {
 			return rvSyscallError4
 		}
-		ln, err := listenSocketFile("unixpacket", ms.filename)
+		ln, err := listenMemif(ms.filename)
 		if err != nil {
 			// VPP 25.02 answers -14 whatever stops it listening, a regular
 			// file in the way included.
 			s.log.Warn("vppsim: memif listener", "path", ms.filename, "err", err)
+			// VPP 25.02's error path drops a reference it never took (its
+			// `show memif` then counts 4294967295 listeners): the next
+			// master on the socket "succeeds" without listening, and the
+			// socket filename may then be deleted under it (measured).
+			ms.refCnt--
+			ms.listener = true
 			return rvSyscallError4
 		}
 		ms.ln = ln
@@ -193,6 +203,44 @@ func (s *Sim) memifUseSocket(ms *memifSocket, a memifArgs, isMaster bool) int32 
 	}
 	ms.refCnt++
 	return rvOK
+}
+
+// abstractPrefix starts a socket filename that VPP 25.02 opens as an
+// abstract socket: "abstract:<name>[,netns_name=<netns>]", the netns a path
+// or a name under /var/run/netns/ (measured: both work, and a namespace
+// that cannot be entered fails the master with -14).
+const abstractPrefix = "abstract:"
+
+// listenMemif listens where a master memif's socket filename says: a file,
+// or an abstract socket in VPP's own or the named network namespace.
+func listenMemif(filename string) (*socketListener, error) {
+	spec, abstract := strings.CutPrefix(filename, abstractPrefix)
+	if !abstract {
+		return listenSocketFile("unixpacket", filename)
+	}
+	name, netns, inNetns := strings.Cut(spec, ",netns_name=")
+	listen := func() (*socketListener, error) {
+		ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: "@" + name, Net: "unixpacket"})
+		if err != nil {
+			return nil, err
+		}
+		l := &socketListener{ln: ln, done: make(chan struct{})}
+		go l.acceptLoop()
+		return l, nil
+	}
+	if !inNetns {
+		return listen()
+	}
+	if !filepath.IsAbs(netns) {
+		netns = filepath.Join("/var/run/netns", netns)
+	}
+	var l *socketListener
+	err := ns.WithNetNSPath(netns, func(ns.NetNS) error {
+		var err error
+		l, err = listen()
+		return err
+	})
+	return l, err
 }
 
 func hMemifCreate(s *Sim, _ *client, req *memif.MemifCreate) *memif.MemifCreateReply {

@@ -355,12 +355,12 @@ func (w *world) shutdown(clean bool) {
 	}
 }
 
-// socketListener is a socket file the simulated dataplane listens on: a
-// memif master socket (SOCK_SEQPACKET) or a vhost-user server socket
-// (SOCK_STREAM). Peers that connect are accepted and held open until the
-// listener closes; no data is exchanged.
+// socketListener is a socket the simulated dataplane listens on: a memif
+// master socket (SOCK_SEQPACKET; a file or abstract) or a vhost-user server
+// socket (SOCK_STREAM). Peers that connect are accepted and held open until
+// the listener closes; no data is exchanged.
 type socketListener struct {
-	path  string
+	path  string // "" for an abstract socket: no file
 	ln    *net.UnixListener
 	mu    sync.Mutex
 	conns []net.Conn
@@ -402,6 +402,7 @@ func (l *socketListener) acceptLoop() {
 
 // close stops listening; unlink controls whether the socket file is removed.
 func (l *socketListener) close(unlink bool) {
+	unlink = unlink && l.path != ""
 	l.ln.SetUnlinkOnClose(unlink)
 	_ = l.ln.Close()
 	<-l.done
