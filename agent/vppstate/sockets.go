@@ -15,19 +15,37 @@ import (
 // socket root.
 
 // socketID returns the id of a memif socket filename, registering it under
-// the next free id when it is new. Choosing the id here saves a dump per
+// the lowest free id when it is new. Choosing the id here saves a dump per
 // new socket.
 func (s *State) socketID(ctx context.Context, path string) (uint32, error) {
 	if id, ok := s.sockets[path]; ok {
 		return id, nil
 	}
-	next := max(s.nextSocket, 1)
-	if err := s.vpp.AddMemifSocket(ctx, next, path); err != nil {
+	id := s.freeSocketIDs(1)[0]
+	if err := s.vpp.AddMemifSocket(ctx, id, path); err != nil {
 		return 0, err
 	}
-	s.sockets[path] = next
-	s.nextSocket = next + 1
-	return next, nil
+	s.sockets[path] = id
+	return id, nil
+}
+
+// freeSocketIDs returns the n lowest socket ids no filename holds (0 is
+// VPP's default socket): ids of deleted sockets are taken again, because
+// VPP's main heap keeps growing with socket ids it has never seen (about
+// 330 B per id on VPP 25.02, against about 60 B per cycle on one reused
+// id). The view holds every id VPP has, so this is a scan, not a dump.
+func (s *State) freeSocketIDs(n int) []uint32 {
+	used := make(map[uint32]bool, len(s.sockets))
+	for _, id := range s.sockets {
+		used[id] = true
+	}
+	ids := make([]uint32, 0, n)
+	for id := uint32(1); len(ids) < n; id++ {
+		if !used[id] {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // PruneSockets removes every memif socket filename under the socket root
