@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 
@@ -115,4 +116,72 @@ func TestNetworkSpansRealVPPs(t *testing.T) {
 			t.Errorf("%s: tunnel left after the last member of host 2 went:\n%s", w.host.Name, out)
 		}
 	}
+}
+
+// neighbourMAC is the MAC v's neighbour entry for ip holds, "" for none
+// (`show ip neighbors`: time, IP, flags, MAC, interface).
+func neighbourMAC(t *testing.T, v *realdp.VPP, ip string) string {
+	t.Helper()
+	for _, l := range strings.Split(v.CLI(t, "show ip neighbors"), "\n") {
+		if f := strings.Fields(l); len(f) >= 5 && f[1] == ip {
+			return f[3]
+		}
+	}
+	return ""
+}
+
+// uplinkMAC is the MAC of v's af_packet interface.
+func uplinkMAC(t *testing.T, v *realdp.VPP) string {
+	t.Helper()
+	out := v.CLI(t, "show hardware-interfaces")
+	inHost := false
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) > 0 && !strings.HasPrefix(l, " ") {
+			inHost = strings.HasPrefix(f[0], "host-")
+		}
+		if inHost && len(f) == 3 && f[0] == "Ethernet" && f[1] == "address" {
+			return f[2]
+		}
+	}
+	t.Fatalf("no af_packet interface in:\n%s", out)
+	return ""
+}
+
+// TestHostVPPRestartKeepsPeersNeighbour: host 1's VPP is killed (kill -9)
+// and started again empty; once its agent has put its interfaces back,
+// the uplink has the MAC it had (the Linux interface's), so the peer's
+// neighbour entry for host 1's underlay address, which VPP never ages
+// out, still points at it and traffic from host 2 to host 1 flows again
+// without any entry being flushed.
+func TestHostVPPRestartKeepsPeersNeighbour(t *testing.T) {
+	ws, cs, _ := spanTwoHosts(t)
+	h1, h2 := ws[0].host.RealVPP, ws[1].host.RealVPP
+	t.Logf("host 2 -> host 1: %s", ping(t, cs[1].ctr.RealVPP, cs[0].ip))
+	t.Logf("host 1 -> host 2: %s", ping(t, cs[0].ctr.RealVPP, cs[1].ip))
+	const underlay1 = "192.168.78.1"
+	before := uplinkMAC(t, h1)
+	if got := neighbourMAC(t, h2, underlay1); got != before {
+		t.Fatalf("host 2's neighbour entry for %s is %q, host 1's uplink %s", underlay1, got, before)
+	}
+	names := ifNames(t, h1)
+	h1.Kill(t)
+	h1.Start(t)
+	eventually(t, 30*time.Second, "host 1's VPP re-populated", func() (bool, string) {
+		now := ifNames(t, h1)
+		return len(now) == len(names), strings.Join(now, " ")
+	})
+	harness.WaitStatus[schema.InterfaceStatus](t, ws[0].etcd, tunnelStatusKey(ws[0], ws[1]), 0, harness.Ready[schema.InterfaceStatus])
+	if after := uplinkMAC(t, h1); after != before {
+		t.Errorf("host 1's uplink came back with MAC %s, had %s: host 2 still sends to the old one", after, before)
+	}
+	// A few seconds for the memifs to reconnect, not the minutes a stale
+	// neighbour entry would take (it never ages out).
+	got, err := cs[1].ctr.RealVPP.Ping(cs[0].ip, 10*time.Second)
+	if err != nil {
+		t.Fatalf("host 2 -> host 1 after host 1's VPP restarted: %v; host 2's neighbour for %s: %s, host 1's uplink: %s",
+			err, underlay1, neighbourMAC(t, h2, underlay1), uplinkMAC(t, h1))
+	}
+	t.Logf("host 2 -> host 1 after the restart: %s", got)
+	t.Logf("host 1 -> host 2 after the restart: %s", ping(t, cs[0].ctr.RealVPP, cs[1].ip))
 }
