@@ -4,12 +4,16 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/uspace-io/uspace/integration/binaries"
 	"github.com/uspace-io/uspace/integration/harness"
@@ -44,7 +48,7 @@ func spanHosts(t *testing.T, mtu int) ([]*world, []string) {
 	links := []string{"usa" + sfx, "usb" + sfx}
 	var nss []string
 	for i := range links {
-		nss = append(nss, realdp.Netns(t, "usx"+strconv.Itoa(i)+sfx))
+		nss = append(nss, realdp.Netns(t, hostNetns(i, links)))
 	}
 	realdp.Run(t, "ip", "link", "add", links[0], "mtu", strconv.Itoa(mtu), "type", "veth", "peer", "name", links[1], "mtu", strconv.Itoa(mtu))
 	for i, l := range links {
@@ -62,12 +66,23 @@ func spanHosts(t *testing.T, mtu int) ([]*world, []string) {
 	return ws, links
 }
 
+// hostNetns is the name of the network namespace of host i of spanHosts,
+// whose veth ends are links.
+func hostNetns(i int, links []string) string { return "usx" + strconv.Itoa(i) + links[0][3:] }
+
 // spanTwoHosts is spanHosts over a 1500-byte link, then a container with a
 // real VPP on each host, on one network with a VNI (confs: each host's
 // config), once both hosts' tunnels are ready.
 func spanTwoHosts(t *testing.T) (ws []*world, cs []*container, confs []string) {
 	t.Helper()
-	ws, _ = spanHosts(t, 1500)
+	ws, cs, _, confs = spanTwoHostsLinks(t)
+	return ws, cs, confs
+}
+
+// spanTwoHostsLinks is spanTwoHosts that also returns the veth ends.
+func spanTwoHostsLinks(t *testing.T) (ws []*world, cs []*container, links, confs []string) {
+	t.Helper()
+	ws, links = spanHosts(t, 1500)
 	e := ws[0].etcd
 	confs = []string{spanNet(10, 19), spanNet(20, 29)}
 	for i, w := range ws {
@@ -80,7 +95,7 @@ func spanTwoHosts(t *testing.T) (ws []*world, cs []*container, confs []string) {
 		w.waitCtrReady(cs[i], "net1")
 		harness.WaitStatus[schema.InterfaceStatus](t, e, tunnelStatusKey(w, ws[1-i]), 0, harness.Ready[schema.InterfaceStatus])
 	}
-	return ws, cs, confs
+	return ws, cs, links, confs
 }
 
 // tunnelStatusKey is the status of w's tunnel to peer on span-network.
@@ -153,18 +168,20 @@ func uplinkMAC(t *testing.T, v *realdp.VPP) string {
 // the uplink has the MAC it had (the Linux interface's), so the peer's
 // neighbour entry for host 1's underlay address, which VPP never ages
 // out, still points at it and traffic from host 2 to host 1 flows again
-// without any entry being flushed.
+// without any entry being flushed. Host 1's ARP requests for host 2 carry
+// its underlay address: its tunnel is made after its uplink's address.
 func TestHostVPPRestartKeepsPeersNeighbour(t *testing.T) {
-	ws, cs, _ := spanTwoHosts(t)
+	ws, cs, links, _ := spanTwoHostsLinks(t)
 	h1, h2 := ws[0].host.RealVPP, ws[1].host.RealVPP
 	t.Logf("host 2 -> host 1: %s", ping(t, cs[1].ctr.RealVPP, cs[0].ip))
 	t.Logf("host 1 -> host 2: %s", ping(t, cs[0].ctr.RealVPP, cs[1].ip))
-	const underlay1 = "192.168.78.1"
+	const underlay1, underlay2 = "192.168.78.1", "192.168.78.2"
 	before := uplinkMAC(t, h1)
 	if got := neighbourMAC(t, h2, underlay1); got != before {
 		t.Fatalf("host 2's neighbour entry for %s is %q, host 1's uplink %s", underlay1, got, before)
 	}
 	names := ifNames(t, h1)
+	arps := captureARPRequests(t, "/var/run/netns/"+hostNetns(1, links), links[1])
 	h1.Kill(t)
 	h1.Start(t)
 	eventually(t, 30*time.Second, "host 1's VPP re-populated", func() (bool, string) {
@@ -183,5 +200,89 @@ func TestHostVPPRestartKeepsPeersNeighbour(t *testing.T) {
 			err, underlay1, neighbourMAC(t, h2, underlay1), uplinkMAC(t, h1))
 	}
 	t.Logf("host 2 -> host 1 after the restart: %s", got)
+	// Host 1's tunnel must not have been made before its uplink had its
+	// address: VPP then asks for host 2 with the subnet's network address
+	// as sender.
+	asked := 0
+	for _, a := range arps() {
+		if a.target != underlay2 {
+			continue
+		}
+		asked++
+		if a.sender != underlay1 {
+			t.Errorf("host 1 asked for %s with sender %s, not its underlay address %s: its tunnel came before its uplink's address", a.target, a.sender, underlay1)
+		}
+	}
+	if asked == 0 {
+		t.Errorf("host 1's VPP, restarted empty, never asked for host 2's underlay address %s", underlay2)
+	}
 	t.Logf("host 1 -> host 2 after the restart: %s", ping(t, cs[0].ctr.RealVPP, cs[1].ip))
+}
+
+// arpRequest is an ARP request seen on a link: who asks (sender address)
+// for whom (target).
+type arpRequest struct{ sender, target string }
+
+// captureARPRequests records the ARP requests arriving on link, in network
+// namespace netns, until the returned function is called; it returns
+// them.
+func captureARPRequests(t *testing.T, netns, link string) func() []arpRequest {
+	t.Helper()
+	const ethPARP = 0x0806
+	proto := uint16(ethPARP>>8 | (ethPARP&0xff)<<8) // network byte order
+	var fd int
+	err := ns.WithNetNSPath(netns, func(ns.NetNS) error {
+		li, err := net.InterfaceByName(link)
+		if err != nil {
+			return err
+		}
+		if fd, err = syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW, int(proto)); err != nil {
+			return err
+		}
+		return syscall.Bind(fd, &syscall.SockaddrLinklayer{Protocol: proto, Ifindex: li.Index})
+	})
+	if err != nil {
+		t.Fatalf("capture ARP on %s in %s: %v", link, netns, err)
+	}
+	tv := syscall.Timeval{Usec: 200000}
+	if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var seen []arpRequest
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		buf := make([]byte, 1600)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			// Ethernet (14) then ARP: op at 20, sender IP at 28, target IP at 38.
+			n, _, err := syscall.Recvfrom(fd, buf, 0)
+			if err != nil || n < 42 || buf[21] != 1 {
+				continue
+			}
+			mu.Lock()
+			seen = append(seen, arpRequest{sender: net.IP(buf[28:32]).String(), target: net.IP(buf[38:42]).String()})
+			mu.Unlock()
+		}
+	}()
+	stop := func() []arpRequest {
+		select {
+		case <-done:
+		default:
+			close(done)
+			<-stopped
+			syscall.Close(fd)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return seen
+	}
+	t.Cleanup(func() { stop() })
+	return stop
 }

@@ -111,6 +111,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, key string, kv *store.KV) er
 	}
 	var idx uint32
 	err = r.claim(ctx, vs, sk, kv.ModRevision, spec)
+	if err == nil && k.Kind == schema.KindTunnelKey && vs.Creates(spec) {
+		err = r.uplinkFirst(ctx, vs)
+	}
 	if err == nil {
 		idx, err = vs.Ensure(ctx, spec)
 	}
@@ -175,6 +178,32 @@ func (r *Reconciler) claim(ctx context.Context, vs *vppstate.State, sk string, r
 	if h.Tag == "" && r.creating(sk) == id {
 		r.Log.Warn("adopting what a crash left between create and tag", "object", id, "swIfIndex", h.SwIfIndex)
 		return vs.Adopt(ctx, spec)
+	}
+	return nil
+}
+
+// uplinkFirst converges this host's uplink, address included, ahead of a
+// tunnel about to be created: VPP 25.02 resolves a new tunnel's peer with
+// the source address the uplink has at that moment, and one created
+// before the uplink's address asks for it with the subnet's network
+// address as sender (192.168.78.0), an ARP request peers learn nothing
+// from. The uplink's own reconcile then finds it converged and reports it.
+func (r *Reconciler) uplinkFirst(ctx context.Context, vs *vppstate.State) error {
+	for _, kv := range r.Desired() {
+		k, err := schema.ParseKey(kv.Key)
+		if err != nil || k.Kind != schema.KindUplinkKey {
+			continue
+		}
+		spec, err := r.Spec(k, vppstate.Owner(kv.Key), kv.Value)
+		if err != nil {
+			return fmt.Errorf("the uplink comes before any tunnel: %w", err)
+		}
+		if err := r.claim(ctx, vs, schema.StatusKey(k), kv.ModRevision, spec); err != nil {
+			return err
+		}
+		if _, err := vs.Ensure(ctx, spec); err != nil {
+			return fmt.Errorf("the uplink comes before any tunnel: %w", err)
+		}
 	}
 	return nil
 }
