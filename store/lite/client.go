@@ -125,10 +125,11 @@ func (c *Client) login(ctx context.Context) error {
 // longer knows (expired, or its auth store changed) is renewed once. When
 // again is set, a request etcd could not serve for now (no leader, the
 // leader changed, a timeout: gRPC's Unavailable, or DeadlineExceeded
-// before ctx's deadline) is sent again after a pause until ctx ends, to
-// the next endpoint: the member that could not serve it may be cut off
-// from the others, which serve it (client/v3's balancer picks another
-// too). resent then says an earlier send's outcome was unknown.
+// before ctx's deadline) or whose connection was lost with it in flight
+// (the member stopped) is sent again after a pause until ctx ends, to the
+// next endpoint: the member that could not serve it may be cut off from
+// the others, or gone, and they serve it (client/v3's balancer picks
+// another too). resent then says an earlier send's outcome was unknown.
 func (c *Client) call(ctx context.Context, method string, req []byte, again bool) (msg []byte, resent bool, err error) {
 	b := newBackoff()
 	for {
@@ -139,8 +140,7 @@ func (c *Client) call(ctx context.Context, method string, req []byte, again bool
 			}
 			msg, err = c.roundTrips(ctx, method, req, true)
 		}
-		var e *Error
-		if err == nil || !again || !errors.As(err, &e) || e.Code != codeUnavailable && e.Code != codeDeadlineExceeded {
+		if err == nil || !again || !unserved(err) {
 			return msg, resent, err
 		}
 		if n := c.next.Load(); len(c.urls) > 1 {
@@ -153,6 +153,18 @@ func (c *Client) call(ctx context.Context, method string, req []byte, again bool
 		}
 		resent = true
 	}
+}
+
+// unserved says whether a request's error leaves it for another send:
+// etcd could not serve it for now, or the connection was lost with the
+// request in flight.
+func unserved(err error) bool {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code == codeUnavailable || e.Code == codeDeadlineExceeded
+	}
+	var te *transportError
+	return errors.As(err, &te) && te.sent
 }
 
 // roundTrips sends the request to the endpoint that answered last, and to

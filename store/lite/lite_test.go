@@ -396,14 +396,7 @@ func TestLeaderLoss(t *testing.T) {
 	errs := make(chan error, 2*n)
 	go func() {
 		for i := range n {
-			key := fmt.Sprintf("/leader/%02d", i)
-			r, err := c.Txn(ctx, []Cmp{ModRevisionIs(key, 0)}, []Op{Put(key, []byte("v"))}, []Op{Get(key)})
-			if err == nil && !r.Succeeded && (!r.Resent || len(r.Results[0].KVs) == 0) {
-				err = fmt.Errorf("create of %s lost its guard without a resend: %+v", key, r)
-			}
-			errs <- err
-			_, _, err = c.Get(ctx, key)
-			errs <- err
+			createAndRead(ctx, c, fmt.Sprintf("/leader/%02d", i), errs)
 		}
 	}()
 	time.Sleep(20 * time.Millisecond)
@@ -419,20 +412,39 @@ func TestLeaderLoss(t *testing.T) {
 	}
 }
 
+// createAndRead creates key with a guarded write, then reads it, and sends
+// each call's error to errs. A write that lost its guard must have been
+// resent, its first send applied, and come back with the key.
+func createAndRead(ctx context.Context, c *Client, key string, errs chan<- error) {
+	r, err := c.Txn(ctx, []Cmp{ModRevisionIs(key, 0)}, []Op{Put(key, []byte("v"))}, []Op{Get(key)})
+	if err == nil && !r.Succeeded && (!r.Resent || len(r.Results[0].KVs) == 0) {
+		err = fmt.Errorf("create of %s lost its guard without a resend: %+v", key, r)
+	}
+	errs <- err
+	_, _, err = c.Get(ctx, key)
+	errs <- err
+}
+
+// followerOf3 starts a 3-member etcd cluster, terminated at the test's
+// end, and returns it, its members' endpoints and a follower's index.
+func followerOf3(t *testing.T) (*integration.Cluster, []string, int) {
+	t.Helper()
+	integration.BeforeTest(t, integration.WithoutGoLeakDetection())
+	clus := integration.NewCluster(t, &integration.ClusterConfig{Size: 3})
+	t.Cleanup(func() { clus.Terminate(t) })
+	var eps []string
+	for _, m := range clus.Members {
+		eps = append(eps, m.GRPCURL)
+	}
+	return clus, eps, (clus.WaitLeader(t) + 1) % 3
+}
+
 // The member a client sends to stops (kill, as the soak's faults do) while
 // reads and guarded writes are in flight on it: each is sent again, to the
 // members left, and none fails. A guarded write whose lost send etcd had
 // applied comes back Resent with its else branch.
 func TestMemberLossMidRequest(t *testing.T) {
-	integration.BeforeTest(t, integration.WithoutGoLeakDetection())
-	clus := integration.NewCluster(t, &integration.ClusterConfig{Size: 3})
-	defer clus.Terminate(t)
-	lead := clus.WaitLeader(t)
-	victim := (lead + 1) % 3
-	var eps []string
-	for _, m := range clus.Members {
-		eps = append(eps, m.GRPCURL)
-	}
+	clus, eps, victim := followerOf3(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	const clients, n = 8, 40
@@ -444,14 +456,7 @@ func TestMemberLossMidRequest(t *testing.T) {
 		go func() {
 			started <- struct{}{}
 			for i := range n {
-				key := fmt.Sprintf("/loss/%d/%02d", w, i)
-				r, err := c.Txn(ctx, []Cmp{ModRevisionIs(key, 0)}, []Op{Put(key, []byte("v"))}, []Op{Get(key)})
-				if err == nil && !r.Succeeded && (!r.Resent || len(r.Results[0].KVs) == 0) {
-					err = fmt.Errorf("create of %s lost its guard without a resend: %+v", key, r)
-				}
-				errs <- err
-				_, _, err = c.Get(ctx, key)
-				errs <- err
+				createAndRead(ctx, c, fmt.Sprintf("/loss/%d/%02d", w, i), errs)
 			}
 		}()
 	}
@@ -474,15 +479,7 @@ func TestMemberLossMidRequest(t *testing.T) {
 // rather than fail or go to it until the caller's deadline (what failed a
 // CNI DEL during an etcd fault).
 func TestPartitionedMember(t *testing.T) {
-	integration.BeforeTest(t, integration.WithoutGoLeakDetection())
-	clus := integration.NewCluster(t, &integration.ClusterConfig{Size: 3})
-	defer clus.Terminate(t)
-	lead := clus.WaitLeader(t)
-	cut := (lead + 1) % 3
-	var eps []string
-	for _, m := range clus.Members {
-		eps = append(eps, m.GRPCURL)
-	}
+	clus, eps, cut := followerOf3(t)
 	var others []*integration.Member
 	for i, m := range clus.Members {
 		if i != cut {
