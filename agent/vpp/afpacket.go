@@ -60,12 +60,14 @@ func validLinuxIfName(name string) error {
 // it is left empty), so a nil mac asks VPP for a random 02:fe MAC, a new
 // one at every creation. VPP does not make the Linux interface
 // promiscuous: a MAC other than the Linux interface's gets unicast frames
-// only where the link does not filter them (a veth). An af_packet on that
-// Linux interface that exists already (IF_ALREADY_EXISTS, -79) is
-// ErrConflict naming its index, and is left as it is: whether it is the
-// caller's to adopt only its tag can tell. A Linux interface VPP does not
-// see (INVALID_INTERFACE, -71) is ErrNotFound. It fails with
-// ErrUnsupported when VPP lacks the af_packet plugin.
+// only where the link does not filter them (a veth); and setting an
+// af_packet's MAC later (SetMAC) sets the Linux interface's too. An
+// af_packet on that Linux interface that exists already
+// (IF_ALREADY_EXISTS, -79) is ErrConflict naming its index, and is left as
+// it is: whether it is the caller's to adopt only its tag can tell. A
+// Linux interface VPP does not see (INVALID_INTERFACE, -71) is
+// ErrNotFound. It fails with ErrUnsupported when VPP lacks the af_packet
+// plugin.
 func (c *Client) CreateAFPacket(ctx context.Context, hostIfName string, mac net.HardwareAddr) (uint32, error) {
 	const op = "create af_packet"
 	obj := afpObj(hostIfName)
