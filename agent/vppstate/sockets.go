@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Memif socket filenames and socket files: ids registered in VPP, released
@@ -50,8 +52,11 @@ func (s *State) freeSocketIDs(n int) []uint32 {
 
 // PruneSockets removes every memif socket filename under the socket root
 // that no memif uses: one registered for a memif whose creation then
-// failed before the agent could release it (a crash in between). Files
-// elsewhere are left alone: nothing says they are uspace's.
+// failed, or whose memif was deleted, before the agent could release it
+// (a crash in between). Its socket file goes too when nothing listens on
+// it any more (VPP leaves a deleted master's file behind); a file a peer
+// listens on is the peer's. Files elsewhere are left alone: nothing says
+// they are uspace's.
 func (s *State) PruneSockets(ctx context.Context) error {
 	used := make(map[uint32]bool, len(s.memifs))
 	for _, m := range s.memifs {
@@ -67,8 +72,22 @@ func (s *State) PruneSockets(ctx context.Context) error {
 			continue
 		}
 		delete(s.sockets, path)
+		if !listening(path) {
+			errs = append(errs, s.removeSocketFile(path))
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// listening says whether something accepts connections on the unix
+// socket file at path.
+func listening(path string) bool {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return false
+	}
+	_ = c.Close()
+	return true
 }
 
 // releaseSocket drops a memif socket filename that the memif just deleted

@@ -1,7 +1,11 @@
 package vppstate_test
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"net"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -105,6 +109,55 @@ func TestSocketIDsReused(t *testing.T) {
 		t.Logf("main heap %d -> %d B over %d memif cycles: %+.0f B/cycle", before, after, cycles, per)
 		if per > 150 {
 			t.Errorf("VPP's main heap grows %+.0f B per memif ADD/DEL cycle, want at most 150 (a new socket id costs about 330)", per)
+		}
+	})
+}
+
+// An agent killed between deleting a master memif and releasing its
+// socket leaves the filename registered and the socket file on disk (VPP
+// leaves a deleted master's file behind). The next agent's prune removes
+// both; a socket filename whose file a peer listens on loses only its
+// registration.
+func TestPruneRemovesStaleSocketFile(t *testing.T) {
+	onBoth(t, nil, func(t *testing.T, e *env) {
+		s, err := vppstate.Load(e.ctx, e.client, e.root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stale := memifSpec(e.root, 1)
+		idx, err := s.Ensure(e.ctx, stale)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.client.DeleteMemif(e.ctx, idx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(stale.Memif.SocketPath); err != nil {
+			t.Fatalf("VPP removed the socket file of a deleted master: %v", err)
+		}
+		peer := filepath.Join(e.root, "peer.sock")
+		l, err := net.Listen("unix", peer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		if err := e.client.AddMemifSocket(e.ctx, 9, peer); err != nil {
+			t.Fatal(err)
+		}
+		if s, err = vppstate.Load(e.ctx, e.client, e.root); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PruneSockets(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if top := maxSocketID(t, e); top != 0 {
+			t.Errorf("after the prune VPP holds socket id %d", top)
+		}
+		if _, err := os.Stat(stale.Memif.SocketPath); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("stale socket file %s left after the prune: %v", stale.Memif.SocketPath, err)
+		}
+		if _, err := os.Stat(peer); err != nil {
+			t.Errorf("the prune removed %s, which a peer listens on: %v", peer, err)
 		}
 	})
 }
