@@ -64,8 +64,8 @@ type Config struct {
 	// host.
 	Underlay string
 	Uplink   string
-	// UplinkNetns is the network namespace where Uplink's MTU is read
-	// (VPP's, when it is not the agent's); "": the agent's own.
+	// UplinkNetns is the network namespace where Uplink's MTU and MAC are
+	// read (VPP's, when it is not the agent's); "": the agent's own.
 	UplinkNetns string
 	// ContainerEndpoints serves every container with a network namespace
 	// its own etcd endpoint there (package endpoint).
@@ -185,7 +185,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	if x != nil {
-		if err := x.ReadUplinkMTU(a.cfg.UplinkNetns); err != nil {
+		if err := x.ReadUplink(a.cfg.UplinkNetns); err != nil {
 			return err
 		}
 	}

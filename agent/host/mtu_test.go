@@ -18,7 +18,7 @@ func TestSpanningMTU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := x.ReadUplinkMTU(""); err != nil {
+	if err := x.ReadUplink(""); err != nil {
 		t.Fatal(err)
 	}
 	overlay := uint32(schema.MaxMTU - 50)

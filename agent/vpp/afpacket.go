@@ -54,23 +54,28 @@ func validLinuxIfName(name string) error {
 }
 
 // CreateAFPacket makes a VPP interface on a Linux interface
-// (af_packet_create_v3, ethernet mode, one rx and one tx queue) and returns
-// its sw_if_index; VPP creates it admin-down. Its MAC is the Linux
-// interface's: VPP 25.02 takes hw_addr as given when use_random_hw_addr is
-// false (all zeros when it is left empty), so the driver reads the MAC
-// from the Linux interface of that name in its own network namespace and
-// passes it; when it sees no such interface (the agent runs in another
-// namespace than VPP) VPP picks a random 02:fe MAC. An af_packet on that
-// Linux interface that exists already (IF_ALREADY_EXISTS, -79) is
-// ErrConflict naming its index, and is left as it is: whether it is the
-// caller's to adopt only its tag can tell. A Linux interface VPP does not
-// see (INVALID_INTERFACE, -71) is ErrNotFound. It fails with
-// ErrUnsupported when VPP lacks the af_packet plugin.
-func (c *Client) CreateAFPacket(ctx context.Context, hostIfName string) (uint32, error) {
+// (af_packet_create_v3, ethernet mode, one rx and one tx queue) with MAC
+// mac, and returns its sw_if_index; VPP creates it admin-down. VPP 25.02
+// takes hw_addr as given when use_random_hw_addr is false (all zeros when
+// it is left empty), so a nil mac asks VPP for a random 02:fe MAC, a new
+// one at every creation. VPP does not make the Linux interface
+// promiscuous: a MAC other than the Linux interface's gets unicast frames
+// only where the link does not filter them (a veth); and setting an
+// af_packet's MAC later (SetMAC) sets the Linux interface's too. An
+// af_packet on that Linux interface that exists already
+// (IF_ALREADY_EXISTS, -79) is ErrConflict naming its index, and is left as
+// it is: whether it is the caller's to adopt only its tag can tell. A
+// Linux interface VPP does not see (INVALID_INTERFACE, -71) is
+// ErrNotFound. It fails with ErrUnsupported when VPP lacks the af_packet
+// plugin.
+func (c *Client) CreateAFPacket(ctx context.Context, hostIfName string, mac net.HardwareAddr) (uint32, error) {
 	const op = "create af_packet"
 	obj := afpObj(hostIfName)
 	if err := validLinuxIfName(hostIfName); err != nil {
 		return NoInterface, opErr(op, obj, ErrInvalid, err)
+	}
+	if mac != nil && len(mac) != 6 {
+		return NoInterface, opErr(op, obj, ErrInvalid, fmt.Errorf("MAC %s is not a 6-byte Ethernet address", mac))
 	}
 	s, rctx, cancel, err := c.beginWith(ctx, FeatureAFPacket, op, obj)
 	if err != nil {
@@ -83,8 +88,8 @@ func (c *Client) CreateAFPacket(ctx context.Context, hostIfName string) (uint32,
 		NumRxQueues: 1,
 		NumTxQueues: 1,
 	}
-	if li, err := net.InterfaceByName(hostIfName); err == nil && len(li.HardwareAddr) == 6 {
-		req.HwAddr = ethernet_types.NewMacAddress(li.HardwareAddr)
+	if mac != nil {
+		req.HwAddr = ethernet_types.NewMacAddress(mac)
 	} else {
 		req.UseRandomHwAddr = true
 	}

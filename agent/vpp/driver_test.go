@@ -394,10 +394,26 @@ func TestRoutes(t *testing.T) {
 		if err := c.AddRoute(ctx, vpp.Route{Prefix: def.Prefix, Paths: []vpp.RoutePath{{Gateway: netip.MustParseAddr("fd00::1")}}}); !errors.Is(err, vpp.ErrInvalid) {
 			t.Fatalf("family mismatch: %v", err)
 		}
-		ok(t, c.DeleteRoute(ctx, 0, netip.MustParsePrefix("fd00:1::/48")))
-		ok(t, c.DeleteRoute(ctx, 0, netip.MustParsePrefix("fd00:1::/48")))
+		ok(t, c.DeleteRoute(ctx, v6))
+		ok(t, c.DeleteRoute(ctx, v6))
 		if r := find(must(c.Routes(ctx, 0, true))(t), "fd00:1::/48"); r != nil {
 			t.Fatalf("route survived delete: %+v", r)
+		}
+		// A second interface asking for the same prefix adds its path;
+		// deleting either's path leaves the other's.
+		m2 := must(c.CreateMemif(ctx, vpp.MemifSpec{Owner: "c/net1", Role: vpp.MemifSlave, ID: 1}))(t)
+		def2 := vpp.Route{Prefix: def.Prefix, Paths: []vpp.RoutePath{{Gateway: netip.MustParseAddr("10.2.0.1"), SwIfIndex: m2.SwIfIndex}}}
+		ok(t, c.AddRoute(ctx, def2))
+		if r := find(must(c.Routes(ctx, 0, false))(t), "0.0.0.0/0"); r == nil || len(r.Paths) != 2 {
+			t.Fatalf("default route of two interfaces = %+v, want both paths", r)
+		}
+		ok(t, c.DeleteRoute(ctx, def))
+		if r := find(must(c.Routes(ctx, 0, false))(t), "0.0.0.0/0"); r == nil || len(r.Paths) != 1 || r.Paths[0].SwIfIndex != m2.SwIfIndex {
+			t.Fatalf("default route after one interface's path went = %+v, want the other's path", r)
+		}
+		ok(t, c.DeleteRoute(ctx, def2))
+		if r := find(must(c.Routes(ctx, 0, false))(t), "0.0.0.0/0"); r == nil || r.Paths[0].Kind != vpp.PathDrop {
+			t.Fatalf("default route after both paths went = %+v, want VPP's own drop route", r)
 		}
 	})
 }

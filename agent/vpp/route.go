@@ -102,10 +102,22 @@ func pathFromAPI(fp fib_types.FibPath) RoutePath {
 	return p
 }
 
-// AddRoute installs a route, replacing the paths of an existing route with
-// the same prefix (so repeating it is harmless).
+// AddRoute adds r's paths to the route of its prefix, keeping the paths
+// others added (ip_route_add_del with is_multipath): two interfaces asking
+// for one prefix each have a path of it. VPP 25.02 ignores a path the
+// route has already, so repeating it is harmless.
 func (c *Client) AddRoute(ctx context.Context, r Route) error {
-	const op = "add route"
+	return c.routePaths(ctx, "add route", true, r)
+}
+
+// DeleteRoute removes r's paths from the route of its prefix; VPP removes
+// the route with its last path. A missing path or route is not an error
+// (VPP 25.02 answers 0).
+func (c *Client) DeleteRoute(ctx context.Context, r Route) error {
+	return c.routePaths(ctx, "delete route", false, r)
+}
+
+func (c *Client) routePaths(ctx context.Context, op string, add bool, r Route) error {
 	obj := routeObj(r.Table, r.Prefix)
 	if !r.Prefix.IsValid() || len(r.Paths) == 0 || len(r.Paths) > 255 {
 		return opErr(op, obj, ErrInvalid, errors.New("need a valid prefix and 1..255 paths"))
@@ -125,29 +137,8 @@ func (c *Client) AddRoute(ctx context.Context, r Route) error {
 		return err
 	}
 	defer cancel()
-	if _, err := s.ip.IPRouteAddDel(rctx, &ip.IPRouteAddDel{IsAdd: true, Route: ip.IPRoute{
+	if _, err := s.ip.IPRouteAddDel(rctx, &ip.IPRouteAddDel{IsAdd: add, IsMultipath: true, Route: ip.IPRoute{
 		TableID: r.Table, Prefix: prefixToAPI(pfx), NPaths: uint8(len(paths)), Paths: paths,
-	}}); err != nil {
-		return vppErr(op, obj, err)
-	}
-	return nil
-}
-
-// DeleteRoute removes the route for prefix with all its paths. A missing
-// route is not an error.
-func (c *Client) DeleteRoute(ctx context.Context, table uint32, prefix netip.Prefix) error {
-	const op = "delete route"
-	obj := routeObj(table, prefix)
-	if !prefix.IsValid() {
-		return opErr(op, obj, ErrInvalid, nil)
-	}
-	s, rctx, cancel, err := c.begin(ctx, op, obj)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	if _, err := s.ip.IPRouteAddDel(rctx, &ip.IPRouteAddDel{IsAdd: false, Route: ip.IPRoute{
-		TableID: table, Prefix: prefixToAPI(prefix.Masked()),
 	}}); err != nil {
 		return vppErr(op, obj, err)
 	}

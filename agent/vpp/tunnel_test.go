@@ -89,10 +89,10 @@ func TestAFPacketLifecycle(t *testing.T) {
 	onBothWithPlugins(t, func(t *testing.T, e *env) {
 		c, ctx := e.client, e.ctx
 		ok(t, c.CheckFeature(ctx, vpp.FeatureAFPacket))
-		_, err := c.CreateAFPacket(ctx, "udvnosuch0")
+		_, err := c.CreateAFPacket(ctx, "udvnosuch0", nil)
 		wantRetval(t, err, -71, vpp.ErrNotFound)
-		idx := must(c.CreateAFPacket(ctx, link))(t)
-		if _, err := c.CreateAFPacket(ctx, link); !errors.Is(err, vpp.ErrConflict) || !strings.Contains(err.Error(), fmt.Sprintf("sw_if_index %d", idx)) {
+		idx := must(c.CreateAFPacket(ctx, link, li.HardwareAddr))(t)
+		if _, err := c.CreateAFPacket(ctx, link, nil); !errors.Is(err, vpp.ErrConflict) || !strings.Contains(err.Error(), fmt.Sprintf("sw_if_index %d", idx)) {
 			t.Fatalf("second create: %v", err)
 		}
 		if as := must(c.AFPackets(ctx))(t); len(as) != 1 || as[0] != (vpp.AFPacket{SwIfIndex: idx, HostIfName: link}) {
@@ -129,7 +129,7 @@ func TestOptionalFeaturesMissing(t *testing.T) {
 		if !errors.Is(err, vpp.ErrUnsupported) {
 			t.Fatalf("create vxlan: %v", err)
 		}
-		_, err = e.client.CreateAFPacket(e.ctx, "eth0")
+		_, err = e.client.CreateAFPacket(e.ctx, "eth0", nil)
 		if !errors.Is(err, vpp.ErrUnsupported) {
 			t.Fatalf("create af_packet: %v", err)
 		}

@@ -41,7 +41,7 @@ func (s *State) CreateMissing(ctx context.Context, specs []Spec) error {
 // addSockets registers, in one batch, the socket filenames of specs that
 // VPP lacks, with their directories.
 func (s *State) addSockets(ctx context.Context, specs []Spec) error {
-	var socks []vpp.MemifSocket
+	var paths []string
 	// dirs: whether each socket directory is there (made if ours to make).
 	newSock, dirs := map[string]bool{}, map[string]bool{}
 	for _, spec := range specs {
@@ -54,14 +54,17 @@ func (s *State) addSockets(ctx context.Context, specs []Spec) error {
 			continue
 		}
 		newSock[path] = true
-		socks = append(socks, vpp.MemifSocket{ID: max(s.nextSocket, 1) + uint32(len(socks)), Filename: path})
+		paths = append(paths, path)
+	}
+	socks := make([]vpp.MemifSocket, len(paths))
+	for i, id := range s.freeSocketIDs(len(paths)) {
+		socks[i] = vpp.MemifSocket{ID: id, Filename: paths[i]}
 	}
 	failed, err := itemErrs(s.vpp.AddMemifSockets(ctx, socks))
 	if err != nil {
 		return err
 	}
-	// Registered or not, their ids are spent: the next load sees which.
-	s.nextSocket = max(s.nextSocket, 1) + uint32(len(socks))
+	// An id VPP refused stays free: VPP did not register it.
 	for i, sk := range socks {
 		if !failed(i) {
 			s.sockets[sk.Filename] = sk.ID

@@ -146,7 +146,11 @@ func (s *State) createCrossHost(ctx context.Context, spec Spec) (vpp.Interface, 
 		}
 		s.vxlans[idx] = vpp.VXLANTunnel{SwIfIndex: idx, Src: t.Src, Dst: t.Dst, VNI: t.VNI}
 	default:
-		if idx, err = s.vpp.CreateAFPacket(ctx, spec.HostIf); err != nil {
+		mac, err := spec.mac()
+		if err != nil {
+			return vpp.Interface{}, err
+		}
+		if idx, err = s.vpp.CreateAFPacket(ctx, spec.HostIf, mac); err != nil {
 			return vpp.Interface{}, err
 		}
 		s.afpkts[idx] = vpp.AFPacket{SwIfIndex: idx, HostIfName: spec.HostIf}

@@ -26,7 +26,7 @@ func (s *State) convergeRoutes(ctx context.Context, idx uint32, routes []schema.
 			kept = append(kept, r)
 			continue
 		}
-		if err := s.deleteRoute(ctx, r); err != nil {
+		if err := s.deleteRoute(ctx, idx, r); err != nil {
 			return err
 		}
 	}
@@ -35,22 +35,33 @@ func (s *State) convergeRoutes(ctx context.Context, idx uint32, routes []schema.
 		if slices.Contains(s.routes[idx], r) {
 			continue
 		}
-		dst, err := netip.ParsePrefix(r.Dst)
+		vr, err := vppRoute(idx, r)
 		if err != nil {
-			return fmt.Errorf("route %q: %w", r.Dst, err)
+			return err
 		}
-		path := vpp.RoutePath{SwIfIndex: idx}
-		if r.GW != "" {
-			if path.Gateway, err = netip.ParseAddr(r.GW); err != nil {
-				return fmt.Errorf("route %s via %q: %w", r.Dst, r.GW, err)
-			}
-		}
-		if err := s.vpp.AddRoute(ctx, vpp.Route{Prefix: dst, Paths: []vpp.RoutePath{path}}); err != nil {
+		if err := s.vpp.AddRoute(ctx, vr); err != nil {
 			return err
 		}
 		s.routes[idx] = append(s.routes[idx], r)
 	}
 	return nil
+}
+
+// vppRoute is r as a route through idx: one path, which AddRoute and
+// DeleteRoute add or remove alone, so each interface's route to a prefix
+// lives and dies with that interface whoever else routes the prefix.
+func vppRoute(idx uint32, r schema.Route) (vpp.Route, error) {
+	dst, err := netip.ParsePrefix(r.Dst)
+	if err != nil {
+		return vpp.Route{}, fmt.Errorf("route %q: %w", r.Dst, err)
+	}
+	path := vpp.RoutePath{SwIfIndex: idx}
+	if r.GW != "" {
+		if path.Gateway, err = netip.ParseAddr(r.GW); err != nil {
+			return vpp.Route{}, fmt.Errorf("route %s via %q: %w", r.Dst, r.GW, err)
+		}
+	}
+	return vpp.Route{Prefix: dst, Paths: []vpp.RoutePath{path}}, nil
 }
 
 // removeRoutes deletes every route uspace added through idx, ahead of the
@@ -60,7 +71,7 @@ func (s *State) removeRoutes(ctx context.Context, idx uint32) error {
 		return err
 	}
 	for len(s.routes[idx]) > 0 {
-		if err := s.deleteRoute(ctx, s.routes[idx][0]); err != nil {
+		if err := s.deleteRoute(ctx, idx, s.routes[idx][0]); err != nil {
 			return err
 		}
 		s.routes[idx] = s.routes[idx][1:]
@@ -69,20 +80,22 @@ func (s *State) removeRoutes(ctx context.Context, idx uint32) error {
 	return nil
 }
 
-func (s *State) deleteRoute(ctx context.Context, r schema.Route) error {
-	dst, err := netip.ParsePrefix(r.Dst)
+func (s *State) deleteRoute(ctx context.Context, idx uint32, r schema.Route) error {
+	vr, err := vppRoute(idx, r)
 	if err != nil {
-		return fmt.Errorf("route %q: %w", r.Dst, err)
+		return err
 	}
-	return s.vpp.DeleteRoute(ctx, 0, dst)
+	return s.vpp.DeleteRoute(ctx, vr)
 }
 
 // adoptRoutes reads back, once per view, the routes through uspace's
-// interfaces: the normal routes of table 0 whose every path leaves through
-// one interface uspace tagged, except the attached routes VPP made for that
-// interface's own addresses. Nothing but the agent adds routes through an
-// interface it created, so these are the ones it added before this view,
-// or, on an index VPP reused, stale ones left by an interface before it.
+// interfaces: each normal path of a table-0 route that leaves through an
+// interface uspace tagged is that interface's route (a prefix several
+// interfaces route has a path of each), except the attached routes VPP
+// made for that interface's own addresses. Nothing but the agent adds
+// routes through an interface it created, so these are the ones it added
+// before this view, or, on an index VPP reused, stale ones left by an
+// interface before it.
 func (s *State) adoptRoutes(ctx context.Context) error {
 	if s.routesRead {
 		return nil
@@ -97,25 +110,13 @@ func (s *State) adoptRoutes(ctx context.Context) error {
 			return err
 		}
 		for _, r := range rs {
-			idx, gw, ok := throughOne(r)
-			if !ok || !owned[idx] {
-				continue
-			}
-			if !gw.IsValid() {
-				addrs, err := s.addresses(ctx, idx)
-				if err != nil {
-					return err
-				}
-				if slices.ContainsFunc(addrs, func(a netip.Prefix) bool { return a.Masked() == r.Prefix.Masked() }) {
+			for _, p := range r.Paths {
+				if p.Kind != vpp.PathNormal || !owned[p.SwIfIndex] {
 					continue
 				}
-			}
-			sr := schema.Route{Dst: r.Prefix.String()}
-			if gw.IsValid() {
-				sr.GW = gw.String()
-			}
-			if !slices.Contains(s.routes[idx], sr) {
-				s.routes[idx] = append(s.routes[idx], sr)
+				if err := s.adoptRoute(ctx, p.SwIfIndex, r.Prefix, p.Gateway); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -123,19 +124,26 @@ func (s *State) adoptRoutes(ctx context.Context) error {
 	return nil
 }
 
-// throughOne tells the interface every path of r leaves through, and the
-// first path's gateway, when r is a normal route through one interface.
-func throughOne(r vpp.Route) (idx uint32, gw netip.Addr, ok bool) {
-	if len(r.Paths) == 0 {
-		return 0, gw, false
-	}
-	idx = r.Paths[0].SwIfIndex
-	for _, p := range r.Paths {
-		if p.Kind != vpp.PathNormal || p.SwIfIndex != idx || idx == 0 || idx == vpp.NoInterface {
-			return 0, gw, false
+// adoptRoute records the route to prefix via gw through idx, unless it is
+// the attached route of one of idx's addresses.
+func (s *State) adoptRoute(ctx context.Context, idx uint32, prefix netip.Prefix, gw netip.Addr) error {
+	if !gw.IsValid() {
+		addrs, err := s.addresses(ctx, idx)
+		if err != nil {
+			return err
+		}
+		if slices.ContainsFunc(addrs, func(a netip.Prefix) bool { return a.Masked() == prefix.Masked() }) {
+			return nil
 		}
 	}
-	return idx, r.Paths[0].Gateway, true
+	sr := schema.Route{Dst: prefix.String()}
+	if gw.IsValid() {
+		sr.GW = gw.String()
+	}
+	if !slices.Contains(s.routes[idx], sr) {
+		s.routes[idx] = append(s.routes[idx], sr)
+	}
+	return nil
 }
 
 // addresses are idx's addresses, read once per view.

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/uspace-io/uspace/agent/vpp"
 	"github.com/uspace-io/uspace/schema"
@@ -30,25 +32,46 @@ func SocketFilename(m *schema.MemifSpec) string {
 }
 
 // socketID returns the id of a memif socket filename, registering it under
-// the next free id when it is new. Choosing the id here saves a dump per
+// the lowest free id when it is new. Choosing the id here saves a dump per
 // new socket.
 func (s *State) socketID(ctx context.Context, path string) (uint32, error) {
 	if id, ok := s.sockets[path]; ok {
 		return id, nil
 	}
-	next := max(s.nextSocket, 1)
-	if err := s.vpp.AddMemifSocket(ctx, next, path); err != nil {
+	id := s.freeSocketIDs(1)[0]
+	if err := s.vpp.AddMemifSocket(ctx, id, path); err != nil {
 		return 0, err
 	}
-	s.sockets[path] = next
-	s.nextSocket = next + 1
-	return next, nil
+	s.sockets[path] = id
+	return id, nil
+}
+
+// freeSocketIDs returns the n lowest socket ids no filename holds (0 is
+// VPP's default socket): ids of deleted sockets are taken again, because
+// VPP's main heap keeps growing with socket ids it has never seen (about
+// 330 B per id on VPP 25.02, against about 60 B per cycle on one reused
+// id). The view holds every id VPP has, so this is a scan, not a dump.
+func (s *State) freeSocketIDs(n int) []uint32 {
+	used := make(map[uint32]bool, len(s.sockets))
+	for _, id := range s.sockets {
+		used[id] = true
+	}
+	ids := make([]uint32, 0, n)
+	for id := uint32(1); len(ids) < n; id++ {
+		if !used[id] {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // PruneSockets removes every memif socket filename under the socket root
 // that no memif uses: one registered for a memif whose creation then
-// failed before the agent could release it (a crash in between). Files
-// elsewhere are left alone: nothing says they are uspace's.
+// failed, or whose memif was deleted, before the agent could release it
+// (a crash in between). Its socket file goes too when nothing listens on
+// it any more (VPP leaves a deleted master's file behind); a file a peer
+// listens on is the peer's. Files elsewhere are left alone: nothing says
+// they are uspace's.
 func (s *State) PruneSockets(ctx context.Context) error {
 	used := make(map[uint32]bool, len(s.memifs))
 	for _, m := range s.memifs {
@@ -64,8 +87,22 @@ func (s *State) PruneSockets(ctx context.Context) error {
 			continue
 		}
 		delete(s.sockets, path)
+		if !listening(path) {
+			errs = append(errs, s.removeSocketFile(path))
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// listening says whether something accepts connections on the unix
+// socket file at path.
+func listening(path string) bool {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return false
+	}
+	_ = c.Close()
+	return true
 }
 
 // releaseSocket drops a memif socket filename that the memif just deleted

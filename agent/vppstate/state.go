@@ -66,9 +66,6 @@ type State struct {
 	routesRead bool
 	byOwner    map[string]uint32
 	sockets    map[string]uint32 // memif socket filename -> socket id
-	// nextSocket is above every socket id in use: ids are never reused
-	// within one load, so allocating one costs no scan.
-	nextSocket uint32
 	bds        map[uint32]vpp.BridgeDomain
 	bdOf       map[uint32]uint32 // sw_if_index -> the bridge domain it is in
 	// socketRoot bounds the socket files this agent removes: an intent
@@ -119,7 +116,6 @@ func Load(ctx context.Context, c *vpp.Client, socketRoot string) (*State, error)
 	}
 	for _, so := range socks {
 		s.sockets[so.Filename] = so.ID
-		s.nextSocket = max(s.nextSocket, so.ID+1)
 	}
 	for _, v := range vhosts {
 		i := s.ifs[v.SwIfIndex]

@@ -229,7 +229,7 @@ type poller struct {
 type polled struct {
 	rev                 int64
 	swIfIndex, socketID uint32
-	route               netip.Prefix
+	route               vpp.Route
 }
 
 func (p *poller) pollOnce(ctx context.Context) error {
@@ -283,8 +283,8 @@ func (p *poller) pollOnce(ctx context.Context) error {
 			return err
 		}
 		for _, r := range ci.Routes {
-			a.route = netip.MustParsePrefix(r.Dst)
-			if err := p.cli.AddRoute(ctx, vpp.Route{Prefix: a.route, Paths: []vpp.RoutePath{{SwIfIndex: m.SwIfIndex, Gateway: netip.MustParseAddr(r.GW)}}}); err != nil {
+			a.route = vpp.Route{Prefix: netip.MustParsePrefix(r.Dst), Paths: []vpp.RoutePath{{SwIfIndex: m.SwIfIndex, Gateway: netip.MustParseAddr(r.GW)}}}
+			if err := p.cli.AddRoute(ctx, a.route); err != nil {
 				return err
 			}
 		}
@@ -316,8 +316,8 @@ func (p *poller) pollOnce(ctx context.Context) error {
 
 func (p *poller) remove(ctx context.Context, key string) error {
 	a := p.applied[key]
-	if a.route.IsValid() {
-		if err := p.cli.DeleteRoute(ctx, 0, a.route); err != nil {
+	if a.route.Prefix.IsValid() {
+		if err := p.cli.DeleteRoute(ctx, a.route); err != nil {
 			return err
 		}
 	}

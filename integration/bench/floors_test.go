@@ -452,7 +452,8 @@ func (b *bench) floorContainerOps(t *testing.T, sim *vppsim.Sim, cli *vpp.Client
 		if err := cli.SetAdminUp(ctx, m.SwIfIndex, true); err != nil {
 			t.Fatal(err)
 		}
-		if err := cli.AddRoute(ctx, vpp.Route{Prefix: dst, Paths: []vpp.RoutePath{{SwIfIndex: m.SwIfIndex, Gateway: gw}}}); err != nil {
+		route := vpp.Route{Prefix: dst, Paths: []vpp.RoutePath{{SwIfIndex: m.SwIfIndex, Gateway: gw}}}
+		if err := cli.AddRoute(ctx, route); err != nil {
 			t.Fatal(err)
 		}
 		took := time.Since(start)
@@ -460,7 +461,7 @@ func (b *bench) floorContainerOps(t *testing.T, sim *vppsim.Sim, cli *vpp.Client
 			out = append(out, took)
 			msgs.add(countMsgs(sim).sub(before))
 		}
-		if err := cli.DeleteRoute(ctx, 0, dst); err != nil {
+		if err := cli.DeleteRoute(ctx, route); err != nil {
 			t.Fatal(err)
 		}
 		if err := cli.DeleteMemif(ctx, m.SwIfIndex); err != nil {

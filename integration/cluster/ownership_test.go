@@ -92,7 +92,7 @@ func TestForeignUplinkAndTunnelLeftAlone(t *testing.T) {
 		ctx, cancel := context.WithTimeout(bg(), 10*time.Second)
 		defer cancel()
 		var err error
-		if afp, err = c.CreateAFPacket(ctx, "lo"); err != nil {
+		if afp, err = c.CreateAFPacket(ctx, "lo", nil); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.AddAddress(ctx, afp, netip.MustParsePrefix("10.9.9.1/24")); err != nil {

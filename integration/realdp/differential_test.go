@@ -208,6 +208,43 @@ var steps = []step{
 		_, err4 := a.mem.MemifDelete(ctx, &memif.MemifDelete{SwIfIndex: r.SwIfIndex})
 		return fmt.Sprintf("%s %s %s %s; down: %s; up: %s; down again: %s", rv(err), rv(err2), rv(err3), rv(err4), down, up, again)
 	}},
+	{"two interfaces' paths of one prefix (is_multipath)", func(ctx context.Context, a *vppAPI) string {
+		var idx [2]interface_types.InterfaceIndex
+		for i := range idx {
+			r, err := a.mem.MemifCreateV2(ctx, &memif.MemifCreateV2{Role: memif.MEMIF_ROLE_API_SLAVE, SocketID: 0, ID: uint32(7 + i)})
+			if err != nil {
+				return rv(err)
+			}
+			idx[i] = r.SwIfIndex
+		}
+		path := func(i int) fib_types.FibPath {
+			return fib_types.FibPath{SwIfIndex: uint32(idx[i]), Weight: 1, Proto: fib_types.FIB_API_PATH_NH_PROTO_IP4,
+				Nh: fib_types.FibPathNh{Address: mustPrefix(fmt.Sprintf("10.%d.0.1/32", 7+i)).Address.Un}}
+		}
+		call := func(add, multipath bool, paths ...fib_types.FibPath) string {
+			_, err := a.ip.IPRouteAddDel(ctx, &ip.IPRouteAddDel{IsAdd: add, IsMultipath: multipath, Route: ip.IPRoute{
+				Prefix: ip_types.Prefix(mustPrefix("10.98.0.0/16")), NPaths: uint8(len(paths)), Paths: paths}})
+			return rv(err) + " " + routePaths(ctx, a, "10.98.0.0/16")
+		}
+		out := []string{
+			"add 0: " + call(true, true, path(0)),
+			"add 1: " + call(true, true, path(1)),
+			"add 0 again: " + call(true, true, path(0)),
+			"delete 0: " + call(false, true, path(0)),
+			"delete 0 again: " + call(false, true, path(0)),
+			"add 0: " + call(true, true, path(0)),
+			"replace with 0: " + call(true, false, path(0)),
+			"add 1: " + call(true, true, path(1)),
+			"delete naming 1, not multipath: " + call(false, false, path(1)),
+			"add 0, 1: " + call(true, true, path(0), path(1)),
+			"delete 0, 1: " + call(false, true, path(0), path(1)),
+		}
+		for _, i := range idx {
+			_, err := a.mem.MemifDelete(ctx, &memif.MemifDelete{SwIfIndex: i})
+			out = append(out, rv(err))
+		}
+		return strings.Join(out, "; ")
+	}},
 	{"delete what is gone", func(ctx context.Context, a *vppAPI) string {
 		_, err1 := a.mem.MemifDelete(ctx, &memif.MemifDelete{SwIfIndex: 1})
 		_, err2 := a.mem.MemifSocketFilenameAddDel(ctx, &memif.MemifSocketFilenameAddDel{IsAdd: false, SocketID: 1})
@@ -246,6 +283,26 @@ func routes(ctx context.Context, a *vppAPI) string {
 	}
 	slices.Sort(out)
 	return strings.Join(out, " ")
+}
+
+// routePaths lists the paths of the IPv4 route to prefix in table 0, as
+// sw_if_index and next hop.
+func routePaths(ctx context.Context, a *vppAPI, prefix string) string {
+	ds, err := drain(a.ip.IPRouteDump(ctx, &ip.IPRouteDump{Table: ip.IPTable{TableID: 0}}))
+	if err != nil {
+		return rv(err)
+	}
+	for _, d := range ds {
+		if d.Route.Prefix.String() != prefix {
+			continue
+		}
+		var out []string
+		for _, p := range d.Route.Paths {
+			out = append(out, fmt.Sprintf("%d via %s", p.SwIfIndex, ip_types.Address{Af: ip_types.ADDRESS_IP4, Un: p.Nh.Address}))
+		}
+		return "[" + strings.Join(out, ", ") + "]"
+	}
+	return "none"
 }
 
 // allSteps is every differential step, in the order both dataplanes run them.

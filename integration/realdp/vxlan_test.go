@@ -68,7 +68,7 @@ func TestVXLANBetweenRealVPPs(t *testing.T) {
 	for i, s := range sides {
 		peer := sides[1-i]
 		var err error
-		if s.afp, err = s.c.CreateAFPacket(ctx, s.link); err != nil {
+		if s.afp, err = s.c.CreateAFPacket(ctx, s.link, nil); err != nil {
 			t.Fatal(err)
 		}
 		ok(t, s.c.SetAdminUp(ctx, s.afp, true))

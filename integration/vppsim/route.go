@@ -1,7 +1,10 @@
 package vppsim
 
 import (
+	"bytes"
+	"cmp"
 	"net/netip"
+	"slices"
 
 	"go.fd.io/govpp/binapi/fib_types"
 	"go.fd.io/govpp/binapi/ip"
@@ -116,8 +119,10 @@ func normPath(p fib_types.FibPath) fib_types.FibPath {
 
 // hIPRouteAddDel follows ip_route_add_del_t_handler for table 0 (the only
 // table that exists; others are NO_SUCH_FIB). Without is_multipath an add
-// replaces the route's paths; a delete without paths removes the route, with
-// paths removes those paths. Deleting what is not there is not an error.
+// replaces the route's paths and a delete removes the route, whatever
+// paths it names; with is_multipath an add adds the paths it lacks and a
+// delete removes the paths named, the route with its last one. Deleting
+// what is not there is not an error (as VPP 25.02 answers).
 func hIPRouteAddDel(s *Sim, _ *client, req *ip.IPRouteAddDel) *ip.IPRouteAddDelReply {
 	w := s.st
 	r := req.Route
@@ -140,45 +145,65 @@ func hIPRouteAddDel(s *Sim, _ *client, req *ip.IPRouteAddDel) *ip.IPRouteAddDelR
 	}
 	k := routeKey{0, pfx}
 	cur := w.routes[k]
+	var under *route
 	if cur != nil && cur.source != srcAPI {
 		if !req.IsAdd {
 			return &ip.IPRouteAddDelReply{}
 		}
-		cur = nil // the API source takes precedence over VPP's own entry
+		// The API source takes precedence over VPP's own entry.
+		under, cur = cur, nil
 	}
 	if req.IsAdd {
 		if len(paths) == 0 {
 			return &ip.IPRouteAddDelReply{Retval: rvInvalidArgument}
 		}
 		if cur == nil || !req.IsMultipath {
-			w.routes[k] = &route{key: k, source: srcAPI, paths: paths}
-			return &ip.IPRouteAddDelReply{StatsIndex: uint32(len(w.routes))}
+			if cur != nil {
+				under = cur.under
+			}
+			cur = &route{key: k, source: srcAPI, under: under}
+			w.routes[k] = cur
 		}
 		for _, p := range paths {
 			if !containsPath(cur.paths, p) {
 				cur.paths = append(cur.paths, p)
 			}
 		}
+		sortPaths(cur.paths)
 		return &ip.IPRouteAddDelReply{StatsIndex: uint32(len(w.routes))}
 	}
 	if cur == nil {
 		return &ip.IPRouteAddDelReply{}
 	}
-	if len(paths) == 0 {
-		delete(w.routes, k)
-		return &ip.IPRouteAddDelReply{}
-	}
 	kept := cur.paths[:0]
 	for _, p := range cur.paths {
-		if !containsPath(paths, p) {
+		if len(paths) > 0 && req.IsMultipath && !containsPath(paths, p) {
 			kept = append(kept, p)
 		}
 	}
 	cur.paths = kept
 	if len(cur.paths) == 0 {
-		delete(w.routes, k)
+		w.dropAPIRoute(cur)
 	}
 	return &ip.IPRouteAddDelReply{}
+}
+
+// dropAPIRoute removes an API route, showing again what it hid.
+func (w *world) dropAPIRoute(r *route) {
+	if r.under != nil {
+		w.routes[r.key] = r.under
+		return
+	}
+	delete(w.routes, r.key)
+}
+
+// sortPaths orders paths as VPP's path lists keep them (fib_path_cmp):
+// by type, then next hop, then interface.
+func sortPaths(ps []fib_types.FibPath) {
+	slices.SortStableFunc(ps, func(a, b fib_types.FibPath) int {
+		return cmp.Or(cmp.Compare(a.Type, b.Type), bytes.Compare(a.Nh.Address.XXX_UnionData[:], b.Nh.Address.XXX_UnionData[:]),
+			cmp.Compare(a.SwIfIndex, b.SwIfIndex))
+	})
 }
 
 func containsPath(ps []fib_types.FibPath, p fib_types.FibPath) bool {

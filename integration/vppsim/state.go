@@ -146,6 +146,10 @@ type route struct {
 	// VPP 25.02 reports an address's attached route as the address itself
 	// with the subnet's length (10.2.2.2/24, not 10.2.2.0/24).
 	shown netip.Prefix
+	// under is the entry of VPP's own source that an API route hides
+	// (the default route's drop): VPP shows it again when the API route
+	// goes.
+	under *route
 }
 
 // pendingEvent is an interface event to deliver after the request is

@@ -124,9 +124,12 @@ func (c *Client) login(ctx context.Context) error {
 // call sends one unary request and returns etcd's answer. A token etcd no
 // longer knows (expired, or its auth store changed) is renewed once. When
 // again is set, a request etcd could not serve for now (no leader, the
-// leader changed, a timeout: gRPC's Unavailable) is sent again after a
-// pause until ctx ends; resent then says an earlier send's outcome was
-// unknown.
+// leader changed, a timeout: gRPC's Unavailable, or DeadlineExceeded
+// before ctx's deadline) or whose connection was lost with it in flight
+// (the member stopped) is sent again after a pause until ctx ends, to the
+// next endpoint: the member that could not serve it may be cut off from
+// the others, or gone, and they serve it (client/v3's balancer picks
+// another too). resent then says an earlier send's outcome was unknown.
 func (c *Client) call(ctx context.Context, method string, req []byte, again bool) (msg []byte, resent bool, err error) {
 	b := newBackoff()
 	for {
@@ -137,9 +140,11 @@ func (c *Client) call(ctx context.Context, method string, req []byte, again bool
 			}
 			msg, err = c.roundTrips(ctx, method, req, true)
 		}
-		var e *Error
-		if err == nil || !again || !errors.As(err, &e) || e.Code != codeUnavailable {
+		if err == nil || !again || !unserved(err) {
 			return msg, resent, err
+		}
+		if n := c.next.Load(); len(c.urls) > 1 {
+			c.next.CompareAndSwap(n, (n+1)%int32(len(c.urls)))
 		}
 		select {
 		case <-ctx.Done():
@@ -148,6 +153,18 @@ func (c *Client) call(ctx context.Context, method string, req []byte, again bool
 		}
 		resent = true
 	}
+}
+
+// unserved says whether a request's error leaves it for another send:
+// etcd could not serve it for now, or the connection was lost with the
+// request in flight.
+func unserved(err error) bool {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code == codeUnavailable || e.Code == codeDeadlineExceeded
+	}
+	var te *transportError
+	return errors.As(err, &te) && te.sent
 }
 
 // roundTrips sends the request to the endpoint that answered last, and to
@@ -175,7 +192,8 @@ func newBackoff() *backoff.ExponentialBackOff {
 
 // onEndpoints runs f on the endpoint that answered last, then on the next
 // ones while f's request could not even be sent (refused, no route, TLS
-// refused); the endpoint that answers is the next call's first.
+// refused); the endpoint that answers, even with an error, is the next
+// call's first.
 func (c *Client) onEndpoints(ctx context.Context, f func(url string) error) error {
 	var errs []error
 	first := int(c.next.Load())
@@ -187,7 +205,11 @@ func (c *Client) onEndpoints(ctx context.Context, f func(url string) error) erro
 			return nil
 		}
 		err = c.refusedHandshake(ctx, c.urls[n], err)
-		if !NotSent(err) || ctx.Err() != nil {
+		if !NotSent(err) {
+			c.next.Store(int32(n))
+			return err
+		}
+		if ctx.Err() != nil {
 			return err
 		}
 		errs = append(errs, err)

@@ -9,8 +9,9 @@
 // from a state the caller already read. Endpoints are written as for
 // client/v3 (http://, https://, host:port, unix sockets); a request that
 // could not be sent moves on to the next endpoint, and reads and guarded
-// transactions are sent again while etcd cannot serve them (no leader,
-// leader changed), as client/v3 does with reads. TLS client certificates and
+// transactions are sent again, to the next endpoint, while etcd cannot
+// serve them (no leader, leader changed, timed out, the member stopped
+// with them in flight), as client/v3 does with reads. TLS client certificates and
 // user/password tokens work as with client/v3, since etcd sees the same
 // gRPC calls; etcd's JSON gateway was not used because it refuses a client
 // certificate with a Common Name when client-certificate auth and auth are

@@ -396,14 +396,7 @@ func TestLeaderLoss(t *testing.T) {
 	errs := make(chan error, 2*n)
 	go func() {
 		for i := range n {
-			key := fmt.Sprintf("/leader/%02d", i)
-			r, err := c.Txn(ctx, []Cmp{ModRevisionIs(key, 0)}, []Op{Put(key, []byte("v"))}, []Op{Get(key)})
-			if err == nil && !r.Succeeded && (!r.Resent || len(r.Results[0].KVs) == 0) {
-				err = fmt.Errorf("create of %s lost its guard without a resend: %+v", key, r)
-			}
-			errs <- err
-			_, _, err = c.Get(ctx, key)
-			errs <- err
+			createAndRead(ctx, c, fmt.Sprintf("/leader/%02d", i), errs)
 		}
 	}()
 	time.Sleep(20 * time.Millisecond)
@@ -416,5 +409,96 @@ func TestLeaderLoss(t *testing.T) {
 	kvs, _, err := c.List(ctx, "/leader/")
 	if err != nil || len(kvs) != n {
 		t.Fatalf("%d keys after the leader's loss: %v", len(kvs), err)
+	}
+}
+
+// createAndRead creates key with a guarded write, then reads it, and sends
+// each call's error to errs. A write that lost its guard must have been
+// resent, its first send applied, and come back with the key.
+func createAndRead(ctx context.Context, c *Client, key string, errs chan<- error) {
+	r, err := c.Txn(ctx, []Cmp{ModRevisionIs(key, 0)}, []Op{Put(key, []byte("v"))}, []Op{Get(key)})
+	if err == nil && !r.Succeeded && (!r.Resent || len(r.Results[0].KVs) == 0) {
+		err = fmt.Errorf("create of %s lost its guard without a resend: %+v", key, r)
+	}
+	errs <- err
+	_, _, err = c.Get(ctx, key)
+	errs <- err
+}
+
+// followerOf3 starts a 3-member etcd cluster, terminated at the test's
+// end, and returns it, its members' endpoints and a follower's index.
+func followerOf3(t *testing.T) (*integration.Cluster, []string, int) {
+	t.Helper()
+	integration.BeforeTest(t, integration.WithoutGoLeakDetection())
+	clus := integration.NewCluster(t, &integration.ClusterConfig{Size: 3})
+	t.Cleanup(func() { clus.Terminate(t) })
+	var eps []string
+	for _, m := range clus.Members {
+		eps = append(eps, m.GRPCURL)
+	}
+	return clus, eps, (clus.WaitLeader(t) + 1) % 3
+}
+
+// The member a client sends to stops (kill, as the soak's faults do) while
+// reads and guarded writes are in flight on it: each is sent again, to the
+// members left, and none fails. A guarded write whose lost send etcd had
+// applied comes back Resent with its else branch.
+func TestMemberLossMidRequest(t *testing.T) {
+	clus, eps, victim := followerOf3(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const clients, n = 8, 40
+	errs := make(chan error, 2*clients*n)
+	started := make(chan struct{}, clients)
+	for w := range clients {
+		c := connect(t, etcdconf.Config{Endpoints: eps})
+		c.next.Store(int32(victim))
+		go func() {
+			started <- struct{}{}
+			for i := range n {
+				createAndRead(ctx, c, fmt.Sprintf("/loss/%d/%02d", w, i), errs)
+			}
+		}()
+	}
+	for range clients {
+		<-started
+	}
+	time.Sleep(5 * time.Millisecond)
+	clus.Members[victim].Stop(t)
+	for range 2 * clients * n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A member cut off from the others answers a guarded write, after about
+// 10 s here, with DeadlineExceeded ("context deadline exceeded") long
+// before the caller's deadline: the write, and a read after it, go again
+// to the next member, which serves them, as client/v3's balancer does,
+// rather than fail or go to it until the caller's deadline (what failed a
+// CNI DEL during an etcd fault).
+func TestPartitionedMember(t *testing.T) {
+	clus, eps, cut := followerOf3(t)
+	var others []*integration.Member
+	for i, m := range clus.Members {
+		if i != cut {
+			others = append(others, m)
+		}
+	}
+	clus.Members[cut].InjectPartition(t, others...)
+	defer clus.Members[cut].RecoverPartition(t, others...)
+	c := connect(t, etcdconf.Config{Endpoints: eps})
+	c.next.Store(int32(cut))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	t0 := time.Now()
+	if r, err := c.Txn(ctx, []Cmp{ModRevisionIs("/cut", 0)}, []Op{Put("/cut", []byte("v"))}, []Op{Get("/cut")}); err != nil || !r.Succeeded && !r.Resent {
+		t.Fatalf("guarded write sent to a partitioned member: %+v %v after %v", r, err, time.Since(t0))
+	}
+	t.Logf("guarded write sent to a partitioned member served after %v", time.Since(t0))
+	c.next.Store(int32(cut))
+	if kv, _, err := c.Get(ctx, "/cut"); err != nil || kv == nil {
+		t.Fatalf("read sent to a partitioned member: %v %v", kv, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -45,8 +46,12 @@ type Mesh struct {
 	// uplinkMTU is the uplink's Linux MTU, read at start; overlayMTU the
 	// most a network spanning hosts carries over it (setUplinkMTU).
 	uplinkMTU, overlayMTU uint32
-	members               *controller.Controller
-	reg                   atomic.Pointer[store.Registration]
+	// uplinkMAC is the uplink's Linux MAC, read at start: the uplink in
+	// VPP gets it, so a VPP restarted answers on the MAC its peers hold
+	// (VPP's neighbour entries do not age out) rather than a random one.
+	uplinkMAC net.HardwareAddr
+	members   *controller.Controller
+	reg       atomic.Pointer[store.Registration]
 
 	mu    sync.Mutex
 	local map[string]localIf // interface intent key -> its network

@@ -20,30 +20,28 @@ func vxlanOverhead(underlay netip.Addr) uint32 {
 	return 70
 }
 
-// ReadUplinkMTU reads the uplink's Linux MTU (readLinkMTU) once, at
-// start, as flannel does: a change takes effect when the agent restarts.
-func (x *Mesh) ReadUplinkMTU(netns string) error {
-	mtu, err := readLinkMTU(x.cfg.Uplink, netns)
+// ReadUplink reads the uplink's Linux MTU and MAC (readLink) once, at
+// start, as flannel does for the MTU: a change takes effect when the agent
+// restarts.
+func (x *Mesh) ReadUplink(netns string) error {
+	mtu, mac, err := readLink(x.cfg.Uplink, netns)
 	if err != nil {
 		return err
 	}
+	x.uplinkMAC = mac
 	return x.setUplinkMTU(mtu)
 }
 
-// readLinkMTU reads a Linux interface's MTU in the agent's own network
-// namespace, or in netns (a path such as /var/run/netns/vpp) when VPP and
-// the uplink live in another one. It asks the kernel over netlink, whose
-// socket belongs to the namespace of the thread that opens it; sysfs would
-// answer for the namespace it was mounted in.
-func readLinkMTU(name, netns string) (uint32, error) {
-	var mtu int
-	read := func(ns.NetNS) error {
-		li, err := net.InterfaceByName(name)
-		if err != nil {
-			return err
-		}
-		mtu = li.MTU
-		return nil
+// readLink reads a Linux interface's MTU and MAC in the agent's own
+// network namespace, or in netns (a path such as /var/run/netns/vpp) when
+// VPP and the uplink live in another one. It asks the kernel over netlink,
+// whose socket belongs to the namespace of the thread that opens it; sysfs
+// would answer for the namespace it was mounted in.
+func readLink(name, netns string) (uint32, net.HardwareAddr, error) {
+	var li *net.Interface
+	read := func(ns.NetNS) (err error) {
+		li, err = net.InterfaceByName(name)
+		return err
 	}
 	where := "the agent's network namespace"
 	var err error
@@ -54,9 +52,9 @@ func readLinkMTU(name, netns string) (uint32, error) {
 		err = ns.WithNetNSPath(netns, read)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("read the MTU of --uplink %s in %s: %w", name, where, err)
+		return 0, nil, fmt.Errorf("read the MTU and MAC of --uplink %s in %s: %w", name, where, err)
 	}
-	return uint32(mtu), nil
+	return uint32(li.MTU), li.HardwareAddr, nil
 }
 
 // setUplinkMTU records the uplink's Linux MTU (linux), which the uplink in

@@ -41,16 +41,16 @@ func TestUplinkMTU(t *testing.T) {
 
 // An uplink the agent cannot see is a start-up error naming the flag and
 // the namespace it looked in.
-func TestReadUplinkMTU(t *testing.T) {
-	mtu, err := readLinkMTU("lo", "")
+func TestReadUplink(t *testing.T) {
+	mtu, _, err := readLink("lo", "")
 	if err != nil || mtu == 0 {
 		t.Errorf("lo: %d %v", mtu, err)
 	}
 	for _, c := range []struct{ name, netns, want string }{
-		{"uspacenosuch0", "", "read the MTU of --uplink uspacenosuch0 in the agent's network namespace"},
+		{"uspacenosuch0", "", "read the MTU and MAC of --uplink uspacenosuch0 in the agent's network namespace"},
 		{"lo", "/nonexistent/netns", "in network namespace /nonexistent/netns"},
 	} {
-		if _, err := readLinkMTU(c.name, c.netns); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, _, err := readLink(c.name, c.netns); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s in %q: %v", c.name, c.netns, err)
 		}
 	}

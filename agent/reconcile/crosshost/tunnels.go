@@ -127,7 +127,11 @@ func (x *Mesh) Spec(k schema.Key, owner string, value []byte) (vppstate.Spec, er
 		if err != nil {
 			return vppstate.Spec{}, err
 		}
-		return vppstate.Spec{Owner: owner, Type: schema.IfTypeAFPacket, HostIf: u.HostIfName, Addresses: []string{u.Address}, MTU: u.MTU}, nil
+		spec := vppstate.Spec{Owner: owner, Type: schema.IfTypeAFPacket, HostIf: u.HostIfName, Addresses: []string{u.Address}, MTU: u.MTU}
+		if len(x.uplinkMAC) == 6 {
+			spec.MAC = x.uplinkMAC.String()
+		}
+		return spec, nil
 	case schema.KindTunnelKey:
 		t, err := schema.DecodeAt[schema.Tunnel](k, value)
 		if err != nil {

@@ -111,6 +111,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, key string, kv *store.KV) er
 	}
 	var idx uint32
 	err = r.claim(ctx, vs, sk, kv.ModRevision, spec)
+	if err == nil && k.Kind == schema.KindTunnelKey && vs.Creates(spec) {
+		r.uplinkFirst(ctx, vs)
+	}
 	if err == nil {
 		idx, err = vs.Ensure(ctx, spec)
 	}
@@ -177,6 +180,27 @@ func (r *Reconciler) claim(ctx context.Context, vs *vppstate.State, sk string, r
 		return vs.Adopt(ctx, spec)
 	}
 	return nil
+}
+
+// uplinkFirst converges this host's uplink, address included, ahead of a
+// tunnel about to be created: VPP 25.02 resolves a new tunnel's peer with
+// the source address the uplink has at that moment, and one created
+// before the uplink's address asks for it with the subnet's network
+// address as sender (192.168.78.0), an ARP request peers learn nothing
+// from. What keeps the uplink from converging (an operator's af_packet on
+// its Linux interface, say) is for its own reconcile to report, as it does
+// when it finds the uplink converged: the tunnel goes on as it would alone.
+func (r *Reconciler) uplinkFirst(ctx context.Context, vs *vppstate.State) {
+	for _, kv := range r.Desired() {
+		k, err := schema.ParseKey(kv.Key)
+		if err != nil || k.Kind != schema.KindUplinkKey {
+			continue
+		}
+		spec, err := r.Spec(k, vppstate.Owner(kv.Key), kv.Value)
+		if err == nil && r.claim(ctx, vs, schema.StatusKey(k), kv.ModRevision, spec) == nil {
+			_, _ = vs.Ensure(ctx, spec)
+		}
+	}
 }
 
 // claimTimeout bounds the wait for a create record to reach etcd; past it

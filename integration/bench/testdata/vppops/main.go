@@ -162,11 +162,12 @@ func containerSide(ctx context.Context, cli *vpp.Client, dir string, i int) (tim
 	if err := cli.SetAdminUp(ctx, m.SwIfIndex, true); err != nil {
 		return 0, err
 	}
-	if err := cli.AddRoute(ctx, vpp.Route{Prefix: dst, Paths: []vpp.RoutePath{{SwIfIndex: m.SwIfIndex, Gateway: gw}}}); err != nil {
+	route := vpp.Route{Prefix: dst, Paths: []vpp.RoutePath{{SwIfIndex: m.SwIfIndex, Gateway: gw}}}
+	if err := cli.AddRoute(ctx, route); err != nil {
 		return 0, err
 	}
 	took := time.Since(start)
-	if err := cli.DeleteRoute(ctx, 0, dst); err != nil {
+	if err := cli.DeleteRoute(ctx, route); err != nil {
 		return 0, err
 	}
 	if err := cli.DeleteMemif(ctx, m.SwIfIndex); err != nil {
