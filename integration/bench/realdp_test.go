@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -33,23 +34,34 @@ func (b *bench) realVPPPhase(t *testing.T) {
 	// agent's sweep removes tagged interfaces it has no intent for.
 	fv := realdp.StartVPP(t, realdp.VPPOptions{Name: "bench-floor"})
 	b.res.note("real dataplanes: %s; %s", fv.Version(t), "each VPP runs as its own process without hugepages, as integration/realdp starts it")
-	hostOps := b.vppOpsAt(t, fv.APISocket, "host", n)
-	ctrOps := b.vppOpsAt(t, fv.APISocket, "container", n)
+	perIf := b.cfg.runs("real_vpp_ops_floor", "real_vpp_ops_container_floor", "real_cni_add",
+		"real_memif_host", "real_vhost_host", "real_memif_container", "real_vhost_container")
+	var hostOps, ctrOps, coldFloor dist
+	if perIf {
+		hostOps = b.vppOpsAt(t, fv.APISocket, "host", n)
+		ctrOps = b.vppOpsAt(t, fv.APISocket, "container", n)
+	}
 	fv.Kill(t)
-	fv.Start(t)
-	coldFloor := b.vppOpsAt(t, fv.APISocket, "cold", b.cfg.realIntents)
-	fv.Kill(t)
-	b.res.floorRow("real_vpp_ops_floor", hostOps,
-		"(b on real VPP) an ADD's host-side VPP calls (AddMemifSocket, CreateMemif, AddToBridge, SetAdminUp) through agent/vpp "+
-			"from their own process (testdata/vppops), one after another")
-	b.res.floorRow("real_vpp_ops_container_floor", ctrOps,
-		"(b' on real VPP) a container side's VPP calls (AddMemifSocket, CreateMemif, InterfaceAddresses, AddAddress, SetAdminUp, "+
-			"AddRoute) from their own process")
-
-	h := b.etcd.StartHostOn(t, "bench-real", harness.HostOptions{RealVPP: true})
-	b.realCNIAdd(t, h, hostOps)
-	b.realInterfaces(t, h, hostOps, ctrOps)
-	b.realResync(t, coldFloor)
+	if l := strconv.Itoa(b.cfg.realIntents); b.cfg.runs("real_resync_cold_floor_"+l, "real_resync_cold_"+l,
+		"real_resync_adopt_floor_"+l, "real_resync_adopt_"+l) {
+		fv.Start(t)
+		coldFloor = b.vppOpsAt(t, fv.APISocket, "cold", b.cfg.realIntents)
+		fv.Kill(t)
+	}
+	if perIf {
+		b.res.floorRow("real_vpp_ops_floor", hostOps,
+			"(b on real VPP) an ADD's host-side VPP calls (AddMemifSocket, CreateMemif, AddToBridge, SetAdminUp) through agent/vpp "+
+				"from their own process (testdata/vppops), one after another")
+		b.res.floorRow("real_vpp_ops_container_floor", ctrOps,
+			"(b' on real VPP) a container side's VPP calls (AddMemifSocket, CreateMemif, InterfaceAddresses, AddAddress, SetAdminUp, "+
+				"AddRoute) from their own process")
+		h := b.etcd.StartHostOn(t, "bench-real", harness.HostOptions{RealVPP: true})
+		b.realCNIAdd(t, h, hostOps)
+		b.realInterfaces(t, h, hostOps, ctrOps)
+	}
+	if coldFloor != nil {
+		b.realResync(t, coldFloor)
+	}
 }
 
 // realCNIAdd: libcni ADD of the built plugin with the host agent on a real
