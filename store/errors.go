@@ -54,7 +54,8 @@ var ErrClosed = errors.New("etcd client closed")
 // broken-connection errors, it recognises any error in err's tree that
 // says so itself with a method `Transient() bool`: how the dataplane
 // drivers mark "VPP not connected" and "SPDK unreachable" without this
-// package knowing them.
+// package knowing them; likewise one with a method `Denied() bool` is
+// Terminal when it says so: store/lite's refusals of an identity.
 func Classify(err error) Class {
 	switch {
 	case err == nil:
@@ -105,10 +106,19 @@ func transientCode(c codes.Code) bool {
 	return c == codes.Unavailable || c == codes.DeadlineExceeded || c == codes.Canceled
 }
 
+// deniedError is how an error outside the store says etcd refused its
+// identity.
+type deniedError interface{ Denied() bool }
+
 // IsDenied reports the Terminal errors that name etcd refusing this
 // identity: permission denied, authentication failed (a deleted user, a
-// changed password), no user given.
+// changed password), no user given; from client/v3 or from an error that
+// says so itself (store/lite's).
 func IsDenied(err error) bool {
+	var de deniedError
+	if errors.As(err, &de) && de.Denied() {
+		return true
+	}
 	return errors.Is(err, rpctypes.ErrPermissionDenied) ||
 		errors.Is(err, rpctypes.ErrAuthFailed) ||
 		errors.Is(err, rpctypes.ErrUserEmpty) ||

@@ -10,6 +10,9 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/tests/v3/framework/integration"
+
+	"github.com/uspace-io/uspace/store/etcdconf"
+	"github.com/uspace-io/uspace/store/lite"
 )
 
 // driverErr stands for a dataplane driver's connection error, which says
@@ -69,6 +72,18 @@ func TestClassify(t *testing.T) {
 		}
 		_, err := New(admin).Get(ctx, "x")
 		if err == nil || Classify(err) != Terminal || !IsDenied(err) {
+			t.Fatalf("Classify(%v) = %v, want terminal (denied)", err, Classify(err))
+		}
+		// The plugin's client (store/lite) meets the same refusal as an
+		// error of its own; wrapped as the plugin wraps it.
+		lc, err := lite.Connect(ctx, etcdconf.Config{Endpoints: []string{clus.Members[0].GRPCURL}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lc.Close()
+		_, _, err = lc.Get(ctx, "x")
+		err = fmt.Errorf("read x: %w", err)
+		if !lite.IsDenied(err) || Classify(err) != Terminal || !IsDenied(err) {
 			t.Fatalf("Classify(%v) = %v, want terminal (denied)", err, Classify(err))
 		}
 	})

@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"slices"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/uspace-io/uspace/agent/vpp"
 	"github.com/uspace-io/uspace/schema"
 )
@@ -80,28 +82,26 @@ func Load(ctx context.Context, c *vpp.Client, socketRoot string) (*State, error)
 		vxlans: map[uint32]vpp.VXLANTunnel{}, afpkts: map[uint32]vpp.AFPacket{},
 		addrs: map[uint32][]netip.Prefix{}, routes: map[uint32][]schema.Route{},
 		byOwner: map[string]uint32{}, sockets: map[string]uint32{}, bds: map[uint32]vpp.BridgeDomain{}, bdOf: map[uint32]uint32{}}
-	ifs, err := c.Interfaces(ctx)
-	if err != nil {
-		return nil, err
-	}
+	// The dumps go out together, each on a stream of its own over the one
+	// connection: VPP answers them one after the other without waiting
+	// for this process between them (an agent's start read them in
+	// sequence, seven round trips, before it could reconcile anything).
+	var (
+		ifs    []vpp.Interface
+		memifs []vpp.Memif
+		socks  []vpp.MemifSocket
+		vhosts []vpp.VhostUser
+		bds    []vpp.BridgeDomain
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { ifs, err = c.Interfaces(gctx); return err })
 	// Tags, MACs and flags come from the interface dump alone.
-	memifs, err := c.MemifsUntagged(ctx)
-	if err != nil {
-		return nil, err
-	}
-	socks, err := c.MemifSockets(ctx)
-	if err != nil {
-		return nil, err
-	}
-	vhosts, err := c.VhostUsersUntagged(ctx)
-	if err != nil {
-		return nil, err
-	}
-	bds, err := c.BridgeDomains(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.loadCrossHost(ctx); err != nil {
+	g.Go(func() (err error) { memifs, err = c.MemifsUntagged(gctx); return err })
+	g.Go(func() (err error) { socks, err = c.MemifSockets(gctx); return err })
+	g.Go(func() (err error) { vhosts, err = c.VhostUsersUntagged(gctx); return err })
+	g.Go(func() (err error) { bds, err = c.BridgeDomains(gctx); return err })
+	g.Go(func() error { return s.loadCrossHost(gctx) })
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	for _, i := range ifs {

@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -42,6 +44,9 @@ type config struct {
 	clusterHosts    int
 	clusterDuration time.Duration
 	clusterWorkers  int
+	// rows (USPACE_BENCH_ROWS, a regular expression) keeps the steps
+	// that make a matching row, with what they need; nil keeps all.
+	rows *regexp.Regexp
 }
 
 func loadConfig() config {
@@ -67,7 +72,25 @@ func loadConfig() config {
 	if os.Getenv("USPACE_BENCH_REAL") == "1" {
 		c.real = true
 	}
+	if v := os.Getenv("USPACE_BENCH_ROWS"); v != "" {
+		c.rows = regexp.MustCompile(v)
+	}
 	return c
+}
+
+// runs says whether a step that makes these rows (their full names) is to
+// run: every step does unless USPACE_BENCH_ROWS is set, then only those
+// making a row it matches (the up-front floors run in any case).
+func (c config) runs(rows ...string) bool {
+	if c.rows == nil {
+		return true
+	}
+	for _, r := range rows {
+		if c.rows.MatchString(r) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c config) intentsLabel() string {
@@ -192,21 +215,38 @@ func TestBench(t *testing.T) {
 	// Floors first, in the same run and on the same etcd.
 	t.Run("floors", b.floors)
 	t.Run("host", b.hostPhase)
-	t.Run("resync", b.resyncPhase)
-	t.Run("cross-host", b.crossHostPhase)
-	t.Run("endpoint", b.endpointPhase)
+	if l := cfg.intentsLabel(); cfg.runs("resync_cold_floor_"+l, "resync_initial_"+l, "resync_adopt_floor_"+l, "resync_adopt_"+l,
+		"resync_adopt_vpp_writes", "resync_cold_"+l, "cost_agent_rss_"+l, "cost_agent_goroutines_"+l, "cni_add_at_"+l, "cost_add_etcd_bytes_at_"+l) {
+		t.Run("resync", b.resyncPhase)
+	}
+	if cfg.runs("cross_host_tunnel_up", "cross_host_tunnel_down") {
+		t.Run("cross-host", b.crossHostPhase)
+	}
+	if cfg.runs("etcd_watchers_direct_1", "etcd_watchers_endpoint_1", "container_convergence_endpoint") {
+		t.Run("endpoint", b.endpointPhase)
+	}
 	if cfg.mode == "full" {
-		t.Run("identity", b.identityPhase)
+		if cfg.runs("container_agent_revoked_noticed") {
+			t.Run("identity", b.identityPhase)
+		}
 	} else {
 		t.Log("identity: not in quick mode (it waits for the container agent's check, up to a minute); integration/containeragent TestExitsWhenItsEtcdUserIsDeleted runs the same with a 3 s interval")
 	}
-	if cfg.cluster {
+	if cfg.cluster && cfg.runs(fmt.Sprintf("throughput_%d_hosts", cfg.clusterHosts)) {
 		t.Run("cluster", b.clusterPhase)
 	}
 	if cfg.real {
-		t.Run("real-vpp", b.realVPPPhase)
-		t.Run("real-spdk", b.realSPDKPhase)
-		t.Run("kubernetes", b.kubePhase)
+		if l := strconv.Itoa(cfg.realIntents); cfg.runs("real_vpp_ops_floor", "real_vpp_ops_container_floor", "real_cni_add",
+			"real_memif_host", "real_vhost_host", "real_memif_container", "real_vhost_container",
+			"real_resync_cold_floor_"+l, "real_resync_cold_"+l, "real_resync_adopt_floor_"+l, "real_resync_adopt_"+l) {
+			t.Run("real-vpp", b.realVPPPhase)
+		}
+		if cfg.runs("real_spdk_ops_floor", "real_volume_blk_ready") {
+			t.Run("real-spdk", b.realSPDKPhase)
+		}
+		if cfg.runs("kube_pod_ready_cluster", "kube_pod_ready_memif") {
+			t.Run("kubernetes", b.kubePhase)
+		}
 	} else {
 		t.Log("real dataplanes and the Kubernetes node: not in quick mode (their starts alone take half a minute; the integration/realdp and integration/kube tiers run the same flows); USPACE_BENCH_REAL=1 adds them")
 	}
@@ -250,6 +290,9 @@ func TestBench(t *testing.T) {
 	}
 	for _, c := range cmds {
 		want = append(want, "init_"+c.Name())
+	}
+	if cfg.rows != nil {
+		want = slices.DeleteFunc(want, func(r string) bool { return !cfg.rows.MatchString(r) })
 	}
 	for _, bad := range b.res.sanity(want) {
 		t.Error(bad)

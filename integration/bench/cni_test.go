@@ -1,11 +1,13 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,7 +154,9 @@ func (b *bench) hostPhase(t *testing.T) {
 	idle := footprint(t, h)
 	b.idleFootprint = &idle
 
-	b.idleReads(t, h, ctr)
+	if b.cfg.runs("idle_etcd_reads_agents") {
+		b.idleReads(t, h, ctr)
+	}
 
 	// A resident attachment keeps bridge domain 4 alive, as other pods do
 	// on a real node: otherwise every sample's DEL would remove the domain
@@ -162,9 +166,33 @@ func (b *bench) hostPhase(t *testing.T) {
 	}
 	// First, while no earlier DEL has left the host agent clean-up work
 	// due later (see costPhase).
-	b.costPhase(t, c)
+	if b.cfg.runs("cost_add_etcd_requests", "cost_add_etcd_writes", "cost_add_etcd_bytes", "cost_del_etcd_requests",
+		"cost_txn_max_ops", "cost_txn_max_bytes") {
+		b.costPhase(t, c)
+	}
 
 	// CNI ADD through libcni, exec'ing the built plugin.
+	if b.cfg.runs("cni_add") {
+		b.cniAdd(t, c, h)
+	}
+	if b.cfg.runs("cni_add_inprocess") {
+		b.cniAddInProcess(t, c, h)
+	}
+	if b.cfg.runs("container_convergence") {
+		b.convergence(t, ctr)
+	}
+	if b.cfg.runs("poll_baseline_20s", "poll_baseline_3s", "poll_baseline_1s", "idle_etcd_reads_poll_3s") {
+		b.pollBaseline(t)
+	}
+	for _, w := range throughputConcurrency {
+		if name := fmt.Sprintf("throughput_c%d", w); b.cfg.runs(name) {
+			b.throughput(t, name, []*cniEnv{c}, w, b.cfg.tpDuration, b.etcd)
+		}
+	}
+}
+
+// cniAdd times ADDs through libcni, exec'ing the built plugin.
+func (b *bench) cniAdd(t *testing.T, c *cniEnv, h *harness.Host) {
 	adds, pr, split := b.sampleAdds(t, c, h, "bench-add", c.add, c.del, true)
 	f50, f99 := pr.floor(addFloor...)
 	row := b.res.latencyRow("cni_add", adds, f50, f99, addFloorOf)
@@ -173,19 +201,15 @@ func (b *bench) hostPhase(t *testing.T) {
 		"floor: exec of a static binary that does nothing (c) + a fresh etcd dial (d) + the intent's put->watch to the agent and "+
 		"the status's put->watch back (2a) + the host-side VPP calls (b), interleaved (one sample of each before each ADD; "+
 		"the up-front floors give %s ms); %s", num(b.upfront("exec_floor", "etcd_dial_floor", "etcd_put_watch_floor", "etcd_put_watch_floor", "vpp_ops_floor")), split)
+}
 
-	// The same ADD in-process: no exec.
+// cniAddInProcess times the same ADD in-process: no exec.
+func (b *bench) cniAddInProcess(t *testing.T, c *cniEnv, h *harness.Host) {
 	inproc, pr, split := b.sampleAdds(t, c, h, "bench-inproc", c.addInProcess, c.delInProcess, false)
-	f50, f99 = pr.floor(addFloor[1:]...)
+	f50, f99 := pr.floor(addFloor[1:]...)
 	b.res.latencyRow("cni_add_inprocess", inproc, f50, f99, addFloorOf[2:]).
 		note("package cni's ADD called in the test process (skel.CNIFuncs.Add): the same etcd and agent work without fork/exec, "+
 			"dialing etcd per ADD as the plugin does; floors interleaved; %s", split)
-
-	b.convergence(t, ctr)
-	b.pollBaseline(t)
-	for _, w := range throughputConcurrency {
-		b.throughput(t, fmt.Sprintf("throughput_c%d", w), []*cniEnv{c}, w, b.cfg.tpDuration, b.etcd)
-	}
 }
 
 // addFloor names the parts of an ADD's floor (probe samples summed, the
@@ -213,9 +237,12 @@ func (b *bench) addFloorSample(pr *pairs, withExec bool) {
 func (b *bench) sampleAdds(t *testing.T, c *cniEnv, h *harness.Host, prefix string, add, del func(string) error, withExec bool) (dist, *pairs, string) {
 	t.Helper()
 	var lat, before, after []time.Duration
+	// split[i] is sample i's time before and after the stamp (-1: no status).
+	var split [][2]time.Duration
 	pr := &pairs{}
 	msgs := msgCounts{}
 	m0 := agentMetrics(t, h)
+	e0 := scrape(t, b.etcd.metricsURLs...)
 	for i := range b.cfg.samples + warmup {
 		id := fmt.Sprintf("%s-%04d", prefix, i)
 		if i >= warmup {
@@ -230,16 +257,19 @@ func (b *bench) sampleAdds(t *testing.T, c *cniEnv, h *harness.Host, prefix stri
 		if i >= warmup {
 			lat = append(lat, took)
 			msgs.add(countMsgs(h.VPP).sub(vb))
+			sp := [2]time.Duration{-1, -1}
 			if at, err := statusStamp(b.etcd.Store, schema.StatusKey(schema.Key{Kind: schema.KindInterfaceKey, Host: h.Name, Container: id, Interface: "net1"})); err == nil {
-				before = append(before, at.Sub(start))
-				after = append(after, took-at.Sub(start))
+				sp = [2]time.Duration{at.Sub(start), took - at.Sub(start)}
+				before, after = append(before, sp[0]), append(after, sp[1])
 			}
+			split = append(split, sp)
 		}
 		if err := del(id); err != nil {
 			t.Fatalf("DEL %s: %v", id, err)
 		}
 	}
 	m1 := agentMetrics(t, h)
+	e1 := scrape(t, b.etcd.metricsURLs...)
 	// Reconciles of the ADDs and of the DELs alike.
 	recs := m1.sum("uspace_reconcile_duration_seconds_count", "controller", "interfaces") - m0.sum("uspace_reconcile_duration_seconds_count", "controller", "interfaces")
 	recSum := m1.sum("uspace_reconcile_duration_seconds_sum", "controller", "interfaces") - m0.sum("uspace_reconcile_duration_seconds_sum", "controller", "interfaces")
@@ -248,9 +278,51 @@ func (b *bench) sampleAdds(t *testing.T, c *cniEnv, h *harness.Host, prefix stri
 	conv := histBound(m0, m1, "uspace_convergence_seconds", 0.5, "controller", "interfaces")
 	return newDist(lat), pr, fmt.Sprintf("split at the agent's status stamp: start to stamp p50 %s ms (mean %s), stamp to return p50 %s ms (mean %s); "+
 		"the agent's reconciles (ADDs and DELs, VPP calls and the status write) took %s ms on average, p50 <= %s ms, "+
-		"and from event to converged p50 <= %s ms (its /metrics histograms); it issued %s per ADD (floor b: %s)",
+		"and from event to converged p50 <= %s ms (its /metrics histograms); it issued %s per ADD (floor b: %s); %s",
 		num(ms(newDist(before).pct(50))), num(ms(newDist(before).mean())), num(ms(newDist(after).pct(50))), num(ms(newDist(after).mean())),
-		num(recSum/max(recs, 1)*1000), num(p50*1000), num(conv*1000), msgs.per(n), num(b.hostFloorMsgs))
+		num(recSum/max(recs, 1)*1000), num(p50*1000), num(conv*1000), msgs.per(n), num(b.hostFloorMsgs),
+		slowest(lat, split, pr, withExec, e0, e1))
+}
+
+// slowest says where the slowest samples spent their time, so a p99 set
+// by a stall shows what stalled: each one's split at the agent's status
+// stamp (before it: the plugin's start, its transaction, the agent's
+// reconcile; after it: the status write, the plugin's watch and exit),
+// the floor sample taken right before it (a stall of the whole machine
+// shows there too), and etcd's fsyncs and commits slower than 64 ms
+// during the samples (its own histograms).
+func slowest(lat []time.Duration, split [][2]time.Duration, pr *pairs, withExec bool, e0, e1 metrics) string {
+	idx := make([]int, len(lat))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(x, y int) int { return cmp.Compare(lat[y], lat[x]) })
+	parts := addFloor
+	if !withExec {
+		parts = addFloor[1:]
+	}
+	var out []string
+	for _, i := range idx[:min(3, len(idx))] {
+		var floor time.Duration
+		for _, p := range parts {
+			if xs := pr.parts[p]; i < len(xs) {
+				floor += xs[i]
+			}
+		}
+		s := fmt.Sprintf("%s ms (before the stamp %s, after %s; its floor sample %s)", num(ms(lat[i])),
+			num(ms(split[i][0])), num(ms(split[i][1])), num(ms(floor)))
+		if split[i][0] < 0 {
+			s = fmt.Sprintf("%s ms (no status read back; its floor sample %s)", num(ms(lat[i])), num(ms(floor)))
+		}
+		out = append(out, s)
+	}
+	slow := func(name string) string {
+		count := func(m metrics) float64 { return m.sum(name + "_count") }
+		le := func(m metrics) float64 { return m.sum(name+"_bucket", "le", "0.064") }
+		return num((count(e1) - le(e1)) - (count(e0) - le(e0)))
+	}
+	return fmt.Sprintf("slowest samples: %s; etcd fsyncs of its WAL over 64 ms during them: %s, backend commits over 64 ms: %s",
+		strings.Join(out, ", "), slow("etcd_disk_wal_fsync_duration_seconds"), slow("etcd_disk_backend_commit_duration_seconds"))
 }
 
 // statusStamp reads the UpdatedAt of a status.
@@ -416,9 +488,15 @@ func (b *bench) throughput(t *testing.T, name string, envs []*cniEnv, workers in
 	for _, c := range envs {
 		agents = append(agents, c.host.Agent.Pid())
 	}
-	floorCPU := takeCPU(nil, nil)
+	// etcd and the agents are idle during the floor's run: what they
+	// spend then is their cost of being there, not of the ADDs and DELs.
+	idle := takeCPU(pids, agents)
+	floorStart := time.Now()
 	floor := cycleRate(t, []cycler{b.hostLocalChain(t)}, workers, d)
-	floorCPU = floorCPU.since()
+	idle = idle.since()
+	floorCPU := idle
+	floorCPU.etcdCPU, floorCPU.agentCPU = 0, 0
+	idleSecs := time.Since(floorStart).Seconds()
 	if floor.cycles == 0 {
 		t.Errorf("%s floor: no host-local ADD+DEL completed: %v", name, floor.firstErr)
 	}
@@ -441,7 +519,8 @@ func (b *bench) throughput(t *testing.T, name string, envs []*cniEnv, workers in
 		num(delta.writes()/max(n, 1)), num(delta.KeysPut/max(n, 1)), num(delta.KeysDeleted/max(n, 1)),
 		num(floor.rate), num(ms(floor.lat.pct(50))), num(ms(floor.lat.pct(99))))
 	row.note("CPU per ADD+DEL: %s; host-local chain: %s (on a saturated machine the rates can only be as far apart as "+
-		"these totals)", cpu.per(r.cycles), floorCPU.per(floor.cycles))
+		"these totals); idle, during the floor's run, etcd spent %s ms/s and the host agents %s ms/s",
+		cpu.per(r.cycles), floorCPU.per(floor.cycles), num(ms(idle.etcdCPU)/idleSecs), num(ms(idle.agentCPU)/idleSecs))
 	if r.firstErr != nil {
 		row.note("first failure: %v", r.firstErr)
 	}

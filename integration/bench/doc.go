@@ -15,6 +15,13 @@
 // finite positive number — never on speed: whether the targets hold
 // is reported in the table.
 //
+// USPACE_BENCH_ROWS, a regular expression, runs only the steps that make
+// a matching row (with the up-front floors they are compared with), e.g.
+// USPACE_BENCH=full USPACE_BENCH_ROWS='^real_resync_adopt' for the real-VPP
+// adopt alone; USPACE_BENCH_SAMPLES and USPACE_BENCH_INTENTS resize a run.
+// The table is followed by the rows that carry a target, each saying
+// whether it held.
+//
 // Nothing imports it; its code is all in the _test.go files here
 // (TestBench), which may import everything under integration/ and the
 // product packages.

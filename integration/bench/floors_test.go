@@ -232,7 +232,9 @@ func (b *bench) floors(t *testing.T) {
 	b.res.floorRow("exec_host_local", samples(n, func() time.Duration { return execVersion(t, b.hostLocal) }),
 		"fork+exec of the real host-local IPAM plugin answering CNI VERSION: what every plugin that uses IPAM pays on top "+
 			"of its own exec; not part of any sum")
-	b.binaries(t)
+	if b.cfg.runs("init_host_local", "init_userspace", "init_uspace-agent", "exec_userspace") {
+		b.binaries(t)
+	}
 }
 
 // execVersion times one fork+exec of a CNI plugin answering VERSION.

@@ -225,6 +225,7 @@ func (r *Results) Markdown() string {
 		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s |\n",
 			row.Name, row.Unit, row.N, num(row.P50), num(row.P99), floor, ratio, ratio99, row.Target, holds)
 	}
+	b.WriteString(r.targets())
 	var notes []string
 	for _, row := range r.Rows {
 		if row.Note != "" {
@@ -239,6 +240,40 @@ func (r *Results) Markdown() string {
 		}
 	}
 	return b.String()
+}
+
+// targets is the table of the rows with a target (issue 31's and the
+// ones before it), each with its figure, its ratio and whether it held.
+func (r *Results) targets() string {
+	var b strings.Builder
+	held, all := 0, 0
+	for _, row := range r.Rows {
+		if row.Holds == nil {
+			continue
+		}
+		if all == 0 {
+			b.WriteString("| row | p50 | p99 | ratio (p99) | target | holds |\n|---|---:|---:|---:|---|---|\n")
+		}
+		all++
+		holds := "**missed**"
+		if *row.Holds {
+			held++
+			holds = "holds"
+		}
+		ratio := ratioStr(row.Ratio)
+		if row.Kind == "latency" {
+			ratio += " (" + ratioStr(row.RatioP99) + ")"
+		}
+		p99 := ""
+		if row.Kind == "latency" {
+			p99 = num(row.P99) + " " + row.Unit
+		}
+		fmt.Fprintf(&b, "| %s | %s %s | %s | %s | %s | %s |\n", row.Name, num(row.P50), row.Unit, p99, ratio, row.Target, holds)
+	}
+	if all == 0 {
+		return ""
+	}
+	return fmt.Sprintf("\nTargets: %d of %d hold.\n\n%s", held, all, b.String())
 }
 
 // write stores the JSON and the markdown next to the binaries.

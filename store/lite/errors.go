@@ -128,9 +128,13 @@ func IsUnavailable(err error) bool {
 // a changed password), no user given.
 func IsDenied(err error) bool {
 	var e *Error
-	if !errors.As(err, &e) {
-		return false
-	}
+	return errors.As(err, &e) && e.Denied()
+}
+
+// Denied says whether etcd refused this identity (see IsDenied): how lite's
+// errors answer store.Classify as Terminal, as Transient answers it
+// Transient.
+func (e *Error) Denied() bool {
 	switch e.Message {
 	case msgAuthFailed, msgUserEmpty, msgUserNotFound:
 		return true
