@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
-	corev1 "k8s.io/api/core/v1"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/uspace-io/uspace/integration/kube"
 	"github.com/uspace-io/uspace/schema"

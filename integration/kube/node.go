@@ -63,8 +63,8 @@ type Node struct {
 	// default ServiceAccount.
 	Up time.Duration
 	// NetnsDir is where containerd keeps the pods' network namespaces
-	// (CNI_NETNS), under its state directory: a shared mount, so that
-	// the host agent's pod sees the namespaces made after it started.
+	// (CNI_NETNS), its default: a shared mount, so that the host agent's
+	// pod sees the namespaces made after it started.
 	NetnsDir string
 
 	// Template fields (configs.go).
@@ -91,8 +91,7 @@ func Start(t testing.TB, opts Options) *Node {
 	}
 	runc, _ := exec.LookPath("runc")
 	ip, _, _ := net.ParseCIDR(nodeAddr)
-	dir := filepath.Join(os.TempDir(), "uspace-kube")
-	n := &Node{Name: NodeName, IP: ip.String(), Dir: dir, NetnsDir: filepath.Join(dir, "run", "containerd", "io.containerd.grpc.v1.cri", "netns"),
+	n := &Node{Name: NodeName, IP: ip.String(), Dir: filepath.Join(os.TempDir(), "uspace-kube"), NetnsDir: netnsDir,
 		PauseImage: PauseImage, Runc: runc, PodBridge: podBridge, PodCIDR: podCIDR, CNIBinDir: CNIBinDir, PodCgroup: "/" + podCgroup,
 		bin: bin, procs: map[string]*spawn.Proc{}}
 	if err := reap(n.Dir); err != nil {
@@ -193,7 +192,7 @@ func (n *Node) prepare(t testing.TB, opts Options) {
 		}
 	}
 	n.installCNI(t)
-	if err := sharedMount(n.NetnsDir); err != nil {
+	if err := sharedNetnsDir(); err != nil {
 		t.Fatal(err)
 	}
 	n.start(t, "containerd", "containerd", "--config", filepath.Join(n.Dir, "etc", "containerd.toml"))
@@ -215,23 +214,4 @@ func (n *Node) installCNI(t testing.TB) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// sharedMount makes dir a mount point of its own, shared, as iproute2
-// makes /run/netns: a machine whose / is private (this one's) would
-// otherwise keep the namespaces containerd mounts there after a
-// container bound the directory away from that container (the host
-// agent's netns volume, HostToContainer). undoHost detaches it with
-// everything under the node's directory.
-func sharedMount(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if err := syscall.Mount(dir, dir, "", syscall.MS_BIND, ""); err != nil {
-		return fmt.Errorf("bind %s onto itself: %w", dir, err)
-	}
-	if err := syscall.Mount("", dir, "", syscall.MS_SHARED, ""); err != nil {
-		return fmt.Errorf("make %s a shared mount: %w", dir, err)
-	}
-	return nil
 }

@@ -32,7 +32,6 @@ const (
 	VhostUserRoot    = "/var/run/kata-containers/vhost-user"
 	SharedDir        = "/var/run/vpp/cni/shared"
 	exampleEndpoints = "https://10.0.0.11:2379,https://10.0.0.12:2379,https://10.0.0.13:2379"
-	exampleNetnsDir  = "/var/run/netns"
 	uspaceEtcdPort   = 2379
 	uspaceEtcdPeer   = 2380
 	// Images are build.sh's defaults, as the manifests name them; the VPP
@@ -201,15 +200,14 @@ func (u *Uspace) HostCredentials() (ca, cert, key string) {
 }
 
 // Manifest is deployments/kubernetes/<name> with the etcd endpoints this
-// node's etcd has and its runtime's network namespace directory: the
-// changes its comments leave to the user.
+// node's etcd has: the one change its comments leave to the user.
 func (u *Uspace) Manifest(t testing.TB, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(moduleRoot(), "deployments", "kubernetes", name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.NewReplacer(exampleEndpoints, u.EtcdURL, exampleNetnsDir, u.NetnsDir).Replace(string(b))
+	return strings.ReplaceAll(string(b), exampleEndpoints, u.EtcdURL)
 }
 
 // install applies deployments/kubernetes/ in the order its comments say:
