@@ -373,3 +373,14 @@ func (e *env) putRaw(t *testing.T, key string, value []byte) {
 		t.Fatalf("put %s: %v", key, err)
 	}
 }
+
+// endpointOpened tells whether the host agent's log says it opened the
+// endpoint of container.
+func endpointOpened(logs, container string) bool {
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, `msg="endpoint open"`) && strings.Contains(l, " container="+container+" ") {
+			return true
+		}
+	}
+	return false
+}

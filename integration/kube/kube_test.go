@@ -57,8 +57,8 @@ func (e *env) memifPing(t *testing.T) {
 		if !strings.HasPrefix(p.Meta.Netns, e.NetnsDir+"/") {
 			t.Errorf("pod %s: meta's netns %q, want one of containerd's under %s", p.Name, p.Meta.Netns, e.NetnsDir)
 		}
-		if want := `msg="endpoint open" container=` + p.Container; !strings.Contains(agentLogs, want) {
-			t.Errorf("the host agent's log has no %s:\n%s", want, agentLogs)
+		if !endpointOpened(agentLogs, p.Container) {
+			t.Errorf("the host agent's log has not opened the endpoint of %s:\n%s", p.Container, agentLogs)
 		}
 		logs := e.Kubectl(t, "logs", p.Name)
 		if want := `by="pod default/` + p.Name + `"`; !strings.Contains(logs, want) {

@@ -150,8 +150,8 @@ func (e *env) endpointsReopened(t *testing.T) {
 	pods := []pod{e.pod(t, "vpp-a"), e.pod(t, "vpp-b")}
 	logs := e.Kubectl(t, "-n", "uspace-system", "logs", "-l", "app.kubernetes.io/name=uspace-host-agent", "--tail=-1")
 	for _, p := range pods {
-		if want := `msg="endpoint open" container=` + p.Container; !strings.Contains(logs, want) {
-			t.Errorf("the restarted host agent's log has no %s:\n%s", want, logs)
+		if !endpointOpened(logs, p.Container) {
+			t.Errorf("the restarted host agent has not opened the endpoint of %s:\n%s", p.Container, logs)
 		}
 	}
 	const dst = "192.0.2.0/24"
