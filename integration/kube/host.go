@@ -58,10 +58,11 @@ var tunables = []string{
 // hostPaths are the machine's paths the node may create: the hostPath
 // volumes of deployments/kubernetes/ (the CNI bin dir, /etc/uspace, VPP's
 // socket directory and the shared socket directory under it, Kata's
-// vhost-user root), libcni's result cache and host-local's default data
-// directory (/var/lib/cni), and kubelet's container log links.
+// vhost-user root, the pods' network namespaces), libcni's result cache
+// and host-local's default data directory (/var/lib/cni), and kubelet's
+// container log links.
 var hostPaths = []string{
-	"/opt/cni/bin", "/etc/uspace", "/run/vpp/cni/shared", "/var/run/kata-containers/vhost-user/block",
+	"/opt/cni/bin", "/etc/uspace", "/run/vpp/cni/shared", "/var/run/kata-containers/vhost-user/block", "/run/netns",
 	"/var/lib/cni", "/var/log/containers", "/var/lib/kubelet",
 }
 
