@@ -30,8 +30,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{{.PauseImage}}"
-  # Network namespaces under the state directory, not /var/run/netns.
-  netns_mounts_under_state_dir = true
+  # Network namespaces in /var/run/netns, the default: under the state
+  # directory their paths grow too long for a memif socket in them (VPP
+  # keeps 107 bytes of "abstract:<name>,netns_name=<path>").
   disable_apparmor = true
   tolerate_missing_hugetlb_controller = true
   # Root here lacks CAP_SYS_RESOURCE: runc cannot give pause its

@@ -17,12 +17,13 @@
 // uspace on it (uspace.go): its etcd with TLS, client certificates and
 // roles as deployments/etcd/ says, the real VPP 25.02 behind a counting
 // binary-API proxy at /run/vpp/api.sock (integration/realdp), SPDK 24.09
-// at /var/tmp/spdk.sock on demand, the Secrets, then the manifests applied
-// with only what their comments leave to the user changed (the etcd
-// endpoints; the VPP pod's name and network).
+// at /var/tmp/spdk.sock on demand, the host agents' Secret (the pods need
+// none), then the manifests applied with only what their comments leave to
+// the user changed (the etcd endpoints; the VPP pod's name and network,
+// and on vhost-user its shared directory mount).
 //
 // The machine: the node uses fixed paths and ports (/run/vpp, /opt/cni/bin,
-// /etc/uspace, 10.211.0.1:2379/6443/10250...), so one node at a time runs
+// /etc/uspace, /var/run/netns, 10.211.0.1:2379/6443/10250...), so one node at a time runs
 // per machine (a lock file in the temporary directory). Everything it
 // changes outside its directory is recorded first (host.go: sysctls
 // kubelet sets, host paths the hostPath volumes create, links) and undone

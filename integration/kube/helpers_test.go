@@ -15,6 +15,7 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/uspace-io/uspace/integration/kube"
 	"github.com/uspace-io/uspace/schema"
@@ -32,6 +33,9 @@ type networkStatus struct {
 	IPs       []string `json:"ips"`
 	MAC       string   `json:"mac"`
 	Default   bool     `json:"default"`
+	// DeviceInfo is the NPWG device-info Multus found for the
+	// attachment, if any.
+	DeviceInfo json.RawMessage `json:"device-info,omitempty"`
 }
 
 // pod is what uspace holds for one pod: its container (the sandbox ID the
@@ -305,4 +309,78 @@ func (e *env) startHostAgent(t *testing.T) {
 	e.Kubectl(t, "-n", "uspace-system", "patch", "ds", "uspace-host-agent", "--type=json",
 		"-p", `[{"op":"remove","path":"/spec/template/spec/nodeSelector"}]`)
 	e.WaitHostAgent(t)
+}
+
+// deviceInfoDir is where vpp-pod.yaml mounts its device-info emptyDir
+// (USPACE_DEVICE_INFO_DIR).
+const deviceInfoDir = "/run/uspace/devices"
+
+// deviceInfo is the device-info file of a pod's interface in its
+// device-info emptyDir, read on the node (the pod's image has no cat).
+func (e *env) deviceInfo(t *testing.T, p pod, ifname string) []byte {
+	t.Helper()
+	path := filepath.Join(e.Dir, "var", "kubelet", "pods", p.Meta.PodUID, "volumes", "kubernetes.io~empty-dir", "device-info", ifname+".json")
+	var b []byte
+	e.WaitFor(t, "pod "+p.Name+"'s device-info file "+ifname+".json", time.Minute, func() error {
+		var err error
+		b, err = os.ReadFile(path)
+		return err
+	})
+	return b
+}
+
+// noHostMountNoCredential checks that a pod mounts nothing of the node and
+// holds no etcd setting or Secret: its container agent has no way to etcd
+// but its endpoint.
+func (e *env) noHostMountNoCredential(t *testing.T, name string) {
+	t.Helper()
+	var p corev1.Pod
+	if err := json.Unmarshal([]byte(e.Kubectl(t, "get", "pod", name, "-o", "json")), &p); err != nil {
+		t.Fatalf("pod %s: %v", name, err)
+	}
+	for _, v := range p.Spec.Volumes {
+		if v.HostPath != nil || v.Secret != nil || v.Projected != nil {
+			t.Errorf("pod %s: volume %s mounts a host path or a secret: %+v", name, v.Name, v.VolumeSource)
+		}
+	}
+	for _, c := range p.Spec.Containers {
+		for _, env := range c.Env {
+			if strings.HasPrefix(env.Name, "USPACE_ETCD_") {
+				t.Errorf("pod %s, container %s: etcd setting %s", name, c.Name, env.Name)
+			}
+		}
+		if len(c.EnvFrom) > 0 {
+			t.Errorf("pod %s, container %s: environment from %+v", name, c.Name, c.EnvFrom)
+		}
+	}
+}
+
+// put writes o at key in uspace's etcd, as the admin.
+func (e *env) put(t *testing.T, key string, o schema.Object) {
+	t.Helper()
+	b, err := schema.Encode(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.putRaw(t, key, b)
+}
+
+func (e *env) putRaw(t *testing.T, key string, value []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := e.Store.Etcd().Put(ctx, key, string(value)); err != nil {
+		t.Fatalf("put %s: %v", key, err)
+	}
+}
+
+// endpointOpened tells whether the host agent's log says it opened the
+// endpoint of container.
+func endpointOpened(logs, container string) bool {
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, `msg="endpoint open"`) && strings.Contains(l, " container="+container+" ") {
+			return true
+		}
+	}
+	return false
 }

@@ -36,7 +36,16 @@ type hostState struct {
 	// CNIResults tells whether /var/lib/cni/results existed before: then
 	// only the node's sandboxes' entries are removed from it.
 	CNIResults bool `json:"cniResults"`
+	// Netns are the cni-* network namespaces in /var/run/netns before the
+	// node; every other one there afterwards is its containerd's.
+	Netns []string `json:"netns"`
+	// NetnsMount tells whether the node made /var/run/netns a mount point.
+	NetnsMount bool `json:"netnsMount"`
 }
+
+// netnsDir is containerd's (and CRI-O's) directory of the pods' network
+// namespaces, where deployments/kubernetes/ looks for them.
+const netnsDir = "/var/run/netns"
 
 // tunables are the sysctls kubelet changes (kernel panics on oops and
 // 10 s after a panic, overcommit, key quotas) and the bridge plugin's
@@ -49,10 +58,11 @@ var tunables = []string{
 // hostPaths are the machine's paths the node may create: the hostPath
 // volumes of deployments/kubernetes/ (the CNI bin dir, /etc/uspace, VPP's
 // socket directory and the shared socket directory under it, Kata's
-// vhost-user root), libcni's result cache and host-local's default data
-// directory (/var/lib/cni), and kubelet's container log links.
+// vhost-user root, the pods' network namespaces), libcni's result cache
+// and host-local's default data directory (/var/lib/cni), and kubelet's
+// container log links.
 var hostPaths = []string{
-	"/opt/cni/bin", "/etc/uspace", "/run/vpp/cni/shared", "/var/run/kata-containers/vhost-user/block",
+	"/opt/cni/bin", "/etc/uspace", "/run/vpp/cni/shared", "/var/run/kata-containers/vhost-user/block", "/run/netns",
 	"/var/lib/cni", "/var/log/containers", "/var/lib/kubelet",
 }
 
@@ -86,7 +96,61 @@ func recordHost(links []string, cgroup string) (*hostState, error) {
 	}
 	_, err := os.Stat(cniResultsDir)
 	st.CNIResults = err == nil
+	st.Netns, _ = filepath.Glob(filepath.Join(netnsDir, "cni-*"))
+	mounted, err := isMountPoint(netnsDir)
+	if err != nil {
+		return nil, err
+	}
+	st.NetnsMount = !mounted
 	return st, nil
+}
+
+// sharedNetnsDir makes /var/run/netns a shared mount, as `ip netns add`
+// does (a mount point of its own first, where it is not): the host
+// agent's pod binds it HostToContainer, and a private mount would keep
+// the pods' namespaces made after that out of its view.
+func sharedNetnsDir() error {
+	mounted, err := isMountPoint(netnsDir)
+	if err != nil {
+		return err
+	}
+	if !mounted {
+		if err := os.MkdirAll(netnsDir, 0o755); err != nil {
+			return err
+		}
+		if err := syscall.Mount(netnsDir, netnsDir, "", syscall.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind %s onto itself: %w", netnsDir, err)
+		}
+	}
+	if err := syscall.Mount("", netnsDir, "", syscall.MS_SHARED|syscall.MS_REC, ""); err != nil {
+		return fmt.Errorf("make %s a shared mount: %w", netnsDir, err)
+	}
+	return nil
+}
+
+// undoNetns removes the network namespaces the node's containerd left in
+// /var/run/netns (a run that died), and the mount point the node made
+// there when nothing else is left in it.
+func undoNetns(st *hostState) error {
+	var errs []error
+	now, _ := filepath.Glob(filepath.Join(netnsDir, "cni-*"))
+	for _, p := range now {
+		if slices.Contains(st.Netns, p) {
+			continue
+		}
+		if err := syscall.Unmount(p, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", p, err))
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if ents, err := os.ReadDir(netnsDir); st.NetnsMount && err == nil && len(ents) == 0 {
+		if err := syscall.Unmount(netnsDir, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", netnsDir, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (st *hostState) save(dir string) error {
@@ -119,7 +183,7 @@ func undoHost(dir string, st *hostState) error {
 	for _, p := range shims {
 		_ = syscall.Kill(p, syscall.SIGKILL)
 	}
-	errs = append(errs, unmountUnder(dir))
+	errs = append(errs, unmountUnder(dir), undoNetns(st))
 	if st.Cgroup != "" {
 		errs = append(errs, removeCgroup(st.Cgroup))
 	}
@@ -306,11 +370,11 @@ func removeCgroup(name string) error {
 	return errors.Join(errs...)
 }
 
-// unmountUnder detaches every mount point under dir, deepest first.
-func unmountUnder(dir string) error {
+// mountPoints are the mount points of this mount namespace.
+func mountPoints() ([]string, error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
 	var points []string
@@ -325,6 +389,33 @@ func unmountUnder(dir string) error {
 		if err != nil {
 			p = fields[4]
 		}
+		points = append(points, p)
+	}
+	return points, sc.Err()
+}
+
+// isMountPoint tells whether dir (symbolic links resolved: /var/run is
+// /run) is a mount point.
+func isMountPoint(dir string) (bool, error) {
+	real, err := filepath.EvalSymlinks(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	points, err := mountPoints()
+	return slices.Contains(points, real), err
+}
+
+// unmountUnder detaches every mount point under dir, deepest first.
+func unmountUnder(dir string) error {
+	all, err := mountPoints()
+	if err != nil {
+		return err
+	}
+	var points []string
+	for _, p := range all {
 		if strings.HasPrefix(p, dir+"/") {
 			points = append(points, p)
 		}

@@ -1,12 +1,14 @@
 package kube_test
 
 import (
+	"encoding/json"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/uspace-io/uspace/deviceinfo"
 	"github.com/uspace-io/uspace/integration/harness"
 	"github.com/uspace-io/uspace/integration/kube"
 )
@@ -28,6 +30,7 @@ func TestKubernetes(t *testing.T) {
 	t.Run("kubelet restart keeps the pods' interfaces", e.restartKeepsPods(e.restartKubelet))
 	t.Run("containerd restart keeps the pods' interfaces", e.restartKeepsPods(e.restartContainerd))
 	t.Run("host agent pod restart adopts the pods' interfaces", e.restartKeepsPods(e.restartHostAgent))
+	t.Run("after a host agent pod restart the pods' agents converge through re-opened endpoints", e.endpointsReopened)
 	t.Run("a pod's sandbox re-created", e.sandboxRecreated)
 	t.Run("a bad NAD fails the pod with the plugin's error and leaves nothing", e.badNADFails)
 	t.Run("vhost-user NAD without Kata", e.vhostWithoutKata)
@@ -35,18 +38,42 @@ func TestKubernetes(t *testing.T) {
 	t.Logf("tier took %s", time.Since(began).Round(time.Second))
 }
 
-// memifPing: two VPP pods on the memif NAD; each one's container agent
-// finds its pod by POD_NAMESPACE/POD_NAME and converges its VPP; they ping
-// each other through the host VPP's bridge domain.
+// memifPing: two VPP pods on the memif NAD, from vpp-pod.yaml as it is:
+// no hostPath, no Secret, no etcd setting. Each one's container agent
+// reaches etcd only through the endpoint the host agent opened in its
+// pod's network namespace, finds its pod by POD_NAMESPACE/POD_NAME,
+// converges its VPP (its ready status, which it can write nowhere else,
+// proves the endpoint) and keeps net1's device-info in the pod's emptyDir;
+// the memif sockets are abstract sockets in the pods' namespaces; the pods
+// ping each other through the host VPP's bridge domain.
 func (e *env) memifPing(t *testing.T) {
 	a, b := e.pair(t, "memif-network", "memif", "vpp-a", "vpp-b")
+	agentLogs := e.Kubectl(t, "-n", "uspace-system", "logs", "-l", "app.kubernetes.io/name=uspace-host-agent", "--tail=-1")
 	for _, p := range []pod{a, b} {
+		e.noHostMountNoCredential(t, p.Name)
 		if p.Meta.PodUID == "" {
 			t.Errorf("pod %s: meta without the pod UID from CNI_ARGS: %+v", p.Name, p.Meta)
+		}
+		if !strings.HasPrefix(p.Meta.Netns, e.NetnsDir+"/") {
+			t.Errorf("pod %s: meta's netns %q, want one of containerd's under %s", p.Name, p.Meta.Netns, e.NetnsDir)
+		}
+		if !endpointOpened(agentLogs, p.Container) {
+			t.Errorf("the host agent's log has not opened the endpoint of %s:\n%s", p.Container, agentLogs)
 		}
 		logs := e.Kubectl(t, "logs", p.Name)
 		if want := `by="pod default/` + p.Name + `"`; !strings.Contains(logs, want) {
 			t.Errorf("pod %s's container agent did not identify itself %s:\n%s", p.Name, want, logs)
+		}
+		ci := e.containerIntent(t, p)
+		if ci.Memif == nil || !strings.HasPrefix(ci.Memif.SocketPath, "@") {
+			t.Errorf("pod %s: container-side memif %+v, want an abstract socket (@name)", p.Name, ci.Memif)
+		}
+		info := e.deviceInfo(t, p, "net1")
+		t.Logf("pod %s: %s/net1.json in its emptyDir: %s", p.Name, deviceInfoDir, info)
+		var di deviceinfo.Info
+		if err := json.Unmarshal(info, &di); err != nil || di.Type != "memif" || di.Memif == nil ||
+			di.Memif.Role != "slave" || ci.Memif == nil || di.Memif.Path != ci.Memif.SocketPath {
+			t.Errorf("pod %s: device-info %s (%v), want memif, role slave, path %+v", p.Name, info, err, ci.Memif)
 		}
 	}
 	e.ping(t, "vpp-a", b.IP)
@@ -54,9 +81,15 @@ func (e *env) memifPing(t *testing.T) {
 }
 
 // networkStatusFlow: Multus' network-status annotation lists net1 from
-// the memif network with the address and MAC uspace's result gave.
+// the memif network with the address and MAC uspace's result gave. Multus
+// v4.2.2 puts a device-info into it only for a device-plugin resource
+// (deviceID), which a memif network has not: net1 carries none, and the
+// result's socketPath has no field there; the app finds its socket in the
+// agent's device-info file instead (memifPing).
 func (e *env) networkStatusFlow(t *testing.T) {
 	p := e.pod(t, "vpp-a")
+	raw := e.Kubectl(t, "get", "pod", "vpp-a", "-o", `jsonpath={.metadata.annotations.k8s\.v1\.cni\.cncf\.io/network-status}`)
+	t.Logf("vpp-a's k8s.v1.cni.cncf.io/network-status: %s", raw)
 	var net1 *networkStatus
 	for _, ns := range e.networkStatus(t, "vpp-a") {
 		if ns.Interface == "net1" {
@@ -68,6 +101,9 @@ func (e *env) networkStatusFlow(t *testing.T) {
 	}
 	if net1.Name != "default/memif-network" || len(net1.IPs) != 1 || !strings.HasPrefix(net1.IPs[0], "10.56.217.") || net1.MAC == "" {
 		t.Errorf("net1 in network-status: %+v, want default/memif-network with one address of 10.56.217.0/24 and a MAC", *net1)
+	}
+	if net1.DeviceInfo != nil {
+		t.Errorf("net1 in network-status has a device-info, which Multus v4.2.2 gives only device-plugin resources: %s", net1.DeviceInfo)
 	}
 	ci := e.containerIntent(t, p)
 	if ci.MAC != net1.MAC || len(ci.IPs) != 1 || !strings.HasPrefix(ci.IPs[0].Address, net1.IPs[0]+"/") {

@@ -62,6 +62,10 @@ type Node struct {
 	// Up is how long the node took from nothing to Ready with its
 	// default ServiceAccount.
 	Up time.Duration
+	// NetnsDir is where containerd keeps the pods' network namespaces
+	// (CNI_NETNS), its default: a shared mount, so that the host agent's
+	// pod sees the namespaces made after it started.
+	NetnsDir string
 
 	// Template fields (configs.go).
 	PauseImage, Runc, PodBridge, PodCIDR, CNIBinDir, PodCgroup string
@@ -87,7 +91,7 @@ func Start(t testing.TB, opts Options) *Node {
 	}
 	runc, _ := exec.LookPath("runc")
 	ip, _, _ := net.ParseCIDR(nodeAddr)
-	n := &Node{Name: NodeName, IP: ip.String(), Dir: filepath.Join(os.TempDir(), "uspace-kube"),
+	n := &Node{Name: NodeName, IP: ip.String(), Dir: filepath.Join(os.TempDir(), "uspace-kube"), NetnsDir: netnsDir,
 		PauseImage: PauseImage, Runc: runc, PodBridge: podBridge, PodCIDR: podCIDR, CNIBinDir: CNIBinDir, PodCgroup: "/" + podCgroup,
 		bin: bin, procs: map[string]*spawn.Proc{}}
 	if err := reap(n.Dir); err != nil {
@@ -188,6 +192,9 @@ func (n *Node) prepare(t testing.TB, opts Options) {
 		}
 	}
 	n.installCNI(t)
+	if err := sharedNetnsDir(); err != nil {
+		t.Fatal(err)
+	}
 	n.start(t, "containerd", "containerd", "--config", filepath.Join(n.Dir, "etc", "containerd.toml"))
 	n.WaitFor(t, "containerd", time.Minute, func() error { _, err := n.ctr("version"); return err })
 	n.importImages(t, append([]string{buildPause(t)}, opts.Images...))

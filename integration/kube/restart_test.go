@@ -8,6 +8,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/uspace-io/uspace/integration/kube"
+	"github.com/uspace-io/uspace/schema"
 )
 
 // restartKeepsPods: while vpp-a and vpp-b run, restart does what its name
@@ -136,4 +139,39 @@ func (e *env) sandboxRecreated(t *testing.T) {
 	e.gone(t, old, time.Minute)
 	e.ping(t, "vpp-a", b.IP)
 	e.ping(t, "vpp-b", a.IP)
+}
+
+// endpointsReopened follows the host agent pod's restart: the new pod
+// opened vpp-a's and vpp-b's endpoints again, and each pod's container
+// agent, which holds no credential, is watching through its own: a route
+// added to its net1 intent reaches its VPP, and goes when the intent is
+// put back.
+func (e *env) endpointsReopened(t *testing.T) {
+	pods := []pod{e.pod(t, "vpp-a"), e.pod(t, "vpp-b")}
+	logs := e.Kubectl(t, "-n", "uspace-system", "logs", "-l", "app.kubernetes.io/name=uspace-host-agent", "--tail=-1")
+	for _, p := range pods {
+		if !endpointOpened(logs, p.Container) {
+			t.Errorf("the restarted host agent has not opened the endpoint of %s:\n%s", p.Container, logs)
+		}
+	}
+	const dst = "192.0.2.0/24"
+	route := func(p pod, want bool) {
+		t.Helper()
+		e.WaitFor(t, fmt.Sprintf("pod %s's VPP with route %s = %v", p.Name, dst, want), time.Minute, func() error {
+			out, err := e.KubectlErr("exec", p.Name, "--", "vppctl", "show", "ip", "fib", dst)
+			if err != nil {
+				return err
+			}
+			return errIf(strings.Contains(out, dst) != want, "show ip fib %s:\n%s", dst, out)
+		})
+	}
+	for _, p := range pods {
+		ci := e.containerIntent(t, p)
+		orig := e.get(t, schema.ContainerInterfaceKey(kube.NodeName, p.Container, "net1"))[0].Value
+		ci.Routes = append(ci.Routes, schema.Route{Dst: dst, GW: "10.56.217.1"})
+		e.put(t, schema.ContainerInterfaceKey(kube.NodeName, p.Container, "net1"), &ci)
+		route(p, true)
+		e.putRaw(t, schema.ContainerInterfaceKey(kube.NodeName, p.Container, "net1"), orig)
+		route(p, false)
+	}
 }

@@ -211,16 +211,17 @@ func (u *Uspace) Manifest(t testing.TB, name string) string {
 }
 
 // install applies deployments/kubernetes/ in the order its comments say:
-// the namespace and the Secrets (from make-certs.sh's files), the host
-// agent DaemonSet with the CNI installer, the NetworkAttachmentDefinitions;
-// then waits for the host agent to register in etcd.
+// the namespace and the host agents' Secret (from make-certs.sh's files),
+// the host agent DaemonSet with the CNI installer, the
+// NetworkAttachmentDefinitions; then waits for the host agent to register
+// in etcd. The pods need no Secret: their agents use the host agent's
+// endpoints.
 func (u *Uspace) install(t testing.TB) {
 	t.Helper()
 	c := func(f string) string { return "--from-file=" + filepath.Join(u.certs, f) }
-	host, ctrs := "uspace-host-"+u.Name, "uspace-containers-"+u.Name
+	host := "uspace-host-" + u.Name
 	u.Kubectl(t, "create", "namespace", "uspace-system")
 	u.Kubectl(t, "-n", "uspace-system", "create", "secret", "generic", "uspace-etcd-hosts", c("ca.pem"), c(host+".pem"), c(host+"-key.pem"))
-	u.Kubectl(t, "-n", "default", "create", "secret", "generic", "uspace-etcd-containers", c("ca.pem"), c(ctrs+".pem"), c(ctrs+"-key.pem"))
 	u.Apply(t, u.Manifest(t, "host-agent.yaml"))
 	u.Apply(t, u.Manifest(t, "network-attachments.yaml"))
 	u.WaitHostAgent(t)
@@ -259,7 +260,9 @@ func (u *Uspace) Keys(t testing.TB, prefix string) []string {
 }
 
 // VPPPod is deployments/kubernetes/vpp-pod.yaml as a pod named name on
-// network (its name and networks annotation are the user's to choose).
+// network (its name and networks annotation are the user's to choose). On
+// a network whose sockets are files (vhost-user) it also mounts the node's
+// shared directory, as the manifest's comment says.
 func (u *Uspace) VPPPod(t testing.TB, name, network string) string {
 	t.Helper()
 	var pod corev1.Pod
@@ -268,6 +271,12 @@ func (u *Uspace) VPPPod(t testing.TB, name, network string) string {
 	}
 	pod.Name = name
 	pod.Annotations["k8s.v1.cni.cncf.io/networks"] = network
+	if network == "vhost-network" {
+		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: "shared-dir",
+			VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: SharedDir}}})
+		ctr := &pod.Spec.Containers[0]
+		ctr.VolumeMounts = append(ctr.VolumeMounts, corev1.VolumeMount{Name: "shared-dir", MountPath: SharedDir})
+	}
 	b, err := json.Marshal(&pod)
 	if err != nil {
 		t.Fatal(err)
