@@ -55,6 +55,7 @@ func (e *endpoint) Watch(stream pb.Watch_WatchServer) error {
 		}
 	}()
 	ws := &watchStream{e: e, stream: stream, watchers: map[int64]*watcher{}}
+	defer func() { e.watches.Add(-int64(len(ws.watchers))) }()
 	tick := time.NewTicker(ProgressInterval)
 	defer tick.Stop()
 	for {
@@ -79,6 +80,8 @@ func (e *endpoint) Watch(stream pb.Watch_WatchServer) error {
 			return err
 		case <-ctx.Done():
 			return nil
+		case <-e.closing:
+			return ws.flush(e.hub.snapshot())
 		}
 	}
 }
@@ -88,6 +91,12 @@ type watchStream struct {
 	stream   pb.Watch_WatchServer
 	watchers map[int64]*watcher
 	nextID   int64
+}
+
+// drop forgets watch id.
+func (ws *watchStream) drop(id int64) {
+	delete(ws.watchers, id)
+	ws.e.watches.Add(-1)
 }
 
 func (ws *watchStream) send(r *pb.WatchResponse) error { return ws.stream.Send(r) }
@@ -101,7 +110,7 @@ func (ws *watchStream) handle(r *pb.WatchRequest, snap snapshot) error {
 		if _, ok := ws.watchers[id]; !ok {
 			return nil
 		}
-		delete(ws.watchers, id)
+		ws.drop(id)
 		return ws.send(&pb.WatchResponse{Header: ws.e.header(snap.rev), WatchId: id, Canceled: true})
 	case *pb.WatchRequest_ProgressRequest:
 		// Every watcher is current with snap once flush returned.
@@ -143,6 +152,11 @@ func (ws *watchStream) create(c *pb.WatchCreateRequest, snap snapshot) error {
 			w.noDelete = true
 		}
 	}
+	if ws.e.watches.Add(1) > MaxWatches {
+		ws.e.watches.Add(-1)
+		ws.e.set.log.Warn("endpoint watch refused: too many open", "container", ws.e.container, "limit", MaxWatches)
+		return refuse(ErrTooManyWatches)
+	}
 	ws.watchers[id] = w
 	return ws.send(&pb.WatchResponse{Header: ws.e.header(snap.rev), WatchId: id, Created: true})
 }
@@ -152,7 +166,7 @@ func (ws *watchStream) create(c *pb.WatchCreateRequest, snap snapshot) error {
 func (ws *watchStream) flush(snap snapshot) error {
 	for id, w := range ws.watchers {
 		if w.epoch != snap.epoch || w.next <= snap.start {
-			delete(ws.watchers, id)
+			ws.drop(id)
 			compact := snap.start + 1
 			if err := ws.send(&pb.WatchResponse{Header: ws.e.header(snap.rev), WatchId: id, CompactRevision: compact, Canceled: true}); err != nil {
 				return err
