@@ -129,7 +129,7 @@ func (s *Set) Reconcile(_ context.Context, key string, desired *store.KV) error 
 	if err != nil {
 		return fmt.Errorf("open the etcd endpoint of container %s: %w", k.Container, err)
 	}
-	ep := &endpoint{set: s, container: k.Container, view: newView(s.host, k.Container), hub: s.hub, netns: netns, closing: make(chan struct{})}
+	ep := &endpoint{set: s, container: k.Container, view: newView(s.host, k.Container), hub: s.hub, netns: netns}
 	ep.srv = ep.newServer()
 	ln = &connLimit{Listener: ln, max: MaxConnections, container: k.Container, log: s.log}
 	pb.RegisterKVServer(ep.srv, ep)
@@ -182,9 +182,10 @@ const (
 	// MaxWatches: watches open at once over all its streams; one more is
 	// created cancelled with ErrTooManyWatches as its reason.
 	MaxWatches = 64
-	// DrainTimeout bounds how long an endpoint whose container is gone
-	// waits for its watch streams to end once they have their last events.
-	DrainTimeout = 5 * time.Second
+	// DrainTimeout is how long an endpoint whose container is gone keeps
+	// its open calls: its watch streams send the DEL's deletes meanwhile,
+	// and their clients read them before the connections end.
+	DrainTimeout = 2 * time.Second
 )
 
 // errTooManyRequests refuses a call over MaxRequests.
@@ -273,18 +274,15 @@ type endpoint struct {
 	hub       *hub
 	netns     string
 	srv       *grpc.Server
-	// closing is closed when the container is gone: watch streams send
-	// what the hub holds and end.
-	closing  chan struct{}
-	requests atomic.Int64 // calls in progress
-	watches  atomic.Int64 // watches open over all streams
+	requests  atomic.Int64 // calls in progress
+	watches   atomic.Int64 // watches open over all streams
 }
 
-// drainAndStop stops accepting, lets every watch stream send the hub's
-// events (the container's deletes among them) and end, and stops the
-// server once they have, or after DrainTimeout.
+// drainAndStop stops accepting at once (nothing listens in the namespace
+// any more) and the server after its calls end or DrainTimeout: a watch
+// stream ended by the server as it sends loses what its client/v3 client
+// had not handed on yet.
 func (e *endpoint) drainAndStop() {
-	close(e.closing)
 	go func() {
 		done := make(chan struct{})
 		go func() { e.srv.GracefulStop(); close(done) }()

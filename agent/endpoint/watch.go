@@ -80,8 +80,6 @@ func (e *endpoint) Watch(stream pb.Watch_WatchServer) error {
 			return err
 		case <-ctx.Done():
 			return nil
-		case <-e.closing:
-			return ws.flush(e.hub.snapshot())
 		}
 	}
 }
