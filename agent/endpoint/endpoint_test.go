@@ -315,13 +315,7 @@ func TestEndpointClosedOnDelete(t *testing.T) {
 	if _, err := w.st.Etcd().Delete(context.Background(), schema.ContainerMetaKey(host, "a")); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for listening(t, w.a) {
-		if time.Now().After(deadline) {
-			t.Fatal("a's endpoint still listening after its meta's delete")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	eventually(t, "a's endpoint closed after its meta's delete", func() bool { return !listening(t, w.a) })
 	if !listening(t, w.b) {
 		t.Error("b's endpoint closed with a's")
 	}
@@ -517,11 +511,5 @@ func TestEndpointDeliversTheDeleteBeforeClosing(t *testing.T) {
 			t.Fatalf("deletes seen: %v, want the interface's and the meta's", deleted)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for listening(t, w.a) {
-		if time.Now().After(deadline) {
-			t.Fatal("a's endpoint still listening after its meta's delete")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	eventually(t, "a's endpoint closed after its meta's delete", func() bool { return !listening(t, w.a) })
 }
