@@ -513,3 +513,26 @@ func TestEndpointDeliversTheDeleteBeforeClosing(t *testing.T) {
 	}
 	eventually(t, "a's endpoint closed after its meta's delete", func() bool { return !listening(t, w.a) })
 }
+
+// A stream never gives a watch the ID of one it closed, as etcd: client/v3
+// cancels a closed watch's ID when a late response for it comes, which
+// would cancel the new one.
+func TestEndpointWatchIDsNotReused(t *testing.T) {
+	w := newWorld(t)
+	s, err := openStream(context.Background(), client(t, w.a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CancelRequest{CancelRequest: &pb.WatchCancelRequest{WatchId: 0}}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Recv(); err != nil || !r.Canceled || r.WatchId != 0 {
+		t.Fatalf("cancel of watch 0: %v %+v", err, r)
+	}
+	if err := createWatch(s); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Recv(); err != nil || !r.Created || r.WatchId == 0 {
+		t.Errorf("watch after watch 0's cancel: %v %+v, want created with another ID", err, r)
+	}
+}

@@ -131,10 +131,14 @@ func (ws *watchStream) create(c *pb.WatchCreateRequest, snap snapshot) error {
 	}
 	id := c.WatchId
 	if id == clientv3.AutoWatchID {
+		// Never an ID this stream used before, as etcd: client/v3 cancels
+		// the ID of a watch it has closed (a compacted one) when a
+		// response for it comes, which would cancel its successor.
 		for ws.watchers[ws.nextID] != nil {
 			ws.nextID++
 		}
 		id = ws.nextID
+		ws.nextID++
 	} else if ws.watchers[id] != nil {
 		return refuse("mvcc: duplicate watch ID provided")
 	}
