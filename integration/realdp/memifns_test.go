@@ -130,8 +130,8 @@ func TestMemifInContainerNetns(t *testing.T) {
 		if err := b.ctr.Agent.Start(); err != nil {
 			t.Fatal(err)
 		}
-		noEtcdConfig(t, w, b.ctr.Agent)
 		harness.WaitStatus[schema.InterfaceStatus](t, w.etcd, ctrStatusKey(b, "net1"), rev, harness.Ready[schema.InterfaceStatus])
+		noEtcdConfig(t, w, b.ctr.Agent)
 		if fib := b.ctr.RealVPP.CLI(t, "show ip fib 10.97.0.0/16"); !strings.Contains(fib, "10.56.217.1") {
 			t.Errorf("route written while its agent was down is not in container %s's VPP:\n%s", b.id, fib)
 		}
@@ -166,17 +166,19 @@ func endpointListening(t *testing.T, c *container) bool {
 func noEtcdConfig(t *testing.T, w *world, p *harness.Proc) {
 	t.Helper()
 	pid := strconv.Itoa(p.Pid())
-	cmdline, err := os.ReadFile("/proc/" + pid + "/cmdline")
-	if err != nil {
-		t.Fatal(err)
-	}
+	var args []string
+	// nsenter enters the netns, then execs the agent in the same process.
+	eventually(t, 10*time.Second, "pid "+pid+" runs the container agent", func() (bool, string) {
+		cmdline, err := os.ReadFile("/proc/" + pid + "/cmdline")
+		if err != nil {
+			t.Fatal(err)
+		}
+		args = strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
+		return strings.HasSuffix(args[0], "uspace-agent") && slices.Contains(args, "container"), strings.Join(args, " ")
+	})
 	environ, err := os.ReadFile("/proc/" + pid + "/environ")
 	if err != nil {
 		t.Fatal(err)
-	}
-	args := strings.Split(string(cmdline), "\x00")
-	if !strings.HasSuffix(args[0], "uspace-agent") || !slices.Contains(args, "container") {
-		t.Fatalf("pid %s runs %q, want the container agent", pid, args)
 	}
 	for _, arg := range args {
 		if strings.HasPrefix(arg, "--etcd") || slices.ContainsFunc(w.etcd.Endpoints, func(e string) bool { return strings.Contains(arg, e) }) {
