@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/uspace-io/uspace/schema"
 )
@@ -105,4 +106,50 @@ func Remove(path string) error {
 		return fmt.Errorf("remove device-info %s: %w", path, err)
 	}
 	return nil
+}
+
+// Sweep removes from dir the device-info files of interfaces keep does
+// not name (<interface>.json, the interface named without the suffix) and
+// the temporary files of writes cut short, so a directory kept by an
+// earlier run names no interface that is gone. Only files Write made are
+// touched: another file, even one named *.json, is left alone. A missing
+// dir holds nothing to sweep.
+func Sweep(dir string, keep func(ifname string) bool) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read device-info directory %s: %w", dir, err)
+	}
+	var errs []error
+	for _, e := range ents {
+		name := e.Name()
+		path := filepath.Join(dir, name)
+		ifname, isInfo := strings.CutSuffix(name, ".json")
+		switch {
+		case !e.Type().IsRegular():
+		case strings.HasPrefix(name, ".") && strings.Contains(name, ".json.") && written(path):
+			errs = append(errs, Remove(path))
+		case isInfo && !keep(ifname) && written(path):
+			errs = append(errs, Remove(path))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// written says the file at path holds a device-info Write made: one of
+// the types uspace makes, at the version it writes. A temporary file cut
+// short before its content holds nothing and counts as made too.
+func written(path string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	if len(b) == 0 {
+		return strings.HasPrefix(filepath.Base(path), ".")
+	}
+	var info Info
+	return json.Unmarshal(b, &info) == nil && info.Version == Version &&
+		(info.Type == TypeMemif && info.Memif != nil || info.Type == TypeVhostUser && info.VhostUser != nil)
 }

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/uspace-io/uspace/schema"
@@ -49,5 +50,44 @@ func TestForAndWrite(t *testing.T) {
 	}
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("after Remove: %v", err)
+	}
+}
+
+// Sweep removes the files Write made for interfaces it is not told to
+// keep, and temporaries of cut-short writes; it leaves the kept ones and
+// every file it did not make.
+func TestSweep(t *testing.T) {
+	dir := t.TempDir()
+	info := For(&schema.ContainerInterface{Memif: &schema.MemifSpec{Role: schema.MemifSlave, Mode: schema.MemifEthernet, SocketPath: "@uspace-0011"}})
+	for _, n := range []string{"net1", "net2"} {
+		if err := Write(filepath.Join(dir, n+".json"), info); err != nil {
+			t.Fatal(err)
+		}
+	}
+	others := map[string]string{
+		"app.json":       `{"type":"pci","version":"1.1.0"}`,
+		"notes.txt":      "x",
+		"broken.json":    "{",
+		".net3.json.123": "",
+	}
+	for n, v := range others {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Sweep(dir, func(ifname string) bool { return ifname == "net1" }); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		got = append(got, e.Name())
+	}
+	want := []string{"app.json", "broken.json", "net1.json", "notes.txt"}
+	if !slices.Equal(got, want) {
+		t.Errorf("after the sweep: %v, want %v", got, want)
+	}
+	if err := Sweep(filepath.Join(dir, "none"), func(string) bool { return false }); err != nil {
+		t.Errorf("sweep of a missing directory: %v", err)
 	}
 }

@@ -124,7 +124,8 @@ func IsDenied(err error) bool {
 		errors.Is(err, rpctypes.ErrUserEmpty) ||
 		errors.Is(err, rpctypes.ErrUserNotFound) ||
 		errors.Is(err, rpctypes.ErrGRPCPermissionDenied) ||
-		errors.Is(err, rpctypes.ErrGRPCAuthFailed)
+		errors.Is(err, rpctypes.ErrGRPCAuthFailed) ||
+		isDeniedWatch(err)
 }
 
 // retryable is how the store's own loops (ListWatch, Register) use

@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/tests/v3/framework/integration"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/uspace-io/uspace/store/etcdconf"
 	"github.com/uspace-io/uspace/store/lite"
@@ -135,6 +138,9 @@ func TestClassify(t *testing.T) {
 			{errors.Join(errors.New("vpp: create memif: retval -1"), driverErr{}), Transient},
 			{fmt.Errorf("call: %w", context.DeadlineExceeded), Transient},
 			{errors.New("vpp: create memif: retval -1"), Unclassified},
+			// client/v3's form of a watch etcd cancelled after creating it.
+			{fmt.Errorf("watch: %w", status.Error(codes.FailedPrecondition, rpctypes.ErrGRPCPermissionDenied.Error())), Terminal},
+			{fmt.Errorf("watch: %w", status.Error(codes.FailedPrecondition, rpctypes.ErrGRPCCompacted.Error())), Unclassified},
 			{nil, Unclassified},
 		} {
 			if got := Classify(tc.err); got != tc.want {
@@ -142,4 +148,57 @@ func TestClassify(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A watch etcd refuses to this identity is Terminal and denied, though
+// client/v3 hands the refusal back as the cancel reason's plain text.
+func TestClassifyRefusedWatch(t *testing.T) {
+	integration.BeforeTest(t)
+	ctx := context.Background()
+	clus := integration.NewCluster(t, &integration.ClusterConfig{Size: 1})
+	defer clus.Terminate(t)
+	admin := clus.Client(0)
+	for _, step := range []func() error{
+		func() error { _, err := admin.UserAdd(ctx, "root", "pw"); return err },
+		func() error { _, err := admin.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := admin.UserAdd(ctx, "reader", "pw"); return err },
+		func() error { _, err := admin.RoleAdd(ctx, "a-reader"); return err },
+		func() error {
+			_, err := admin.RoleGrantPermission(ctx, "a-reader", "a/", clientv3.GetPrefixRangeEnd("a/"), clientv3.PermissionType(clientv3.PermRead))
+			return err
+		},
+		func() error { _, err := admin.UserGrantRole(ctx, "reader", "a-reader"); return err },
+		func() error { _, err := admin.AuthEnable(ctx); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cli, err := integration.NewClientV3(clus.Members[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	cli, err = clientv3.New(clientv3.Config{Endpoints: cli.Endpoints(), Username: "reader", Password: "pw", DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	// Reading its own prefix works: the identity is good.
+	if _, err := New(cli).Get(ctx, "a/x"); err != nil {
+		t.Fatalf("reader reads a/x: %v", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, ok := <-cli.Watch(wctx, "b/", clientv3.WithPrefix())
+	if !ok || resp.Err() == nil {
+		t.Fatalf("watch of b/ by a reader of a/ not refused (%v, %v)", ok, resp.Err())
+	}
+	err = fmt.Errorf("watching %q: %w", "b/", resp.Err())
+	if Classify(err) != Terminal || !IsDenied(err) {
+		t.Fatalf("Classify(%v) = %v, want terminal (denied)", err, Classify(err))
+	}
+	if IsRefusedRequest(err) {
+		t.Errorf("IsRefusedRequest(%v): a refused identity is not a refused request", err)
+	}
 }

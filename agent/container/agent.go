@@ -178,6 +178,7 @@ func (a *Agent) serve(ctx context.Context) error {
 				a.ifaces.Enqueue(pk.IntentOf().String())
 			}
 		}
+		a.sweepDeviceInfo(log)
 		a.ifaces.Run(gctx, 1)
 		return nil
 	})
@@ -231,6 +232,25 @@ func (a *Agent) reconcile(ctx context.Context, key string, kv *store.KV) error {
 		return deviceinfo.Remove(path)
 	}
 	return deviceinfo.Write(path, deviceinfo.For(ci))
+}
+
+// sweepDeviceInfo removes the device-info files an earlier run left for
+// interfaces the container no longer has (their status may be gone too,
+// so no reconcile would); the first reconcile of each current one
+// rewrites its file. It runs before the workers, on the first snapshot.
+func (a *Agent) sweepDeviceInfo(log *slog.Logger) {
+	if a.cfg.DeviceInfoDir == "" {
+		return
+	}
+	current := map[string]bool{}
+	for _, kv := range a.ifaces.List() {
+		if k, err := schema.ParseKey(kv.Key); err == nil {
+			current[k.Interface] = true
+		}
+	}
+	if err := deviceinfo.Sweep(a.cfg.DeviceInfoDir, func(ifname string) bool { return current[ifname] }); err != nil {
+		log.Warn("device-info files of gone interfaces not all removed", "dir", a.cfg.DeviceInfoDir, "err", err)
+	}
 }
 
 // ready says the status at key, as this agent last set it, is ready.

@@ -25,7 +25,9 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store"
@@ -101,8 +103,15 @@ func (s *Set) Reconcile(_ context.Context, key string, desired *store.KV) error 
 		if ep.netns == netns {
 			return nil
 		}
-		ep.srv.Stop()
 		delete(s.open, k.Container)
+		if netns == "" {
+			// The DEL that removed the meta removed the container's
+			// interfaces with it: its agent hears of that before the
+			// endpoint goes, so it can take them out of its VPP.
+			ep.drainAndStop()
+		} else {
+			ep.srv.Stop()
+		}
 		s.log.Info("endpoint closed", "container", k.Container, "netns", ep.netns)
 	}
 	if netns == "" || s.closed {
@@ -120,7 +129,9 @@ func (s *Set) Reconcile(_ context.Context, key string, desired *store.KV) error 
 	if err != nil {
 		return fmt.Errorf("open the etcd endpoint of container %s: %w", k.Container, err)
 	}
-	ep := &endpoint{set: s, view: newView(s.host, k.Container), hub: s.hub, netns: netns, srv: newServer()}
+	ep := &endpoint{set: s, container: k.Container, view: newView(s.host, k.Container), hub: s.hub, netns: netns}
+	ep.srv = ep.newServer()
+	ln = &connLimit{Listener: ln, max: MaxConnections, container: k.Container, log: s.log}
 	pb.RegisterKVServer(ep.srv, ep)
 	pb.RegisterWatchServer(ep.srv, ep)
 	pb.RegisterClusterServer(ep.srv, ep)
@@ -157,24 +168,130 @@ func listenIn(netns string) (net.Listener, error) {
 	return ln, nil
 }
 
+// Bounds of one container's use of its endpoint, so that no container
+// grows the host agent's memory without limit: an agent needs one
+// connection, a watch stream and a call or two at a time, and a watch per
+// prefix it follows.
+const (
+	// MaxConnections: connections open at once; one more is closed as it
+	// is accepted.
+	MaxConnections = 8
+	// MaxRequests: calls in progress at once (a watch stream is one for
+	// as long as it is open); one more is refused, ResourceExhausted.
+	MaxRequests = 32
+	// MaxWatches: watches open at once over all its streams; one more is
+	// created cancelled with ErrTooManyWatches as its reason.
+	MaxWatches = 64
+	// DrainTimeout is how long an endpoint whose container is gone keeps
+	// its open calls: its watch streams send the DEL's deletes meanwhile,
+	// and their clients read them before the connections end.
+	DrainTimeout = 2 * time.Second
+)
+
+// errTooManyRequests refuses a call over MaxRequests.
+var errTooManyRequests = status.Errorf(codes.ResourceExhausted, "uspace endpoint: too many calls in progress on this container's endpoint (limit %d)", MaxRequests)
+
+// ErrTooManyWatches is the cancel reason of a watch over MaxWatches.
+var ErrTooManyWatches = fmt.Sprintf("uspace endpoint: too many watches open on this container's endpoint (limit %d)", MaxWatches)
+
 // newServer is a gRPC server that refuses every service it does not
-// serve (Lease, Auth, Maintenance) as etcd refuses a role, and accepts the
-// keep-alive pings etcd clients send (uspace's every 10 s; gRPC's own
-// policy would end their connections for pinging more than every 5 min).
-func newServer() *grpc.Server {
+// serve (Lease, Auth, Maintenance) as etcd refuses a role, refuses calls
+// over MaxRequests, and accepts the keep-alive pings etcd clients send
+// (uspace's every 10 s; gRPC's own policy would end their connections for
+// pinging more than every 5 min).
+func (e *endpoint) newServer() *grpc.Server {
 	return grpc.NewServer(
 		grpc.UnknownServiceHandler(func(any, grpc.ServerStream) error { return errDenied }),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if !e.acquire() {
+				return nil, errTooManyRequests
+			}
+			defer e.requests.Add(-1)
+			return h(ctx, req)
+		}),
+		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			if !e.acquire() {
+				return errTooManyRequests
+			}
+			defer e.requests.Add(-1)
+			return h(srv, ss)
+		}),
 	)
+}
+
+// acquire counts a call in unless MaxRequests are in progress.
+func (e *endpoint) acquire() bool {
+	if e.requests.Add(1) > MaxRequests {
+		e.requests.Add(-1)
+		e.set.log.Warn("endpoint call refused: too many in progress", "container", e.container, "limit", MaxRequests)
+		return false
+	}
+	return true
+}
+
+// connLimit closes, as it accepts them, connections beyond max open at
+// once: a gRPC server keeps every connection it accepts.
+type connLimit struct {
+	net.Listener
+	max       int64
+	open      atomic.Int64
+	container string
+	log       *slog.Logger
+}
+
+func (l *connLimit) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.open.Add(1) <= l.max {
+			return &countedConn{Conn: c, l: l}, nil
+		}
+		l.open.Add(-1)
+		c.Close()
+		l.log.Warn("endpoint connection refused: too many open", "container", l.container, "limit", l.max)
+	}
+}
+
+type countedConn struct {
+	net.Conn
+	l    *connLimit
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.l.open.Add(-1) })
+	return c.Conn.Close()
 }
 
 // endpoint is one container's server.
 type endpoint struct {
-	set   *Set
-	view  view
-	hub   *hub
-	netns string
-	srv   *grpc.Server
+	set       *Set
+	container string
+	view      view
+	hub       *hub
+	netns     string
+	srv       *grpc.Server
+	requests  atomic.Int64 // calls in progress
+	watches   atomic.Int64 // watches open over all streams
+}
+
+// drainAndStop stops accepting at once (nothing listens in the namespace
+// any more) and the server after its calls end or DrainTimeout: a watch
+// stream ended by the server as it sends loses what its client/v3 client
+// had not handed on yet.
+func (e *endpoint) drainAndStop() {
+	go func() {
+		done := make(chan struct{})
+		go func() { e.srv.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(DrainTimeout):
+			e.srv.Stop()
+		}
+	}()
 }
 
 func (e *endpoint) header(rev int64) *pb.ResponseHeader {

@@ -3,19 +3,24 @@ package endpoint
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/containernetworking/plugins/pkg/testutils"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store"
@@ -170,12 +175,24 @@ func client(t *testing.T, n ns.NetNS) *clientv3.Client {
 	return cli
 }
 
-// denied: etcd's refusal; a refused watch's is only its text, as etcd's
-// own (client/v3 makes a plain error of the cancel reason).
+// denied: etcd's refusal, as store.IsDenied knows it (a refused watch's
+// included).
 func denied(t *testing.T, what string, err error) {
 	t.Helper()
-	if !store.IsDenied(err) && (err == nil || !strings.HasSuffix(err.Error(), "etcdserver: permission denied")) {
+	if !store.IsDenied(err) {
 		t.Errorf("%s: %v, want permission denied", what, err)
+	}
+}
+
+// eventually polls cond until it holds, for at most 10 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -298,13 +315,7 @@ func TestEndpointClosedOnDelete(t *testing.T) {
 	if _, err := w.st.Etcd().Delete(context.Background(), schema.ContainerMetaKey(host, "a")); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for listening(t, w.a) {
-		if time.Now().After(deadline) {
-			t.Fatal("a's endpoint still listening after its meta's delete")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	eventually(t, "a's endpoint closed after its meta's delete", func() bool { return !listening(t, w.a) })
 	if !listening(t, w.b) {
 		t.Error("b's endpoint closed with a's")
 	}
@@ -323,4 +334,205 @@ func listening(t *testing.T, n ns.NetNS) bool {
 		t.Fatal(err)
 	}
 	return strings.Contains(string(b), Name)
+}
+
+// dialRaw connects to the endpoint in netns n without speaking gRPC.
+func dialRaw(t *testing.T, n ns.NetNS) net.Conn {
+	t.Helper()
+	var c net.Conn
+	if err := n.Do(func(ns.NetNS) error {
+		var err error
+		c, err = net.Dial("unix", Name)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// openStream opens a raw watch stream on cli's connection and has one
+// watch of a's intents created on it.
+func openStream(ctx context.Context, cli *clientv3.Client) (pb.Watch_WatchClient, error) {
+	s, err := pb.NewWatchClient(cli.ActiveConnection()).Watch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := createWatch(s); err != nil {
+		return nil, err
+	}
+	_, err = s.Recv()
+	return s, err
+}
+
+func createWatch(s pb.Watch_WatchClient) error {
+	key := schema.ContainerPrefix(host, "a")
+	return s.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{
+		Key: []byte(key), RangeEnd: []byte(clientv3.GetPrefixRangeEnd(key))}}})
+}
+
+// One container cannot make the host agent keep more than MaxRequests
+// calls, MaxWatches watches or MaxConnections connections for it: the
+// next is refused, said so, and another container's endpoint serves on.
+func TestEndpointBoundsOneContainer(t *testing.T) {
+	w := newWorld(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, b := client(t, w.a), client(t, w.b)
+
+	t.Run("calls", func(t *testing.T) {
+		sctx, scancel := context.WithCancel(ctx)
+		defer scancel()
+		first, closeFirst := context.WithCancel(sctx)
+		defer closeFirst()
+		for i := range MaxRequests {
+			c := sctx
+			if i == 0 {
+				c = first
+			}
+			if _, err := openStream(c, a); err != nil {
+				t.Fatalf("watch stream %d: %v", i+1, err)
+			}
+		}
+		if _, err := openStream(sctx, a); status.Code(err) != codes.ResourceExhausted {
+			t.Errorf("watch stream %d: %v, want ResourceExhausted", MaxRequests+1, err)
+		}
+		if _, err := a.Get(ctx, schema.ContainerPrefix(host, "a"), clientv3.WithPrefix()); status.Code(err) != codes.ResourceExhausted ||
+			!strings.Contains(err.Error(), "too many calls") {
+			t.Errorf("a's read over the bound: %v, want ResourceExhausted, too many calls", err)
+		}
+		if _, err := b.Get(ctx, schema.ContainerPrefix(host, "b"), clientv3.WithPrefix()); err != nil {
+			t.Errorf("b's read while a is at its bound: %v", err)
+		}
+		closeFirst()
+		eventually(t, "a's read once a stream closed", func() bool {
+			_, err := a.Get(ctx, schema.ContainerPrefix(host, "a"), clientv3.WithPrefix())
+			return err == nil
+		})
+	})
+
+	t.Run("watches", func(t *testing.T) {
+		s, err := openStream(ctx, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range MaxWatches - 1 {
+			if err := createWatch(s); err != nil {
+				t.Fatal(err)
+			}
+			if r, err := s.Recv(); err != nil || r.Canceled {
+				t.Fatalf("watch within the bound: %v %+v", err, r)
+			}
+		}
+		if err := createWatch(s); err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.Recv()
+		if err != nil || !r.Canceled || r.CancelReason != ErrTooManyWatches {
+			t.Fatalf("watch %d: %v %+v, want cancelled: %s", MaxWatches+1, err, r, ErrTooManyWatches)
+		}
+		wr := <-b.Watch(clientv3.WithRequireLeader(ctx), schema.ContainerPrefix(host, "b"), clientv3.WithPrefix(), clientv3.WithCreatedNotify())
+		if wr.Err() != nil || !wr.Created {
+			t.Errorf("b's watch while a is at its bound: %v", wr.Err())
+		}
+		if err := s.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CancelRequest{CancelRequest: &pb.WatchCancelRequest{WatchId: 0}}}); err != nil {
+			t.Fatal(err)
+		}
+		if r, err = s.Recv(); err != nil || !r.Canceled || r.WatchId != 0 {
+			t.Fatalf("cancel of watch 0: %v %+v", err, r)
+		}
+		if err := createWatch(s); err != nil {
+			t.Fatal(err)
+		}
+		if r, err = s.Recv(); err != nil || r.Canceled {
+			t.Errorf("watch after one was cancelled: %v %+v, want created", err, r)
+		}
+	})
+
+	t.Run("connections", func(t *testing.T) {
+		// a's client holds one connection already.
+		var raws []net.Conn
+		for range MaxConnections - 1 {
+			raws = append(raws, dialRaw(t, w.a))
+		}
+		extra := dialRaw(t, w.a)
+		_ = extra.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := extra.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("connection %d read: %v, want closed by the endpoint", MaxConnections+1, err)
+		}
+		if _, err := b.Get(ctx, schema.ContainerPrefix(host, "b"), clientv3.WithPrefix()); err != nil {
+			t.Errorf("b's read while a is at its bound: %v", err)
+		}
+		if _, err := a.Get(ctx, schema.ContainerPrefix(host, "a"), clientv3.WithPrefix()); err != nil {
+			t.Errorf("a's read on its connection within the bound: %v", err)
+		}
+		raws[0].Close()
+		eventually(t, "a new connection once one closed", func() bool {
+			c := dialRaw(t, w.a)
+			defer c.Close()
+			_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+			_, err := c.Read(make([]byte, 1))
+			var ne net.Error
+			return errors.As(err, &ne) && ne.Timeout() || err == nil
+		})
+	})
+}
+
+// A meta's delete ends the endpoint's watch streams only after they have
+// sent what the hub holds: the container agent hears of the DEL's deletes.
+func TestEndpointDeliversTheDeleteBeforeClosing(t *testing.T) {
+	w := newWorld(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := client(t, w.a)
+	wch := a.Watch(clientv3.WithRequireLeader(ctx), schema.ContainerPrefix(host, "a"), clientv3.WithPrefix(), clientv3.WithCreatedNotify())
+	if wr := <-wch; !wr.Created {
+		t.Fatalf("watch not created: %v", wr.Err())
+	}
+	// As the CNI DEL of the container's last interface: one transaction.
+	if _, err := w.st.Etcd().Txn(ctx).Then(clientv3.OpDelete(schema.ContainerInterfaceKey(host, "a", "net1")),
+		clientv3.OpDelete(schema.ContainerMetaKey(host, "a"))).Commit(); err != nil {
+		t.Fatal(err)
+	}
+	deleted := map[string]bool{}
+	timeout := time.After(10 * time.Second)
+	for len(deleted) < 2 {
+		select {
+		case wr := <-wch:
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					deleted[string(ev.Kv.Key)] = true
+				}
+			}
+			if wr.Err() != nil {
+				t.Fatalf("watch ended (%v) with deletes %v, want both of the DEL's", wr.Err(), deleted)
+			}
+		case <-timeout:
+			t.Fatalf("deletes seen: %v, want the interface's and the meta's", deleted)
+		}
+	}
+	eventually(t, "a's endpoint closed after its meta's delete", func() bool { return !listening(t, w.a) })
+}
+
+// A stream never gives a watch the ID of one it closed, as etcd: client/v3
+// cancels a closed watch's ID when a late response for it comes, which
+// would cancel the new one.
+func TestEndpointWatchIDsNotReused(t *testing.T) {
+	w := newWorld(t)
+	s, err := openStream(context.Background(), client(t, w.a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CancelRequest{CancelRequest: &pb.WatchCancelRequest{WatchId: 0}}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Recv(); err != nil || !r.Canceled || r.WatchId != 0 {
+		t.Fatalf("cancel of watch 0: %v %+v", err, r)
+	}
+	if err := createWatch(s); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Recv(); err != nil || !r.Created || r.WatchId == 0 {
+		t.Errorf("watch after watch 0's cancel: %v %+v, want created with another ID", err, r)
+	}
 }

@@ -55,6 +55,7 @@ func (e *endpoint) Watch(stream pb.Watch_WatchServer) error {
 		}
 	}()
 	ws := &watchStream{e: e, stream: stream, watchers: map[int64]*watcher{}}
+	defer func() { e.watches.Add(-int64(len(ws.watchers))) }()
 	tick := time.NewTicker(ProgressInterval)
 	defer tick.Stop()
 	for {
@@ -90,6 +91,12 @@ type watchStream struct {
 	nextID   int64
 }
 
+// drop forgets watch id.
+func (ws *watchStream) drop(id int64) {
+	delete(ws.watchers, id)
+	ws.e.watches.Add(-1)
+}
+
 func (ws *watchStream) send(r *pb.WatchResponse) error { return ws.stream.Send(r) }
 
 func (ws *watchStream) handle(r *pb.WatchRequest, snap snapshot) error {
@@ -101,7 +108,7 @@ func (ws *watchStream) handle(r *pb.WatchRequest, snap snapshot) error {
 		if _, ok := ws.watchers[id]; !ok {
 			return nil
 		}
-		delete(ws.watchers, id)
+		ws.drop(id)
 		return ws.send(&pb.WatchResponse{Header: ws.e.header(snap.rev), WatchId: id, Canceled: true})
 	case *pb.WatchRequest_ProgressRequest:
 		// Every watcher is current with snap once flush returned.
@@ -124,10 +131,14 @@ func (ws *watchStream) create(c *pb.WatchCreateRequest, snap snapshot) error {
 	}
 	id := c.WatchId
 	if id == clientv3.AutoWatchID {
+		// Never an ID this stream used before, as etcd: client/v3 cancels
+		// the ID of a watch it has closed (a compacted one) when a
+		// response for it comes, which would cancel its successor.
 		for ws.watchers[ws.nextID] != nil {
 			ws.nextID++
 		}
 		id = ws.nextID
+		ws.nextID++
 	} else if ws.watchers[id] != nil {
 		return refuse("mvcc: duplicate watch ID provided")
 	}
@@ -143,6 +154,11 @@ func (ws *watchStream) create(c *pb.WatchCreateRequest, snap snapshot) error {
 			w.noDelete = true
 		}
 	}
+	if ws.e.watches.Add(1) > MaxWatches {
+		ws.e.watches.Add(-1)
+		ws.e.set.log.Warn("endpoint watch refused: too many open", "container", ws.e.container, "limit", MaxWatches)
+		return refuse(ErrTooManyWatches)
+	}
 	ws.watchers[id] = w
 	return ws.send(&pb.WatchResponse{Header: ws.e.header(snap.rev), WatchId: id, Created: true})
 }
@@ -152,7 +168,7 @@ func (ws *watchStream) create(c *pb.WatchCreateRequest, snap snapshot) error {
 func (ws *watchStream) flush(snap snapshot) error {
 	for id, w := range ws.watchers {
 		if w.epoch != snap.epoch || w.next <= snap.start {
-			delete(ws.watchers, id)
+			ws.drop(id)
 			compact := snap.start + 1
 			if err := ws.send(&pb.WatchResponse{Header: ws.e.header(snap.rev), WatchId: id, CompactRevision: compact, Canceled: true}); err != nil {
 				return err

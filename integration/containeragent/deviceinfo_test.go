@@ -68,6 +68,32 @@ func TestDeviceInfoFiles(t *testing.T) {
 		t.Errorf("status of a container memif naming a netns: %+v", st)
 	}
 	waitFiles(t, files, want)
+
+	// While the agent is away net2 goes, status and all, and net1 comes
+	// back on another socket; net1's file of an earlier run is still
+	// there, and the application keeps a file of its own. The restarted
+	// agent removes net2's file, rewrites net1's, leaves the app's alone.
+	if err := c.Agent.Stop(10 * time.Second); err != nil {
+		t.Fatalf("container agent stop: %v", err)
+	}
+	e.Delete(t, ifKey(id, "net2"), statusKey(id, "net2"))
+	net1.Memif.SocketPath = "@uspace-00112233445566778"
+	rev = e.Put(t, map[string]schema.Object{ifKey(id, "net1"): net1})
+	stale := `{"type":"memif","version":"1.1.0","memif":{"role":"slave","path":"@uspace-0123456789abcdef","mode":"ethernet"}}`
+	app := `{"type":"pci","version":"1.1.0"}`
+	for n, v := range map[string]string{"net1.json": stale, "app.json": app} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, e, id, "net1", rev)
+	waitFiles(t, files, map[string]string{
+		"net1.json": strings.Replace(stale, "0123456789abcdef", "00112233445566778", 1),
+		"app.json":  app,
+	})
 }
 
 func waitFiles(t *testing.T, files func() map[string]string, want map[string]string) {
