@@ -621,14 +621,24 @@ func TestManifests(t *testing.T) {
 					t.Errorf("pod %s: %s comes from %q, want the downward API's %s", key, name, f, fp)
 				}
 			}
-			credentials(t, m, p.Namespace, spec, c, env, "uspace-containers-"+env["USPACE_HOST"])
-			if want := m.configMaps[ns+"/uspace-config"].Data["etcd-endpoints"]; env["USPACE_ETCD_ENDPOINTS"] != want {
-				t.Errorf("pod %s: etcd %q, the DaemonSet's %q", key, env["USPACE_ETCD_ENDPOINTS"], want)
+			// Endpoint mode: the agent reaches etcd through the host
+			// agent's endpoint in the pod's netns, memif sockets are
+			// abstract sockets there too, so the pod carries no etcd
+			// address or credential and mounts nothing of the node.
+			for name, v := range env {
+				if strings.HasPrefix(name, "USPACE_ETCD_") && v != "" {
+					t.Errorf("pod %s: %s=%q; the container agent needs no etcd address or credential", key, name, v)
+				}
 			}
-			shared := effective(t, c, agent, env, "shared-dir")
-			hostPathSame(t, spec, c, "--shared-dir", shared)
-			if sharedHost != "" && shared != sharedHost {
-				t.Errorf("pod %s: shared dir %s, the host agent's %s", key, shared, sharedHost)
+			for _, v := range spec.Volumes {
+				if v.HostPath != nil || v.Secret != nil || v.Projected != nil {
+					t.Errorf("pod %s: volume %s is a hostPath, Secret or projected volume; the pod needs none", key, v.Name)
+				}
+			}
+			if dir := effective(t, c, agent, env, "device-info-dir"); dir == "" {
+				t.Errorf("pod %s: no --device-info-dir: the app would not find its sockets", key)
+			} else if !emptyDirAt(spec, c, dir) {
+				t.Errorf("pod %s: --device-info-dir %s is on no emptyDir mount the app could share", key, dir)
 			}
 		}
 	})
@@ -714,4 +724,10 @@ func unknownKeys(obj map[string]any, t reflect.Type, at string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// emptyDirAt says whether dir is the mount path of an emptyDir volume in c.
+func emptyDirAt(pod *corev1.PodSpec, c *corev1.Container, dir string) bool {
+	vm, v, _ := mountFor(pod, c, dir)
+	return vm != nil && v != nil && v.EmptyDir != nil && path.Clean(vm.MountPath) == path.Clean(dir)
 }
