@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -21,6 +23,17 @@ type DPDKHeap struct{ Size, Free, Alloc int64 }
 // after.
 func (s *SPDK) Heap(t testing.TB) DPDKHeap {
 	t.Helper()
+	// SPDK 24.09 writes every spdk_tgt's statistics to one fixed file
+	// (/tmp/spdk_mem_dump.txt): another test process on this machine asking
+	// its own spdk_tgt at the same time would overwrite or remove ours.
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "uspace-spdk-mem-stats.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatalf("env_dpdk_get_mem_stats: %v", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatalf("env_dpdk_get_mem_stats: lock %s: %v", lock.Name(), err)
+	}
 	var r struct {
 		Filename string `json:"filename"`
 	}
