@@ -275,7 +275,15 @@ func (e *env) intentKeys(t *testing.T, container string) []string {
 func (e *env) gone(t *testing.T, p pod, timeout time.Duration) {
 	t.Helper()
 	e.WaitFor(t, "pod "+p.Name+" gone from VPP, etcd and IPAM", timeout, func() error {
-		if ifs := e.hostInterfaces(t); slices.Contains(ifs, p.HostStatus.InterfaceName) {
+		// An abstract memif socket is the pod's own (its name comes from
+		// the container ID) and goes with its last memif; the interface
+		// name does not tell: memif<socket id>/<id>, and socket ids are
+		// reused, so the next pod's memif can carry the old one's name.
+		if name, ok := strings.CutPrefix(p.HostStatus.SocketPath, "@"); ok {
+			if out := e.VPP.CLI(t, "show memif"); strings.Contains(out, "abstract:"+name+",") {
+				return fmt.Errorf("host VPP still has memif socket %s: %s", name, out)
+			}
+		} else if ifs := e.hostInterfaces(t); slices.Contains(ifs, p.HostStatus.InterfaceName) {
 			return fmt.Errorf("host VPP still has %s: %v", p.HostStatus.InterfaceName, ifs)
 		}
 		if keys := e.containerKeys(t, p.Container); len(keys) > 0 {
