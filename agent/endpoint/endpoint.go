@@ -24,6 +24,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
@@ -54,6 +55,11 @@ type Set struct {
 	// cluster and member IDs and raft term go into the watch responses.
 	hdr atomic.Pointer[pb.ResponseHeader]
 
+	// own is the host agent's own network namespace: a meta naming it
+	// gets no endpoint, or every process of the host would reach that
+	// container's view.
+	own nsID
+
 	mu     sync.Mutex
 	open   map[string]*endpoint // by container
 	closed bool
@@ -63,9 +69,23 @@ type Set struct {
 // cli, as its user.
 func New(host string, cli *clientv3.Client, log *slog.Logger) *Set {
 	conn := cli.ActiveConnection()
+	// Read before any thread of the agent enters a container's namespace.
+	own, _ := netnsOf("/proc/thread-self/ns/net")
 	return &Set{host: host, hub: newHub(schema.ContainersPrefix(host), HistoryLimit),
-		kv: pb.NewKVClient(conn), cluster: pb.NewClusterClient(conn),
+		kv: pb.NewKVClient(conn), cluster: pb.NewClusterClient(conn), own: own,
 		log: log.With("component", "container-endpoints"), open: map[string]*endpoint{}}
+}
+
+// nsID names a namespace as the kernel does: the device and inode of its
+// nsfs file, whatever path reaches it.
+type nsID struct{ dev, ino uint64 }
+
+func netnsOf(path string) (nsID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nsID{}, fmt.Errorf("stat network namespace %s: %w", path, err)
+	}
+	return nsID{dev: st.Dev, ino: st.Ino}, nil
 }
 
 // Observe takes every event of the host agent's list-watch of its host
@@ -115,6 +135,10 @@ func (s *Set) Reconcile(_ context.Context, key string, desired *store.KV) error 
 		s.log.Info("endpoint closed", "container", k.Container, "netns", ep.netns)
 	}
 	if netns == "" || s.closed {
+		return nil
+	}
+	if id, err := netnsOf(netns); err == nil && id == s.own {
+		s.log.Warn("container meta names the host agent's own network namespace; no endpoint", "container", k.Container, "netns", netns)
 		return nil
 	}
 	ln, err := listenIn(netns)

@@ -3,6 +3,7 @@ package endpoint
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -534,5 +535,30 @@ func TestEndpointWatchIDsNotReused(t *testing.T) {
 	}
 	if r, err := s.Recv(); err != nil || !r.Created || r.WatchId == 0 {
 		t.Errorf("watch after watch 0's cancel: %v %+v, want created with another ID", err, r)
+	}
+}
+
+// A meta naming the host agent's own network namespace, by any path,
+// gets no endpoint: every process of the host would reach that
+// container's view. Metas after it still get theirs.
+func TestEndpointNotInAgentsOwnNetns(t *testing.T) {
+	w := newWorld(t)
+	w.put(t, schema.ContainerMetaKey(host, "c"), &schema.ContainerMeta{Host: host, Container: "c", Netns: "/proc/self/ns/net"})
+	w.put(t, schema.ContainerMetaKey(host, "d"), &schema.ContainerMeta{Host: host, Container: "d", Netns: fmt.Sprintf("/proc/%d/ns/net", os.Getpid())})
+	n, err := testutils.NewNS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Close(); _ = testutils.UnmountNS(n) })
+	// Metas are reconciled in order: once e's endpoint is open, c's and
+	// d's have been decided.
+	w.put(t, schema.ContainerMetaKey(host, "e"), &schema.ContainerMeta{Host: host, Container: "e", Netns: n.Path()})
+	eventually(t, "e's endpoint open", func() bool { return listening(t, n) })
+	if got := w.set.Len(); got != 3 {
+		t.Errorf("%d endpoints open, want 3 (a, b, e)", got)
+	}
+	if c, err := net.Dial("unix", Name); err == nil {
+		c.Close()
+		t.Error("an endpoint listens in the host agent's own network namespace")
 	}
 }
