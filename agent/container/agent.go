@@ -172,6 +172,11 @@ func (a *Agent) serve(ctx context.Context) error {
 		case <-gctx.Done():
 			return nil
 		}
+		wctx, cancel := context.WithTimeout(gctx, vpp.StartGrace)
+		if err := a.vpp.WaitConnected(wctx); err != nil && gctx.Err() == nil {
+			log.Warn("VPP not connected yet; interfaces report it until it is", "socket", a.cfg.VPPSocket, "err", err)
+		}
+		cancel()
 		// Statuses without an intent: the interface went while we were away.
 		for _, k := range a.status.Keys() {
 			if pk, err := schema.ParseKey(k); err == nil {

@@ -243,6 +243,12 @@ func (c *Client) Generation() uint64 {
 	return c.generation
 }
 
+// StartGrace is how long an agent starting beside its VPP waits for the
+// first connection before its first reconciles: the two usually start
+// together, and without it every interface would report VPP missing and
+// then ready a moment later.
+const StartGrace = 5 * time.Second
+
 // WaitConnected blocks until a compatible VPP is connected or ctx ends.
 func (c *Client) WaitConnected(ctx context.Context) error {
 	for {

@@ -1,6 +1,7 @@
 package containeragent_test
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -282,4 +283,39 @@ func uspacectl(t *testing.T, e *harness.Etcd, args ...string) string {
 		t.Fatalf("uspacectl %v: %v\n%s", args, err, out)
 	}
 	return string(out)
+}
+
+// An agent that starts before its VPP (a pod's containers start
+// together) waits a short grace for the first connection instead of
+// reporting "VPP not connected" for each interface and then ready: its
+// first status is the ready one.
+func TestStartsBeforeItsVPP(t *testing.T) {
+	e := harness.StartEtcd(t)
+	shared := harness.ShortTempDir(t)
+	const id = "ctr1"
+	c := e.StartContainer(t, host, shared, []string{"--container-id", id})
+	// Stopped at once, perhaps before it handles SIGTERM: no matter.
+	_ = c.Agent.Stop(10 * time.Second)
+	if err := c.VPP.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	rev := e.Put(t, map[string]schema.Object{
+		schema.ContainerMetaKey(host, id): meta(id, "net1"),
+		ifKey(id, "net1"):                 memif(shared, id, "net1", "10.1.1.2/24"),
+	})
+	if err := c.Agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := c.VPP.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, e, id, "net1", rev)
+	kv, err := e.Store.Get(context.Background(), statusKey(id, "net1"))
+	if err != nil || kv == nil {
+		t.Fatalf("status: %v %v", kv, err)
+	}
+	if kv.Version != 1 {
+		t.Errorf("status written %d times before it was ready, want once: the agent reported its VPP missing during its start", kv.Version)
+	}
 }
