@@ -25,6 +25,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sys/unix"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
@@ -153,9 +154,12 @@ func (s *Set) Reconcile(_ context.Context, key string, desired *store.KV) error 
 	if err != nil {
 		return fmt.Errorf("open the etcd endpoint of container %s: %w", k.Container, err)
 	}
-	ep := &endpoint{set: s, container: k.Container, view: newView(s.host, k.Container), hub: s.hub, netns: netns}
+	ep := &endpoint{set: s, container: k.Container, view: newView(s.host, k.Container), hub: s.hub, netns: netns,
+		refusedCalls:   newRefusals(s.log, k.Container, "endpoint calls refused: too many in progress", MaxRequests),
+		refusedWatches: newRefusals(s.log, k.Container, "endpoint watches refused: too many open", MaxWatches)}
 	ep.srv = ep.newServer()
-	ln = &connLimit{Listener: ln, max: MaxConnections, container: k.Container, log: s.log}
+	ln = &connLimit{Listener: ln, max: MaxConnections,
+		refused: newRefusals(s.log, k.Container, "endpoint connections refused: too many open", MaxConnections)}
 	pb.RegisterKVServer(ep.srv, ep)
 	pb.RegisterWatchServer(ep.srv, ep)
 	pb.RegisterClusterServer(ep.srv, ep)
@@ -248,7 +252,7 @@ func (e *endpoint) newServer() *grpc.Server {
 func (e *endpoint) acquire() bool {
 	if e.requests.Add(1) > MaxRequests {
 		e.requests.Add(-1)
-		e.set.log.Warn("endpoint call refused: too many in progress", "container", e.container, "limit", MaxRequests)
+		e.refusedCalls.note()
 		return false
 	}
 	return true
@@ -258,10 +262,9 @@ func (e *endpoint) acquire() bool {
 // once: a gRPC server keeps every connection it accepts.
 type connLimit struct {
 	net.Listener
-	max       int64
-	open      atomic.Int64
-	container string
-	log       *slog.Logger
+	max     int64
+	open    atomic.Int64
+	refused *refusals
 }
 
 func (l *connLimit) Accept() (net.Conn, error) {
@@ -275,7 +278,7 @@ func (l *connLimit) Accept() (net.Conn, error) {
 		}
 		l.open.Add(-1)
 		c.Close()
-		l.log.Warn("endpoint connection refused: too many open", "container", l.container, "limit", l.max)
+		l.refused.note()
 	}
 }
 
@@ -290,6 +293,30 @@ func (c *countedConn) Close() error {
 	return c.Conn.Close()
 }
 
+// RefusalLogInterval is how often at most the host agent logs one
+// container's refused connections, calls or watches: a container that
+// keeps knocking at its bounds must not flood the host agent's log.
+const RefusalLogInterval = 10 * time.Second
+
+// refusals logs one container's refusals of one kind, the first at once
+// and then at most one line per RefusalLogInterval, each with how many
+// were refused since the line before.
+type refusals struct {
+	log   *slog.Logger
+	msg   string
+	every rate.Sometimes
+	n     atomic.Int64
+}
+
+func newRefusals(log *slog.Logger, container, msg string, limit int) *refusals {
+	return &refusals{log: log.With("container", container, "limit", limit), msg: msg, every: rate.Sometimes{Interval: RefusalLogInterval}}
+}
+
+func (r *refusals) note() {
+	r.n.Add(1)
+	r.every.Do(func() { r.log.Warn(r.msg, "refused", r.n.Swap(0)) })
+}
+
 // endpoint is one container's server.
 type endpoint struct {
 	set       *Set
@@ -298,8 +325,10 @@ type endpoint struct {
 	hub       *hub
 	netns     string
 	srv       *grpc.Server
-	requests  atomic.Int64 // calls in progress
-	watches   atomic.Int64 // watches open over all streams
+	// refusedCalls and refusedWatches log what the bounds refused.
+	refusedCalls, refusedWatches *refusals
+	requests                     atomic.Int64 // calls in progress
+	watches                      atomic.Int64 // watches open over all streams
 }
 
 // drainAndStop stops accepting at once (nothing listens in the namespace

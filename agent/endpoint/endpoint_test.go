@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -66,6 +67,26 @@ type world struct {
 	st   *store.Client
 	set  *Set
 	a, b ns.NetNS
+	logs *logBuf // what the set logged
+}
+
+// logBuf is a log destination tests read while the set writes to it.
+type logBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// count is how many lines hold s.
+func (l *logBuf) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
 }
 
 func newWorld(t *testing.T) *world {
@@ -84,7 +105,8 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	w := &world{st: st, set: New(host, st.Etcd(), slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))}
+	w := &world{st: st, logs: &logBuf{}}
+	w.set = New(host, st.Etcd(), slog.New(slog.NewTextHandler(io.MultiWriter(os.Stderr, w.logs), &slog.HandlerOptions{Level: slog.LevelWarn})))
 	for _, n := range []*ns.NetNS{&w.a, &w.b} {
 		if *n, err = testutils.NewNS(); err != nil {
 			t.Fatal(err)
@@ -456,10 +478,17 @@ func TestEndpointBoundsOneContainer(t *testing.T) {
 		for range MaxConnections - 1 {
 			raws = append(raws, dialRaw(t, w.a))
 		}
-		extra := dialRaw(t, w.a)
-		_ = extra.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if _, err := extra.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
-			t.Errorf("connection %d read: %v, want closed by the endpoint", MaxConnections+1, err)
+		// A container knocking on and on logs one line a RefusalLogInterval.
+		for i := range 20 {
+			extra := dialRaw(t, w.a)
+			_ = extra.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := extra.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("connection %d read: %v, want closed by the endpoint", MaxConnections+1+i, err)
+			}
+			extra.Close()
+		}
+		if n := w.logs.count("endpoint connections refused"); n != 1 {
+			t.Errorf("20 refused connections logged %d lines, want 1", n)
 		}
 		if _, err := b.Get(ctx, schema.ContainerPrefix(host, "b"), clientv3.WithPrefix()); err != nil {
 			t.Errorf("b's read while a is at its bound: %v", err)

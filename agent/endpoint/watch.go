@@ -156,7 +156,7 @@ func (ws *watchStream) create(c *pb.WatchCreateRequest, snap snapshot) error {
 	}
 	if ws.e.watches.Add(1) > MaxWatches {
 		ws.e.watches.Add(-1)
-		ws.e.set.log.Warn("endpoint watch refused: too many open", "container", ws.e.container, "limit", MaxWatches)
+		ws.e.refusedWatches.note()
 		return refuse(ErrTooManyWatches)
 	}
 	ws.watchers[id] = w
