@@ -90,6 +90,15 @@ func TestEtcdCallsPerAddAndDel(t *testing.T) {
 	e := newEnv(t, true)
 	netns := newNS(t)
 	ep := e.etcd.Endpoints[0]
+	// One ADD and DEL first: the host agent opens its watch stream lazily,
+	// and that one-time call is not the ADD's.
+	warm := e.netconf(readmeMemif, nil)
+	if _, err := e.cni.AddNetworkList(bg(), warm, rt("calls-warm-up", netns.Path(), "net1")); err != nil {
+		t.Fatalf("warm-up ADD: %v", err)
+	}
+	if err := e.cni.DelNetworkList(bg(), warm, rt("calls-warm-up", netns.Path(), "net1")); err != nil {
+		t.Fatalf("warm-up DEL: %v", err)
+	}
 	for _, tc := range []struct {
 		name     string
 		edit     func(m map[string]any)
