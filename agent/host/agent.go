@@ -72,8 +72,6 @@ type Config struct {
 	ContainerEndpoints bool
 }
 
-const vppStartGrace = 5 * time.Second
-
 // Agent is one host's reconciler.
 type Agent struct {
 	cfg    Config
@@ -308,9 +306,7 @@ func (a *Agent) goWatch(ctx context.Context, g *errgroup.Group) {
 // converge loads what the workers start from, starts them in g and
 // returns.
 func (a *Agent) converge(ctx context.Context, g *errgroup.Group) error {
-	// A short grace for the first connection spares the first round of
-	// reconciles a burst of "not connected" statuses.
-	wctx, wcancel := context.WithTimeout(ctx, vppStartGrace)
+	wctx, wcancel := context.WithTimeout(ctx, vpp.StartGrace)
 	if err := a.vpp.WaitConnected(wctx); err != nil {
 		a.log.Warn("VPP not connected yet; interfaces report it until it is", "socket", a.cfg.VPPSocket, "err", err)
 	}
