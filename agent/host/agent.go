@@ -208,16 +208,24 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	// Every goroutine below belongs to g: the first to fail ends them all,
 	// and Run returns only once each has.
-	g, gctx := errgroup.WithContext(ctx)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(rctx)
+	// What the workers start from is only read: it loads while the agent
+	// registers. Nothing is written, opened or reconciled before the
+	// registration is this agent's.
+	loaded := a.load(gctx, g)
 	reg, err := a.register(gctx, g, state)
 	if err != nil {
+		cancel()
+		_ = g.Wait()
 		return err
 	}
 	a.goWatch(gctx, g)
 	if a.cross != nil {
 		a.cross.Run(gctx, g, reg)
 	}
-	g.Go(func() error { return a.converge(gctx, g) })
+	g.Go(func() error { return a.converge(gctx, g, loaded) })
 	err = g.Wait()
 	// g's context has ended: the registration stops renewing its lease
 	// and leaves it, with the memberships bound to it, to the next agent.
@@ -243,8 +251,8 @@ func (a *Agent) dialDataplanes() {
 // register takes this host's registration, lease-bound for as long as ctx
 // lasts, resuming the lease state recorded, and watches it in g: losing
 // it for good while ctx lives ends the agent. The workers wait while it
-// is lost: an agent that is not the host's registered one touches neither
-// VPP nor SPDK.
+// is lost: an agent that is not the host's registered one changes neither
+// VPP nor SPDK (it may have read them: see load).
 func (a *Agent) register(ctx context.Context, g *errgroup.Group, state *statedir.Dir) (*store.Registration, error) {
 	opts, err := a.registerOptions(state)
 	if err != nil {
@@ -276,8 +284,51 @@ func (a *Agent) register(ctx context.Context, g *errgroup.Group, state *statedir
 	return reg, nil
 }
 
-// goWatch starts in g what feeds the workers and what may end the agent:
-// the status writer, the intent watches and the dataplane watches.
+// loaded is what the workers start from: this host's statuses, read
+// with VPP's state (done closes when both are in; err says why not).
+type loaded struct {
+	done   chan struct{}
+	status []store.KV
+	err    error
+}
+
+// load starts in g the reads the workers start from: the intent watches
+// (their first lists fill the controllers' caches), VPP's state once it
+// is connected (a short grace spares the first round of reconciles a
+// burst of "not connected" statuses) and this host's statuses, the record
+// of what to undo when an intent is gone. They overlap each other and the
+// registration.
+func (a *Agent) load(ctx context.Context, g *errgroup.Group) *loaded {
+	g.Go(func() error { return a.st.ListWatch(ctx, schema.HostPrefix(a.cfg.Host), a.onHostEvent) })
+	g.Go(func() error { return a.st.ListWatch(ctx, schema.NetworksPrefix(), a.onNetworkEvent) })
+	l := &loaded{done: make(chan struct{})}
+	g.Go(func() error {
+		defer close(l.done)
+		var load errgroup.Group
+		load.Go(func() error {
+			wctx, cancel := context.WithTimeout(ctx, vpp.StartGrace)
+			defer cancel()
+			if err := a.vpp.WaitConnected(wctx); err != nil {
+				a.log.Warn("VPP not connected yet; interfaces report it until it is", "socket", a.cfg.VPPSocket, "err", err)
+				return nil
+			}
+			if err := a.ifrec.VS.Warm(ctx); err != nil {
+				a.log.Info("VPP state not read ahead; the first sweep reads it", "err", err)
+			}
+			return nil
+		})
+		load.Go(func() (err error) {
+			l.status, err = a.status.Load(ctx, schema.StatusHostPrefix(a.cfg.Host))
+			return err
+		})
+		l.err = load.Wait()
+		return l.err
+	})
+	return l
+}
+
+// goWatch starts in g, once registered, the status writer, the dataplane
+// watches and the endpoints: what acts, and what may end the agent.
 func (a *Agent) goWatch(ctx context.Context, g *errgroup.Group) {
 	g.Go(func() error { a.status.Run(ctx); return nil })
 	g.Go(func() error {
@@ -288,8 +339,6 @@ func (a *Agent) goWatch(ctx context.Context, g *errgroup.Group) {
 			return nil
 		}
 	})
-	g.Go(func() error { return a.st.ListWatch(ctx, schema.HostPrefix(a.cfg.Host), a.onHostEvent) })
-	g.Go(func() error { return a.st.ListWatch(ctx, schema.NetworksPrefix(), a.onNetworkEvent) })
 	g.Go(func() error { a.watchDataplanes(ctx); return nil })
 	if a.eps != nil {
 		// Endpoints need neither the registration nor a dataplane: a
@@ -303,31 +352,10 @@ func (a *Agent) goWatch(ctx context.Context, g *errgroup.Group) {
 	g.Go(func() error { return a.volrec.Watch(ctx, a.cfg.SPDKSocket) })
 }
 
-// converge loads what the workers start from, starts them in g and
+// converge waits for what the workers start from, starts them in g and
 // returns.
-func (a *Agent) converge(ctx context.Context, g *errgroup.Group) error {
-	wctx, wcancel := context.WithTimeout(ctx, vpp.StartGrace)
-	if err := a.vpp.WaitConnected(wctx); err != nil {
-		a.log.Warn("VPP not connected yet; interfaces report it until it is", "socket", a.cfg.VPPSocket, "err", err)
-	}
-	wcancel()
-
-	// Reading VPP's state, this host's statuses and its intents are
-	// independent: they overlap, and the workers start once all are in.
-	var load errgroup.Group
-	load.Go(func() error {
-		if err := a.ifrec.VS.Warm(ctx); err != nil {
-			a.log.Info("VPP state not read ahead; the first sweep reads it", "err", err)
-		}
-		return nil
-	})
-	// Statuses whose intent is gone are the record of what to undo.
-	var prev []store.KV
-	load.Go(func() (err error) {
-		prev, err = a.status.Load(ctx, schema.StatusHostPrefix(a.cfg.Host))
-		return err
-	})
-	synced := []<-chan struct{}{a.ifaces.Synced(), a.volumes.Synced(), a.containers.Synced()}
+func (a *Agent) converge(ctx context.Context, g *errgroup.Group, l *loaded) error {
+	synced := []<-chan struct{}{l.done, a.ifaces.Synced(), a.volumes.Synced(), a.containers.Synced()}
 	if a.cross != nil {
 		// Tunnels are desired only once every membership is known: a
 		// worker started earlier would remove the ones that survived a
@@ -338,14 +366,13 @@ func (a *Agent) converge(ctx context.Context, g *errgroup.Group) error {
 		select {
 		case <-c:
 		case <-ctx.Done():
-			_ = load.Wait()
 			return nil
 		}
 	}
-	if err := load.Wait(); err != nil {
-		return err
+	if l.err != nil {
+		return nil // load's own goroutine returned it to g
 	}
-	for _, kv := range prev {
+	for _, kv := range l.status {
 		if k, err := schema.ParseKey(kv.Key); err == nil {
 			a.enqueueStatusOrphan(k)
 		}

@@ -186,7 +186,7 @@ func (b *bench) hostPhase(t *testing.T) {
 	}
 	for _, w := range throughputConcurrency {
 		if name := fmt.Sprintf("throughput_c%d", w); b.cfg.runs(name) {
-			b.throughput(t, name, []*cniEnv{c}, w, b.cfg.tpDuration, b.etcd)
+			b.throughput(t, name, []*cniEnv{c}, w, b.cfg.tpDuration, b.etcd, w == throughputConcurrency[len(throughputConcurrency)-1])
 		}
 	}
 }
@@ -445,7 +445,9 @@ func rangeOp(key, end string) *pb.RequestOp {
 
 // throughputConcurrency are the concurrent callers of the one-host
 // throughput rows, each against the host-local-only chain at the same
-// concurrency.
+// concurrency. Only the last carries a target: with fewer callers than
+// it takes to fill the machine, a row is bound by one ADD's latency
+// (the cni_add rows' target) rather than by what a cycle costs.
 var throughputConcurrency = []int{1, 4, 16}
 
 // cycler is what throughput drives: ADD then DEL of one container.
@@ -479,7 +481,7 @@ func (b *bench) hostLocalChain(t testing.TB) cycler {
 // throughput runs workers that each ADD and DEL in a loop through libcni
 // for d, spread over the hosts, and compares with the same number of
 // workers doing the same through the host-local-only chain.
-func (b *bench) throughput(t *testing.T, name string, envs []*cniEnv, workers int, d time.Duration, e *etcdRun) {
+func (b *bench) throughput(t *testing.T, name string, envs []*cniEnv, workers int, d time.Duration, e *etcdRun, targeted bool) {
 	var pids []int
 	for _, p := range e.procs {
 		pids = append(pids, p.Pid())
@@ -511,7 +513,11 @@ func (b *bench) throughput(t *testing.T, name string, envs []*cniEnv, workers in
 	delta := e.counts(t).sub(before)
 	n := float64(r.cycles)
 	row := b.res.rateRow(name, "ADD+DEL/s", r.rate, floor.rate, fmt.Sprintf("host-local chain, %d callers", workers))
-	row.target(">= 0.5x the floor", r.rate >= 0.5*floor.rate)
+	if targeted {
+		row.target(">= 0.5x the floor", r.rate >= 0.5*floor.rate)
+	} else {
+		row.note("no target: %d caller(s) do not fill the machine, so the rate follows one ADD's latency (cni_add)", workers)
+	}
 	row.note("%d concurrent callers over %d host(s) for %v: %d ADD+DEL cycles (p50 %s ms, p99 %s ms each), %d failed; "+
 		"etcd writes per ADD+DEL %s (keys put %s, deleted %s); floor: the same callers through libcni on a chain whose only "+
 		"plugin is host-local: %s cycles/s (p50 %s ms, p99 %s ms each)",

@@ -251,5 +251,5 @@ func (b *bench) clusterPhase(t *testing.T) {
 		h := e.StartHost(t, fmt.Sprintf("node%02d", i))
 		envs = append(envs, b.newCNI(t, e, h))
 	}
-	b.throughput(t, fmt.Sprintf("throughput_%d_hosts", b.cfg.clusterHosts), envs, b.cfg.clusterWorkers, b.cfg.clusterDuration, e)
+	b.throughput(t, fmt.Sprintf("throughput_%d_hosts", b.cfg.clusterHosts), envs, b.cfg.clusterWorkers, b.cfg.clusterDuration, e, true)
 }

@@ -74,11 +74,16 @@ func TestOneAgentPerHost(t *testing.T) {
 	if want := fmt.Sprintf("in use by another host agent for host node1 (pid %d)", h.Agent.Pid()); !strings.Contains(out, want) {
 		t.Fatalf("second agent's output does not say %q:\n%s", want, out)
 	}
+	revBefore := revision(t, e)
 	elsewhere := harness.StartProc(t, "second host agent, other state dir", binaries.Path(t, "uspace-agent"),
 		agentArgs(h, map[string]string{"--metrics-addr": harness.FreeAddr(t), "--state-dir": harness.ShortTempDir(t)}))
 	out = exitedNonZero(t, elsewhere, harness.LeaseTTL+30*time.Second)
 	if !strings.Contains(out, "another host agent is live for host node1") || !strings.Contains(out, fmt.Sprintf("lease %x", first.Lease)) {
 		t.Fatalf("second agent's output does not name the first (lease %x):\n%s", first.Lease, out)
+	}
+	// It read while it waited for the registration, and wrote nothing.
+	if rev := revision(t, e); rev != revBefore {
+		t.Fatalf("etcd went from revision %d to %d while the refused agent ran", revBefore, rev)
 	}
 	if kv := agentKV(t, e, h.Name); kv == nil || kv.Lease != first.Lease {
 		t.Fatalf("registration after the refused agents: %+v, want the first's lease %x", kv, first.Lease)
@@ -373,4 +378,14 @@ func TestSocketDirectoryOnlyUnderSharedDir(t *testing.T) {
 	in.Memif.SocketPath = filepath.Join(h.SharedDir, "sub", "dir", "y.sock")
 	rev = e.Put(t, map[string]schema.Object{ifKey(h, "in", "net1"): in})
 	waitIfReady(t, e, h, "in", "net1", rev)
+}
+
+// revision is etcd's current revision.
+func revision(t *testing.T, e *harness.Etcd) int64 {
+	t.Helper()
+	resp, err := e.Store.Etcd().Get(context.Background(), "/", clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Header.Revision
 }
