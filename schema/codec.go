@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 )
 
 // Object is any value stored under Root.
@@ -69,6 +70,14 @@ func Encode(o Object) ([]byte, error) {
 		return nil, fmt.Errorf("encode %s: %w", o.kind(), err)
 	}
 	return b, nil
+}
+
+// Equal reports whether a decoded value holds the same as o, whose type
+// meta it fills in as Encode does (and changes nothing else of): equal
+// values encode equally, so neither need be encoded to compare them.
+func Equal(decoded, o Object) bool {
+	o.setTypeMeta()
+	return reflect.DeepEqual(decoded, o)
 }
 
 // Decode reads a value of any kind and validates it.

@@ -292,3 +292,21 @@ func TestDecodeAt(t *testing.T) {
 		t.Error("a member of another host under node2's key")
 	}
 }
+
+func TestEqualDecoded(t *testing.T) {
+	s := &InterfaceStatus{ObservedRevision: 7, Ready: true, SwIfIndex: 3, Bridge: 4}
+	b, err := Encode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoded, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Equal(decoded, &InterfaceStatus{ObservedRevision: 7, Ready: true, SwIfIndex: 3, Bridge: 4}) {
+		t.Error("a decoded status differs from a fresh one with the same fields")
+	}
+	if Equal(decoded, &InterfaceStatus{ObservedRevision: 7, Ready: true, SwIfIndex: 3, Bridge: 5}) {
+		t.Error("a decoded status equals one with another bridge domain")
+	}
+}

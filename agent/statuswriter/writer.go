@@ -45,7 +45,7 @@ type Writer struct {
 	st   *store.Client
 	log  *slog.Logger
 	mu   sync.Mutex
-	last map[string][]byte // key -> encoding with a zero stamp (written or pending)
+	last map[string]known // key -> the status with a zero stamp (written, pending or loaded)
 	// pending holds the changes not written yet, at most one per key, in
 	// the order they were first made.
 	pending  map[string]store.Op
@@ -75,7 +75,7 @@ type Writer struct {
 func New(st *store.Client, log *slog.Logger) *Writer {
 	w := &Writer{
 		st: st, log: log,
-		last: map[string][]byte{}, pending: map[string]store.Op{}, stuck: map[string]store.Op{},
+		last: map[string]known{}, pending: map[string]store.Op{}, stuck: map[string]store.Op{},
 		kick: make(chan struct{}, 1), failed: make(chan struct{}),
 	}
 	w.idle = sync.NewCond(&w.mu)
@@ -121,29 +121,39 @@ func (w *Writer) Load(ctx context.Context, prefix string) ([]store.KV, error) {
 	for _, kv := range kvs {
 		o, err := schema.Decode(kv.Value)
 		if s, ok := o.(Status); err == nil && ok {
-			if b, err := normalized(s); err == nil {
-				w.last[kv.Key] = b
-				continue
-			}
+			s.Stamp(time.Time{})
+			w.last[kv.Key] = known{obj: s}
+			continue
 		}
-		w.last[kv.Key] = nil // unreadable: rewrite on next Put
+		w.last[kv.Key] = known{} // unreadable: rewrite on next Put
 	}
 	return kvs, nil
 }
 
-func normalized(s Status) ([]byte, error) {
-	s.Stamp(time.Time{})
-	return schema.Encode(s)
+// known is a status as last put (its encoding) or loaded (decoded: a
+// restart's reconciles compare most statuses with what they would put, and
+// an equal one is never encoded), each with a zero stamp; neither for one
+// that could not be read.
+type known struct {
+	norm []byte
+	obj  Status
+}
+
+// encoded is k's encoding, nil when unreadable.
+func (k known) encoded() []byte {
+	if k.norm == nil && k.obj != nil {
+		if b, err := schema.Encode(k.obj); err == nil {
+			return b
+		}
+	}
+	return k.norm
 }
 
 // Put writes s at key unless the same status is already there (or on its
 // way there). The write is Run's: it does not end with the caller's
 // context.
 func (w *Writer) Put(_ context.Context, key string, s Status) error {
-	norm, err := normalized(s)
-	if err != nil {
-		return fmt.Errorf("write status %s: %w", key, err)
-	}
+	s.Stamp(time.Time{})
 	w.mu.Lock()
 	prev, ok := w.last[key]
 	terminal := w.terminal
@@ -151,7 +161,16 @@ func (w *Writer) Put(_ context.Context, key string, s Status) error {
 	if terminal != nil {
 		return fmt.Errorf("write status %s: %w", key, terminal)
 	}
-	if ok && bytes.Equal(prev, norm) {
+	// Equal values encode equally; unequal ones (a nil slice against an
+	// empty one) may too, which the encodings tell.
+	if ok && prev.obj != nil && schema.Equal(prev.obj, s) {
+		return nil
+	}
+	norm, err := schema.Encode(s)
+	if err != nil {
+		return fmt.Errorf("write status %s: %w", key, err)
+	}
+	if ok && bytes.Equal(prev.encoded(), norm) {
 		return nil
 	}
 	s.Stamp(time.Now().UTC())
@@ -160,7 +179,7 @@ func (w *Writer) Put(_ context.Context, key string, s Status) error {
 		return fmt.Errorf("write status %s: %w", key, err)
 	}
 	w.mu.Lock()
-	w.last[key] = norm
+	w.last[key] = known{norm: norm}
 	w.enqueueLocked(store.Op{Key: key, Value: val})
 	w.mu.Unlock()
 	return nil
@@ -459,6 +478,10 @@ func (w *Writer) Keys() []string {
 func (w *Writer) Get(key string) ([]byte, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	b, ok := w.last[key]
-	return b, ok
+	k, ok := w.last[key]
+	if ok && k.norm == nil && k.obj != nil {
+		k = known{norm: k.encoded()}
+		w.last[key] = k
+	}
+	return k.norm, ok
 }

@@ -135,6 +135,26 @@ func TestStatusWriterBatches(t *testing.T) {
 	if got := rev(); got != before+1 {
 		t.Fatalf("loaded status was rewritten: revision %d -> %d", before, got)
 	}
+	// What it loaded reads back as what was written, and a change of it
+	// is written.
+	if b, ok := w2.Get(key(0)); !ok {
+		t.Fatalf("loaded status %s unknown to Get", key(0))
+	} else if got, err := schema.DecodeAs[schema.InterfaceStatus](b); err != nil || got.ObservedRevision != 3 {
+		t.Fatalf("Get(%s) = %+v, %v; want observed revision 3", key(0), got, err)
+	}
+	if err := w2.Put(ctx, key(0), status(4)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := st.Get(ctx, key(0))
+	if err != nil || kv == nil {
+		t.Fatalf("get %s: %v", key(0), err)
+	}
+	if got, err := schema.DecodeAs[schema.InterfaceStatus](kv.Value); err != nil || got.ObservedRevision != 4 {
+		t.Fatalf("%s = %+v, %v after a changed Put over a loaded status; want observed revision 4", key(0), got, err)
+	}
 }
 
 // A status write etcd refuses (no permission) is not retried forever in
