@@ -12,35 +12,33 @@ import (
 // group), the domains uspace creates for its interfaces and removes when
 // their last member goes.
 
-func (s *State) bridgeOf(idx uint32) (uint32, bool) {
-	id, ok := s.bdOf[idx]
-	return id, ok
+// membership is an interface's place in a bridge domain: looked up per
+// reconcile, where a domain's member list (thousands on one network)
+// would be scanned.
+type membership struct {
+	bd  uint32
+	shg uint8 // split-horizon group
 }
 
-// shgOf is idx's split-horizon group in bridge domain id.
-func (s *State) shgOf(idx, id uint32) uint8 {
-	for _, m := range s.bds[id].Members {
-		if m.SwIfIndex == idx {
-			return m.SHG
-		}
-	}
-	return 0
+func (s *State) bridgeOf(idx uint32) (uint32, bool) {
+	m, ok := s.bdOf[idx]
+	return m.bd, ok
 }
 
 // joined records that idx was put into bridge domain bd.
 func (s *State) joined(idx, id uint32, shg uint8, bd vpp.BridgeDomain) {
 	bd.Members = append(bd.Members, vpp.BridgeMember{SwIfIndex: idx, SHG: shg})
 	s.bds[id] = bd
-	s.bdOf[idx] = id
+	s.bdOf[idx] = membership{bd: id, shg: shg}
 }
 
 func (s *State) convergeBridge(ctx context.Context, idx, want uint32, shg uint8) error {
-	cur, in := s.bridgeOf(idx)
-	if in && cur == want && s.shgOf(idx, cur) == shg {
+	cur, in := s.bdOf[idx]
+	if in && cur.bd == want && cur.shg == shg {
 		return nil
 	}
 	if in {
-		if err := s.detach(ctx, idx, cur); err != nil {
+		if err := s.detach(ctx, idx, cur.bd); err != nil {
 			return err
 		}
 	}

@@ -69,7 +69,7 @@ type State struct {
 	byOwner    map[string]uint32
 	sockets    map[string]uint32 // memif socket filename -> socket id
 	bds        map[uint32]vpp.BridgeDomain
-	bdOf       map[uint32]uint32 // sw_if_index -> the bridge domain it is in
+	bdOf       map[uint32]membership // sw_if_index -> the bridge domain it is in
 	// socketRoot bounds the socket files this agent removes: an intent
 	// can never make it delete a file elsewhere.
 	socketRoot string
@@ -81,7 +81,7 @@ func Load(ctx context.Context, c *vpp.Client, socketRoot string) (*State, error)
 		ifs: map[uint32]vpp.Interface{}, memifs: map[uint32]vpp.Memif{}, vhosts: map[uint32]vpp.VhostUser{},
 		vxlans: map[uint32]vpp.VXLANTunnel{}, afpkts: map[uint32]vpp.AFPacket{},
 		addrs: map[uint32][]netip.Prefix{}, routes: map[uint32][]schema.Route{},
-		byOwner: map[string]uint32{}, sockets: map[string]uint32{}, bds: map[uint32]vpp.BridgeDomain{}, bdOf: map[uint32]uint32{}}
+		byOwner: map[string]uint32{}, sockets: map[string]uint32{}, bds: map[uint32]vpp.BridgeDomain{}, bdOf: map[uint32]membership{}}
 	// The dumps go out together, each on a stream of its own over the one
 	// connection: VPP answers them one after the other without waiting
 	// for this process between them (an agent's start read them in
@@ -125,7 +125,7 @@ func Load(ctx context.Context, c *vpp.Client, socketRoot string) (*State, error)
 	for _, bd := range bds {
 		s.bds[bd.ID] = bd
 		for _, m := range bd.Members {
-			s.bdOf[m.SwIfIndex] = bd.ID
+			s.bdOf[m.SwIfIndex] = membership{bd: bd.ID, shg: m.SHG}
 		}
 	}
 	return s, nil
