@@ -146,17 +146,21 @@ func valueKind(k Key) string {
 		}
 		return ""
 	}
-	return map[KeyKind]string{
-		KindAgentKey:              KindAgent,
-		KindInterfaceKey:          KindHostInterface,
-		KindVolumeKey:             KindVolume,
-		KindContainerMetaKey:      KindContainerMeta,
-		KindContainerInterfaceKey: KindContainerInterface,
-		KindNetworkKey:            KindNetwork,
-		KindMemberKey:             KindMember,
-		KindTunnelKey:             KindTunnel,
-		KindUplinkKey:             KindUplink,
-	}[k.Kind]
+	return intentKinds[k.Kind]
+}
+
+// intentKinds is the kind of value each kind of key that is not a status
+// holds.
+var intentKinds = map[KeyKind]string{
+	KindAgentKey:              KindAgent,
+	KindInterfaceKey:          KindHostInterface,
+	KindVolumeKey:             KindVolume,
+	KindContainerMetaKey:      KindContainerMeta,
+	KindContainerInterfaceKey: KindContainerInterface,
+	KindNetworkKey:            KindNetwork,
+	KindMemberKey:             KindMember,
+	KindTunnelKey:             KindTunnel,
+	KindUplinkKey:             KindUplink,
 }
 
 // DecodeAt decodes the value stored under key k. Where a value is decides
