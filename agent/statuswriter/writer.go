@@ -161,8 +161,9 @@ func (w *Writer) Put(_ context.Context, key string, s Status) error {
 	if terminal != nil {
 		return fmt.Errorf("write status %s: %w", key, terminal)
 	}
-	// Equal values encode equally; unequal ones (a nil slice against an
-	// empty one) may too, which the encodings tell.
+	// A loaded status is compared as a value: one that differs only in
+	// how it is held (a nil slice against an empty one) is written again,
+	// once.
 	if ok && prev.obj != nil && schema.Equal(prev.obj, s) {
 		return nil
 	}
@@ -170,7 +171,7 @@ func (w *Writer) Put(_ context.Context, key string, s Status) error {
 	if err != nil {
 		return fmt.Errorf("write status %s: %w", key, err)
 	}
-	if ok && bytes.Equal(prev.encoded(), norm) {
+	if ok && prev.obj == nil && bytes.Equal(prev.norm, norm) {
 		return nil
 	}
 	s.Stamp(time.Now().UTC())
