@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/uspace-io/uspace/integration/binaries"
 	"github.com/uspace-io/uspace/integration/harness"
@@ -105,13 +108,6 @@ func childNamed(t *testing.T, parent int, name string) int {
 	return 0
 }
 
-// running says whether pid runs: not gone, and not a zombie left to
-// whoever adopted it.
-func running(pid int) bool {
-	_, state, _, ok := procStat(pid)
-	return ok && state != 'Z'
-}
-
 func TestEmbeddedEtcdServesFromItsOwnProcess(t *testing.T) {
 	p, client, pid := startServing(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -151,18 +147,35 @@ func TestEmbeddedEtcdStopsWithTheAgent(t *testing.T) {
 }
 
 // An agent killed outright cannot stop its etcd: the etcd sees its
-// lifeline close and stops by itself.
+// lifeline close and stops by itself, gracefully (exit status 0).
 func TestEmbeddedEtcdStopsWhenTheAgentIsKilled(t *testing.T) {
+	// The orphaned etcd comes to this process, which can then reap it and
+	// see how it ended.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 	p, _, pid := startServing(t)
 	if err := syscall.Kill(p.Pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for running(pid) {
+	var ws unix.WaitStatus
+	for {
+		// The agent is not ours to reap (its Proc does), its etcd is.
+		if got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); err == nil && got == pid {
+			break
+		} else if err != nil && !errors.Is(err, unix.ECHILD) {
+			t.Fatal(err)
+		}
 		if time.Now().After(deadline) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
 			t.Fatalf("etcd (pid %d) still runs 5 s after its agent was killed", pid)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if !ws.Exited() || ws.ExitStatus() != 0 {
+		t.Fatalf("etcd ended with %v, want exit status 0", ws)
 	}
 	waitOutput(t, p, "lifeline closed", 5*time.Second)
 }
