@@ -175,8 +175,9 @@ func (c *etcdChild) Supervise(ctx context.Context, log *slog.Logger) (context.Co
 	go func() {
 		select {
 		case <-c.done:
-			log.Error("embedded etcd exited; stopping the agent", "err", c.Err())
-			cancel(c.Err())
+			err := c.Err()
+			log.Error("embedded etcd exited; stopping the agent", "err", err)
+			cancel(err)
 		case <-ctx.Done():
 		}
 	}()
