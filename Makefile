@@ -57,12 +57,14 @@ tools: deps
 	$(GO) build $(GOFLAGS) -o $(BIN)/ github.com/containernetworking/plugins/plugins/ipam/host-local \
 		github.com/containernetworking/plugins/plugins/main/bridge github.com/containernetworking/plugins/plugins/main/loopback
 
-# The short-lived binaries (the CNI plugin runs once per ADD/DEL/CHECK) must
-# not link the etcd server: its package initialisation alone costs more than
-# host-local's whole exec. Only cmd/uspace-agent links it (store/embedetcd).
+# The short-lived binaries (the CNI plugin runs once per ADD/DEL/CHECK) and
+# the agent (exec'd in every container too) must not link the etcd server:
+# its package initialisation alone costs more than host-local's whole exec.
+# Only cmd/uspace-etcd links it (store/embedetcd), the child that
+# `uspace-agent host --embedded-etcd` runs.
 # The plugin links no etcd package at all, nor gRPC or protobuf: etcd's
 # generated API registering itself was most of its start (store/lite).
-LEAN_CMDS := ./cmd/userspace ./cmd/uspace-volume ./cmd/uspacectl
+LEAN_CMDS := ./cmd/userspace ./cmd/uspace-volume ./cmd/uspacectl ./cmd/uspace-agent
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

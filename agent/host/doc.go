@@ -14,7 +14,7 @@
 // It imports schema, store and the agent packages (controller,
 // statuswriter, statedir, reconcile/interfaces, reconcile/crosshost,
 // reconcile/containerstatus, reconcile/volumes, vppstate, vpp, spdk). It
-// must not import agent/container, cni, volume, cmd, integration or store/embedetcd (only cmd/uspace-agent links
+// must not import agent/container, cni, volume, cmd, integration or store/embedetcd (only cmd/uspace-etcd links
 // the etcd server), and it sets nothing process-wide: runtime knobs such as
 // the memory limit are cmd/uspace-agent's, run through Config.OnStartupDone.
 //

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/netip"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -23,7 +21,6 @@ import (
 	"github.com/uspace-io/uspace/agent/host"
 	"github.com/uspace-io/uspace/schema"
 	"github.com/uspace-io/uspace/store"
-	"github.com/uspace-io/uspace/store/embedetcd"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -111,7 +108,7 @@ func hostCmd() *cobra.Command {
 		etcd         store.Config
 		cfg          = host.Config{Version: version}
 		memLimit     int64
-		embedded     embedetcd.Config
+		embedded     embeddedConfig
 		decommission bool
 	)
 	cmd := &cobra.Command{
@@ -122,7 +119,7 @@ registration lease, recorded in --state-dir, to the next agent: one started
 within --lease-ttl resumes it, so other hosts keep their tunnels to this one.
 --decommission, with the agent stopped, revokes that lease instead: the
 host's registration and network memberships go at once.`,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) (exitErr error) {
 			if err := schema.ValidateHost("--host", cfg.Host); err != nil {
 				return err
 			}
@@ -137,27 +134,13 @@ host's registration and network memberships go at once.`,
 			ctx, stop := signalContext()
 			defer stop()
 			if embedded.Dir != "" {
-				e, err := startEmbedded(ctx, &embedded, &etcd, log)
+				child, err := startEmbedded(ctx, &embedded, &etcd, log)
 				if err != nil {
 					return err
 				}
-				defer e.Close()
-				// etcd shares the process: the agent's own limit would
-				// starve it.
-				if !cmd.Flags().Changed("memory-limit-mib") {
-					memLimit = 0
-				}
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithCancel(ctx)
-				defer cancel()
-				go func() {
-					select {
-					case err := <-e.Err():
-						log.Error("embedded etcd failed", "err", err)
-						cancel()
-					case <-ctx.Done():
-					}
-				}()
+				var stopEtcd func(error) error
+				ctx, stopEtcd = child.Supervise(ctx, log)
+				defer func() { exitErr = stopEtcd(exitErr) }()
 			}
 			cfg.OnStartupDone = afterStartup(memoryLimit(memLimit))
 			st, err := connect(ctx, etcd)
@@ -199,41 +182,11 @@ host's registration and network memberships go at once.`,
 	f.BoolVar(&decommission, "decommission", false,
 		"take this host out of service instead of running the agent (stop it first): revoke the lease recorded in --state-dir, so that the host's registration and network memberships go at once")
 	f.Int64Var(&memLimit, "memory-limit-mib", envInt("USPACE_MEMORY_LIMIT_MIB", defaultMemoryLimitMiB),
-		"soft memory limit of the Go runtime in MiB, 0: none; GOMEMLIMIT overrides it (env USPACE_MEMORY_LIMIT_MIB); off by default with --embedded-etcd")
+		"soft memory limit of the Go runtime in MiB, 0: none; GOMEMLIMIT overrides it (env USPACE_MEMORY_LIMIT_MIB)")
 	f.StringVar(&embedded.Dir, "embedded-etcd", os.Getenv("USPACE_EMBEDDED_ETCD"),
-		"single-host set-up: run a single-member etcd inside the agent with its data in this directory, serving clients on the first --etcd-endpoints URL (env USPACE_EMBEDDED_ETCD)")
+		"single-host set-up: run a single-member etcd (uspace-etcd, a child process looked for beside uspace-agent, then on $PATH) with its data in this directory, serving clients on the first --etcd-endpoints URL (env USPACE_EMBEDDED_ETCD)")
 	f.StringVar(&embedded.PeerURL, "embedded-etcd-peer-url", "http://127.0.0.1:2380", "the embedded etcd's raft URL (a single member has no peers, but etcd needs one)")
 	return cmd
-}
-
-// startEmbedded starts the embedded etcd on the first client endpoint and
-// points the agent's own connection at it.
-func startEmbedded(ctx context.Context, e *embedetcd.Config, etcd *store.Config, log *slog.Logger) (*embedetcd.Etcd, error) {
-	if len(etcd.Endpoints) == 0 {
-		return nil, fmt.Errorf("--embedded-etcd: no --etcd-endpoints URL to serve clients on")
-	}
-	e.ClientURL = etcd.Endpoints[0]
-	if !strings.Contains(e.ClientURL, "://") {
-		e.ClientURL = "http://" + e.ClientURL
-	}
-	// Plain http without auth: only this host may reach it.
-	u, err := url.Parse(e.ClientURL)
-	if err != nil {
-		return nil, fmt.Errorf("--embedded-etcd: client URL %q: %w", e.ClientURL, err)
-	}
-	if ip, err := netip.ParseAddr(u.Hostname()); u.Scheme != "http" || (u.Hostname() != "localhost" && (err != nil || !ip.IsLoopback())) {
-		return nil, fmt.Errorf("--embedded-etcd serves plain http on loopback only, not %q: run etcd itself for TLS or other addresses", e.ClientURL)
-	}
-	if etcd.CACert != "" || etcd.Cert != "" {
-		return nil, fmt.Errorf("--embedded-etcd serves plain http on loopback; it takes no --etcd-cacert/--etcd-cert (run etcd itself for TLS)")
-	}
-	emb, err := embedetcd.Start(ctx, *e)
-	if err != nil {
-		return nil, err
-	}
-	etcd.Endpoints = emb.Endpoints()
-	log.Info("embedded etcd serving", "endpoints", emb.Endpoints(), "dir", e.Dir)
-	return emb, nil
 }
 
 func connect(ctx context.Context, cfg store.Config) (*store.Client, error) {

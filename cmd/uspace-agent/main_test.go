@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/uspace-io/uspace/store"
-	"github.com/uspace-io/uspace/store/embedetcd"
 )
 
 // The embedded etcd has neither TLS nor auth: it refuses to serve anything
@@ -25,7 +24,7 @@ func TestEmbeddedEtcdRefusesMoreThanLoopback(t *testing.T) {
 		{store.Config{Endpoints: []string{"127.0.0.1:2379"}, CACert: "/ca.pem"}, "no --etcd-cacert"},
 		{store.Config{}, "no --etcd-endpoints"},
 	} {
-		e := embedetcd.Config{Dir: t.TempDir()}
+		e := embeddedConfig{Dir: t.TempDir()}
 		_, err := startEmbedded(context.Background(), &e, &c.etcd, log)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want an error saying %q", c.etcd, err, c.want)

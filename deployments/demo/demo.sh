@@ -6,8 +6,8 @@
 # container's VPP to the other's through the host VPP's bridge domain.
 # Without them (or with USPACE_DEMO_DATAPLANES=sim) it runs the wire-level
 # simulators (uspace-vppsim, uspace-spdksim), which carry no frames: no ping.
-# etcd runs embedded in the host agent (--embedded-etcd), the default
-# single-host set-up.
+# etcd runs embedded with the host agent (--embedded-etcd: the agent's child
+# $BIN/uspace-etcd, found beside it), the default single-host set-up.
 set -euo pipefail
 
 BIN=${BIN:-$(cd "$(dirname "$0")/../.." && pwd)/bin}
@@ -67,7 +67,7 @@ cni() { # command, container index: the way a runtime calls a CNI plugin, env + 
 		"$BIN/userspace" <"$WORK/net.conf"
 }
 
-for b in etcdctl uspace-agent uspace-vppsim uspace-spdksim userspace uspace-volume uspacectl host-local; do
+for b in etcdctl uspace-agent uspace-etcd uspace-vppsim uspace-spdksim userspace uspace-volume uspacectl host-local; do
 	[ -x "$BIN/$b" ] || { echo "missing $BIN/$b: run 'make build tools' (make demo does)" >&2; exit 1; }
 done
 

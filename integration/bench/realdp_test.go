@@ -295,8 +295,8 @@ func (b *bench) realResync(t *testing.T, coldFloor dist) {
 			"memifs, memif socket filenames, vhost-user, bridge domains, VXLAN, af_packet: 29 ms for 1,000 at load 30, 38 ms one "+
 			"after the other, equal when the machine is busier still and both are CPU-bound; a third of their CPU is GoVPP building logrus fields for every message it decodes), its statuses and "+
 			"its intents (overlapping it), then reconciles 1,000 keys from that view (about 20 ms); the floor is two etcd lists and "+
-			"one interface dump. The agent's start is the rest: its package initialisation (init_uspace-agent) is dominated by "+
-			"the embedded etcd server it links; the same agent without store/embedetcd costs 10.5 ms of CPU per exec instead of 17.6",
+			"one interface dump. The agent's start is the rest, its package initialisation (init_uspace-agent) included; it links no etcd "+
+			"server (--embedded-etcd runs uspace-etcd as its child), which took its --help exec from 19.0 ms of CPU to 9.5",
 			n, before, afterAdopt, adoptErrs, num(ms(adoptReg)), num(ms(b.agentStartEmpty)), num(ms(b.agentRegEmpty)))
 }
 

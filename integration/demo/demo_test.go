@@ -19,7 +19,7 @@ import (
 func demoCmd(t *testing.T, env ...string) *exec.Cmd {
 	t.Helper()
 	bin := filepath.Dir(binaries.Path(t, "uspace-agent"))
-	for _, b := range []string{"etcdctl", "userspace", "uspace-vppsim", "uspace-spdksim", "uspace-volume", "uspacectl", "host-local"} {
+	for _, b := range []string{"etcdctl", "uspace-etcd", "userspace", "uspace-vppsim", "uspace-spdksim", "uspace-volume", "uspacectl", "host-local"} {
 		if p := binaries.Path(t, b); filepath.Dir(p) != bin {
 			// Outside make, binaries are built into one temp dir too.
 			t.Fatalf("%s built into %s, not %s", b, filepath.Dir(p), bin)
