@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # install.sh: uspace on a host run by systemd. Installs
 #   /usr/local/bin/uspace-agent, /usr/local/bin/uspace-volume
+#   /usr/local/bin/uspace-etcd   the agent's child with USPACE_EMBEDDED_ETCD
 #   /opt/cni/bin/userspace                                  the CNI plugin
 #   /etc/systemd/system/uspace-agent.service (+ .d/devices.conf), uspace-volume.service
 #   /etc/uspace/uspace.env   (0600)   settings of both daemons    } kept when
@@ -19,14 +20,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 BIN=${BIN:-$(cd "$here/../.." && pwd)/bin}
 DESTDIR=${DESTDIR:-}
 
-for b in uspace-agent uspace-volume userspace; do
+for b in uspace-agent uspace-etcd uspace-volume userspace; do
 	[ -x "$BIN/$b" ] || { echo "install.sh: $BIN/$b missing: run 'make build' first" >&2; exit 1; }
 done
 
 install -d -m 0755 "$DESTDIR/usr/local/bin" "$DESTDIR/opt/cni/bin" \
 	"$DESTDIR/etc/systemd/system/uspace-agent.service.d"
 install -d -m 0700 "$DESTDIR/etc/uspace" "$DESTDIR/etc/uspace/etcd"
-install -m 0755 "$BIN/uspace-agent" "$BIN/uspace-volume" "$DESTDIR/usr/local/bin/"
+install -m 0755 "$BIN/uspace-agent" "$BIN/uspace-etcd" "$BIN/uspace-volume" "$DESTDIR/usr/local/bin/"
 install -m 0755 "$BIN/userspace" "$DESTDIR/opt/cni/bin/"
 install -m 0644 "$here/uspace-agent.service" "$here/uspace-volume.service" "$DESTDIR/etc/systemd/system/"
 install -m 0644 "$here/uspace-agent.service.d/devices.conf" "$DESTDIR/etc/systemd/system/uspace-agent.service.d/"

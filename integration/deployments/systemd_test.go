@@ -343,7 +343,7 @@ func TestSystemdUnits(t *testing.T) {
 
 	t.Run("install.sh", func(t *testing.T) {
 		bin, root := t.TempDir(), t.TempDir()
-		for _, b := range []string{"uspace-agent", "uspace-volume", "userspace"} {
+		for _, b := range []string{"uspace-agent", "uspace-etcd", "uspace-volume", "userspace"} {
 			if err := os.Symlink(binaries.Path(t, b), filepath.Join(bin, b)); err != nil {
 				t.Fatal(err)
 			}
@@ -362,6 +362,7 @@ func TestSystemdUnits(t *testing.T) {
 		}{
 			"usr/local/bin/uspace-agent":                             {agentBin, 0o755},
 			"usr/local/bin/uspace-volume":                            {volumeBin, 0o755},
+			"usr/local/bin/uspace-etcd":                              {binaries.Path(t, "uspace-etcd"), 0o755},
 			"opt/cni/bin/userspace":                                  {binaries.Path(t, "userspace"), 0o755},
 			"etc/systemd/system/uspace-agent.service":                {filepath.Join(dir, "uspace-agent.service"), 0o644},
 			"etc/systemd/system/uspace-agent.service.d/devices.conf": {filepath.Join(dir, "uspace-agent.service.d", "devices.conf"), 0o644},
