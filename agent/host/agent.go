@@ -98,8 +98,9 @@ type Agent struct {
 	// registration is this host's, once made.
 	regn atomic.Pointer[store.Registration]
 
-	ifrec  *ifreconcile.Reconciler
-	volrec *volreconcile.Reconciler
+	ifrec      *ifreconcile.Reconciler
+	volrec     *volreconcile.Reconciler
+	predecoded predecoded
 
 	netMu       sync.RWMutex
 	networks    map[string]schema.Network // by the name in their key: the last good value
@@ -464,6 +465,7 @@ func (a *Agent) onHostEvent(ev store.Event) error {
 		if a.endpoints != nil {
 			a.endpoints.Replace(metas)
 		}
+		a.predecoded.fill(ifs)
 		if a.cross != nil {
 			a.cross.ReplaceInterfaces(ifs)
 		} else {

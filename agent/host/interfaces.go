@@ -22,7 +22,10 @@ func (a *Agent) interfaceSpec(k schema.Key, owner string, value []byte) (vppstat
 		}
 		return a.cross.Spec(k, owner, value)
 	}
-	hi, err := schema.DecodeAt[schema.HostInterface](k, value)
+	hi, err, ok := a.predecoded.take(owner, value)
+	if !ok {
+		hi, err = schema.DecodeAt[schema.HostInterface](k, value)
+	}
 	if err != nil {
 		return vppstate.Spec{}, err
 	}
