@@ -119,7 +119,7 @@ demo: build tools dataplanes
 # ratio to them, all in one run on this machine, the real-dataplane rows and
 # the Kubernetes row last (skipped with one line without VPP/SPDK or the
 # node's binaries); prints the table and writes bin/bench-results.{json,md}
-# (log: bin/bench.log). About 20 minutes on 2 cores. `make test` runs its quick version (BENCH_QUICK=1, under a minute,
+# (log: bin/bench.log). About 6 minutes on 2 cores. `make test` runs its quick version (BENCH_QUICK=1, under a minute,
 # sanity checks only) as part of ./..., so it cannot rot.
 bench: build tools dataplanes
 	@bash -o pipefail -c 'USPACE_BENCH=full $(GO) test -count=1 -timeout 40m -v -run "^TestBench$$" ./integration/bench/ 2>&1 \

@@ -6,7 +6,7 @@
 // 10,000 intents, 10 hosts on a 3-member cluster, then the rows on the real
 // VPP and SPDK, each phase skipped with one line when its dataplane is
 // missing, and the Kubernetes row on integration/kube's node, skipped with
-// one line without it; about 20 minutes on 2 cores) and writes
+// one line without it; about 6 minutes on 2 cores) and writes
 // bin/bench-results.{json,md}. BENCH_QUICK=1, or neither variable (a plain
 // `go test ./...`), runs the quick version (15 samples, 200 intents, no
 // cluster, no real dataplanes unless USPACE_BENCH_REAL=1; under a minute
