@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
@@ -80,8 +81,28 @@ func Equal(decoded, o Object) bool {
 	return reflect.DeepEqual(decoded, o)
 }
 
-// Decode reads a value of any kind and validates it.
+// encodedPrefix starts every value Encode writes: its type meta first.
+const encodedPrefix = `{"apiVersion":"` + APIVersion + `","kind":"`
+
+// Decode reads a value of any kind and validates it. A value as Encode
+// wrote it names its kind up front and is parsed once (a restart decodes
+// every status); any other is read for its type meta first.
 func Decode(data []byte) (Object, error) {
+	if rest, ok := bytes.CutPrefix(data, []byte(encodedPrefix)); ok {
+		if kind, _, ok := bytes.Cut(rest, []byte(`"`)); ok {
+			if newObj, ok := kinds[string(kind)]; ok {
+				o := newObj()
+				// The value may still say otherwise further on (a key
+				// repeated): then it is read the long way, as any other.
+				if err := json.Unmarshal(data, o); err == nil && *o.meta() == (TypeMeta{APIVersion: APIVersion, Kind: string(kind)}) {
+					if err := o.Validate(); err != nil {
+						return nil, fmt.Errorf("decode %s: %w", kind, err)
+					}
+					return o, nil
+				}
+			}
+		}
+	}
 	var tm TypeMeta
 	if err := json.Unmarshal(data, &tm); err != nil {
 		return nil, fmt.Errorf("decode value: %w", err)

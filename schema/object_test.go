@@ -3,6 +3,7 @@ package schema
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -308,5 +309,39 @@ func TestEqualDecoded(t *testing.T) {
 	}
 	if Equal(decoded, &InterfaceStatus{ObservedRevision: 7, Ready: true, SwIfIndex: 3, Bridge: 5}) {
 		t.Error("a decoded status equals one with another bridge domain")
+	}
+}
+
+// Decode reads a value the same whichever way its fields come: as Encode
+// writes it (type meta first, the one parse), reordered, or with its kind
+// repeated further on (the last one counts, as in any JSON read here).
+func TestDecodeFieldOrder(t *testing.T) {
+	b, err := Encode(&InterfaceStatus{ObservedRevision: 7, Ready: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), encodedPrefix) {
+		t.Fatalf("Encode wrote %s, which does not start with %s", b, encodedPrefix)
+	}
+	for _, tc := range []struct {
+		value string
+		want  Object
+	}{
+		{string(b), &InterfaceStatus{TypeMeta: TypeMeta{APIVersion: APIVersion, Kind: KindInterfaceStatus}, ObservedRevision: 7, Ready: true}},
+		{`{"ready":true,"kind":"InterfaceStatus","observedRevision":7,"apiVersion":"uspace/v1","updatedAt":"0001-01-01T00:00:00Z"}`,
+			&InterfaceStatus{TypeMeta: TypeMeta{APIVersion: APIVersion, Kind: KindInterfaceStatus}, ObservedRevision: 7, Ready: true}},
+		{`{"apiVersion":"uspace/v1","kind":"InterfaceStatus","observedRevision":7,"ready":true,"kind":"VolumeStatus","updatedAt":"0001-01-01T00:00:00Z"}`,
+			&VolumeStatus{TypeMeta: TypeMeta{APIVersion: APIVersion, Kind: KindVolumeStatus}, ObservedRevision: 7, Ready: true}},
+	} {
+		got, err := Decode([]byte(tc.value))
+		if err != nil {
+			t.Fatalf("Decode(%s): %v", tc.value, err)
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("Decode(%s) = %#v, want %#v", tc.value, got, tc.want)
+		}
+	}
+	if _, err := Decode([]byte(`{"apiVersion":"uspace/v1","kind":"InterfaceStatus","observedRevision":"seven"}`)); err == nil || !strings.Contains(err.Error(), "decode InterfaceStatus") {
+		t.Errorf("a field of the wrong type: %v, want decode InterfaceStatus's error", err)
 	}
 }
