@@ -22,6 +22,24 @@ func (b *bench) etcdWatchers(t *testing.T) (watchers, streams float64) {
 	return m.sum("etcd_debugging_mvcc_watcher_total"), m.sum("etcd_debugging_mvcc_watch_stream_total")
 }
 
+// settledWatchers is etcd's watcher count once it has stayed the same for
+// a quarter of a second: an agent ready to work may still be opening a
+// watch of its own (its registration's guard opens after it registered,
+// while the reads it starts from may be done already).
+func (b *bench) settledWatchers(t *testing.T) float64 {
+	t.Helper()
+	last, same := -1.0, 0
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && same < 5; time.Sleep(50 * time.Millisecond) {
+		w, _ := b.etcdWatchers(t)
+		if w == last {
+			same++
+		} else {
+			last, same = w, 0
+		}
+	}
+	return last
+}
+
 // startEndpointContainer writes a container's meta (with a network
 // namespace of its own) and interface intent, and starts its agent:
 // through its endpoint (no etcd flag, in the namespace) or directly
@@ -89,7 +107,7 @@ func (b *bench) endpointPhase(t *testing.T) {
 	baseW, baseS := b.etcdWatchers(t)
 	h := b.startHost(t, "bench-ep")
 	h.WaitReady(t)
-	hostW, _ := b.etcdWatchers(t)
+	hostW := b.settledWatchers(t)
 	for _, viaEndpoint := range []bool{false, true} {
 		for _, n := range endpointCounts {
 			t.Run(fmt.Sprintf("%s-%d", modeName(viaEndpoint), n), func(t *testing.T) {
