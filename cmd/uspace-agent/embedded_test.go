@@ -186,7 +186,7 @@ func TestAgentExitsWhenEmbeddedEtcdDies(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	out := exitedNonZero(t, p, 20*time.Second)
+	out := harness.ExitedNonZero(t, p, 20*time.Second)
 	if !strings.Contains(out, "uspace-agent: embedded etcd exited") || !strings.Contains(out, "signal: killed") {
 		t.Fatalf("the agent's error does not name its etcd's exit:\n%s", out)
 	}
@@ -200,7 +200,7 @@ func TestEmbeddedEtcdBinaryMissing(t *testing.T) {
 	copyFile(t, agent, alone)
 	client := harness.FreeAddr(t)
 	p := startAgent(t, alone, "http://"+client, []string{"PATH=" + t.TempDir()})
-	out := exitedNonZero(t, p, 20*time.Second)
+	out := harness.ExitedNonZero(t, p, 20*time.Second)
 	want := "no " + filepath.Join(filepath.Dir(alone), etcdBinary)
 	if !strings.Contains(out, etcdBinary) || !strings.Contains(out, filepath.Join(filepath.Dir(alone), etcdBinary)) || !strings.Contains(out, "$PATH") {
 		t.Fatalf("want an error naming %s and $PATH:\n%s", want, out)
@@ -221,23 +221,10 @@ func TestEmbeddedEtcdFailsToStart(t *testing.T) {
 	defer ln.Close()
 	agent, env := agentBinary(t)
 	p := startAgent(t, agent, "http://"+ln.Addr().String(), env)
-	out := exitedNonZero(t, p, 30*time.Second)
+	out := harness.ExitedNonZero(t, p, 30*time.Second)
 	if !strings.Contains(out, "address already in use") || !strings.Contains(out, "exited before it was ready") {
 		t.Fatalf("want etcd's reason and the agent's:\n%s", out)
 	}
-}
-
-func exitedNonZero(t *testing.T, p *harness.Proc, within time.Duration) string {
-	t.Helper()
-	select {
-	case <-p.Exited():
-	case <-time.After(within):
-		t.Fatalf("%s still running after %v:\n%s", p.Name, within, p.Output())
-	}
-	if err := p.Stop(time.Second); err == nil {
-		t.Fatalf("%s exited with status 0:\n%s", p.Name, p.Output())
-	}
-	return p.Output()
 }
 
 func copyFile(t *testing.T, from, to string) {

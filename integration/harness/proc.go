@@ -26,3 +26,18 @@ func StartProc(t testing.TB, name, path string, args []string, env ...string) *P
 	})
 	return p
 }
+
+// ExitedNonZero waits for p to end and returns its output; the test fails
+// if it does not end within that time or ends with status 0.
+func ExitedNonZero(t testing.TB, p *Proc, within time.Duration) string {
+	t.Helper()
+	select {
+	case <-p.Exited():
+	case <-time.After(within):
+		t.Fatalf("%s still running after %v:\n%s", p.Name, within, p.Output())
+	}
+	if err := p.Stop(time.Second); err == nil {
+		t.Fatalf("%s exited with status 0:\n%s", p.Name, p.Output())
+	}
+	return p.Output()
+}

@@ -32,21 +32,6 @@ func agentArgs(h *harness.Host, set map[string]string) []string {
 	return args
 }
 
-// exited waits for p to end and returns its output; the test fails if it
-// does not end or ends with status 0.
-func exitedNonZero(t *testing.T, p *harness.Proc, within time.Duration) string {
-	t.Helper()
-	select {
-	case <-p.Exited():
-	case <-time.After(within):
-		t.Fatalf("%s still running after %v:\n%s", p.Name, within, p.Output())
-	}
-	if err := p.Stop(time.Second); err == nil {
-		t.Fatalf("%s exited with status 0:\n%s", p.Name, p.Output())
-	}
-	return p.Output()
-}
-
 func agentKV(t *testing.T, e *harness.Etcd, host string) *store.KV {
 	t.Helper()
 	kv, err := e.Store.Get(context.Background(), schema.AgentKey(host))
@@ -70,14 +55,14 @@ func TestOneAgentPerHost(t *testing.T) {
 
 	sameMachine := harness.StartProc(t, "second host agent, same state dir", binaries.Path(t, "uspace-agent"),
 		agentArgs(h, map[string]string{"--metrics-addr": harness.FreeAddr(t)}))
-	out := exitedNonZero(t, sameMachine, 10*time.Second)
+	out := harness.ExitedNonZero(t, sameMachine, 10*time.Second)
 	if want := fmt.Sprintf("in use by another host agent for host node1 (pid %d)", h.Agent.Pid()); !strings.Contains(out, want) {
 		t.Fatalf("second agent's output does not say %q:\n%s", want, out)
 	}
 	revBefore := revision(t, e)
 	elsewhere := harness.StartProc(t, "second host agent, other state dir", binaries.Path(t, "uspace-agent"),
 		agentArgs(h, map[string]string{"--metrics-addr": harness.FreeAddr(t), "--state-dir": harness.ShortTempDir(t)}))
-	out = exitedNonZero(t, elsewhere, harness.LeaseTTL+30*time.Second)
+	out = harness.ExitedNonZero(t, elsewhere, harness.LeaseTTL+30*time.Second)
 	if !strings.Contains(out, "another host agent is live for host node1") || !strings.Contains(out, fmt.Sprintf("lease %x", first.Lease)) {
 		t.Fatalf("second agent's output does not name the first (lease %x):\n%s", first.Lease, out)
 	}
